@@ -1,0 +1,47 @@
+# Flotilla: every entry point a developer or CI uses.
+# `make demo` brings up a cluster with the operator; `make test` runs every test tier.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+# CLUSTER=embedded (default: the Debian-built single node of e2e/cluster) or CLUSTER=kind.
+CLUSTER ?= embedded
+export CLUSTER
+CLUSTER_DIR ?= $(HOME)/.cache/flotilla/cluster
+export CLUSTER_DIR
+CARGO ?= cargo
+
+.PHONY: help test lint fmt unit crds crd-drift e2e cluster cluster-down images bench demo tools
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+
+test: lint unit e2e ## every test tier: fmt, clippy, unit + CRD drift, end-to-end on a real cluster
+
+lint: ## cargo fmt --check and clippy with warnings as errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+unit: ## unit, fixture, property and CRD drift tests (no cluster)
+	$(CARGO) test --workspace --exclude flotilla-e2e --locked
+
+crds: ## regenerate crds/ from the Rust types
+	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/flotilla.dev_microservices.yaml
+
+cluster: ## bring up the local cluster (embedded, or kind with CLUSTER=kind) and print its KUBECONFIG
+	e2e/cluster/up.sh
+
+cluster-down: ## stop everything `make cluster` started
+	e2e/cluster/down.sh
+
+images: ## build the OCI images (no Docker needed) and load them into the cluster
+	e2e/cluster/images.sh
+
+e2e: ## the end-to-end suite against $$KUBECONFIG, or the embedded cluster when unset
+	e2e/run.sh
+
+bench: ## criterion benchmarks
+	$(CARGO) bench --locked -p flotilla

@@ -1,0 +1,1 @@
+//! Flotilla: the Microservice operator.

@@ -1,0 +1,3 @@
+fn main() {
+    println!("flotilla {}", env!("CARGO_PKG_VERSION"));
+}
