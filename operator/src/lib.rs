@@ -1,1 +1,9 @@
 //! Flotilla: the Microservice operator.
+//!
+//! The reconcile is a pipeline, and the modules follow it: `api` (the resource types),
+//! `validate` (the spec re-checked), `builders` (desired children, pure functions),
+//! `controller` (read the world, apply, status).
+
+pub mod api;
+pub mod builders;
+pub mod validate;

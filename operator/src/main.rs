@@ -1,3 +1,3 @@
 fn main() {
-    println!("flotilla {}", env!("CARGO_PKG_VERSION"));
+    print!("{}", flotilla::api::crds_yaml(flotilla::api::KubeVersion::NEWEST));
 }

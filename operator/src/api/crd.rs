@@ -1,0 +1,110 @@
+//! The CRDs as YAML, adjusted to the Kubernetes version they are for.
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+use serde_json::Value;
+
+use super::Microservice;
+
+/// A Kubernetes `major.minor` version, as `--kube-version` takes it (`1.20`, `v1.31.2`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct KubeVersion {
+    pub major: u32,
+    pub minor: u32,
+}
+
+impl KubeVersion {
+    /// The newest version Flotilla's defaults are written for.
+    pub const NEWEST: KubeVersion = KubeVersion { major: 1, minor: 35 };
+
+    pub const fn new(major: u32, minor: u32) -> Self {
+        KubeVersion { major, minor }
+    }
+
+    /// CEL rules in CRDs (`x-kubernetes-validations`) are served from 1.25 on; older
+    /// servers refuse a CRD that carries them.
+    pub fn supports_cel(self) -> bool {
+        self >= KubeVersion::new(1, 25)
+    }
+
+    /// gRPC probes are served from 1.24 on.
+    pub fn supports_grpc_probes(self) -> bool {
+        self >= KubeVersion::new(1, 24)
+    }
+
+    /// The `sleep` lifecycle action is served from 1.30 on.
+    pub fn supports_sleep_action(self) -> bool {
+        self >= KubeVersion::new(1, 30)
+    }
+}
+
+impl std::str::FromStr for KubeVersion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let trimmed = s.trim().trim_start_matches('v');
+        let mut parts = trimmed.split('.');
+        let number = |part: Option<&str>| {
+            part.map(|p| p.trim_end_matches('+'))
+                .and_then(|p| p.parse::<u32>().ok())
+                .ok_or_else(|| format!("`{s}` is not a Kubernetes version such as 1.20 or v1.31.2"))
+        };
+        Ok(KubeVersion::new(number(parts.next())?, number(parts.next())?))
+    }
+}
+
+impl std::fmt::Display for KubeVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.major, self.minor)
+    }
+}
+
+/// Every CRD Flotilla serves, for the given server version.
+pub fn crds(version: KubeVersion) -> Vec<CustomResourceDefinition> {
+    let mut crd = Microservice::crd();
+    if !version.supports_cel() {
+        let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+        strip_key(&mut value, "x-kubernetes-validations");
+        crd = serde_json::from_value(value).expect("a CRD without CEL rules deserializes");
+    }
+    vec![crd]
+}
+
+/// The CRDs as one multi-document YAML stream, as committed under `crds/`.
+pub fn crds_yaml(version: KubeVersion) -> String {
+    crds(version)
+        .iter()
+        .map(|crd| serde_yaml::to_string(crd).expect("a CRD serializes to YAML"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn strip_key(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(map) => {
+            map.remove(key);
+            map.values_mut().for_each(|v| strip_key(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip_key(v, key)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_versions() {
+        assert_eq!("1.20".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 20));
+        assert_eq!("v1.31.2".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 31));
+        assert_eq!("1.27+".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 27));
+        assert!("one".parse::<KubeVersion>().is_err());
+    }
+
+    #[test]
+    fn old_servers_get_no_cel() {
+        assert!(crds_yaml(KubeVersion::NEWEST).contains("x-kubernetes-validations"));
+        assert!(!crds_yaml(KubeVersion::new(1, 20)).contains("x-kubernetes-validations"));
+    }
+}

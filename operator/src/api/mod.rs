@@ -1,0 +1,8 @@
+//! The resource types Flotilla serves, and the one place that names the Kubernetes types
+//! the rest of the crate uses.
+
+mod crd;
+mod microservice;
+
+pub use crd::{KubeVersion, crds, crds_yaml};
+pub use microservice::*;

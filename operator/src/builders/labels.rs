@@ -1,0 +1,56 @@
+//! The labels and names every child shares.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::{Resource, ResourceExt};
+
+use crate::api::Microservice;
+
+pub const NAME: &str = "app.kubernetes.io/name";
+pub const INSTANCE: &str = "app.kubernetes.io/instance";
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+pub const MANAGER: &str = "flotilla";
+/// The label selector of every watch on children: only objects Flotilla manages.
+pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=flotilla";
+/// Pod-template annotation holding the hash of referenced ConfigMaps and Secrets.
+pub const CONFIG_HASH_ANNOTATION: &str = "flotilla.dev/config-hash";
+
+/// The labels that select the pods of a Microservice. Deployment selectors are immutable:
+/// never change this set.
+pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (NAME.to_string(), name.to_string()),
+        (INSTANCE.to_string(), name.to_string()),
+    ])
+}
+
+/// The labels of every child and of the pods.
+pub fn common_labels(ms: &Microservice) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(&ms.name_any());
+    labels.insert(MANAGED_BY.to_string(), MANAGER.to_string());
+    if let Some(part_of) = &ms.spec.part_of {
+        labels.insert(PART_OF.to_string(), part_of.clone());
+    }
+    labels
+}
+
+/// Metadata of a child: same name and namespace as the Microservice, the common labels,
+/// and a controller owner reference when the Microservice has a UID (offline renders
+/// have none).
+pub fn child_meta(ms: &Microservice) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(ms.name_any()),
+        namespace: ms.namespace(),
+        labels: Some(common_labels(ms)),
+        owner_references: owner_reference(ms).map(|owner| vec![owner]),
+        ..ObjectMeta::default()
+    }
+}
+
+fn owner_reference(ms: &Microservice) -> Option<OwnerReference> {
+    let mut owner = ms.controller_owner_ref(&())?;
+    owner.block_owner_deletion = Some(true);
+    Some(owner)
+}
