@@ -35,11 +35,19 @@ impl Capabilities {
     }
 
     pub fn autoscaling_api_version(&self) -> &'static str {
-        if self.autoscaling_v2 { "autoscaling/v2" } else { "autoscaling/v2beta2" }
+        if self.autoscaling_v2 {
+            "autoscaling/v2"
+        } else {
+            "autoscaling/v2beta2"
+        }
     }
 
     pub fn policy_api_version(&self) -> &'static str {
-        if self.policy_v1 { "policy/v1" } else { "policy/v1beta1" }
+        if self.policy_v1 {
+            "policy/v1"
+        } else {
+            "policy/v1beta1"
+        }
     }
 }
 

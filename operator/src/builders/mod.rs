@@ -1,8 +1,20 @@
 //! Desired children of a Microservice, built by pure functions: no client, no clock, no
 //! randomness. The same code serves the controller and `flotilla render`.
+//!
+//! Builders assume a spec that `crate::validate` accepted, but they never panic: what a
+//! validated spec cannot contain still comes back as a [`BuildError`].
 
+pub mod autoscaler;
 mod context;
+pub mod deployment;
+pub mod disruption_budget;
+pub mod env;
 pub mod labels;
+pub mod network_policy;
+pub mod probes;
+pub mod security;
+pub mod service;
+pub mod service_account;
 
 pub use context::{BuildContext, Capabilities, Dependent, ResolvedDependency};
 
@@ -11,6 +23,9 @@ use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use serde_json::Value;
+
+use crate::api::{Microservice, MicroserviceSpec, Port};
 
 /// Every child of one Microservice. Consumers destructure it without `..`, so adding a
 /// child kind and forgetting to apply, render or prune it is a compile error.
@@ -25,4 +40,189 @@ pub struct Children {
     /// None unless `spec.disruption` is set or the minimum replica count is 2 or more.
     pub disruption_budget: Option<PodDisruptionBudget>,
     pub network_policy: NetworkPolicy,
+}
+
+/// What a spec that passed validation cannot contain, reported instead of panicking.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("{field}: port `{port}` is not one of spec.ports")]
+    UnknownPort { field: String, port: String },
+    #[error("{field}: needs a port, but spec.ports is empty")]
+    NoPorts { field: String },
+    #[error("spec.security.writablePaths: `{path}` is not an absolute path below /")]
+    InvalidWritablePath { path: String },
+    #[error("spec.disruption: set exactly one of minAvailable or maxUnavailable")]
+    InvalidDisruption,
+    #[error("{field}: set namespaceSelector, podSelector or both")]
+    EmptyPeer { field: String },
+    #[error("serializing {kind}: {message}")]
+    Serialize { kind: &'static str, message: String },
+}
+
+/// Builds every child of `ms`. Children are named after the Microservice and live in its
+/// namespace.
+pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Children, BuildError> {
+    Ok(Children {
+        service_account: service_account::build(ms),
+        deployment: deployment::build(ms, ctx)?,
+        service: service::build(ms),
+        autoscaler: autoscaler::build(ms),
+        disruption_budget: disruption_budget::build(ms)?,
+        network_policy: network_policy::build(ms, ctx)?,
+    })
+}
+
+impl Children {
+    /// The children as JSON objects ready for server-side apply, in apply order
+    /// (ServiceAccount, Deployment, Service, HorizontalPodAutoscaler,
+    /// PodDisruptionBudget, NetworkPolicy), with `apiVersion` set to what the server
+    /// serves: the typed structs always say `autoscaling/v2` and `policy/v1`, and the
+    /// older `v2beta2`/`v1beta1` versions take the same field shapes.
+    pub fn to_documents(&self, caps: &Capabilities) -> Result<Vec<Value>, BuildError> {
+        let Children {
+            service_account,
+            deployment,
+            service,
+            autoscaler,
+            disruption_budget,
+            network_policy,
+        } = self;
+        let mut documents = vec![
+            to_value("ServiceAccount", service_account)?,
+            to_value("Deployment", deployment)?,
+        ];
+        if let Some(service) = service {
+            documents.push(to_value("Service", service)?);
+        }
+        if let Some(autoscaler) = autoscaler {
+            let mut value = to_value("HorizontalPodAutoscaler", autoscaler)?;
+            set_api_version(&mut value, caps.autoscaling_api_version());
+            documents.push(value);
+        }
+        if let Some(budget) = disruption_budget {
+            let mut value = to_value("PodDisruptionBudget", budget)?;
+            set_api_version(&mut value, caps.policy_api_version());
+            documents.push(value);
+        }
+        documents.push(to_value("NetworkPolicy", network_policy)?);
+        Ok(documents)
+    }
+}
+
+fn to_value<T: serde::Serialize>(kind: &'static str, object: &T) -> Result<Value, BuildError> {
+    let mut value = serde_json::to_value(object).map_err(|e| BuildError::Serialize {
+        kind,
+        message: e.to_string(),
+    })?;
+    if let Value::Object(map) = &mut value {
+        // Flotilla never writes status; an empty one would only be noise in renders and
+        // a claim on the field under server-side apply.
+        map.remove("status");
+    }
+    Ok(value)
+}
+
+fn set_api_version(value: &mut Value, api_version: &str) {
+    if let Value::Object(map) = value {
+        map.insert(
+            "apiVersion".to_string(),
+            Value::String(api_version.to_string()),
+        );
+    }
+}
+
+/// Whether a ConfigMap or a Secret is referenced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
+}
+
+/// A ConfigMap or Secret the pods reference, in the Microservice's namespace.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConfigRef {
+    pub kind: ConfigKind,
+    pub name: String,
+    /// True only when every reference to it is optional: the pods start without it.
+    pub optional: bool,
+}
+
+/// Every ConfigMap and Secret the pod references (env `valueFrom`, `envFrom`), sorted by
+/// kind and name, one entry per object. The controller hashes their metadata into the
+/// config-hash annotation.
+pub fn config_refs(spec: &MicroserviceSpec) -> Vec<ConfigRef> {
+    let mut refs: Vec<ConfigRef> = Vec::new();
+    let from_env = spec
+        .env
+        .iter()
+        .filter_map(|var| var.value_from.as_ref())
+        .flat_map(|source| {
+            let config_map = source
+                .config_map_key_ref
+                .as_ref()
+                .map(|r| (ConfigKind::ConfigMap, &r.name, r.optional));
+            let secret = source
+                .secret_key_ref
+                .as_ref()
+                .map(|r| (ConfigKind::Secret, &r.name, r.optional));
+            config_map.into_iter().chain(secret)
+        });
+    let from_env_from = spec.env_from.iter().flat_map(|source| {
+        let config_map = source
+            .config_map_ref
+            .as_ref()
+            .map(|r| (ConfigKind::ConfigMap, &r.name, r.optional));
+        let secret = source
+            .secret_ref
+            .as_ref()
+            .map(|r| (ConfigKind::Secret, &r.name, r.optional));
+        config_map.into_iter().chain(secret)
+    });
+    for (kind, name, optional) in from_env.chain(from_env_from) {
+        let optional = optional.unwrap_or(false);
+        match refs.iter_mut().find(|r| r.kind == kind && &r.name == name) {
+            Some(existing) => existing.optional &= optional,
+            None => refs.push(ConfigRef {
+                kind,
+                name: name.clone(),
+                optional,
+            }),
+        }
+    }
+    refs.sort();
+    refs
+}
+
+/// The port the container listens on: `targetPort`, or `port` when unset.
+pub fn container_port(port: &Port) -> i32 {
+    port.target_port.unwrap_or(port.port)
+}
+
+/// The protocol of a port as Kubernetes spells it. Always written out: server-side apply
+/// on 1.20 rejects ports without it (the list is keyed by port and protocol).
+pub fn protocol_name(port: &Port) -> String {
+    protocol_str(port.protocol.unwrap_or_default()).to_string()
+}
+
+pub(crate) fn protocol_str(protocol: crate::api::Protocol) -> &'static str {
+    match protocol {
+        crate::api::Protocol::TCP => "TCP",
+        crate::api::Protocol::UDP => "UDP",
+        crate::api::Protocol::SCTP => "SCTP",
+    }
+}
+
+/// Looks a port up by name in `spec.ports`; `field` names the referring field in errors.
+pub(crate) fn find_port<'a>(
+    spec: &'a MicroserviceSpec,
+    name: &str,
+    field: &str,
+) -> Result<&'a Port, BuildError> {
+    spec.ports
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| BuildError::UnknownPort {
+            field: field.to_string(),
+            port: name.to_string(),
+        })
 }

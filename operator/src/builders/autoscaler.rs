@@ -1,0 +1,57 @@
+//! The HorizontalPodAutoscaler, when `spec.autoscaling` is set. Built as
+//! `autoscaling/v2`; `Children::to_documents` relabels it `v2beta2` for older servers,
+//! whose field shapes are the same.
+
+use k8s_openapi::api::autoscaling::v2::{
+    CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,
+    MetricTarget, ResourceMetricSource,
+};
+use kube::ResourceExt;
+
+use super::labels;
+use crate::api::Microservice;
+
+pub const DEFAULT_CPU_UTILIZATION: i32 = 80;
+
+pub fn build(ms: &Microservice) -> Option<HorizontalPodAutoscaler> {
+    let autoscaling = ms.spec.autoscaling.as_ref()?;
+    let mut metrics = vec![utilization(
+        "cpu",
+        autoscaling
+            .target_cpu_utilization_percentage
+            .unwrap_or(DEFAULT_CPU_UTILIZATION),
+    )];
+    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
+        metrics.push(utilization("memory", memory));
+    }
+    Some(HorizontalPodAutoscaler {
+        metadata: labels::child_meta(ms),
+        spec: Some(HorizontalPodAutoscalerSpec {
+            scale_target_ref: CrossVersionObjectReference {
+                api_version: Some("apps/v1".to_string()),
+                kind: "Deployment".to_string(),
+                name: ms.name_any(),
+            },
+            min_replicas: Some(autoscaling.min_replicas),
+            max_replicas: autoscaling.max_replicas,
+            metrics: Some(metrics),
+            behavior: autoscaling.behavior.clone(),
+        }),
+        status: None,
+    })
+}
+
+fn utilization(resource: &str, percent: i32) -> MetricSpec {
+    MetricSpec {
+        type_: "Resource".to_string(),
+        resource: Some(ResourceMetricSource {
+            name: resource.to_string(),
+            target: MetricTarget {
+                type_: "Utilization".to_string(),
+                average_utilization: Some(percent),
+                ..MetricTarget::default()
+            },
+        }),
+        ..MetricSpec::default()
+    }
+}

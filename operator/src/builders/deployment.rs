@@ -1,0 +1,228 @@
+//! The Deployment: one container as specified, hardened pod, safe rollouts.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, RollingUpdateDeployment,
+};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerPort, Lifecycle, LifecycleHandler, LocalObjectReference, PodSpec,
+    PodTemplateSpec, ResourceRequirements, SleepAction, TopologySpreadConstraint,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::{
+    BuildContext, BuildError, container_port, env, labels, probes, protocol_name, security,
+};
+use crate::api::{ImagePullPolicy, Microservice, MicroserviceSpec, ResourceAmounts};
+
+/// The container's name. Fixed rather than the Microservice's name, which may be a DNS
+/// subdomain (dots, up to 253 characters) while container names must be DNS labels.
+pub const CONTAINER_NAME: &str = "app";
+pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
+/// Long enough for endpoints to drop the pod before the process gets SIGTERM.
+pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
+pub const REVISION_HISTORY_LIMIT: i32 = 5;
+pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+
+pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Deployment, BuildError> {
+    let spec = &ms.spec;
+    let name = ms.name_any();
+    let selector = labels::selector_labels(&name);
+    Ok(Deployment {
+        metadata: labels::child_meta(ms),
+        spec: Some(DeploymentSpec {
+            // Under autoscaling the field is left out entirely: server-side apply would
+            // otherwise make Flotilla the owner of the count and fight the HPA.
+            replicas: match spec.autoscaling {
+                Some(_) => None,
+                None => Some(spec.replicas.unwrap_or(1)),
+            },
+            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
+            selector: LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            },
+            strategy: Some(DeploymentStrategy {
+                type_: Some("RollingUpdate".to_string()),
+                rolling_update: Some(RollingUpdateDeployment {
+                    // Never below the desired count during a rollout.
+                    max_unavailable: Some(IntOrString::Int(0)),
+                    max_surge: Some(IntOrString::String("25%".to_string())),
+                }),
+            }),
+            template: pod_template(ms, ctx, &selector)?,
+            ..DeploymentSpec::default()
+        }),
+        status: None,
+    })
+}
+
+fn pod_template(
+    ms: &Microservice,
+    ctx: &BuildContext,
+    selector: &BTreeMap<String, String>,
+) -> Result<PodTemplateSpec, BuildError> {
+    let spec = &ms.spec;
+    let template = spec.pod_template.clone().unwrap_or_default();
+
+    // Flotilla's labels are applied last so the selector labels cannot be replaced.
+    let mut pod_labels = template.labels.clone();
+    pod_labels.extend(labels::common_labels(ms));
+
+    let mut annotations = template.annotations.clone();
+    if !ctx.config_hash.is_empty() {
+        annotations.insert(
+            labels::CONFIG_HASH_ANNOTATION.to_string(),
+            ctx.config_hash.clone(),
+        );
+    }
+
+    let (volumes, mounts) = security::writable_volumes(spec)?;
+    let probes = probes::build(spec, &ctx.capabilities)?;
+    let env = env::env_vars(spec, &ctx.dependencies);
+    let ports: Vec<ContainerPort> = spec
+        .ports
+        .iter()
+        .map(|port| ContainerPort {
+            name: Some(port.name.clone()),
+            container_port: container_port(port),
+            protocol: Some(protocol_name(port)),
+            ..ContainerPort::default()
+        })
+        .collect();
+
+    let container = Container {
+        name: CONTAINER_NAME.to_string(),
+        image: Some(spec.image.clone()),
+        image_pull_policy: spec.image_pull_policy.map(|policy| {
+            match policy {
+                ImagePullPolicy::Always => "Always",
+                ImagePullPolicy::IfNotPresent => "IfNotPresent",
+                ImagePullPolicy::Never => "Never",
+            }
+            .to_string()
+        }),
+        command: spec.command.clone(),
+        args: spec.args.clone(),
+        env: (!env.is_empty()).then_some(env),
+        env_from: env::env_from(spec),
+        resources: Some(resources(spec)),
+        ports: (!ports.is_empty()).then_some(ports),
+        readiness_probe: probes.readiness,
+        liveness_probe: probes.liveness,
+        startup_probe: probes.startup,
+        lifecycle: ctx.capabilities.sleep_action.then(|| Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                sleep: Some(SleepAction {
+                    seconds: PRE_STOP_SLEEP_SECONDS,
+                }),
+                ..LifecycleHandler::default()
+            }),
+            ..Lifecycle::default()
+        }),
+        security_context: Some(security::container_security_context(spec)),
+        volume_mounts: Some(mounts),
+        ..Container::default()
+    };
+
+    let topology_spread_constraints = if !template.topology_spread_constraints.is_empty() {
+        Some(template.topology_spread_constraints.clone())
+    } else if max_replicas(spec) > 1 {
+        Some(vec![TopologySpreadConstraint {
+            max_skew: 1,
+            topology_key: HOSTNAME_TOPOLOGY_KEY.to_string(),
+            // A preference, not a rule: a one-node cluster must still run every pod.
+            when_unsatisfiable: "ScheduleAnyway".to_string(),
+            label_selector: Some(LabelSelector {
+                match_labels: Some(selector.clone()),
+                match_expressions: None,
+            }),
+            ..TopologySpreadConstraint::default()
+        }])
+    } else {
+        None
+    };
+
+    let image_pull_secrets: Vec<LocalObjectReference> = spec
+        .image_pull_secrets
+        .iter()
+        .map(|name| LocalObjectReference { name: name.clone() })
+        .collect();
+
+    Ok(PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(pod_labels),
+            annotations: (!annotations.is_empty()).then_some(annotations),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            containers: vec![container],
+            service_account_name: Some(ms.name_any()),
+            automount_service_account_token: Some(false),
+            image_pull_secrets: (!image_pull_secrets.is_empty()).then_some(image_pull_secrets),
+            security_context: Some(security::pod_security_context(spec)),
+            termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+            volumes: Some(volumes),
+            topology_spread_constraints,
+            node_selector: (!template.node_selector.is_empty()).then_some(template.node_selector),
+            tolerations: (!template.tolerations.is_empty()).then_some(template.tolerations),
+            affinity: template.affinity,
+            priority_class_name: template.priority_class_name,
+            ..PodSpec::default()
+        }),
+    })
+}
+
+/// The most pods there can be: the autoscaler's maximum, or the fixed count.
+pub fn max_replicas(spec: &MicroserviceSpec) -> i32 {
+    match &spec.autoscaling {
+        Some(autoscaling) => autoscaling.max_replicas,
+        None => spec.replicas.unwrap_or(1),
+    }
+}
+
+/// The fewest pods there can be: the autoscaler's minimum, or the fixed count.
+pub fn min_replicas(spec: &MicroserviceSpec) -> i32 {
+    match &spec.autoscaling {
+        Some(autoscaling) => autoscaling.min_replicas,
+        None => spec.replicas.unwrap_or(1),
+    }
+}
+
+/// The container's resources: as given, or the defaults when nothing is given. No CPU
+/// limit by default, to avoid throttling.
+pub fn resources(spec: &MicroserviceSpec) -> ResourceRequirements {
+    let given = spec.resources.clone().unwrap_or_default();
+    let requests = given.requests.as_ref().and_then(amounts);
+    let limits = given.limits.as_ref().and_then(amounts);
+    if requests.is_none() && limits.is_none() {
+        return ResourceRequirements {
+            requests: Some(BTreeMap::from([
+                ("cpu".to_string(), Quantity("50m".to_string())),
+                ("memory".to_string(), Quantity("64Mi".to_string())),
+            ])),
+            limits: Some(BTreeMap::from([(
+                "memory".to_string(),
+                Quantity("256Mi".to_string()),
+            )])),
+            ..ResourceRequirements::default()
+        };
+    }
+    ResourceRequirements {
+        requests,
+        limits,
+        ..ResourceRequirements::default()
+    }
+}
+
+fn amounts(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
+    let map: BTreeMap<String, Quantity> = [("cpu", &amounts.cpu), ("memory", &amounts.memory)]
+        .into_iter()
+        .filter_map(|(name, quantity)| quantity.clone().map(|q| (name.to_string(), q)))
+        .collect();
+    (!map.is_empty()).then_some(map)
+}

@@ -1,0 +1,37 @@
+//! The PodDisruptionBudget. Built as `policy/v1`; `Children::to_documents` relabels it
+//! `v1beta1` for 1.20, whose field shapes are the same.
+
+use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use super::{BuildError, deployment, labels};
+use crate::api::Microservice;
+
+/// `spec.disruption` as given; otherwise `maxUnavailable: 1` when at least two pods run,
+/// and none for a single pod (a budget there would block every node drain).
+pub fn build(ms: &Microservice) -> Result<Option<PodDisruptionBudget>, BuildError> {
+    let (min_available, max_unavailable) = match &ms.spec.disruption {
+        Some(disruption) => match (&disruption.min_available, &disruption.max_unavailable) {
+            (Some(min), None) => (Some(min.clone()), None),
+            (None, Some(max)) => (None, Some(max.clone())),
+            _ => return Err(BuildError::InvalidDisruption),
+        },
+        None if deployment::min_replicas(&ms.spec) >= 2 => (None, Some(IntOrString::Int(1))),
+        None => return Ok(None),
+    };
+    Ok(Some(PodDisruptionBudget {
+        metadata: labels::child_meta(ms),
+        spec: Some(PodDisruptionBudgetSpec {
+            selector: Some(LabelSelector {
+                match_labels: Some(labels::selector_labels(&ms.name_any())),
+                match_expressions: None,
+            }),
+            min_available,
+            max_unavailable,
+            ..PodDisruptionBudgetSpec::default()
+        }),
+        status: None,
+    }))
+}

@@ -1,0 +1,159 @@
+//! Environment of the container: `spec.env`, `spec.envFrom`, and the `<NAME>_ADDR` /
+//! `<NAME>_URL` variables derived from the resolved dependencies.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::core::v1::{
+    ConfigMapEnvSource, ConfigMapKeySelector, EnvFromSource, EnvVar, EnvVarSource, SecretEnvSource,
+    SecretKeySelector,
+};
+
+use super::{ResolvedDependency, container_port};
+use crate::api::{self, MicroserviceSpec, Port};
+
+/// `spec.env` first, then per dependency (in `dependsOn` order) `<NAME>_ADDR` and
+/// `<NAME>_URL`. A name already present is not added again, so an explicit entry wins
+/// and two dependencies with the same name in different namespaces do not produce
+/// duplicate variables (the first one listed wins).
+pub fn env_vars(spec: &MicroserviceSpec, dependencies: &[ResolvedDependency]) -> Vec<EnvVar> {
+    let mut seen = BTreeSet::new();
+    let mut vars = Vec::with_capacity(spec.env.len() + 2 * dependencies.len());
+    for var in &spec.env {
+        if seen.insert(var.name.clone()) {
+            vars.push(explicit_var(var));
+        }
+    }
+    for dependency in dependencies {
+        let prefix = env_prefix(&dependency.name);
+        let addr = dependency_addr(dependency);
+        let url = format!(
+            "{}{addr}",
+            url_scheme(dependency.port.app_protocol.as_deref())
+        );
+        for (name, value) in [
+            (format!("{prefix}_ADDR"), addr),
+            (format!("{prefix}_URL"), url),
+        ] {
+            if seen.insert(name.clone()) {
+                vars.push(EnvVar {
+                    name,
+                    value: Some(value),
+                    value_from: None,
+                });
+            }
+        }
+    }
+    vars
+}
+
+/// `<name>.<namespace>.svc.cluster.local:<port>`: the Service port, not the container
+/// port, because callers go through the Service.
+pub fn dependency_addr(dependency: &ResolvedDependency) -> String {
+    format!(
+        "{}.{}.svc.cluster.local:{}",
+        dependency.name, dependency.namespace, dependency.port.port
+    )
+}
+
+/// Upper snake case of a Microservice name: `order-history` → `ORDER_HISTORY`.
+pub fn env_prefix(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// URL scheme for a port's appProtocol.
+pub fn url_scheme(app_protocol: Option<&str>) -> &'static str {
+    match app_protocol {
+        Some("http" | "http2" | "h2c") => "http://",
+        Some("https") => "https://",
+        Some("grpc") => "grpc://",
+        _ => "tcp://",
+    }
+}
+
+/// The URL of a port of a Microservice, e.g. for `status.url`.
+pub fn port_url(name: &str, namespace: &str, port: &Port) -> String {
+    format!(
+        "{}{name}.{namespace}.svc.cluster.local:{}",
+        url_scheme(port.app_protocol.as_deref()),
+        port.port
+    )
+}
+
+fn explicit_var(var: &api::EnvVar) -> EnvVar {
+    EnvVar {
+        name: var.name.clone(),
+        value: var.value.clone(),
+        value_from: var.value_from.as_ref().map(|source| EnvVarSource {
+            config_map_key_ref: source
+                .config_map_key_ref
+                .as_ref()
+                .map(|r| ConfigMapKeySelector {
+                    name: r.name.clone(),
+                    key: r.key.clone(),
+                    optional: r.optional,
+                }),
+            secret_key_ref: source.secret_key_ref.as_ref().map(|r| SecretKeySelector {
+                name: r.name.clone(),
+                key: r.key.clone(),
+                optional: r.optional,
+            }),
+            ..EnvVarSource::default()
+        }),
+    }
+}
+
+/// `spec.envFrom` in the container's shape; None when empty so no `envFrom: []` is applied.
+pub fn env_from(spec: &MicroserviceSpec) -> Option<Vec<EnvFromSource>> {
+    if spec.env_from.is_empty() {
+        return None;
+    }
+    Some(
+        spec.env_from
+            .iter()
+            .map(|source| EnvFromSource {
+                config_map_ref: source.config_map_ref.as_ref().map(|r| ConfigMapEnvSource {
+                    name: r.name.clone(),
+                    optional: r.optional,
+                }),
+                secret_ref: source.secret_ref.as_ref().map(|r| SecretEnvSource {
+                    name: r.name.clone(),
+                    optional: r.optional,
+                }),
+                prefix: source.prefix.clone(),
+            })
+            .collect(),
+    )
+}
+
+/// The container port a dependency's pods listen on, for egress rules.
+pub fn dependency_container_port(dependency: &ResolvedDependency) -> i32 {
+    container_port(&dependency.port)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_upper_snake_case() {
+        assert_eq!(env_prefix("order-history"), "ORDER_HISTORY");
+        assert_eq!(env_prefix("a.b-c9"), "A_B_C9");
+    }
+
+    #[test]
+    fn scheme_follows_app_protocol() {
+        assert_eq!(url_scheme(Some("h2c")), "http://");
+        assert_eq!(url_scheme(Some("https")), "https://");
+        assert_eq!(url_scheme(Some("grpc")), "grpc://");
+        assert_eq!(url_scheme(Some("redis")), "tcp://");
+        assert_eq!(url_scheme(None), "tcp://");
+    }
+}
