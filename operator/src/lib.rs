@@ -6,4 +6,5 @@
 
 pub mod api;
 pub mod builders;
+pub mod graph;
 pub mod validate;

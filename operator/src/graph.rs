@@ -1,0 +1,378 @@
+//! The dependency graph between Microservices: who calls whom, on which port. Pure
+//! lookups over a set of Microservices, plus the in-memory reverse index the controller's
+//! watch mapper uses to find the Microservices an event affects without listing.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use kube::ResourceExt;
+
+use crate::api::{Microservice, Port};
+use crate::builders::labels::selector_labels;
+use crate::builders::{Dependent, ResolvedDependency};
+
+/// The namespace of an object that has none, as `kubectl` assumes.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Namespace and name of a Microservice.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectKey {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        ObjectKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+
+    pub fn of(ms: &Microservice) -> Self {
+        ObjectKey::new(namespace_of(ms), ms.name_any())
+    }
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A `dependsOn` entry that could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingDependency {
+    pub name: String,
+    pub namespace: String,
+    pub reason: String,
+}
+
+/// The neighbours of one Microservice.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Resolution {
+    /// Dependencies that exist and declare the port called, in `dependsOn` order.
+    pub dependencies: Vec<ResolvedDependency>,
+    /// Microservices calling this one, sorted by namespace and name.
+    pub dependents: Vec<Dependent>,
+    /// Dependencies that do not resolve, in `dependsOn` order.
+    pub missing: Vec<MissingDependency>,
+}
+
+fn namespace_of(ms: &Microservice) -> String {
+    ms.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+}
+
+/// The Microservices `ms` names in `dependsOn`, namespaces filled in.
+pub fn dependency_keys(ms: &Microservice) -> BTreeSet<ObjectKey> {
+    let namespace = namespace_of(ms);
+    ms.spec
+        .depends_on
+        .iter()
+        .map(|d| ObjectKey::new(d.namespace.clone().unwrap_or_else(|| namespace.clone()), d.name.clone()))
+        .collect()
+}
+
+/// Resolves the dependencies and dependents of `ms` among `all` (which may contain `ms`
+/// itself). One pass over `all`, so resolving every object of a set is O(n²) at worst
+/// but each call stays linear.
+pub fn resolve<'a, I>(ms: &Microservice, all: I) -> Resolution
+where
+    I: IntoIterator<Item = &'a Microservice>,
+{
+    let key = ObjectKey::of(ms);
+    let wanted = dependency_keys(ms);
+    let mut found: BTreeMap<ObjectKey, &'a Microservice> = BTreeMap::new();
+    let mut dependents = Vec::new();
+
+    for other in all {
+        let other_key = ObjectKey::of(other);
+        if wanted.contains(&other_key) {
+            found.entry(other_key.clone()).or_insert(other);
+        }
+        if other_key == key {
+            continue;
+        }
+        if let Some(dependent) = dependent_of(&key, &ms.spec.ports, other, &other_key) {
+            dependents.push(dependent);
+        }
+    }
+    dependents.sort_by(|a: &Dependent, b: &Dependent| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    dependents.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
+
+    let mut resolution = Resolution {
+        dependents,
+        ..Resolution::default()
+    };
+    for entry in &ms.spec.depends_on {
+        let dep_key = ObjectKey::new(entry.namespace.clone().unwrap_or_else(|| key.namespace.clone()), entry.name.clone());
+        let missing = |reason: String| MissingDependency {
+            name: dep_key.name.clone(),
+            namespace: dep_key.namespace.clone(),
+            reason,
+        };
+        // `ms` itself is not necessarily in `all`, but may depend on itself in another
+        // spelling (an explicit namespace).
+        let target = found
+            .get(&dep_key)
+            .copied()
+            .or_else(|| (dep_key == key).then_some(ms));
+        let Some(target) = target else {
+            resolution.missing.push(missing(format!("Microservice {dep_key} not found")));
+            continue;
+        };
+        let port = match &entry.port {
+            Some(name) => target.spec.ports.iter().find(|p| &p.name == name),
+            None => target.spec.ports.first(),
+        };
+        match (port, &entry.port) {
+            (Some(port), _) => resolution.dependencies.push(ResolvedDependency {
+                name: dep_key.name.clone(),
+                namespace: dep_key.namespace.clone(),
+                port: port.clone(),
+                pod_selector: selector_labels(&dep_key.name),
+            }),
+            (None, Some(name)) => resolution
+                .missing
+                .push(missing(format!("port {name} not declared by {dep_key}"))),
+            (None, None) => resolution
+                .missing
+                .push(missing(format!("{dep_key} declares no ports"))),
+        }
+    }
+    resolution
+}
+
+/// `other` as a dependent of the Microservice `key` (whose ports are `ports`), when one
+/// of its `dependsOn` entries names it: with the named ports, or all ports for an entry
+/// that names none. None when nothing it names exists (then nothing is opened).
+fn dependent_of(key: &ObjectKey, ports: &[Port], other: &Microservice, other_key: &ObjectKey) -> Option<Dependent> {
+    let mut called = BTreeSet::new();
+    for entry in &other.spec.depends_on {
+        let namespace = entry.namespace.as_deref().unwrap_or(&other_key.namespace);
+        if entry.name != key.name || namespace != key.namespace {
+            continue;
+        }
+        match &entry.port {
+            Some(name) => {
+                if let Some(index) = ports.iter().position(|p| &p.name == name) {
+                    called.insert(index);
+                }
+            }
+            None => called.extend(0..ports.len()),
+        }
+    }
+    if called.is_empty() {
+        return None;
+    }
+    Some(Dependent {
+        name: other_key.name.clone(),
+        namespace: other_key.namespace.clone(),
+        // In this Microservice's port order, whatever order dependsOn used.
+        ports: called.into_iter().map(|i| ports[i].clone()).collect(),
+        pod_selector: selector_labels(&other_key.name),
+    })
+}
+
+/// Who depends on whom, kept from watch events so that a change to one Microservice
+/// finds the others whose children follow it, without listing. Thread-safe; a poisoned
+/// lock is recovered because the maps stay consistent between statements.
+#[derive(Debug, Default)]
+pub struct DependencyIndex {
+    inner: Mutex<IndexState>,
+}
+
+#[derive(Debug, Default)]
+struct IndexState {
+    /// Each Microservice's dependencies.
+    dependencies: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
+    /// Each Microservice's dependents: the reverse edges.
+    dependents: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
+}
+
+impl DependencyIndex {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn state(&self) -> MutexGuard<'_, IndexState> {
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records that `key` now depends on `deps` and returns the other Microservices
+    /// whose children may change: its old and new dependencies (their ingress follows
+    /// its dependsOn) and its dependents (their env and egress follow its ports). `key`
+    /// itself is left out; its own watch event reconciles it.
+    pub fn update(&self, key: ObjectKey, deps: BTreeSet<ObjectKey>) -> BTreeSet<ObjectKey> {
+        let mut state = self.state();
+        let old = state.dependencies.remove(&key).unwrap_or_default();
+        for dep in old.difference(&deps) {
+            state.remove_reverse_edge(dep, &key);
+        }
+        for dep in &deps {
+            state.dependents.entry(dep.clone()).or_default().insert(key.clone());
+        }
+        let mut affected: BTreeSet<ObjectKey> = old.union(&deps).cloned().collect();
+        affected.extend(state.dependents.get(&key).into_iter().flatten().cloned());
+        if !deps.is_empty() {
+            state.dependencies.insert(key.clone(), deps);
+        }
+        affected.remove(&key);
+        affected
+    }
+
+    /// Forgets a deleted Microservice and returns the others whose children may
+    /// change: its former dependencies and its dependents (theirs now miss it). Its
+    /// dependents' edges stay: their specs still name it, and it may come back.
+    pub fn remove(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
+        let mut state = self.state();
+        let old = state.dependencies.remove(key).unwrap_or_default();
+        for dep in &old {
+            state.remove_reverse_edge(dep, key);
+        }
+        let mut affected = old;
+        affected.extend(state.dependents.get(key).into_iter().flatten().cloned());
+        affected.remove(key);
+        affected
+    }
+
+    /// The Microservices that name `key` in `dependsOn`.
+    pub fn dependents_of(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
+        self.state().dependents.get(key).cloned().unwrap_or_default()
+    }
+}
+
+impl IndexState {
+    fn remove_reverse_edge(&mut self, dependency: &ObjectKey, dependent: &ObjectKey) {
+        if let Some(set) = self.dependents.get_mut(dependency) {
+            set.remove(dependent);
+            if set.is_empty() {
+                self.dependents.remove(dependency);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Dependency, MicroserviceSpec};
+
+    fn key(name: &str) -> ObjectKey {
+        ObjectKey::new("shop", name)
+    }
+
+    fn keys(names: &[&str]) -> BTreeSet<ObjectKey> {
+        names.iter().map(|n| key(n)).collect()
+    }
+
+    fn port(name: &str, number: i32) -> Port {
+        Port {
+            name: name.to_string(),
+            port: number,
+            ..Port::default()
+        }
+    }
+
+    fn ms(namespace: &str, name: &str, ports: Vec<Port>, depends_on: Vec<Dependency>) -> Microservice {
+        let mut ms = Microservice::new(
+            name,
+            MicroserviceSpec {
+                image: "example/app:1".to_string(),
+                ports,
+                depends_on,
+                ..MicroserviceSpec::default()
+            },
+        );
+        ms.metadata.namespace = Some(namespace.to_string());
+        ms
+    }
+
+    fn dep(name: &str, namespace: Option<&str>, port: Option<&str>) -> Dependency {
+        Dependency {
+            name: name.to_string(),
+            namespace: namespace.map(str::to_string),
+            port: port.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn index_update_returns_old_new_and_dependents() {
+        let index = DependencyIndex::new();
+        assert_eq!(index.update(key("storefront"), keys(&["users", "orders"])), keys(&["users", "orders"]));
+        assert_eq!(index.update(key("orders"), keys(&["users"])), keys(&["users", "storefront"]));
+        // storefront drops users: users must lose its ingress rule, orders is still named.
+        assert_eq!(index.update(key("storefront"), keys(&["orders"])), keys(&["users", "orders"]));
+        assert_eq!(index.dependents_of(&key("users")), keys(&["orders"]));
+        // An event on users (e.g. a port change) reaches its callers only.
+        assert_eq!(index.update(key("users"), BTreeSet::new()), keys(&["orders"]));
+    }
+
+    #[test]
+    fn index_remove_reaches_dependencies_and_dependents_and_keeps_their_edges() {
+        let index = DependencyIndex::new();
+        index.update(key("storefront"), keys(&["orders"]));
+        index.update(key("orders"), keys(&["users"]));
+        assert_eq!(index.remove(&key("orders")), keys(&["users", "storefront"]));
+        assert!(index.dependents_of(&key("users")).is_empty());
+        assert_eq!(index.dependents_of(&key("orders")), keys(&["storefront"]));
+        // Removing twice or removing the unknown is harmless.
+        assert_eq!(index.remove(&key("orders")), keys(&["storefront"]));
+        assert!(index.remove(&key("nobody")).is_empty());
+    }
+
+    #[test]
+    fn index_excludes_the_key_itself() {
+        let index = DependencyIndex::new();
+        assert_eq!(index.update(key("loop"), keys(&["loop", "other"])), keys(&["other"]));
+    }
+
+    #[test]
+    fn resolve_finds_ports_and_reports_missing() {
+        let users = ms("shop", "users", vec![port("http", 80), port("admin", 9000)], vec![]);
+        let empty = ms("shop", "empty", vec![], vec![]);
+        let orders = ms(
+            "shop",
+            "orders",
+            vec![port("grpc", 9090)],
+            vec![
+                dep("users", None, Some("admin")),
+                dep("users", None, Some("nope")),
+                dep("ghost", None, None),
+                dep("empty", None, None),
+            ],
+        );
+        let all = [users.clone(), empty, orders.clone()];
+        let resolution = resolve(&orders, all.iter());
+        assert_eq!(resolution.dependencies.len(), 1);
+        assert_eq!(resolution.dependencies[0].port.name, "admin");
+        assert_eq!(resolution.dependencies[0].pod_selector, selector_labels("users"));
+        let reasons: Vec<&str> = resolution.missing.iter().map(|m| m.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "port nope not declared by shop/users",
+                "Microservice shop/ghost not found",
+                "shop/empty declares no ports"
+            ]
+        );
+
+        let resolution = resolve(&users, all.iter());
+        assert_eq!(resolution.dependents.len(), 1);
+        let ports: Vec<&str> = resolution.dependents[0].ports.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(ports, ["admin"]);
+    }
+
+    #[test]
+    fn dependents_across_namespaces_and_unnamed_ports_get_all_ports() {
+        let users = ms("shop", "users", vec![port("http", 80), port("admin", 9000)], vec![]);
+        let web = ms("web", "frontend", vec![], vec![dep("users", Some("shop"), None)]);
+        // Same name in another namespace does not count.
+        let other = ms("web", "caller", vec![], vec![dep("users", None, None)]);
+        let all = [users.clone(), web, other];
+        let resolution = resolve(&users, all.iter());
+        assert_eq!(resolution.dependents.len(), 1);
+        assert_eq!(resolution.dependents[0].namespace, "web");
+        assert_eq!(resolution.dependents[0].ports.len(), 2);
+    }
+}
