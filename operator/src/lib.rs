@@ -7,4 +7,5 @@
 pub mod api;
 pub mod builders;
 pub mod graph;
+pub mod render;
 pub mod validate;

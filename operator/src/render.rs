@@ -1,0 +1,166 @@
+//! `flotilla render`: the children the controller would apply, computed offline from
+//! YAML files with the same builders. Microservices in the input see each other as
+//! dependencies; everything else in the input is ignored.
+
+use std::collections::BTreeSet;
+
+use kube::ResourceExt;
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::api::{KubeVersion, Microservice};
+use crate::builders::{self, BuildContext, BuildError, Capabilities};
+use crate::graph::{self, DEFAULT_NAMESPACE, ObjectKey};
+use crate::validate::{self, InvalidSpec};
+
+const API_VERSION: &str = "flotilla.dev/v1alpha1";
+const KIND: &str = "Microservice";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("input {input}, document {document}: {message}")]
+    Parse {
+        input: usize,
+        document: usize,
+        message: String,
+    },
+    #[error("Microservice {key}: {field}: unknown field")]
+    UnknownField { key: ObjectKey, field: String },
+    #[error("Microservice {key}: defined more than once in the input")]
+    Duplicate { key: ObjectKey },
+    #[error("Microservice {key}: {source}")]
+    Invalid { key: ObjectKey, source: InvalidSpec },
+    #[error("Microservice {key}: {source}")]
+    Build { key: ObjectKey, source: BuildError },
+    #[error("writing YAML: {0}")]
+    Yaml(String),
+}
+
+/// Renders every Microservice found in `documents` (each a multi-document YAML text)
+/// for a server of `version`, as `---`-separated YAML documents: per Microservice, in
+/// input order, its ServiceAccount, Deployment, Service, HorizontalPodAutoscaler,
+/// PodDisruptionBudget and NetworkPolicy. Unresolved dependencies are reported as YAML
+/// comments: the controller would still apply the rest.
+pub fn render(documents: &[String], version: KubeVersion) -> Result<String, RenderError> {
+    let microservices = parse(documents)?;
+    let capabilities = Capabilities::for_version(version);
+    let mut out = String::new();
+    for ms in &microservices {
+        let key = ObjectKey::of(ms);
+        validate::validate(ms).map_err(|source| RenderError::Invalid {
+            key: key.clone(),
+            source,
+        })?;
+        let resolution = graph::resolve(ms, microservices.iter());
+        let ctx = BuildContext {
+            capabilities,
+            dependencies: resolution.dependencies,
+            dependents: resolution.dependents,
+            // Offline there are no ConfigMaps or Secrets to hash.
+            config_hash: String::new(),
+        };
+        let children = builders::build(ms, &ctx).map_err(|source| RenderError::Build {
+            key: key.clone(),
+            source,
+        })?;
+        let values = children
+            .to_documents(&capabilities)
+            .map_err(|source| RenderError::Build {
+                key: key.clone(),
+                source,
+            })?;
+        for (i, value) in values.iter().enumerate() {
+            out.push_str("---\n");
+            if i == 0 {
+                for missing in &resolution.missing {
+                    out.push_str(&format!(
+                        "# Microservice {key}: dependency {}/{} left out: {}\n",
+                        missing.namespace, missing.name, missing.reason
+                    ));
+                }
+            }
+            out.push_str(
+                &serde_yaml::to_string(value).map_err(|e| RenderError::Yaml(e.to_string()))?,
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Every Microservice in the input, namespace defaulted, in input order.
+pub fn parse(documents: &[String]) -> Result<Vec<Microservice>, RenderError> {
+    let mut microservices = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (input, text) in documents.iter().enumerate() {
+        for (document, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
+            let parse_error = |message: String| RenderError::Parse {
+                input: input + 1,
+                document: document + 1,
+                message,
+            };
+            let yaml = serde_yaml::Value::deserialize(deserializer)
+                .map_err(|e| parse_error(e.to_string()))?;
+            if yaml.is_null() {
+                continue;
+            }
+            let value: Value =
+                serde_json::to_value(&yaml).map_err(|e| parse_error(e.to_string()))?;
+            if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION)
+                || value.get("kind").and_then(Value::as_str) != Some(KIND)
+            {
+                continue;
+            }
+            let mut ms: Microservice =
+                serde_json::from_value(value.clone()).map_err(|e| parse_error(e.to_string()))?;
+            if ms.metadata.namespace.is_none() {
+                ms.metadata.namespace = Some(DEFAULT_NAMESPACE.to_string());
+            }
+            let key = ObjectKey::new(ms.namespace().unwrap_or_default(), ms.name_any());
+            // The types do not deny unknown fields (the API server prunes them), so a
+            // round trip shows what serde dropped: a typo must not vanish silently.
+            let round_trip = serde_json::to_value(&ms).map_err(|e| parse_error(e.to_string()))?;
+            if let Some(field) = dropped_field(&value, &round_trip, "") {
+                return Err(RenderError::UnknownField { key, field });
+            }
+            if !seen.insert(key.clone()) {
+                return Err(RenderError::Duplicate { key });
+            }
+            microservices.push(ms);
+        }
+    }
+    Ok(microservices)
+}
+
+/// The path of the first field of `input` that `output` lacks, ignoring fields whose
+/// value is empty (null, false, 0-length) because serialization skips those.
+fn dropped_field(input: &Value, output: &Value, path: &str) -> Option<String> {
+    match (input, output) {
+        (Value::Object(input), Value::Object(output)) => input.iter().find_map(|(name, value)| {
+            let path = if path.is_empty() {
+                name.clone()
+            } else {
+                format!("{path}.{name}")
+            };
+            match output.get(name) {
+                Some(out) => dropped_field(value, out, &path),
+                None if is_empty(value) => None,
+                None => Some(path),
+            }
+        }),
+        (Value::Array(input), Value::Array(output)) => input
+            .iter()
+            .zip(output)
+            .enumerate()
+            .find_map(|(i, (value, out))| dropped_field(value, out, &format!("{path}[{i}]"))),
+        _ => None,
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null | Value::Bool(false) => true,
+        Value::Array(items) => items.is_empty(),
+        Value::Object(map) => map.is_empty(),
+        Value::String(_) | Value::Number(_) | Value::Bool(true) => false,
+    }
+}

@@ -1,0 +1,706 @@
+//! Builder behaviour from YAML fixtures: targeted assertions on the fields that matter,
+//! on the serialized JSON that server-side apply would send.
+
+use flotilla::api::{KubeVersion, Microservice};
+use flotilla::builders::{
+    self, BuildContext, BuildError, Capabilities, Children, ConfigKind, ConfigRef,
+};
+use flotilla::graph;
+use serde_json::{Value, json};
+
+fn fixture(name: &str) -> Vec<Microservice> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    flotilla::render::parse(&[text]).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn one(name: &str) -> Microservice {
+    let mut all = fixture(name);
+    assert_eq!(all.len(), 1, "{name} holds one Microservice");
+    all.remove(0)
+}
+
+fn ctx_in(ms: &Microservice, all: &[Microservice], caps: Capabilities) -> BuildContext {
+    let resolution = graph::resolve(ms, all.iter());
+    assert!(resolution.missing.is_empty(), "{:?}", resolution.missing);
+    BuildContext {
+        capabilities: caps,
+        dependencies: resolution.dependencies,
+        dependents: resolution.dependents,
+        config_hash: String::new(),
+    }
+}
+
+fn build(ms: &Microservice, caps: Capabilities) -> Children {
+    builders::build(ms, &ctx_in(ms, std::slice::from_ref(ms), caps)).expect("builds")
+}
+
+/// The serialized documents by kind.
+fn docs(children: &Children, caps: Capabilities) -> Vec<Value> {
+    children.to_documents(&caps).expect("serializes")
+}
+
+fn doc<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {docs:#?}"))
+}
+
+fn has_kind(docs: &[Value], kind: &str) -> bool {
+    docs.iter().any(|d| d["kind"] == kind)
+}
+
+fn container(deployment: &Value) -> &Value {
+    &deployment["spec"]["template"]["spec"]["containers"][0]
+}
+
+fn graph_children(name: &str) -> Vec<Value> {
+    let all = fixture("graph.yaml");
+    let ms = all
+        .iter()
+        .find(|m| m.metadata.name.as_deref() == Some(name))
+        .expect(name);
+    let caps = Capabilities::newest();
+    let children = builders::build(ms, &ctx_in(ms, &all, caps)).expect("builds");
+    docs(&children, caps)
+}
+
+fn v1_20() -> Capabilities {
+    Capabilities::for_version(KubeVersion::new(1, 20))
+}
+
+#[test]
+fn every_document_has_api_version_kind_metadata_and_no_status() {
+    let ms = one("http-autoscaling.yaml");
+    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ServiceAccount",
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget",
+            "NetworkPolicy"
+        ]
+    );
+    for d in &docs {
+        assert!(d["apiVersion"].is_string(), "{d}");
+        assert_eq!(d["metadata"]["name"], "catalog");
+        assert_eq!(d["metadata"]["namespace"], "shop");
+        assert_eq!(
+            d["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "flotilla"
+        );
+        assert_eq!(d["metadata"]["labels"]["app.kubernetes.io/part-of"], "shop");
+        assert!(d.get("status").is_none(), "{d}");
+    }
+}
+
+#[test]
+fn api_versions_follow_the_server() {
+    let ms = one("http-autoscaling.yaml");
+    let children = build(&ms, Capabilities::newest());
+    let newest = docs(&children, Capabilities::newest());
+    assert_eq!(
+        doc(&newest, "HorizontalPodAutoscaler")["apiVersion"],
+        "autoscaling/v2"
+    );
+    assert_eq!(
+        doc(&newest, "PodDisruptionBudget")["apiVersion"],
+        "policy/v1"
+    );
+    let old = docs(&children, v1_20());
+    assert_eq!(
+        doc(&old, "HorizontalPodAutoscaler")["apiVersion"],
+        "autoscaling/v2beta2"
+    );
+    assert_eq!(
+        doc(&old, "PodDisruptionBudget")["apiVersion"],
+        "policy/v1beta1"
+    );
+    assert_eq!(doc(&old, "Deployment")["apiVersion"], "apps/v1");
+    assert_eq!(
+        doc(&old, "NetworkPolicy")["apiVersion"],
+        "networking.k8s.io/v1"
+    );
+}
+
+#[test]
+fn autoscaler_alone_owns_the_replica_count() {
+    let ms = one("http-autoscaling.yaml");
+    assert_eq!(ms.spec.replicas, Some(3), "the fixture sets replicas too");
+    let children = build(&ms, Capabilities::newest());
+    assert_eq!(children.deployment.spec.as_ref().unwrap().replicas, None);
+    let json = serde_json::to_string(&children.deployment).unwrap();
+    assert!(!json.contains("\"replicas\""), "{json}");
+    let docs = docs(&children, Capabilities::newest());
+    assert!(doc(&docs, "Deployment")["spec"].get("replicas").is_none());
+
+    let hpa = &doc(&docs, "HorizontalPodAutoscaler")["spec"];
+    assert_eq!(
+        hpa["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "catalog"})
+    );
+    assert_eq!(hpa["minReplicas"], 2);
+    assert_eq!(hpa["maxReplicas"], 10);
+    assert_eq!(
+        hpa["metrics"],
+        json!([
+            {"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}},
+            {"type": "Resource", "resource": {"name": "memory", "target": {"type": "Utilization", "averageUtilization": 75}}}
+        ])
+    );
+    assert_eq!(
+        hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"],
+        300
+    );
+
+    // Without autoscaling the count is applied, defaulting to 1.
+    let mut fixed = ms.clone();
+    fixed.spec.autoscaling = None;
+    let children = build(&fixed, Capabilities::newest());
+    assert_eq!(children.deployment.spec.unwrap().replicas, Some(3));
+    assert!(children.autoscaler.is_none());
+    let minimal = build(&one("minimal.yaml"), Capabilities::newest());
+    assert_eq!(minimal.deployment.spec.unwrap().replicas, Some(1));
+}
+
+#[test]
+fn deployment_runs_the_container_as_specified() {
+    let ms = one("http-autoscaling.yaml");
+    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let deployment = doc(&docs, "Deployment");
+    let spec = &deployment["spec"];
+    assert_eq!(
+        spec["selector"]["matchLabels"],
+        json!({"app.kubernetes.io/name": "catalog", "app.kubernetes.io/instance": "catalog"})
+    );
+    assert_eq!(spec["revisionHistoryLimit"], 5);
+    assert_eq!(
+        spec["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}})
+    );
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "catalog");
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "registry-creds"}]));
+    assert_eq!(
+        pod["topologySpreadConstraints"],
+        json!([{
+            "maxSkew": 1,
+            "topologyKey": "kubernetes.io/hostname",
+            "whenUnsatisfiable": "ScheduleAnyway",
+            "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "catalog", "app.kubernetes.io/instance": "catalog"}}
+        }])
+    );
+    let c = container(deployment);
+    assert_eq!(c["image"], "registry.example.com/shop/catalog:2.3.1");
+    assert_eq!(c["imagePullPolicy"], "IfNotPresent");
+    assert_eq!(c["args"], json!(["--listen", ":8080"]));
+    assert!(c.get("command").is_none());
+    assert_eq!(
+        c["ports"],
+        json!([
+            {"name": "http", "containerPort": 8080, "protocol": "TCP"},
+            {"name": "metrics", "containerPort": 9090, "protocol": "TCP"}
+        ])
+    );
+    // Given resources are used as they are, without defaults mixed in.
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "200m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}})
+    );
+    assert_eq!(
+        c["envFrom"],
+        json!([{"configMapRef": {"name": "catalog-config"}}, {"secretRef": {"name": "catalog-db", "optional": true}}])
+    );
+    assert_eq!(
+        c["env"][1],
+        json!({"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "catalog-db", "key": "password"}}})
+    );
+    // http appProtocol: HTTP probes on the container port of the primary port.
+    assert_eq!(
+        c["readinessProbe"],
+        json!({"httpGet": {"path": "/readyz", "port": 8080}})
+    );
+    assert_eq!(
+        c["livenessProbe"],
+        json!({"httpGet": {"path": "/healthz", "port": 8080}})
+    );
+    assert!(c.get("startupProbe").is_none());
+}
+
+#[test]
+fn restricted_security_defaults() {
+    let ms = one("minimal.yaml");
+    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let deployment = doc(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["securityContext"],
+        json!({
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"}
+        })
+    );
+    assert_eq!(pod["volumes"], json!([{"name": "tmp", "emptyDir": {}}]));
+    let c = container(deployment);
+    assert_eq!(
+        c["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true, "runAsNonRoot": true
+        })
+    );
+    assert_eq!(
+        c["volumeMounts"],
+        json!([{"name": "tmp", "mountPath": "/tmp"}])
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}})
+    );
+    // No ports: no Service, no probes; one replica: no spread, no budget.
+    assert!(!has_kind(&docs, "Service"));
+    assert!(!has_kind(&docs, "PodDisruptionBudget"));
+    assert!(!has_kind(&docs, "HorizontalPodAutoscaler"));
+    assert!(
+        c.get("ports").is_none()
+            && c.get("readinessProbe").is_none()
+            && c.get("livenessProbe").is_none()
+    );
+    assert!(pod.get("topologySpreadConstraints").is_none());
+    assert_eq!(
+        doc(&docs, "ServiceAccount")["automountServiceAccountToken"],
+        false
+    );
+}
+
+#[test]
+fn custom_security_and_writable_paths() {
+    let ms = one("security.yaml");
+    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let deployment = doc(&docs, "Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["securityContext"]["runAsUser"], 1000);
+    assert_eq!(pod["securityContext"]["runAsGroup"], 2000);
+    assert_eq!(pod["securityContext"]["fsGroup"], 2000);
+    let c = container(deployment);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    // /tmp and the repeated /var/run/ are mounted once each.
+    let paths: Vec<&str> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["mountPath"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["/tmp", "/var/cache/nginx", "/var/run"]);
+    let mount_names: Vec<&Value> = c["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["name"])
+        .collect();
+    let volume_names: Vec<&Value> = pod["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| &v["name"])
+        .collect();
+    assert_eq!(mount_names, volume_names);
+    for v in pod["volumes"].as_array().unwrap() {
+        assert_eq!(v["emptyDir"], json!({}));
+    }
+    // Explicit HTTP readiness on the primary port with its timings; liveness names the
+    // https port and gets the default kind for it, TCP.
+    assert_eq!(
+        c["readinessProbe"],
+        json!({
+            "httpGet": {"path": "/status", "port": 8080, "httpHeaders": [{"name": "X-Probe", "value": "1"}]},
+            "initialDelaySeconds": 5, "timeoutSeconds": 2
+        })
+    );
+    assert_eq!(c["livenessProbe"], json!({"tcpSocket": {"port": 8080}}));
+}
+
+#[test]
+fn grpc_probes_fall_back_to_tcp_before_1_24() {
+    let ms = one("grpc.yaml");
+    let newest = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let c = container(doc(&newest, "Deployment"));
+    assert_eq!(c["readinessProbe"], json!({"grpc": {"port": 50051}}));
+    assert_eq!(c["livenessProbe"], json!({"grpc": {"port": 50051}}));
+    assert_eq!(
+        c["startupProbe"],
+        json!({"grpc": {"port": 50051, "service": "pricing.v1.Pricing"}, "periodSeconds": 2, "failureThreshold": 30})
+    );
+
+    let caps = v1_20();
+    let old = docs(&build(&ms, caps), caps);
+    let c = container(doc(&old, "Deployment"));
+    assert_eq!(c["readinessProbe"], json!({"tcpSocket": {"port": 50051}}));
+    assert_eq!(c["livenessProbe"], json!({"tcpSocket": {"port": 50051}}));
+    assert_eq!(
+        c["startupProbe"],
+        json!({"tcpSocket": {"port": 50051}, "periodSeconds": 2, "failureThreshold": 30})
+    );
+    assert!(
+        !serde_json::to_string(&old).unwrap().contains("grpc\":{"),
+        "no grpc probe on 1.20"
+    );
+}
+
+#[test]
+fn pre_stop_sleep_only_with_the_sleep_action() {
+    let ms = one("grpc.yaml");
+    let newest = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let deployment = doc(&newest, "Deployment");
+    assert_eq!(
+        container(deployment)["lifecycle"],
+        json!({"preStop": {"sleep": {"seconds": 5}}})
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+        30
+    );
+
+    for version in [KubeVersion::new(1, 20), KubeVersion::new(1, 29)] {
+        let caps = Capabilities::for_version(version);
+        let old = docs(&build(&ms, caps), caps);
+        let deployment = doc(&old, "Deployment");
+        assert!(
+            container(deployment).get("lifecycle").is_none(),
+            "{version:?}"
+        );
+        assert_eq!(
+            deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"],
+            30
+        );
+    }
+}
+
+#[test]
+fn pod_template_escape_hatch() {
+    let ms = one("pod-template.yaml");
+    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let template = &doc(&docs, "Deployment")["spec"]["template"];
+    let labels = &template["metadata"]["labels"];
+    assert_eq!(labels["team"], "data");
+    assert_eq!(
+        labels["app.kubernetes.io/name"], "worker",
+        "Flotilla's labels cannot be replaced"
+    );
+    assert_eq!(
+        template["metadata"]["annotations"],
+        json!({"prometheus.io/scrape": "true"})
+    );
+    let pod = &template["spec"];
+    assert_eq!(pod["nodeSelector"], json!({"kubernetes.io/arch": "arm64"}));
+    assert_eq!(pod["tolerations"][0]["key"], "dedicated");
+    assert_eq!(
+        pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+            [0]["matchExpressions"][0]["key"],
+        "pool"
+    );
+    assert_eq!(pod["priorityClassName"], "batch-low");
+    // The given spread replaces the default one instead of adding to it.
+    let spread = pod["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(spread.len(), 1);
+    assert_eq!(spread[0]["topologyKey"], "topology.kubernetes.io/zone");
+    let c = container(doc(&docs, "Deployment"));
+    assert!(
+        c.get("readinessProbe").is_none() && c.get("livenessProbe").is_none(),
+        "probes.disabled"
+    );
+}
+
+#[test]
+fn config_hash_annotation_follows_the_context() {
+    let ms = one("pod-template.yaml");
+    let mut ctx = BuildContext::standalone(Capabilities::newest());
+    let annotations = |ctx: &BuildContext| {
+        builders::build(&ms, ctx)
+            .unwrap()
+            .deployment
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations
+            .unwrap_or_default()
+    };
+    assert!(!annotations(&ctx).contains_key(flotilla::builders::labels::CONFIG_HASH_ANNOTATION));
+    ctx.config_hash = "sha256:aaaa".to_string();
+    let first = annotations(&ctx);
+    assert_eq!(
+        first[flotilla::builders::labels::CONFIG_HASH_ANNOTATION],
+        "sha256:aaaa"
+    );
+    assert_eq!(
+        first["prometheus.io/scrape"], "true",
+        "user annotations are kept"
+    );
+    ctx.config_hash = "sha256:bbbb".to_string();
+    let second = annotations(&ctx);
+    assert_eq!(
+        second[flotilla::builders::labels::CONFIG_HASH_ANNOTATION],
+        "sha256:bbbb"
+    );
+    assert_ne!(first, second);
+}
+
+#[test]
+fn config_refs_lists_each_object_once() {
+    let ms = one("http-autoscaling.yaml");
+    assert_eq!(
+        builders::config_refs(&ms.spec),
+        [
+            ConfigRef {
+                kind: ConfigKind::ConfigMap,
+                name: "catalog-config".into(),
+                optional: false
+            },
+            // Referenced optionally by envFrom but required by env: required.
+            ConfigRef {
+                kind: ConfigKind::Secret,
+                name: "catalog-db".into(),
+                optional: false
+            },
+        ]
+    );
+    assert!(builders::config_refs(&one("minimal.yaml").spec).is_empty());
+}
+
+#[test]
+fn disruption_budget_rules() {
+    let caps = Capabilities::newest();
+    let explicit = docs(&build(&one("disruption.yaml"), caps), caps);
+    let pdb = &doc(&explicit, "PodDisruptionBudget")["spec"];
+    assert_eq!(pdb["minAvailable"], "50%");
+    assert!(pdb.get("maxUnavailable").is_none());
+    assert_eq!(
+        pdb["selector"]["matchLabels"]["app.kubernetes.io/name"],
+        "ledger"
+    );
+
+    // Two or more replicas: maxUnavailable 1. Autoscaling counts its minimum.
+    let four = docs(&build(&one("pod-template.yaml"), caps), caps);
+    assert_eq!(
+        doc(&four, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let scaled = docs(&build(&one("http-autoscaling.yaml"), caps), caps);
+    assert_eq!(
+        doc(&scaled, "PodDisruptionBudget")["spec"]["maxUnavailable"],
+        1
+    );
+    let mut low = one("http-autoscaling.yaml");
+    low.spec.autoscaling.as_mut().unwrap().min_replicas = 1;
+    low.spec.replicas = None;
+    assert!(
+        build(&low, caps).disruption_budget.is_none(),
+        "min 1 under autoscaling: no budget"
+    );
+    assert!(
+        build(&one("minimal.yaml"), caps)
+            .disruption_budget
+            .is_none()
+    );
+
+    let mut both = one("disruption.yaml");
+    both.spec.disruption.as_mut().unwrap().max_unavailable =
+        Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1));
+    assert_eq!(
+        builders::build(&both, &BuildContext::standalone(caps)),
+        Err(BuildError::InvalidDisruption)
+    );
+}
+
+#[test]
+fn service_ports_always_carry_the_protocol() {
+    let caps = Capabilities::newest();
+    let docs = docs(&build(&one("nodeport.yaml"), caps), caps);
+    let service = doc(&docs, "Service");
+    assert_eq!(
+        service["metadata"]["annotations"],
+        json!({"example.com/exposed": "true"})
+    );
+    assert_eq!(service["spec"]["type"], "NodePort");
+    assert_eq!(
+        service["spec"]["selector"],
+        json!({"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "gateway"})
+    );
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([
+            {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP", "appProtocol": "http"},
+            {"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"}
+        ])
+    );
+    let ports = &container(doc(&docs, "Deployment"))["ports"];
+    assert_eq!(
+        ports[1],
+        json!({"name": "dns", "containerPort": 5353, "protocol": "UDP"})
+    );
+    // Exposed outside the cluster: ingress from anywhere, on the container ports.
+    assert_eq!(
+        doc(&docs, "NetworkPolicy")["spec"]["ingress"],
+        json!([{"ports": [{"port": 8080, "protocol": "TCP"}, {"port": 5353, "protocol": "UDP"}]}])
+    );
+    let cluster_ip = docs_of_cluster_ip_service();
+    assert_eq!(doc(&cluster_ip, "Service")["spec"]["type"], "ClusterIP");
+}
+
+fn docs_of_cluster_ip_service() -> Vec<Value> {
+    let caps = Capabilities::newest();
+    docs(&build(&one("disruption.yaml"), caps), caps)
+}
+
+const DNS_EGRESS: &str =
+    r#"{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}"#;
+
+fn dns() -> Value {
+    serde_json::from_str(DNS_EGRESS).unwrap()
+}
+
+fn pods(name: &str) -> Value {
+    json!({"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}})
+}
+
+fn namespace(name: &str) -> Value {
+    json!({"matchLabels": {"kubernetes.io/metadata.name": name}})
+}
+
+#[test]
+fn network_policy_from_the_three_service_graph() {
+    // users: called by orders (no port named: all of users' ports) and by storefront
+    // from namespace web (admin port only). Container ports, not Service ports.
+    let users = graph_children("users");
+    let np = &doc(&users, "NetworkPolicy")["spec"];
+    assert_eq!(np["podSelector"], pods("users"));
+    assert_eq!(np["policyTypes"], json!(["Ingress", "Egress"]));
+    assert_eq!(
+        np["ingress"],
+        json!([
+            {"from": [{"podSelector": pods("orders")}],
+             "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 9001, "protocol": "TCP"}]},
+            {"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+             "ports": [{"port": 9001, "protocol": "TCP"}]}
+        ])
+    );
+    assert_eq!(np["egress"], json!([dns()]), "users calls nobody: DNS only");
+
+    let orders = graph_children("orders");
+    let np = &doc(&orders, "NetworkPolicy")["spec"];
+    assert_eq!(
+        np["ingress"],
+        json!([{"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+                "ports": [{"port": 50051, "protocol": "TCP"}]}])
+    );
+    assert_eq!(
+        np["egress"],
+        json!([dns(), {"to": [{"podSelector": pods("users")}], "ports": [{"port": 8080, "protocol": "TCP"}]}])
+    );
+
+    let storefront = graph_children("storefront");
+    let np = &doc(&storefront, "NetworkPolicy")["spec"];
+    assert_eq!(
+        np["ingress"],
+        json!([{"ports": [{"port": 3000, "protocol": "TCP"}]}]),
+        "LoadBalancer: from anywhere, nobody depends on it"
+    );
+    assert_eq!(
+        np["egress"],
+        json!([
+            dns(),
+            {"to": [{"podSelector": pods("orders"), "namespaceSelector": namespace("shop")}],
+             "ports": [{"port": 50051, "protocol": "TCP"}]},
+            {"to": [{"podSelector": pods("users"), "namespaceSelector": namespace("shop")}],
+             "ports": [{"port": 9001, "protocol": "TCP"}]},
+            {"to": [{"ipBlock": {"cidr": "203.0.113.0/24"}}, {"ipBlock": {"cidr": "2001:db8::/32"}}],
+             "ports": [{"port": 443, "protocol": "TCP"}]}
+        ])
+    );
+}
+
+#[test]
+fn network_policy_allow_from() {
+    let caps = Capabilities::newest();
+    let docs = docs(&build(&one("disruption.yaml"), caps), caps);
+    assert_eq!(
+        doc(&docs, "NetworkPolicy")["spec"]["ingress"],
+        json!([
+            {"from": [{"namespaceSelector": namespace("monitoring")}], "ports": [{"port": 8080, "protocol": "TCP"}]},
+            {"from": [{"podSelector": {"matchLabels": {"role": "auditor"}}}], "ports": [{"port": 8080, "protocol": "TCP"}]}
+        ])
+    );
+    let mut bad = one("disruption.yaml");
+    bad.spec.network.as_mut().unwrap().allow_from[0].ports = vec!["nope".into()];
+    assert_eq!(
+        builders::build(&bad, &BuildContext::standalone(caps)),
+        Err(BuildError::UnknownPort {
+            field: "spec.network.allowFrom[0].ports[0]".into(),
+            port: "nope".into()
+        })
+    );
+}
+
+#[test]
+fn dependency_env_and_explicit_wins() {
+    let storefront = graph_children("storefront");
+    let env = &container(doc(&storefront, "Deployment"))["env"];
+    assert_eq!(
+        env,
+        &json!([
+            {"name": "USERS_URL", "value": "http://users.example.internal"},
+            {"name": "ORDERS_ADDR", "value": "orders.shop.svc.cluster.local:9090"},
+            {"name": "ORDERS_URL", "value": "grpc://orders.shop.svc.cluster.local:9090"},
+            {"name": "USERS_ADDR", "value": "users.shop.svc.cluster.local:9000"}
+        ])
+    );
+    let orders = graph_children("orders");
+    assert_eq!(
+        container(doc(&orders, "Deployment"))["env"],
+        json!([
+            {"name": "USERS_ADDR", "value": "users.shop.svc.cluster.local:80"},
+            {"name": "USERS_URL", "value": "http://users.shop.svc.cluster.local:80"}
+        ])
+    );
+}
+
+#[test]
+fn service_account_annotations() {
+    let caps = Capabilities::newest();
+    let docs = docs(&build(&one("disruption.yaml"), caps), caps);
+    let sa = doc(&docs, "ServiceAccount");
+    assert_eq!(sa["apiVersion"], "v1");
+    assert_eq!(sa["automountServiceAccountToken"], false);
+    assert_eq!(
+        sa["metadata"]["annotations"],
+        json!({"iam.example.com/role": "ledger-writer"})
+    );
+}
+
+#[test]
+fn probe_on_an_undeclared_port_is_an_error_not_a_panic() {
+    let mut ms = one("grpc.yaml");
+    ms.spec
+        .probes
+        .as_mut()
+        .unwrap()
+        .startup
+        .as_mut()
+        .unwrap()
+        .port = Some("metrics".into());
+    assert_eq!(
+        builders::build(&ms, &BuildContext::standalone(Capabilities::newest())),
+        Err(BuildError::UnknownPort {
+            field: "spec.probes.startup.port".into(),
+            port: "metrics".into()
+        })
+    );
+}
