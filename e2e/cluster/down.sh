@@ -11,6 +11,12 @@ source "$HERE/oci.sh"
 
 RUN=$CLUSTER_DIR/run
 
+# alive PID: running and not a zombie (our daemons are reparented to an init that may
+# reap them late).
+alive() {
+	kill -0 "$1" 2>/dev/null && [[ $(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) != Z ]]
+}
+
 # stop NAME: SIGTERM, then SIGKILL after a grace period, by pidfile.
 stop() {
 	local name=$1 pidfile=$RUN/$1.pid pid
@@ -23,10 +29,10 @@ stop() {
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 
 		for _ in $(seq 1 50); do
-			kill -0 "$pid" 2>/dev/null || break
+			alive "$pid" || break
 			sleep 0.2
 		done
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$pid"; then
 			kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 		fi
 	fi
@@ -70,10 +76,24 @@ cleanup_network() {
 	# because killed sandboxes never got a CNI DEL.
 	local chain
 	for chain in $(iptables -t nat -S POSTROUTING 2>/dev/null | grep -F 'name: \"flotilla\"' | grep -o 'CNI-[0-9a-f]*' | sort -u); do
-		iptables -t nat -S POSTROUTING | grep -F -- "-j $chain" | sed 's/^-A/-D/' |
+		{ iptables -t nat -S POSTROUTING | grep -F -- "-j $chain" || true; } | sed 's/^-A/-D/' |
 			while read -r rule; do eval "iptables -t nat $rule" || true; done
 		iptables -t nat -F "$chain" 2>/dev/null || true
 		iptables -t nat -X "$chain" 2>/dev/null || true
+	done
+	# What kube-proxy --cleanup leaves: the kubelet's own KUBE-* chains (firewall, canaries,
+	# mark chains). Only this cluster's Kubernetes runs on the machine.
+	local table rule
+	for table in filter nat mangle; do
+		{ iptables -t "$table" -S 2>/dev/null || true; } |
+			{ grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' || true; } |
+			sed 's/^-A/-D/' | while read -r rule; do eval "iptables -t $table $rule" || true; done
+		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+			iptables -t "$table" -F "$chain" 2>/dev/null || true
+		done
+		for chain in $(iptables -t "$table" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^KUBE-/ {print $2}'); do
+			iptables -t "$table" -X "$chain" 2>/dev/null || true
+		done
 	done
 	ip route del "$SERVICE_CIDR" dev "$BRIDGE" 2>/dev/null || true
 	if ip link show "$BRIDGE" >/dev/null 2>&1; then
@@ -85,7 +105,7 @@ cleanup_network() {
 unmount_run_dir() {
 	# Volume tmpfs mounts of the kubelet and containerd's overlay and shm mounts.
 	local m
-	findmnt -rn -o TARGET | grep -F "$CLUSTER_DIR/" | sort -r | while read -r m; do
+	{ findmnt -rn -o TARGET | grep -F "$CLUSTER_DIR/" || true; } | sort -r | while read -r m; do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
 }

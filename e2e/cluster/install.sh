@@ -94,22 +94,13 @@ build_kubernetes() {
 	log "building ${COMPONENTS[*]} (cold: about 10 minutes on 2 cores; log: $BUILD_LOG)"
 	local what=()
 	for c in "${COMPONENTS[@]}"; do what+=("cmd/$c"); done
-	(
+	build_go() {
 		cd "$src"
 		export GOPATH=$src/.go CGO_ENABLED=0 PATH=/usr/lib/go/bin:$PATH HOME=$K8S_CACHE/home
 		mkdir -p "$HOME"
-		make WHAT="${what[*]}" >>"$BUILD_LOG" 2>&1
-	) &
-	local bpid=$!
-	# A heartbeat instead of ten minutes of silence.
-	while kill -0 "$bpid" 2>/dev/null; do
-		sleep 30
-		kill -0 "$bpid" 2>/dev/null && log "  still building … ($(grep -c . "$BUILD_LOG") log lines; last: $(tail -n1 "$BUILD_LOG" | cut -c1-80))"
-	done
-	if ! wait "$bpid"; then
-		show_tail "$BUILD_LOG" 60
-		die "Kubernetes build failed (full log: $BUILD_LOG)"
-	fi
+		make WHAT="${what[*]}"
+	}
+	run_with_heartbeat "$BUILD_LOG" "building Kubernetes" build_go
 
 	log "building the pause binary (gcc -Os -static)"
 	run_logged "$BUILD_LOG" gcc -Os -static -o "$src/_output/pause" "$src/build/pause/linux/pause.c"

@@ -58,6 +58,27 @@ run_logged() {
 	fi
 }
 
+# run_with_heartbeat LOGFILE WHAT CMD...: runs a long command with its output in LOGFILE,
+# printing a progress line every 30s instead of minutes of silence; on failure shows the
+# log's tail and exits.
+run_with_heartbeat() {
+	local logfile=$1 what=$2
+	shift 2
+	"$@" >>"$logfile" 2>&1 &
+	local pid=$! waited=0
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		waited=$((waited + 1))
+		if ((waited % 30 == 0)) && kill -0 "$pid" 2>/dev/null; then
+			log "  still $what … (last: $(tail -n1 "$logfile" | cut -c1-90))"
+		fi
+	done
+	if ! wait "$pid"; then
+		show_tail "$logfile" 60
+		die "$what failed (full log: $logfile)"
+	fi
+}
+
 need_root() {
 	[[ $(id -u) -eq 0 ]] || die "the embedded cluster needs root (namespaces, iptables, mounts)"
 }

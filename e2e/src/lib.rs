@@ -1,1 +1,22 @@
-//! Helpers shared by the end-to-end tests.
+//! Helpers shared by the end-to-end tests: a client for `$KUBECONFIG`, throwaway
+//! namespaces, condition waits with deadlines, `kubectl`, server-side apply, the operator
+//! process, and plain HTTP from the host.
+//!
+//! Tests never sleep: they wait on a condition with [`wait_for`], which reports the last
+//! observed state when the deadline passes.
+
+pub mod apply;
+pub mod client;
+pub mod http;
+pub mod kubectl;
+pub mod namespace;
+pub mod operator;
+pub mod wait;
+
+pub use apply::apply_yaml;
+pub use client::client;
+pub use http::{HttpResponse, http_get};
+pub use kubectl::{kubectl, kubectl_with_stdin};
+pub use namespace::TestNamespace;
+pub use operator::Operator;
+pub use wait::{Poll, wait_for};

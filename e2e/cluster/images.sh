@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# `make images`: builds static (musl) binaries of flotilla and the e2e testapp, packages
+# them as OCI images with a non-root numeric user, and loads them into the cluster's
+# runtime (embedded containerd, or kind). Unchanged binaries are neither repackaged nor
+# re-imported.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+# shellcheck source=e2e/cluster/lib.sh
+source "$HERE/lib.sh"
+# shellcheck source=e2e/cluster/oci.sh
+source "$HERE/oci.sh"
+
+TARGET=x86_64-unknown-linux-musl
+OUT=$REPO/target/e2e-images
+USER_ID=65532
+
+apt_install() {
+	local sudo=()
+	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null ||
+		{ "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
+toolchain() {
+	if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
+		log "adding Rust target $TARGET"
+		rustup target add "$TARGET" ||
+			die "cannot install the Rust target $TARGET (rustup target add $TARGET); static images need it"
+	fi
+	# ring compiles C code: it needs a musl C compiler.
+	if ! command -v musl-gcc >/dev/null; then
+		log "installing musl-tools (musl-gcc, for ring's C code)"
+		apt_install musl-tools || die "cannot install musl-tools (apt-get install musl-tools)"
+	fi
+	command -v jq >/dev/null || apt_install jq || die "jq is required"
+}
+
+build() {
+	log "building static binaries: flotilla, testapp (cargo --release --target $TARGET)"
+	local logfile=$OUT/cargo-build.log
+	: >"$logfile"
+	run_with_heartbeat "$logfile" "building static binaries" env CC_x86_64_unknown_linux_musl=musl-gcc \
+		cargo build --locked --release --target "$TARGET" -p flotilla -p flotilla-testapp \
+		--manifest-path "$REPO/Cargo.toml"
+}
+
+# image REF BINARY ENV_JSON: packages BINARY as /NAME, reusing the archive when the
+# binary's digest is unchanged, then loads it.
+image() {
+	local ref=$1 bin=$2 env=$3
+	local name stem sum digest
+	name=$(basename "$bin")
+	stem=$OUT/$(echo "$ref" | tr '/:' '__')
+	sum=$( (sha256sum "$bin" | cut -d' ' -f1; echo "$env") | sha256sum | cut -d' ' -f1)
+	if [[ -f $stem.tar && -f $stem.digest && $(cat "$stem.input" 2>/dev/null) == "$sum" ]]; then
+		digest=$(cat "$stem.digest")
+	else
+		local root
+		root=$(mktemp -d)
+		cp "$bin" "$root/$name"
+		digest=$(oci_archive "$ref" "$root" "$USER_ID" "[\"/$name\"]" "$env" "$stem.tar")
+		rm -rf "$root"
+		echo "$digest" >"$stem.digest"
+		echo "$sum" >"$stem.input"
+	fi
+	if [[ $CLUSTER != kind ]] && image_present "$ref" "$digest"; then
+		log "$ref unchanged ($digest)"
+		return
+	fi
+	log "loading $ref ($digest)"
+	oci_import "$ref" "$digest" "$stem.tar"
+}
+
+main() {
+	mkdir -p "$OUT"
+	if [[ $CLUSTER == embedded ]]; then
+		ctr_k8s version >/dev/null 2>&1 ||
+			die "the embedded cluster's containerd is not running ($CONTAINERD_SOCK): run make cluster first"
+	fi
+	toolchain
+	build
+	local rel=${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/release
+	image flotilla.local/flotilla:dev "$rel/flotilla" '["RUST_LOG=info"]'
+	image flotilla.local/testapp:v1 "$rel/testapp" '["APP_VERSION=v1","PORT=8080"]'
+	image flotilla.local/testapp:v2 "$rel/testapp" '["APP_VERSION=v2","PORT=8080"]'
+	log "images ready"
+}
+
+main "$@"

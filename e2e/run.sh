@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# `make e2e`: the end-to-end suite against $KUBECONFIG, or against the embedded cluster
+# (brought up here) when KUBECONFIG is unset. Builds and loads the images, builds the
+# operator, then runs the flotilla-e2e tests.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# shellcheck source=e2e/cluster/lib.sh
+source "$REPO/e2e/cluster/lib.sh"
+
+if [[ -z ${KUBECONFIG:-} ]]; then
+	log "KUBECONFIG unset: bringing up the $CLUSTER cluster (make cluster)"
+	make --no-print-directory cluster
+	export KUBECONFIG=$KUBECONFIG_PATH
+fi
+log "cluster: KUBECONFIG=$KUBECONFIG"
+kubectl version -o json 2>/dev/null | jq -r '"server version: " + .serverVersion.gitVersion' ||
+	die "the cluster at $KUBECONFIG does not answer"
+
+log "building and loading images (make images)"
+make --no-print-directory images
+
+log "building the operator (cargo build -p flotilla --locked)"
+cargo build -p flotilla --locked
+export FLOTILLA_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/flotilla
+
+log "running the e2e suite (FLOTILLA_BIN=$FLOTILLA_BIN; operator logs in target/e2e-logs/)"
+cargo test -p flotilla-e2e --locked -- --test-threads=2
+log "e2e suite passed"

@@ -1,0 +1,86 @@
+//! Plain HTTP GET from the host (ClusterIPs are routed here by kube-proxy), std only.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// GETs `http://host[:port][/path]` with a 5 s budget per phase. Runs on a blocking
+/// thread so waits can poll it.
+pub async fn http_get(url: &str) -> anyhow::Result<HttpResponse> {
+    let url = url.to_string();
+    tokio::task::spawn_blocking(move || get_blocking(&url))
+        .await
+        .context("HTTP client thread")?
+}
+
+fn get_blocking(url: &str) -> anyhow::Result<HttpResponse> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow!("only http:// URLs: {url}"))?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let path = if path.is_empty() { "/" } else { path };
+    let addr = if authority.contains(':') {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let sock = addr
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {addr}"))?
+        .next()
+        .ok_or_else(|| anyhow!("{addr} resolved to nothing"))?;
+    let timeout = Duration::from_secs(5);
+    let mut stream = TcpStream::connect_timeout(&sock, timeout)
+        .with_context(|| format!("connecting to {sock}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .with_context(|| format!("reading the response of {url}"))?;
+    parse(&raw).with_context(|| format!("response of {url}"))
+}
+
+fn parse(raw: &[u8]) -> anyhow::Result<HttpResponse> {
+    let text = String::from_utf8_lossy(raw);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        bail!("no header end in {text:?}");
+    };
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        bail!("chunked responses are not supported by this client");
+    }
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
+    Ok(HttpResponse {
+        status,
+        body: body.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn parses_status_and_body() {
+        let r = super::parse(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 3\r\n\r\nno\n").unwrap();
+        assert_eq!(r.status, 502);
+        assert_eq!(r.body, "no\n");
+    }
+}

@@ -1,0 +1,134 @@
+//! The operator under test as a child process of the test.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+
+/// A running `flotilla` process: `$FLOTILLA_BIN` (default `target/debug/flotilla`) with
+/// the given arguments and the test's `KUBECONFIG`, logging to
+/// `target/e2e-logs/<name>.log`. Killed on drop; when the test is panicking the log's
+/// tail is printed first.
+pub struct Operator {
+    name: String,
+    args: Vec<String>,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+const TAIL_LINES: usize = 60;
+
+impl Operator {
+    /// Starts `$FLOTILLA_BIN <args>`, e.g. `["run", "--health-addr", "127.0.0.1:0"]`.
+    pub fn start(name: &str, args: &[&str]) -> anyhow::Result<Self> {
+        let dir = logs_dir();
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let mut op = Self {
+            name: name.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            log_path: dir.join(format!("{name}.log")),
+            child: None,
+        };
+        File::create(&op.log_path)
+            .with_context(|| format!("creating {}", op.log_path.display()))?;
+        op.spawn()?;
+        Ok(op)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let bin = binary();
+        let mut log = OpenOptions::new().append(true).open(&self.log_path)?;
+        writeln!(
+            log,
+            "=== starting {} {}",
+            bin.display(),
+            self.args.join(" ")
+        )?;
+        let child = Command::new(&bin)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {} (set FLOTILLA_BIN?)", bin.display()))?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// SIGKILL, the way a node loss or OOM kill ends the operator: no cleanup runs.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        if let Some(mut child) = self.child.take() {
+            child.kill().context("killing the operator")?;
+            child.wait().context("reaping the operator")?;
+            let mut log = OpenOptions::new().append(true).open(&self.log_path)?;
+            writeln!(log, "=== killed with SIGKILL")?;
+        }
+        Ok(())
+    }
+
+    /// Kills the process if it runs and starts it again with the same arguments.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.kill9()?;
+        self.spawn()
+    }
+
+    /// Whether the process is still running (false once it has exited on its own).
+    pub fn is_running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(child) => matches!(child.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
+    /// The whole log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// The last `lines` lines of the log.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let log = self.log();
+        let all: Vec<&str> = log.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- operator {} log tail ({}) ----\n{}",
+                self.name,
+                self.log_path.display(),
+                self.log_tail(TAIL_LINES)
+            );
+        }
+        let _ = self.kill9();
+    }
+}
+
+fn workspace_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+fn binary() -> PathBuf {
+    std::env::var_os("FLOTILLA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_target().join("debug/flotilla"))
+}
+
+fn logs_dir() -> PathBuf {
+    workspace_target().join("e2e-logs")
+}

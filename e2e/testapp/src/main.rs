@@ -1,0 +1,129 @@
+//! `testapp`: the workload image of the end-to-end tests.
+//!
+//! `testapp` (or `testapp serve`) serves HTTP/1.1 on `$PORT` (default 8080):
+//! `/healthz` and `/readyz` answer 200, `/` answers
+//! `{"service": $SERVICE_NAME, "version": $APP_VERSION, "hostname": ...}`, and
+//! `/call/<ENV_VAR>` GETs the URL held in that variable and returns the upstream body
+//! (502 with the error otherwise). `testapp get <url>` is the same client as a command.
+//! SIGTERM stops accepting and lets in-flight requests finish.
+
+mod http;
+mod routes;
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// How long in-flight requests may run after SIGTERM.
+const DRAIN: Duration = Duration::from_secs(10);
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => serve(),
+        ["get", url] => match http::get(url) {
+            Ok(resp) if (200..300).contains(&resp.status) => {
+                let _ = std::io::stdout().write_all(&resp.body);
+            }
+            Ok(resp) => {
+                eprintln!("GET {url}: status {}", resp.status);
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("GET {url}: {e}");
+                std::process::exit(1);
+            }
+        },
+        _ => {
+            eprintln!("usage: testapp [serve] | testapp get <url>");
+            std::process::exit(2);
+        }
+    }
+}
+
+fn serve() {
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p.parse().unwrap_or_else(|_| {
+            eprintln!("PORT={p} is not a port number");
+            std::process::exit(2)
+        }),
+        Err(_) => 8080,
+    };
+    // Block SIGTERM before any thread starts so every thread inherits the mask and only
+    // the waiting thread below receives it.
+    let sigset = block_sigterm();
+    let listener = TcpListener::bind(("0.0.0.0", port)).unwrap_or_else(|e| {
+        eprintln!("cannot listen on port {port}: {e}");
+        std::process::exit(1)
+    });
+    let local = listener.local_addr().expect("listener address");
+    eprintln!("testapp listening on {local}");
+
+    let stopping = Arc::new(AtomicBool::new(false));
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    {
+        let stopping = Arc::clone(&stopping);
+        thread::spawn(move || {
+            wait_for_sigterm(&sigset);
+            eprintln!("SIGTERM: draining");
+            stopping.store(true, Ordering::SeqCst);
+            // Wake the blocking accept() so the loop sees the flag.
+            let _ = TcpStream::connect(("127.0.0.1", local.port()));
+        });
+    }
+
+    let env = |name: &str| std::env::var(name).ok();
+    for conn in listener.incoming() {
+        if stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        let Ok(stream) = conn else { continue };
+        let in_flight = Arc::clone(&in_flight);
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        thread::spawn(move || {
+            handle(stream, &env);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    drop(listener);
+    let deadline = Instant::now() + DRAIN;
+    while in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20));
+    }
+    eprintln!("testapp stopped");
+}
+
+fn handle(mut stream: TcpStream, env: &dyn Fn(&str) -> Option<String>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let response = match http::read_request(&mut stream) {
+        Ok(req) => routes::route(&req.method, &req.path, env, &|url| http::get(url)),
+        Err(e) => routes::Response::text(400, &format!("bad request: {e}\n")),
+    };
+    let _ = stream.write_all(&response.to_bytes());
+    let _ = stream.flush();
+}
+
+fn block_sigterm() -> libc::sigset_t {
+    // SAFETY: sigset_t is plain data; the calls only read and write the set we own.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn wait_for_sigterm(set: &libc::sigset_t) {
+    let mut sig: libc::c_int = 0;
+    // SAFETY: `set` is an initialised signal set and `sig` a valid out-pointer.
+    while unsafe { libc::sigwait(set, &mut sig) } != 0 {}
+}
