@@ -28,8 +28,9 @@ fmt: ## format the code
 unit: ## unit, fixture, property and CRD drift tests (no cluster)
 	$(CARGO) test --workspace --exclude flotilla-e2e --locked
 
-crds: ## regenerate crds/ from the Rust types
-	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/flotilla.dev_microservices.yaml
+crds: ## regenerate crds/ from the Rust types (1.25+ with CEL rules, and without for older servers)
+	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/microservices.yaml
+	$(CARGO) run --quiet --locked -p flotilla -- crd --kube-version 1.24 > crds/microservices-pre-1.25.yaml
 
 cluster: ## bring up the local cluster (embedded, or kind with CLUSTER=kind) and print its KUBECONFIG
 	e2e/cluster/up.sh

@@ -60,7 +60,8 @@ pub struct Resolution {
 }
 
 fn namespace_of(ms: &Microservice) -> String {
-    ms.namespace().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
+    ms.namespace()
+        .unwrap_or_else(|| DEFAULT_NAMESPACE.to_string())
 }
 
 /// The Microservices `ms` names in `dependsOn`, namespaces filled in.
@@ -69,7 +70,12 @@ pub fn dependency_keys(ms: &Microservice) -> BTreeSet<ObjectKey> {
     ms.spec
         .depends_on
         .iter()
-        .map(|d| ObjectKey::new(d.namespace.clone().unwrap_or_else(|| namespace.clone()), d.name.clone()))
+        .map(|d| {
+            ObjectKey::new(
+                d.namespace.clone().unwrap_or_else(|| namespace.clone()),
+                d.name.clone(),
+            )
+        })
         .collect()
 }
 
@@ -97,7 +103,9 @@ where
             dependents.push(dependent);
         }
     }
-    dependents.sort_by(|a: &Dependent, b: &Dependent| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    dependents.sort_by(|a: &Dependent, b: &Dependent| {
+        (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name))
+    });
     dependents.dedup_by(|a, b| a.namespace == b.namespace && a.name == b.name);
 
     let mut resolution = Resolution {
@@ -105,7 +113,13 @@ where
         ..Resolution::default()
     };
     for entry in &ms.spec.depends_on {
-        let dep_key = ObjectKey::new(entry.namespace.clone().unwrap_or_else(|| key.namespace.clone()), entry.name.clone());
+        let dep_key = ObjectKey::new(
+            entry
+                .namespace
+                .clone()
+                .unwrap_or_else(|| key.namespace.clone()),
+            entry.name.clone(),
+        );
         let missing = |reason: String| MissingDependency {
             name: dep_key.name.clone(),
             namespace: dep_key.namespace.clone(),
@@ -118,7 +132,9 @@ where
             .copied()
             .or_else(|| (dep_key == key).then_some(ms));
         let Some(target) = target else {
-            resolution.missing.push(missing(format!("Microservice {dep_key} not found")));
+            resolution
+                .missing
+                .push(missing(format!("Microservice {dep_key} not found")));
             continue;
         };
         let port = match &entry.port {
@@ -146,7 +162,12 @@ where
 /// `other` as a dependent of the Microservice `key` (whose ports are `ports`), when one
 /// of its `dependsOn` entries names it: with the named ports, or all ports for an entry
 /// that names none. None when nothing it names exists (then nothing is opened).
-fn dependent_of(key: &ObjectKey, ports: &[Port], other: &Microservice, other_key: &ObjectKey) -> Option<Dependent> {
+fn dependent_of(
+    key: &ObjectKey,
+    ports: &[Port],
+    other: &Microservice,
+    other_key: &ObjectKey,
+) -> Option<Dependent> {
     let mut called = BTreeSet::new();
     for entry in &other.spec.depends_on {
         let namespace = entry.namespace.as_deref().unwrap_or(&other_key.namespace);
@@ -196,7 +217,9 @@ impl DependencyIndex {
     }
 
     fn state(&self) -> MutexGuard<'_, IndexState> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records that `key` now depends on `deps` and returns the other Microservices
@@ -210,7 +233,11 @@ impl DependencyIndex {
             state.remove_reverse_edge(dep, &key);
         }
         for dep in &deps {
-            state.dependents.entry(dep.clone()).or_default().insert(key.clone());
+            state
+                .dependents
+                .entry(dep.clone())
+                .or_default()
+                .insert(key.clone());
         }
         let mut affected: BTreeSet<ObjectKey> = old.union(&deps).cloned().collect();
         affected.extend(state.dependents.get(&key).into_iter().flatten().cloned());
@@ -238,7 +265,11 @@ impl DependencyIndex {
 
     /// The Microservices that name `key` in `dependsOn`.
     pub fn dependents_of(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
-        self.state().dependents.get(key).cloned().unwrap_or_default()
+        self.state()
+            .dependents
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
     }
 }
 
@@ -274,7 +305,12 @@ mod tests {
         }
     }
 
-    fn ms(namespace: &str, name: &str, ports: Vec<Port>, depends_on: Vec<Dependency>) -> Microservice {
+    fn ms(
+        namespace: &str,
+        name: &str,
+        ports: Vec<Port>,
+        depends_on: Vec<Dependency>,
+    ) -> Microservice {
         let mut ms = Microservice::new(
             name,
             MicroserviceSpec {
@@ -299,13 +335,25 @@ mod tests {
     #[test]
     fn index_update_returns_old_new_and_dependents() {
         let index = DependencyIndex::new();
-        assert_eq!(index.update(key("storefront"), keys(&["users", "orders"])), keys(&["users", "orders"]));
-        assert_eq!(index.update(key("orders"), keys(&["users"])), keys(&["users", "storefront"]));
+        assert_eq!(
+            index.update(key("storefront"), keys(&["users", "orders"])),
+            keys(&["users", "orders"])
+        );
+        assert_eq!(
+            index.update(key("orders"), keys(&["users"])),
+            keys(&["users", "storefront"])
+        );
         // storefront drops users: users must lose its ingress rule, orders is still named.
-        assert_eq!(index.update(key("storefront"), keys(&["orders"])), keys(&["users", "orders"]));
+        assert_eq!(
+            index.update(key("storefront"), keys(&["orders"])),
+            keys(&["users", "orders"])
+        );
         assert_eq!(index.dependents_of(&key("users")), keys(&["orders"]));
         // An event on users (e.g. a port change) reaches its callers only.
-        assert_eq!(index.update(key("users"), BTreeSet::new()), keys(&["orders"]));
+        assert_eq!(
+            index.update(key("users"), BTreeSet::new()),
+            keys(&["orders"])
+        );
     }
 
     #[test]
@@ -324,12 +372,20 @@ mod tests {
     #[test]
     fn index_excludes_the_key_itself() {
         let index = DependencyIndex::new();
-        assert_eq!(index.update(key("loop"), keys(&["loop", "other"])), keys(&["other"]));
+        assert_eq!(
+            index.update(key("loop"), keys(&["loop", "other"])),
+            keys(&["other"])
+        );
     }
 
     #[test]
     fn resolve_finds_ports_and_reports_missing() {
-        let users = ms("shop", "users", vec![port("http", 80), port("admin", 9000)], vec![]);
+        let users = ms(
+            "shop",
+            "users",
+            vec![port("http", 80), port("admin", 9000)],
+            vec![],
+        );
         let empty = ms("shop", "empty", vec![], vec![]);
         let orders = ms(
             "shop",
@@ -346,8 +402,15 @@ mod tests {
         let resolution = resolve(&orders, all.iter());
         assert_eq!(resolution.dependencies.len(), 1);
         assert_eq!(resolution.dependencies[0].port.name, "admin");
-        assert_eq!(resolution.dependencies[0].pod_selector, selector_labels("users"));
-        let reasons: Vec<&str> = resolution.missing.iter().map(|m| m.reason.as_str()).collect();
+        assert_eq!(
+            resolution.dependencies[0].pod_selector,
+            selector_labels("users")
+        );
+        let reasons: Vec<&str> = resolution
+            .missing
+            .iter()
+            .map(|m| m.reason.as_str())
+            .collect();
         assert_eq!(
             reasons,
             [
@@ -359,14 +422,28 @@ mod tests {
 
         let resolution = resolve(&users, all.iter());
         assert_eq!(resolution.dependents.len(), 1);
-        let ports: Vec<&str> = resolution.dependents[0].ports.iter().map(|p| p.name.as_str()).collect();
+        let ports: Vec<&str> = resolution.dependents[0]
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         assert_eq!(ports, ["admin"]);
     }
 
     #[test]
     fn dependents_across_namespaces_and_unnamed_ports_get_all_ports() {
-        let users = ms("shop", "users", vec![port("http", 80), port("admin", 9000)], vec![]);
-        let web = ms("web", "frontend", vec![], vec![dep("users", Some("shop"), None)]);
+        let users = ms(
+            "shop",
+            "users",
+            vec![port("http", 80), port("admin", 9000)],
+            vec![],
+        );
+        let web = ms(
+            "web",
+            "frontend",
+            vec![],
+            vec![dep("users", Some("shop"), None)],
+        );
         // Same name in another namespace does not count.
         let other = ms("web", "caller", vec![], vec![dep("users", None, None)]);
         let all = [users.clone(), web, other];

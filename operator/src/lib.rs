@@ -6,6 +6,10 @@
 
 pub mod api;
 pub mod builders;
+pub mod controller;
 pub mod graph;
+pub mod leader;
+pub mod metrics;
 pub mod render;
+pub mod server;
 pub mod validate;

@@ -1,3 +1,226 @@
-fn main() {
-    print!("{}", flotilla::api::crds_yaml(flotilla::api::KubeVersion::NEWEST));
+//! The `flotilla` command: the controller (`run`) and its offline tools.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use flotilla::api::{KubeVersion, crds_yaml};
+use flotilla::controller::{self, Settings};
+use flotilla::leader::{Leadership, LeaseSettings};
+use flotilla::metrics::Metrics;
+use tracing::{error, info};
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(
+    name = "flotilla",
+    version,
+    about = "Turns Microservice resources into production-ready Kubernetes services"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller (in-cluster config, or KUBECONFIG).
+    Run(RunArgs),
+    /// Print the CRDs as YAML.
+    Crd {
+        /// Kubernetes version of the target server; CEL rules are left out before 1.25.
+        #[arg(long, default_value_t = KubeVersion::NEWEST)]
+        kube_version: KubeVersion,
+    },
+    /// Print the children Flotilla would apply for the Microservices in the files, offline.
+    Render {
+        /// YAML files with Microservices (several documents each, or `-` for stdin);
+        /// Microservices in the input see each other as dependencies.
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Kubernetes version to render for (API versions, probe kinds).
+        #[arg(long, default_value_t = KubeVersion::NEWEST)]
+        kube_version: KubeVersion,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Watch and manage one namespace only (every namespace when unset).
+    #[arg(long, env = "FLOTILLA_NAMESPACE")]
+    namespace: Option<String>,
+    /// Elect a leader through a Lease, so only one replica writes.
+    #[arg(long, env = "FLOTILLA_LEADER_ELECT")]
+    leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, default_value = "flotilla-leader")]
+    lease_name: String,
+    /// Namespace of the Lease (the pod's namespace in a cluster).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Seconds a leader holds the lease without renewing it.
+    #[arg(long, default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_addr: SocketAddr,
+    /// Address of `/healthz` and `/readyz`.
+    #[arg(long, default_value = "0.0.0.0:8081")]
+    health_addr: SocketAddr,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Reconciliations running at once.
+    #[arg(long, default_value_t = 8)]
+    concurrency: u16,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd { kube_version } => {
+            print!("{}", crds_yaml(kube_version));
+            ExitCode::SUCCESS
+        }
+        Command::Render {
+            files,
+            kube_version,
+        } => render(&files, kube_version),
+        Command::Version => {
+            println!("flotilla {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Run(args) => {
+            init_logging(args.log_format);
+            let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+            match runtime.block_on(run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    error!("{message}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn render(files: &[PathBuf], version: KubeVersion) -> ExitCode {
+    let mut documents = Vec::new();
+    for file in files {
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())
+        } else {
+            std::fs::read_to_string(file)
+        };
+        match text {
+            Ok(text) => documents.push(text),
+            Err(error) => {
+                eprintln!("error: reading {}: {error}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    match flotilla::render::render(&documents, version) {
+        Ok(yaml) => {
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let metrics = Arc::new(Metrics::default());
+    // A standby replica has no caches to wait for: it reports ready while it waits.
+    let ready = Arc::new(AtomicBool::new(false));
+    let (health, metrics_bound) = flotilla::server::serve(
+        args.health_addr,
+        args.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+    )
+    .await
+    .map_err(|e| format!("binding the HTTP endpoints: {e}"))?;
+    flotilla::server::log_bound(health, metrics_bound);
+
+    let identity = std::env::var("POD_NAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_else(|_| format!("flotilla-{}", std::process::id()));
+    let settings = Settings {
+        namespace: args.namespace.clone(),
+        concurrency: args.concurrency,
+        instance: identity.clone(),
+    };
+
+    if !args.leader_elect {
+        return controller::run(client, settings, metrics, ready, shutdown_signal())
+            .await
+            .map_err(|e| format!("controller: {e}"));
+    }
+    let lease = LeaseSettings {
+        name: args.lease_name,
+        namespace: args.lease_namespace,
+        identity,
+        duration: Duration::from_secs(args.lease_duration_seconds),
+    };
+    let mut leadership = Leadership::start(client.clone(), lease)
+        .await
+        .map_err(|e| format!("starting leader election: {e}"))?;
+    ready.store(true, Ordering::SeqCst);
+    tokio::select! {
+        () = leadership.acquired() => {}
+        () = shutdown_signal() => return Ok(()),
+    }
+    ready.store(false, Ordering::SeqCst);
+    tokio::select! {
+        result = controller::run(client, settings, metrics, ready, shutdown_signal()) => {
+            result.map_err(|e| format!("controller: {e}"))
+        }
+        () = leadership.lost() => Err("lost the leader lease; exiting so a restart rejoins as a standby".into()),
+    }
+}
+
+/// SIGTERM (the kubelet) or Ctrl-C.
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    info!("shutting down");
 }

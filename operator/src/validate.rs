@@ -2,7 +2,12 @@
 //! (servers before 1.25 ignore CEL; objects may predate a schema change) and adds the
 //! checks a schema cannot express. Every problem names its field.
 
-use crate::api::Microservice;
+use std::collections::BTreeSet;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::ResourceExt;
+
+use crate::api::{Microservice, MicroserviceSpec, Probe, ServiceType};
 
 /// One problem with a spec, with the path of the field at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,6 +28,516 @@ impl std::fmt::Display for FieldError {
 pub struct InvalidSpec(pub Vec<FieldError>);
 
 /// Checks a Microservice; `Ok` means the builders may run.
-pub fn validate(_ms: &Microservice) -> Result<(), InvalidSpec> {
-    Ok(())
+pub fn validate(ms: &Microservice) -> Result<(), InvalidSpec> {
+    let mut errors = Errors::default();
+    check_spec(&ms.spec, &mut errors);
+    check_self_dependency(ms, &mut errors);
+    if errors.0.is_empty() {
+        Ok(())
+    } else {
+        Err(InvalidSpec(errors.0))
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn range(&mut self, field: impl Into<String>, value: i64, min: i64, max: i64) {
+        if value < min || value > max {
+            self.add(
+                field,
+                format!("must be between {min} and {max}, got {value}"),
+            );
+        }
+    }
+}
+
+const DNS_LABEL_MAX: usize = 63;
+
+fn is_dns_label(s: &str, max: usize) -> bool {
+    !s.is_empty()
+        && s.len() <= max
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn is_env_name(s: &str) -> bool {
+    let mut bytes = s.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'-' || b == b'.' || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
+    check_image(spec, errors);
+    check_env(spec, errors);
+    let port_names = check_ports(spec, errors);
+    check_replicas(spec, errors);
+    check_probes(spec, &port_names, errors);
+    check_dependencies(spec, errors);
+    check_network(spec, &port_names, errors);
+    check_disruption(spec, errors);
+    check_security(spec, errors);
+    check_part_of(spec, errors);
+}
+
+fn check_image(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if spec.image.trim().is_empty() {
+        errors.add("spec.image", "is required");
+    } else if spec.image.contains(char::is_whitespace) {
+        errors.add("spec.image", "must not contain spaces");
+    } else if spec.image.len() > 1024 {
+        errors.add("spec.image", "must be at most 1024 characters");
+    }
+}
+
+fn check_env(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let mut seen = BTreeSet::new();
+    for (i, env) in spec.env.iter().enumerate() {
+        let field = format!("spec.env[{i}]");
+        if !is_env_name(&env.name) || env.name.len() > 256 {
+            errors.add(
+                format!("{field}.name"),
+                format!("`{}` is not a valid variable name", env.name),
+            );
+        }
+        if !seen.insert(env.name.as_str()) {
+            errors.add(
+                format!("{field}.name"),
+                format!("`{}` is set twice", env.name),
+            );
+        }
+        if env.value.is_some() && env.value_from.is_some() {
+            errors.add(field.clone(), "set either value or valueFrom, not both");
+        }
+        if let Some(source) = &env.value_from {
+            let refs = [&source.config_map_key_ref, &source.secret_key_ref];
+            if refs.iter().filter(|r| r.is_some()).count() != 1 {
+                errors.add(
+                    format!("{field}.valueFrom"),
+                    "set exactly one of configMapKeyRef or secretKeyRef",
+                );
+            }
+            for key_ref in refs.into_iter().flatten() {
+                if key_ref.name.is_empty() || key_ref.key.is_empty() {
+                    errors.add(format!("{field}.valueFrom"), "name and key are required");
+                }
+            }
+        }
+    }
+    for (i, source) in spec.env_from.iter().enumerate() {
+        let refs = [&source.config_map_ref, &source.secret_ref];
+        if refs.iter().filter(|r| r.is_some()).count() != 1 {
+            errors.add(
+                format!("spec.envFrom[{i}]"),
+                "set exactly one of configMapRef or secretRef",
+            );
+        }
+        if refs.into_iter().flatten().any(|r| r.name.is_empty()) {
+            errors.add(format!("spec.envFrom[{i}]"), "name is required");
+        }
+    }
+}
+
+/// Checks the ports and returns the names declared.
+fn check_ports(spec: &MicroserviceSpec, errors: &mut Errors) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    let mut numbers = BTreeSet::new();
+    let mut target_numbers = BTreeSet::new();
+    if spec.ports.len() > 32 {
+        errors.add("spec.ports", "at most 32 ports");
+    }
+    for (i, port) in spec.ports.iter().enumerate() {
+        let field = format!("spec.ports[{i}]");
+        if !is_dns_label(&port.name, 15) {
+            errors.add(
+                format!("{field}.name"),
+                format!(
+                    "`{}` must be lowercase letters, digits and '-', at most 15 characters",
+                    port.name
+                ),
+            );
+        }
+        if !names.insert(port.name.clone()) {
+            errors.add(
+                format!("{field}.name"),
+                format!("`{}` is declared twice", port.name),
+            );
+        }
+        errors.range(format!("{field}.port"), port.port.into(), 1, 65535);
+        if !numbers.insert(port.port) {
+            errors.add(
+                format!("{field}.port"),
+                format!("{} is declared twice", port.port),
+            );
+        }
+        let target = port.target_port.unwrap_or(port.port);
+        if let Some(target_port) = port.target_port {
+            errors.range(format!("{field}.targetPort"), target_port.into(), 1, 65535);
+        }
+        if !target_numbers.insert(target) {
+            errors.add(
+                format!("{field}.targetPort"),
+                format!("{target} is used by another port"),
+            );
+        }
+        if let Some(app_protocol) = &port.app_protocol {
+            let valid = !app_protocol.is_empty()
+                && app_protocol.len() <= 63
+                && app_protocol.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.'
+                });
+            if !valid {
+                errors.add(
+                    format!("{field}.appProtocol"),
+                    format!("`{app_protocol}` is not a valid protocol name"),
+                );
+            }
+        }
+    }
+    let exposed = spec
+        .service
+        .as_ref()
+        .and_then(|s| s.type_)
+        .unwrap_or_default();
+    if exposed != ServiceType::ClusterIP && spec.ports.is_empty() {
+        errors.add(
+            "spec.service.type",
+            format!("{exposed:?} needs at least one entry in spec.ports"),
+        );
+    }
+    names
+}
+
+fn check_replicas(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if let Some(replicas) = spec.replicas {
+        errors.range("spec.replicas", replicas.into(), 0, 1000);
+    }
+    let Some(autoscaling) = &spec.autoscaling else {
+        return;
+    };
+    errors.range(
+        "spec.autoscaling.minReplicas",
+        autoscaling.min_replicas.into(),
+        1,
+        1000,
+    );
+    errors.range(
+        "spec.autoscaling.maxReplicas",
+        autoscaling.max_replicas.into(),
+        1,
+        1000,
+    );
+    if autoscaling.min_replicas > autoscaling.max_replicas {
+        errors.add(
+            "spec.autoscaling.minReplicas",
+            format!(
+                "must not exceed spec.autoscaling.maxReplicas ({} > {})",
+                autoscaling.min_replicas, autoscaling.max_replicas
+            ),
+        );
+    }
+    if let Some(cpu) = autoscaling.target_cpu_utilization_percentage {
+        errors.range(
+            "spec.autoscaling.targetCPUUtilizationPercentage",
+            cpu.into(),
+            1,
+            1000,
+        );
+    }
+    if let Some(memory) = autoscaling.target_memory_utilization_percentage {
+        errors.range(
+            "spec.autoscaling.targetMemoryUtilizationPercentage",
+            memory.into(),
+            1,
+            1000,
+        );
+    }
+    if let Some(replicas) = spec.replicas
+        && replicas != 1
+        && !(autoscaling.min_replicas..=autoscaling.max_replicas).contains(&replicas)
+    {
+        errors.add(
+            "spec.replicas",
+            "is ignored under spec.autoscaling; leave it unset or inside minReplicas..maxReplicas",
+        );
+    }
+}
+
+fn check_probes(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors: &mut Errors) {
+    let Some(probes) = &spec.probes else { return };
+    let all = [
+        ("readiness", &probes.readiness),
+        ("liveness", &probes.liveness),
+        ("startup", &probes.startup),
+    ];
+    for (kind, probe) in all {
+        if let Some(probe) = probe {
+            check_probe(
+                &format!("spec.probes.{kind}"),
+                kind,
+                probe,
+                port_names,
+                errors,
+            );
+        }
+    }
+    let needs_port = all
+        .iter()
+        .any(|(_, p)| p.as_ref().is_some_and(|p| p.port.is_none()));
+    if !probes.disabled && needs_port && spec.ports.is_empty() {
+        errors.add(
+            "spec.probes",
+            "a probe without a port needs at least one entry in spec.ports",
+        );
+    }
+}
+
+fn check_probe(
+    field: &str,
+    kind: &str,
+    probe: &Probe,
+    port_names: &BTreeSet<String>,
+    errors: &mut Errors,
+) {
+    if let Some(port) = &probe.port
+        && !port_names.contains(port)
+    {
+        errors.add(
+            format!("{field}.port"),
+            format!("`{port}` must name one of spec.ports"),
+        );
+    }
+    let actions = [
+        probe.http.is_some(),
+        probe.grpc.is_some(),
+        probe.tcp.is_some(),
+    ];
+    if actions.iter().filter(|set| **set).count() > 1 {
+        errors.add(field, "takes at most one of http, grpc or tcp");
+    }
+    if let Some(http) = &probe.http
+        && let Some(path) = &http.path
+        && !path.starts_with('/')
+    {
+        errors.add(
+            format!("{field}.http.path"),
+            format!("`{path}` must start with '/'"),
+        );
+    }
+    let timings = [
+        ("initialDelaySeconds", probe.initial_delay_seconds, 0, 3600),
+        ("periodSeconds", probe.period_seconds, 1, 3600),
+        ("timeoutSeconds", probe.timeout_seconds, 1, 3600),
+        ("failureThreshold", probe.failure_threshold, 1, 100),
+        ("successThreshold", probe.success_threshold, 1, 100),
+    ];
+    for (name, value, min, max) in timings {
+        if let Some(value) = value {
+            errors.range(format!("{field}.{name}"), value.into(), min, max);
+        }
+    }
+    if kind != "readiness" && probe.success_threshold.is_some_and(|s| s != 1) {
+        errors.add(
+            format!("{field}.successThreshold"),
+            format!("must be 1 for a {kind} probe"),
+        );
+    }
+}
+
+fn check_dependencies(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if spec.depends_on.len() > 64 {
+        errors.add("spec.dependsOn", "at most 64 dependencies");
+    }
+    let mut seen = BTreeSet::new();
+    for (i, dependency) in spec.depends_on.iter().enumerate() {
+        let field = format!("spec.dependsOn[{i}]");
+        if !is_dns_label(&dependency.name, DNS_LABEL_MAX) {
+            errors.add(
+                format!("{field}.name"),
+                format!("`{}` is not a valid Microservice name", dependency.name),
+            );
+        }
+        if let Some(namespace) = &dependency.namespace
+            && !is_dns_label(namespace, DNS_LABEL_MAX)
+        {
+            errors.add(
+                format!("{field}.namespace"),
+                format!("`{namespace}` is not a valid namespace"),
+            );
+        }
+        if let Some(port) = &dependency.port
+            && !is_dns_label(port, 15)
+        {
+            errors.add(
+                format!("{field}.port"),
+                format!("`{port}` is not a valid port name"),
+            );
+        }
+        // Two entries for the same service would derive the same env variable twice.
+        if !seen.insert((dependency.name.as_str(), dependency.namespace.as_deref())) {
+            errors.add(field, format!("`{}` is listed twice", dependency.name));
+        }
+    }
+}
+
+fn check_self_dependency(ms: &Microservice, errors: &mut Errors) {
+    let namespace = ms.namespace();
+    for (i, dependency) in ms.spec.depends_on.iter().enumerate() {
+        let same_namespace = dependency.namespace.is_none() || dependency.namespace == namespace;
+        if same_namespace && dependency.name == ms.name_any() {
+            errors.add(
+                format!("spec.dependsOn[{i}]"),
+                "a Microservice cannot depend on itself",
+            );
+        }
+    }
+}
+
+fn check_network(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors: &mut Errors) {
+    let Some(network) = &spec.network else { return };
+    for (i, allow) in network.allow_from.iter().enumerate() {
+        let field = format!("spec.network.allowFrom[{i}]");
+        if allow.namespace_selector.is_none() && allow.pod_selector.is_none() {
+            errors.add(field.clone(), "set namespaceSelector, podSelector or both");
+        }
+        for (j, port) in allow.ports.iter().enumerate() {
+            if !port_names.contains(port) {
+                errors.add(
+                    format!("{field}.ports[{j}]"),
+                    format!("`{port}` must name one of spec.ports"),
+                );
+            }
+        }
+    }
+    for (i, rule) in network.egress.iter().enumerate() {
+        let field = format!("spec.network.egress[{i}]");
+        if rule.cidrs.is_empty() {
+            errors.add(format!("{field}.cidrs"), "at least one CIDR is required");
+        }
+        for (j, cidr) in rule.cidrs.iter().enumerate() {
+            if !is_cidr(&cidr.0) {
+                errors.add(
+                    format!("{field}.cidrs[{j}]"),
+                    format!("`{}` is not a CIDR such as 10.0.0.0/8", cidr.0),
+                );
+            }
+        }
+        for (j, port) in rule.ports.iter().enumerate() {
+            errors.range(
+                format!("{field}.ports[{j}].port"),
+                port.port.into(),
+                1,
+                65535,
+            );
+        }
+    }
+}
+
+/// A CIDR as NetworkPolicy's ipBlock takes it: an address and a prefix length that fits.
+fn is_cidr(s: &str) -> bool {
+    let Some((address, prefix)) = s.split_once('/') else {
+        return false;
+    };
+    let Ok(prefix) = prefix.parse::<u8>() else {
+        return false;
+    };
+    match address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(_)) => prefix <= 32,
+        Ok(std::net::IpAddr::V6(_)) => prefix <= 128,
+        Err(_) => false,
+    }
+}
+
+fn check_disruption(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(disruption) = &spec.disruption else {
+        return;
+    };
+    match (&disruption.min_available, &disruption.max_unavailable) {
+        (Some(value), None) => check_int_or_percent("spec.disruption.minAvailable", value, errors),
+        (None, Some(value)) => {
+            check_int_or_percent("spec.disruption.maxUnavailable", value, errors)
+        }
+        _ => errors.add(
+            "spec.disruption",
+            "set exactly one of minAvailable or maxUnavailable",
+        ),
+    }
+}
+
+fn check_int_or_percent(field: &str, value: &IntOrString, errors: &mut Errors) {
+    match value {
+        IntOrString::Int(n) if *n < 0 => {
+            errors.add(field, format!("must not be negative, got {n}"))
+        }
+        IntOrString::Int(_) => {}
+        IntOrString::String(s) => {
+            let percent = s.strip_suffix('%').and_then(|n| n.parse::<u32>().ok());
+            if percent.is_none_or(|p| p > 100) {
+                errors.add(
+                    field,
+                    format!("`{s}` must be a number of pods or a percentage such as 50%"),
+                );
+            }
+        }
+    }
+}
+
+fn check_security(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(security) = &spec.security else {
+        return;
+    };
+    if let Some(user) = security.run_as_user
+        && user < 1
+    {
+        errors.add(
+            "spec.security.runAsUser",
+            "must be a non-root user ID (1 or more)",
+        );
+    }
+    if let Some(group) = security.run_as_group {
+        errors.range("spec.security.runAsGroup", group, 0, i64::from(i32::MAX));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, path) in security.writable_paths.iter().enumerate() {
+        let field = format!("spec.security.writablePaths[{i}]");
+        if !path.0.starts_with('/') || path.0.len() < 2 || path.0.contains('\0') {
+            errors.add(
+                field.clone(),
+                format!("`{}` must be an absolute path other than /", path.0),
+            );
+        }
+        if path.0.trim_end_matches('/') == "/tmp" {
+            errors.add(field.clone(), "/tmp is always writable; leave it out");
+        }
+        if !seen.insert(path.0.trim_end_matches('/')) {
+            errors.add(field, format!("`{}` is listed twice", path.0));
+        }
+    }
+}
+
+fn check_part_of(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(part_of) = &spec.part_of else { return };
+    let valid = !part_of.is_empty()
+        && part_of.len() <= 63
+        && part_of
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && part_of.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && part_of.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !valid {
+        errors.add(
+            "spec.partOf",
+            format!("`{part_of}` is not a valid label value"),
+        );
+    }
 }

@@ -10,7 +10,11 @@ fn fixture(name: &str) -> String {
 
 fn kinds(yaml: &str) -> Vec<String> {
     yaml.split("\n---\n")
-        .flat_map(|doc| doc.lines().filter(|l| l.starts_with("kind: ")).map(|l| l[6..].to_string()))
+        .flat_map(|doc| {
+            doc.lines()
+                .filter(|l| l.starts_with("kind: "))
+                .map(|l| l[6..].to_string())
+        })
         .collect()
 }
 
@@ -37,7 +41,11 @@ fn renders_every_child_of_a_realistic_microservice() {
 
 #[test]
 fn kube_version_picks_api_versions_and_probe_kinds() {
-    let out = render(&[fixture("http-autoscaling.yaml"), fixture("grpc.yaml")], KubeVersion::new(1, 20)).unwrap();
+    let out = render(
+        &[fixture("http-autoscaling.yaml"), fixture("grpc.yaml")],
+        KubeVersion::new(1, 20),
+    )
+    .unwrap();
     assert!(out.contains("apiVersion: autoscaling/v2beta2\n"));
     assert!(out.contains("apiVersion: policy/v1beta1\n"));
     assert!(!out.contains("grpc:\n"), "no grpc probes on 1.20");
@@ -46,15 +54,27 @@ fn kube_version_picks_api_versions_and_probe_kinds() {
 
 #[test]
 fn microservices_in_the_input_see_each_other_and_the_rest_is_ignored() {
-    let config_map = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  whatever: 1\n";
-    let out = render(&[config_map.to_string(), fixture("graph.yaml")], KubeVersion::NEWEST).unwrap();
-    assert_eq!(kinds(&out).iter().filter(|k| *k == "NetworkPolicy").count(), 3);
+    let config_map =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\ndata:\n  whatever: 1\n";
+    let out = render(
+        &[config_map.to_string(), fixture("graph.yaml")],
+        KubeVersion::NEWEST,
+    )
+    .unwrap();
+    assert_eq!(
+        kinds(&out).iter().filter(|k| *k == "NetworkPolicy").count(),
+        3
+    );
     assert!(!out.contains("kind: ConfigMap"));
     assert!(out.contains("value: grpc://orders.shop.svc.cluster.local:9090"));
     assert!(!out.contains("left out"), "{out}");
 
     // Alone, storefront's dependencies are missing: reported, and left out of env.
-    let storefront = fixture("graph.yaml").split("\n---\n").nth(2).unwrap().to_string();
+    let storefront = fixture("graph.yaml")
+        .split("\n---\n")
+        .nth(2)
+        .unwrap()
+        .to_string();
     let out = render(&[storefront], KubeVersion::NEWEST).unwrap();
     assert!(out.contains("# Microservice web/storefront: dependency shop/orders left out: Microservice shop/orders not found"));
     assert!(!out.contains("ORDERS_ADDR"));
@@ -72,7 +92,10 @@ fn unknown_fields_are_refused_with_their_path() {
     let text = "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata:\n  name: users\nspec:\n  image: example/users:1\n  ports:\n    - name: http\n      port: 80\n      tagetPort: 8080\n";
     let err = render(&[text.to_string()], KubeVersion::NEWEST).unwrap_err();
     assert!(matches!(err, RenderError::UnknownField { .. }));
-    assert_eq!(err.to_string(), "Microservice default/users: spec.ports[0].tagetPort: unknown field");
+    assert_eq!(
+        err.to_string(),
+        "Microservice default/users: spec.ports[0].tagetPort: unknown field"
+    );
     // Fields at their default value are not unknown just because they serialize away.
     let text = "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata:\n  name: users\nspec:\n  image: example/users:1\n  paused: false\n  env: []\n";
     render(&[text.to_string()], KubeVersion::NEWEST).unwrap();
@@ -80,10 +103,27 @@ fn unknown_fields_are_refused_with_their_path() {
 
 #[test]
 fn duplicates_and_broken_yaml_are_errors() {
-    let err = render(&[fixture("minimal.yaml"), fixture("minimal.yaml")], KubeVersion::NEWEST).unwrap_err();
-    assert_eq!(err.to_string(), "Microservice demo/hello: defined more than once in the input");
+    let err = render(
+        &[fixture("minimal.yaml"), fixture("minimal.yaml")],
+        KubeVersion::NEWEST,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Microservice demo/hello: defined more than once in the input"
+    );
     let err = render(&["a: [".to_string()], KubeVersion::NEWEST).unwrap_err();
-    assert!(matches!(err, RenderError::Parse { input: 1, document: 1, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RenderError::Parse {
+                input: 1,
+                document: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,7 +132,8 @@ fn invalid_spec_names_the_object_and_the_field() {
     let err = render(&[text.to_string()], KubeVersion::NEWEST).unwrap_err();
     assert!(matches!(err, RenderError::Invalid { .. }), "{err}");
     assert!(
-        err.to_string().starts_with("Microservice default/users: spec.autoscaling.minReplicas: "),
+        err.to_string()
+            .starts_with("Microservice default/users: spec.autoscaling.minReplicas: "),
         "{err}"
     );
 }

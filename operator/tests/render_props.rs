@@ -14,7 +14,9 @@ const NAMES: &[&str] = &["users", "orders", "storefront", "order-history", "a"];
 const NAMESPACES: &[&str] = &["shop", "web"];
 const PORT_NAMES: &[&str] = &["http", "grpc", "admin", "metrics", "nope"];
 
-fn opt<T: std::fmt::Debug + Clone + 'static>(s: impl Strategy<Value = T> + 'static) -> BoxedStrategy<Option<T>> {
+fn opt<T: std::fmt::Debug + Clone + 'static>(
+    s: impl Strategy<Value = T> + 'static,
+) -> BoxedStrategy<Option<T>> {
     prop::option::of(s).boxed()
 }
 
@@ -23,8 +25,14 @@ fn port() -> impl Strategy<Value = Port> {
         prop::sample::select(PORT_NAMES),
         prop_oneof![1..=65535i32, Just(80), Just(8080)],
         opt(prop_oneof![1..=65535i32, Just(8080)]),
-        opt(prop::sample::select(vec![Protocol::TCP, Protocol::UDP, Protocol::SCTP])),
-        opt(prop::sample::select(vec!["http", "https", "grpc", "h2c", "tcp", "redis"])),
+        opt(prop::sample::select(vec![
+            Protocol::TCP,
+            Protocol::UDP,
+            Protocol::SCTP,
+        ])),
+        opt(prop::sample::select(vec![
+            "http", "https", "grpc", "h2c", "tcp", "redis",
+        ])),
     )
         .prop_map(|(name, port, target_port, protocol, app_protocol)| Port {
             name: name.to_string(),
@@ -58,21 +66,30 @@ fn probe() -> impl Strategy<Value = Probe> {
 }
 
 fn selector() -> impl Strategy<Value = Option<LabelSelector>> {
-    opt(prop::sample::select(vec!["team", "role"]).prop_map(|key| LabelSelector {
-        match_labels: Some(BTreeMap::from([(key.to_string(), "x".to_string())])),
-        match_expressions: None,
-    }))
+    opt(
+        prop::sample::select(vec!["team", "role"]).prop_map(|key| LabelSelector {
+            match_labels: Some(BTreeMap::from([(key.to_string(), "x".to_string())])),
+            match_expressions: None,
+        }),
+    )
 }
 
 fn network() -> impl Strategy<Value = Network> {
     (
         prop::collection::vec(
-            (selector(), selector(), prop::collection::vec(prop::sample::select(PORT_NAMES), 0..2)),
+            (
+                selector(),
+                selector(),
+                prop::collection::vec(prop::sample::select(PORT_NAMES), 0..2),
+            ),
             0..3,
         ),
         prop::collection::vec(
             (
-                prop::collection::vec(prop::sample::select(vec!["10.0.0.0/8", "2001:db8::/32"]), 1..3),
+                prop::collection::vec(
+                    prop::sample::select(vec!["10.0.0.0/8", "2001:db8::/32"]),
+                    1..3,
+                ),
                 prop::collection::vec((1..=65535i32, opt(Just(Protocol::UDP))), 0..2),
             ),
             0..2,
@@ -91,7 +108,10 @@ fn network() -> impl Strategy<Value = Network> {
                 .into_iter()
                 .map(|(cidrs, ports)| EgressRule {
                     cidrs: cidrs.into_iter().map(|c| Cidr(c.to_string())).collect(),
-                    ports: ports.into_iter().map(|(port, protocol)| EgressPort { port, protocol }).collect(),
+                    ports: ports
+                        .into_iter()
+                        .map(|(port, protocol)| EgressPort { port, protocol })
+                        .collect(),
                 })
                 .collect(),
         })
@@ -103,20 +123,36 @@ fn security() -> impl Strategy<Value = Security> {
         opt(prop_oneof![1..=2147483647i64, Just(1000)]),
         opt(0..=2147483647i64),
         prop::collection::vec(
-            prop::sample::select(vec!["/tmp", "/data", "/data/", "/var/cache/nginx", "/ÜBER", "/a_b", "/a-b"]),
+            prop::sample::select(vec![
+                "/tmp",
+                "/data",
+                "/data/",
+                "/var/cache/nginx",
+                "/ÜBER",
+                "/a_b",
+                "/a-b",
+            ]),
             0..5,
         ),
     )
-        .prop_map(|(read_only_root_filesystem, run_as_user, run_as_group, paths)| Security {
-            read_only_root_filesystem,
-            run_as_user,
-            run_as_group,
-            writable_paths: paths.into_iter().map(|p| WritablePath(p.to_string())).collect(),
-        })
+        .prop_map(
+            |(read_only_root_filesystem, run_as_user, run_as_group, paths)| Security {
+                read_only_root_filesystem,
+                run_as_user,
+                run_as_group,
+                writable_paths: paths
+                    .into_iter()
+                    .map(|p| WritablePath(p.to_string()))
+                    .collect(),
+            },
+        )
 }
 
 fn int_or_string() -> impl Strategy<Value = IntOrString> {
-    prop_oneof![(0..5i32).prop_map(IntOrString::Int), Just(IntOrString::String("50%".into()))]
+    prop_oneof![
+        (0..5i32).prop_map(IntOrString::Int),
+        Just(IntOrString::String("50%".into()))
+    ]
 }
 
 fn spec() -> impl Strategy<Value = MicroserviceSpec> {
@@ -124,13 +160,13 @@ fn spec() -> impl Strategy<Value = MicroserviceSpec> {
         prop_oneof![1 => Just(Vec::new()), 9 => prop::collection::vec(port(), 1..4)],
         prop_oneof![3 => Just(None), 1 => (0..=6i32).prop_map(Some)],
         // Mostly min <= max; the occasional inversion exercises the invalid path.
-        opt((1..=10i32, prop_oneof![9 => 0..=10i32, 1 => -3..0i32], opt(1..=200i32), opt(1..=200i32))),
         opt((
-            any::<bool>(),
-            opt(probe()),
-            opt(probe()),
-            opt(probe()),
+            1..=10i32,
+            prop_oneof![9 => 0..=10i32, 1 => -3..0i32],
+            opt(1..=200i32),
+            opt(1..=200i32),
         )),
+        opt((any::<bool>(), opt(probe()), opt(probe()), opt(probe()))),
         prop::collection::vec(
             (
                 prop::sample::select(NAMES),
@@ -153,10 +189,16 @@ fn spec() -> impl Strategy<Value = MicroserviceSpec> {
             1 => Just(ServiceType::NodePort),
             1 => Just(ServiceType::LoadBalancer),
         ]),
-        prop::collection::vec(prop::sample::select(vec!["LOG_LEVEL", "USERS_URL", "ORDERS_ADDR"]), 0..3),
+        prop::collection::vec(
+            prop::sample::select(vec!["LOG_LEVEL", "USERS_URL", "ORDERS_ADDR"]),
+            0..3,
+        ),
     );
     (head, tail).prop_map(
-        |((ports, replicas, autoscaling, probes, depends_on), (network, disruption, security, service_type, env))| {
+        |(
+            (ports, replicas, autoscaling, probes, depends_on),
+            (network, disruption, security, service_type, env),
+        )| {
             // Mostly unique names and numbers, as the schema and CEL demand.
             let mut ports: Vec<Port> = ports;
             let mut seen = std::collections::BTreeSet::new();
@@ -216,7 +258,11 @@ fn spec() -> impl Strategy<Value = MicroserviceSpec> {
 
 fn microservices() -> impl Strategy<Value = Vec<Microservice>> {
     prop::collection::vec(
-        (prop::sample::select(NAMES), prop::sample::select(NAMESPACES), spec()),
+        (
+            prop::sample::select(NAMES),
+            prop::sample::select(NAMESPACES),
+            spec(),
+        ),
         1..4,
     )
     .prop_map(|items| {

@@ -15,7 +15,10 @@ pub struct KubeVersion {
 
 impl KubeVersion {
     /// The newest version Flotilla's defaults are written for.
-    pub const NEWEST: KubeVersion = KubeVersion { major: 1, minor: 35 };
+    pub const NEWEST: KubeVersion = KubeVersion {
+        major: 1,
+        minor: 35,
+    };
 
     pub const fn new(major: u32, minor: u32) -> Self {
         KubeVersion { major, minor }
@@ -49,7 +52,10 @@ impl std::str::FromStr for KubeVersion {
                 .and_then(|p| p.parse::<u32>().ok())
                 .ok_or_else(|| format!("`{s}` is not a Kubernetes version such as 1.20 or v1.31.2"))
         };
-        Ok(KubeVersion::new(number(parts.next())?, number(parts.next())?))
+        Ok(KubeVersion::new(
+            number(parts.next())?,
+            number(parts.next())?,
+        ))
     }
 }
 
@@ -61,13 +67,31 @@ impl std::fmt::Display for KubeVersion {
 
 /// Every CRD Flotilla serves, for the given server version.
 pub fn crds(version: KubeVersion) -> Vec<CustomResourceDefinition> {
-    let mut crd = Microservice::crd();
+    vec![adjust(Microservice::crd(), version)]
+}
+
+fn adjust(crd: CustomResourceDefinition, version: KubeVersion) -> CustomResourceDefinition {
+    let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
+    // Optional enums come out of schemars with `null` among their values; Flotilla never
+    // writes null (unset fields are omitted), and older validators reject it in `enum`.
+    strip_null_enum_values(&mut value);
     if !version.supports_cel() {
-        let mut value = serde_json::to_value(&crd).expect("a CRD serializes");
         strip_key(&mut value, "x-kubernetes-validations");
-        crd = serde_json::from_value(value).expect("a CRD without CEL rules deserializes");
     }
-    vec![crd]
+    serde_json::from_value(value).expect("an adjusted CRD deserializes")
+}
+
+fn strip_null_enum_values(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(values)) = map.get_mut("enum") {
+                values.retain(|v| !v.is_null());
+            }
+            map.values_mut().for_each(strip_null_enum_values);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null_enum_values),
+        _ => {}
+    }
 }
 
 /// The CRDs as one multi-document YAML stream, as committed under `crds/`.
@@ -96,9 +120,18 @@ mod tests {
 
     #[test]
     fn parses_versions() {
-        assert_eq!("1.20".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 20));
-        assert_eq!("v1.31.2".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 31));
-        assert_eq!("1.27+".parse::<KubeVersion>().unwrap(), KubeVersion::new(1, 27));
+        assert_eq!(
+            "1.20".parse::<KubeVersion>().unwrap(),
+            KubeVersion::new(1, 20)
+        );
+        assert_eq!(
+            "v1.31.2".parse::<KubeVersion>().unwrap(),
+            KubeVersion::new(1, 31)
+        );
+        assert_eq!(
+            "1.27+".parse::<KubeVersion>().unwrap(),
+            KubeVersion::new(1, 27)
+        );
         assert!("one".parse::<KubeVersion>().is_err());
     }
 
@@ -106,5 +139,29 @@ mod tests {
     fn old_servers_get_no_cel() {
         assert!(crds_yaml(KubeVersion::NEWEST).contains("x-kubernetes-validations"));
         assert!(!crds_yaml(KubeVersion::new(1, 20)).contains("x-kubernetes-validations"));
+    }
+
+    #[test]
+    fn enums_hold_no_null() {
+        let yaml = crds_yaml(KubeVersion::NEWEST);
+        let value: Value = serde_yaml::from_str(&yaml).unwrap();
+        let mut found_null = false;
+        visit_enums(&value, &mut |values| {
+            found_null |= values.iter().any(Value::is_null)
+        });
+        assert!(!found_null);
+    }
+
+    fn visit_enums(value: &Value, f: &mut impl FnMut(&[Value])) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::Array(values)) = map.get("enum") {
+                    f(values);
+                }
+                map.values().for_each(|v| visit_enums(v, f));
+            }
+            Value::Array(items) => items.iter().for_each(|v| visit_enums(v, f)),
+            _ => {}
+        }
     }
 }

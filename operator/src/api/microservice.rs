@@ -151,7 +151,10 @@ pub struct MicroserviceSpec {
     /// The application this service is part of; becomes the `app.kubernetes.io/part-of`
     /// label on every child.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 63), regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"))]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+    )]
     pub part_of: Option<String>,
 
     /// Stop reconciling this Microservice: its children are left as they are until it is
@@ -174,7 +177,10 @@ pub enum ImagePullPolicy {
 #[x_kube(validation = Rule::new("!(has(self.value) && has(self.valueFrom))").message("env: set either value or valueFrom, not both"))]
 pub struct EnvVar {
     /// Variable name, e.g. `LOG_LEVEL`.
-    #[schemars(length(min = 1, max = 256), regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"))]
+    #[schemars(
+        length(min = 1, max = 256),
+        regex(pattern = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+    )]
     pub name: String,
     /// Literal value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -270,7 +276,10 @@ pub struct Resources {
 #[serde(rename_all = "camelCase")]
 pub struct Port {
     /// Port name, an IANA service name (lowercase, at most 15 characters), e.g. `http`.
-    #[schemars(length(min = 1, max = 15), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 15),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// The port the Service exposes.
     #[schemars(range(min = 1, max = 65535))]
@@ -285,7 +294,10 @@ pub struct Port {
     /// The application protocol: `http`, `grpc`, `tcp`, … It picks the default probes and
     /// the scheme of the `<NAME>_URL` variables of dependents. Defaults to `tcp`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
     pub app_protocol: Option<String>,
 }
 
@@ -445,15 +457,23 @@ pub struct GrpcProbe {
 pub struct TcpProbe {}
 
 /// A Microservice this one calls.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct Dependency {
     /// Name of the Microservice.
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// Its namespace; this Microservice's namespace when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub namespace: Option<String>,
     /// The name of the port of that Microservice this one calls; its primary port when
     /// unset. Only this port is opened in the NetworkPolicies.
@@ -506,7 +526,9 @@ pub struct EgressRule {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(transparent)]
 pub struct Cidr(
-    #[schemars(regex(pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$"))]
+    #[schemars(regex(
+        pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$"
+    ))]
     pub String,
 );
 

@@ -1,0 +1,124 @@
+//! How long the pure parts of a reconcile take: building one realistic Microservice
+//! with five dependencies and five dependents, and resolving the graph among 1,000.
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use flotilla::api::*;
+use flotilla::builders::{self, BuildContext, Capabilities};
+use flotilla::graph;
+
+fn port(name: &str, port: i32, target: i32, app_protocol: &str) -> Port {
+    Port {
+        name: name.to_string(),
+        port,
+        target_port: Some(target),
+        protocol: None,
+        app_protocol: Some(app_protocol.to_string()),
+    }
+}
+
+fn microservice(namespace: &str, name: &str, depends_on: Vec<Dependency>) -> Microservice {
+    let mut ms = Microservice::new(
+        name,
+        MicroserviceSpec {
+            image: format!("registry.example.com/{namespace}/{name}:1.0.0"),
+            ports: vec![
+                port("http", 80, 8080, "http"),
+                port("grpc", 9090, 50051, "grpc"),
+            ],
+            autoscaling: Some(Autoscaling {
+                min_replicas: 2,
+                max_replicas: 10,
+                ..Autoscaling::default()
+            }),
+            env: vec![EnvVar {
+                name: "LOG_LEVEL".into(),
+                value: Some("info".into()),
+                value_from: None,
+            }],
+            security: Some(Security {
+                writable_paths: vec![WritablePath("/var/cache".into())],
+                ..Security::default()
+            }),
+            depends_on,
+            ..MicroserviceSpec::default()
+        },
+    );
+    ms.metadata.namespace = Some(namespace.to_string());
+    ms
+}
+
+fn dep(name: &str, port: Option<&str>) -> Dependency {
+    Dependency {
+        name: name.to_string(),
+        namespace: None,
+        port: port.map(str::to_string),
+    }
+}
+
+fn bench_build(c: &mut Criterion) {
+    // "hub" calls five services and is called by five others.
+    let mut all: Vec<Microservice> = (0..5)
+        .map(|i| microservice("shop", &format!("backend-{i}"), vec![]))
+        .collect();
+    let hub = microservice(
+        "shop",
+        "hub",
+        (0..5)
+            .map(|i| dep(&format!("backend-{i}"), (i % 2 == 0).then_some("grpc")))
+            .collect(),
+    );
+    all.push(hub.clone());
+    all.extend(
+        (0..5).map(|i| microservice("shop", &format!("frontend-{i}"), vec![dep("hub", None)])),
+    );
+    let resolution = graph::resolve(&hub, all.iter());
+    assert_eq!(
+        (resolution.dependencies.len(), resolution.dependents.len()),
+        (5, 5)
+    );
+    let caps = Capabilities::newest();
+    let ctx = BuildContext {
+        capabilities: caps,
+        dependencies: resolution.dependencies,
+        dependents: resolution.dependents,
+        config_hash: "sha256:0123456789abcdef".into(),
+    };
+    c.bench_function("build hub (5 dependencies, 5 dependents)", |b| {
+        b.iter(|| builders::build(black_box(&hub), black_box(&ctx)).expect("builds"))
+    });
+    let children = builders::build(&hub, &ctx).expect("builds");
+    c.bench_function("to_documents hub", |b| {
+        b.iter(|| {
+            black_box(&children)
+                .to_documents(&caps)
+                .expect("serializes")
+        })
+    });
+}
+
+fn bench_resolve(c: &mut Criterion) {
+    // 1,000 Microservices in 10 namespaces, each calling the next three in its namespace.
+    let all: Vec<Microservice> = (0..1000)
+        .map(|i| {
+            let namespace = format!("team-{}", i % 10);
+            let deps = (1..=3)
+                .map(|d| dep(&format!("svc-{}", (i + 10 * d) % 1000), None))
+                .collect();
+            microservice(&namespace, &format!("svc-{i}"), deps)
+        })
+        .collect();
+    let target = &all[500];
+    let resolution = graph::resolve(target, all.iter());
+    assert_eq!(
+        (resolution.dependencies.len(), resolution.dependents.len()),
+        (3, 3)
+    );
+    c.bench_function("resolve among 1,000 Microservices", |b| {
+        b.iter(|| graph::resolve(black_box(target), black_box(&all).iter()))
+    });
+}
+
+criterion_group!(benches, bench_build, bench_resolve);
+criterion_main!(benches);

@@ -1,0 +1,163 @@
+//! One reconciliation, as a pipeline: read the world, validate, build the desired
+//! children (pure), apply them, compute and write the status.
+//!
+//! An invalid spec stops the pipeline before anything is applied: the children keep
+//! running as they were, the status says `InvalidSpec`, and nothing is retried until the
+//! spec changes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use tracing::{debug, warn};
+
+use crate::api::{Microservice, MicroserviceStatus};
+use crate::builders::{self, ConfigKind, labels};
+use crate::validate::validate;
+
+use super::context::{Context, FIELD_MANAGER};
+use super::error::{Error, Result};
+use super::status::{self, Observed, READY, REASON_INVALID_SPEC};
+use super::{apply, events, world};
+
+/// How often a settled Microservice is looked at again even without any watch event.
+/// Watches catch drift at once; this only bounds how long a missed event can last.
+const RESYNC: Duration = Duration::from_secs(600);
+/// Re-check sooner while pods are still coming up, for status that follows closely.
+const WHILE_PROGRESSING: Duration = Duration::from_secs(30);
+
+pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action> {
+    // Before every cache has listed once, a missing child may only be unlisted yet:
+    // deciding on it would re-create or prune for nothing.
+    if ctx.stores.wait_until_ready().await.is_err() {
+        return Ok(Action::await_change());
+    }
+    let _timer = ctx.metrics.reconcile_timer();
+    let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
+    let name = ms.name_any();
+    debug!(%namespace, %name, "reconciling");
+
+    let world = world::read(
+        &ms,
+        ctx.capabilities,
+        &ctx.stores.microservices,
+        |config| match config.kind {
+            ConfigKind::ConfigMap => {
+                world::cached_version(&ctx.stores.config_maps, &config.name, &namespace)
+            }
+            ConfigKind::Secret => {
+                world::cached_version(&ctx.stores.secrets, &config.name, &namespace)
+            }
+        },
+    );
+
+    let mut invalid_spec = validate(&ms).err().map(|e| e.to_string());
+    if invalid_spec.is_none() && !ms.spec.paused {
+        match builders::build(&ms, &world.build) {
+            Ok(children) => {
+                apply::apply_all(&ctx, &ms, &children).await?;
+            }
+            // The builders only fail on what validation should have refused: treat it
+            // the same way, as a spec to fix, not an error to retry.
+            Err(error) => invalid_spec = Some(error.to_string()),
+        }
+    }
+
+    let deployment = ctx
+        .stores
+        .deployments
+        .get(&ObjectRef::new(&name).within(&namespace));
+    let pods = ctx.stores.pods.state();
+    let own_pods = pods
+        .iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|pod| pod.labels().get(labels::INSTANCE) == Some(&name))
+        .map(|pod| pod.as_ref())
+        .collect();
+    let observed = Observed {
+        deployment: deployment.as_deref(),
+        pods: own_pods,
+        missing_dependencies: &world.missing_dependencies,
+        unready_dependencies: &world.unready_dependencies,
+        missing_config: &world.missing_config,
+        invalid_spec: invalid_spec.clone(),
+        paused: ms.spec.paused,
+    };
+    let status = status::compute(&ms, &observed, Time(jiff::Timestamp::now()));
+    if ms.status.as_ref() != Some(&status) {
+        if let Some(message) = &invalid_spec
+            && !already_reported(&ms, message)
+        {
+            warn!(%namespace, %name, %message, "invalid spec");
+            ctx.metrics.error("invalid_spec");
+            events::invalid_spec(&ctx, &ms, message).await;
+        }
+        write_status(&ctx, &ms, &status).await?;
+    }
+    ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
+
+    Ok(if invalid_spec.is_some() {
+        Action::await_change()
+    } else if is_ready(&status) {
+        Action::requeue(RESYNC)
+    } else {
+        Action::requeue(WHILE_PROGRESSING)
+    })
+}
+
+/// Transient failures retry with a per-object exponential backoff.
+pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> Action {
+    ctx.metrics.error(error.metric_label());
+    let delay = ctx.next_backoff(&ObjectRef::from_obj(ms.as_ref()));
+    warn!(namespace = ?ms.namespace(), name = %ms.name_any(), %error, retry_in = ?delay, "reconcile failed");
+    let (ctx_for_event, ms_for_event, message) = (ctx.clone(), ms.clone(), error.to_string());
+    let reason = match error {
+        Error::Kube(_) => "ApplyFailed",
+        _ => "ReconcileFailed",
+    };
+    tokio::spawn(async move {
+        events::reconcile_failed(&ctx_for_event, &ms_for_event, reason, &message).await
+    });
+    Action::requeue(delay)
+}
+
+/// An invalid spec is announced once per generation and message, not on every pass.
+fn already_reported(ms: &Microservice, message: &str) -> bool {
+    ms.status.as_ref().is_some_and(|status| {
+        status.conditions.iter().any(|c| {
+            c.type_ == READY
+                && c.reason == REASON_INVALID_SPEC
+                && c.message == message
+                && c.observed_generation == ms.metadata.generation
+        })
+    })
+}
+
+fn is_ready(status: &MicroserviceStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+async fn write_status(ctx: &Context, ms: &Microservice, status: &MicroserviceStatus) -> Result<()> {
+    let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
+    let api: Api<Microservice> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({
+        "apiVersion": Microservice::api_version(&()),
+        "kind": Microservice::kind(&()),
+        "status": status,
+    });
+    api.patch_status(
+        &ms.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,539 @@
+//! Status, computed by a pure function from what the caches show: the Deployment, its
+//! pods, the dependency graph and the outcome of validation. The root cause seen on the
+//! pods (ImagePullBackOff, CrashLoopBackOff, Unschedulable, a missing ConfigMap) becomes
+//! the reason of `Ready=False`, so "not ready" always says why.
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::ResourceExt;
+
+use crate::api::{Microservice, MicroserviceStatus};
+use crate::builders::{ConfigKind, labels};
+use crate::graph::MissingDependency;
+
+pub const READY: &str = "Ready";
+pub const PROGRESSING: &str = "Progressing";
+pub const DEGRADED: &str = "Degraded";
+pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+
+pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_PAUSED: &str = "Paused";
+
+/// Everything the status is computed from.
+pub struct Observed<'a> {
+    pub deployment: Option<&'a Deployment>,
+    /// Pods of this Microservice (by instance label), any ReplicaSet.
+    pub pods: Vec<&'a Pod>,
+    pub missing_dependencies: &'a [MissingDependency],
+    pub unready_dependencies: &'a [String],
+    pub missing_config: &'a [crate::builders::ConfigRef],
+    /// The validation error, when the spec is invalid.
+    pub invalid_spec: Option<String>,
+    pub paused: bool,
+}
+
+/// A reason and a human message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    pub reason: String,
+    pub message: String,
+}
+
+impl Cause {
+    fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Cause {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The new status of `ms`. Conditions keep their `lastTransitionTime` when their status
+/// did not change, so an unchanged world yields an equal status and no write.
+pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> MicroserviceStatus {
+    let generation = ms.metadata.generation;
+    let previous = ms.status.clone().unwrap_or_default();
+    let rollout = Rollout::of(ms, observed.deployment);
+    let pod_cause = observed.pods.iter().find_map(|pod| pod_failure(pod));
+    let stalled = observed.deployment.and_then(progress_deadline_exceeded);
+    let failure = pod_cause.clone().or(stalled.clone());
+
+    let ready = if let Some(message) = &observed.invalid_spec {
+        ("False", Cause::new(REASON_INVALID_SPEC, message.clone()))
+    } else if rollout.complete() {
+        let cause = if observed.paused {
+            Cause::new(
+                REASON_PAUSED,
+                "reconciliation is paused; every pod is ready",
+            )
+        } else {
+            Cause::new(
+                "Available",
+                format!("{}/{} pods ready", rollout.ready, rollout.desired),
+            )
+        };
+        ("True", cause)
+    } else if let Some(cause) = failure.clone() {
+        ("False", cause)
+    } else if let Some(config) = observed.missing_config.first() {
+        let kind = match config.kind {
+            ConfigKind::ConfigMap => ("ConfigMapNotFound", "ConfigMap"),
+            ConfigKind::Secret => ("SecretNotFound", "Secret"),
+        };
+        (
+            "False",
+            Cause::new(
+                kind.0,
+                format!(
+                    "{} {} referenced by the pods does not exist",
+                    kind.1, config.name
+                ),
+            ),
+        )
+    } else if observed.paused {
+        (
+            "False",
+            Cause::new(REASON_PAUSED, "reconciliation is paused"),
+        )
+    } else {
+        ("False", rollout.waiting_cause())
+    };
+
+    let progressing = if observed.invalid_spec.is_some() {
+        (
+            "False",
+            Cause::new(REASON_INVALID_SPEC, "waiting for a valid spec"),
+        )
+    } else if observed.paused {
+        (
+            "False",
+            Cause::new(REASON_PAUSED, "reconciliation is paused"),
+        )
+    } else if let Some(cause) = stalled {
+        ("False", cause)
+    } else if rollout.complete() {
+        (
+            "False",
+            Cause::new("Complete", "the current spec is rolled out"),
+        )
+    } else {
+        ("True", rollout.waiting_cause())
+    };
+
+    let degraded = match (&observed.invalid_spec, failure) {
+        (Some(message), _) => ("True", Cause::new(REASON_INVALID_SPEC, message.clone())),
+        (None, Some(cause)) => ("True", cause),
+        (None, None) => ("False", Cause::new("AsExpected", "no failure seen")),
+    };
+
+    let dependencies = if !observed.missing_dependencies.is_empty() {
+        let all: Vec<String> = observed
+            .missing_dependencies
+            .iter()
+            .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
+            .collect();
+        ("False", Cause::new("DependencyNotFound", all.join("; ")))
+    } else if !observed.unready_dependencies.is_empty() {
+        (
+            "False",
+            Cause::new(
+                "DependencyNotReady",
+                format!("not ready: {}", observed.unready_dependencies.join(", ")),
+            ),
+        )
+    } else if ms.spec.depends_on.is_empty() {
+        ("True", Cause::new("NoDependencies", "depends on nothing"))
+    } else {
+        ("True", Cause::new("AllReady", "every dependency is ready"))
+    };
+
+    let conditions = [
+        (READY, ready),
+        (PROGRESSING, progressing),
+        (DEGRADED, degraded),
+        (DEPENDENCIES_READY, dependencies),
+    ]
+    .into_iter()
+    .map(|(type_, (status, cause))| condition(&previous, type_, status, cause, generation, &now))
+    .collect();
+
+    let name = ms.name_any();
+    let namespace = ms.namespace().unwrap_or_default();
+    MicroserviceStatus {
+        observed_generation: generation,
+        conditions,
+        replicas: rollout.total,
+        ready_replicas: rollout.ready,
+        updated_replicas: rollout.updated,
+        replica_summary: Some(format!("{}/{}", rollout.ready, rollout.desired)),
+        selector: Some(
+            labels::selector_labels(&name)
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
+        url: ms
+            .spec
+            .ports
+            .first()
+            .map(|port| crate::builders::env::port_url(&name, &namespace, port)),
+        image: Some(ms.spec.image.clone()),
+    }
+}
+
+fn condition(
+    previous: &MicroserviceStatus,
+    type_: &str,
+    status: &str,
+    cause: Cause,
+    generation: Option<i64>,
+    now: &Time,
+) -> Condition {
+    let last_transition_time = previous
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_ && c.status == status)
+        .map(|c| c.last_transition_time.clone())
+        .unwrap_or_else(|| now.clone());
+    Condition {
+        type_: type_.to_string(),
+        status: status.to_string(),
+        reason: cause.reason,
+        message: truncate(&cause.message, 1024),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+fn truncate(message: &str, max: usize) -> String {
+    if message.len() <= max {
+        return message.to_string();
+    }
+    let mut end = max;
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &message[..end])
+}
+
+/// Replica counts of the Deployment and whether its rollout of the current spec is done.
+struct Rollout {
+    exists: bool,
+    current: bool,
+    desired: i32,
+    total: i32,
+    updated: i32,
+    ready: i32,
+    available: i32,
+}
+
+impl Rollout {
+    fn of(ms: &Microservice, deployment: Option<&Deployment>) -> Self {
+        let fallback = ms
+            .spec
+            .autoscaling
+            .as_ref()
+            .map_or(ms.spec.replicas.unwrap_or(1), |a| a.min_replicas);
+        let Some(deployment) = deployment else {
+            return Rollout {
+                exists: false,
+                current: false,
+                desired: fallback,
+                total: 0,
+                updated: 0,
+                ready: 0,
+                available: 0,
+            };
+        };
+        let status = deployment.status.clone().unwrap_or_default();
+        let current = status.observed_generation.is_some()
+            && status.observed_generation >= deployment.metadata.generation;
+        Rollout {
+            exists: true,
+            current,
+            desired: deployment
+                .spec
+                .as_ref()
+                .and_then(|s| s.replicas)
+                .unwrap_or(fallback),
+            total: status.replicas.unwrap_or(0),
+            updated: status.updated_replicas.unwrap_or(0),
+            ready: status.ready_replicas.unwrap_or(0),
+            available: status.available_replicas.unwrap_or(0),
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.exists
+            && self.current
+            && self.updated >= self.desired
+            && self.ready >= self.desired
+            && self.available >= self.desired
+            && self.total == self.updated
+    }
+
+    fn waiting_cause(&self) -> Cause {
+        if !self.exists {
+            Cause::new("Creating", "the Deployment does not exist yet")
+        } else if !self.current {
+            Cause::new(
+                "RollingOut",
+                "the Deployment controller has not seen the latest spec yet",
+            )
+        } else if self.updated < self.desired || self.total > self.updated {
+            Cause::new(
+                "RollingOut",
+                format!(
+                    "{} of {} pods updated, {} old pods remain",
+                    self.updated,
+                    self.desired,
+                    self.total - self.updated
+                ),
+            )
+        } else {
+            Cause::new(
+                "PodsNotReady",
+                format!("{}/{} pods ready", self.ready, self.desired),
+            )
+        }
+    }
+}
+
+fn progress_deadline_exceeded(deployment: &Deployment) -> Option<Cause> {
+    let conditions = deployment.status.as_ref()?.conditions.as_ref()?;
+    conditions
+        .iter()
+        .find(|c| {
+            c.type_ == "Progressing"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("ProgressDeadlineExceeded")
+        })
+        .map(|c| {
+            Cause::new(
+                "ProgressDeadlineExceeded",
+                c.message.clone().unwrap_or_default(),
+            )
+        })
+}
+
+/// Waiting reasons that mean the pod will not become ready by itself, most telling first.
+const FAILURE_REASONS: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+];
+
+/// Why this pod is not running, if it is stuck in a way worth reporting.
+pub fn pod_failure(pod: &Pod) -> Option<Cause> {
+    let name = pod.name_any();
+    let status = pod.status.as_ref()?;
+    let containers = status
+        .init_container_statuses
+        .iter()
+        .flatten()
+        .chain(status.container_statuses.iter().flatten());
+    let mut found: Option<(usize, Cause)> = None;
+    for container in containers {
+        let Some(waiting) = container.state.as_ref().and_then(|s| s.waiting.as_ref()) else {
+            continue;
+        };
+        let reason = waiting.reason.clone().unwrap_or_default();
+        let Some(rank) = FAILURE_REASONS.iter().position(|r| *r == reason) else {
+            continue;
+        };
+        let mut message = format!(
+            "pod {name}, container {}: {}",
+            container.name,
+            waiting.message.clone().unwrap_or_default()
+        );
+        if let Some(terminated) = container
+            .last_state
+            .as_ref()
+            .and_then(|s| s.terminated.as_ref())
+        {
+            message.push_str(&format!(
+                " (last exit code {}{})",
+                terminated.exit_code,
+                terminated
+                    .reason
+                    .as_ref()
+                    .map(|r| format!(", {r}"))
+                    .unwrap_or_default()
+            ));
+        }
+        if found.as_ref().is_none_or(|(best, _)| rank < *best) {
+            found = Some((rank, Cause::new(reason, message)));
+        }
+    }
+    if let Some((_, cause)) = found {
+        return Some(cause);
+    }
+    status.conditions.iter().flatten().find_map(|c| {
+        (c.type_ == "PodScheduled"
+            && c.status == "False"
+            && c.reason.as_deref() == Some("Unschedulable"))
+        .then(|| {
+            Cause::new(
+                "Unschedulable",
+                format!("pod {name}: {}", c.message.clone().unwrap_or_default()),
+            )
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ms() -> Microservice {
+        serde_json::from_value(json!({
+            "apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "users", "namespace": "shop", "generation": 3},
+            "spec": {"image": "users:1", "replicas": 2, "ports": [{"name": "http", "port": 80, "targetPort": 8080, "appProtocol": "http"}]}
+        }))
+        .unwrap()
+    }
+
+    fn deployment(
+        generation: i64,
+        observed: i64,
+        replicas: i32,
+        updated: i32,
+        ready: i32,
+    ) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "users", "namespace": "shop", "generation": generation},
+            "spec": {"replicas": 2, "selector": {}, "template": {}},
+            "status": {"observedGeneration": observed, "replicas": replicas, "updatedReplicas": updated,
+                       "readyReplicas": ready, "availableReplicas": ready}
+        }))
+        .unwrap()
+    }
+
+    fn pod(waiting_reason: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "users-abc"},
+            "status": {"containerStatuses": [{"name": "app", "image": "users:2", "imageID": "", "ready": false,
+                "restartCount": 0, "state": {"waiting": {"reason": waiting_reason, "message": "Back-off pulling image \"users:2\""}}}]}
+        }))
+        .unwrap()
+    }
+
+    fn observed<'a>(deployment: Option<&'a Deployment>, pods: Vec<&'a Pod>) -> Observed<'a> {
+        Observed {
+            deployment,
+            pods,
+            missing_dependencies: &[],
+            unready_dependencies: &[],
+            missing_config: &[],
+            invalid_spec: None,
+            paused: false,
+        }
+    }
+
+    fn get<'a>(status: &'a MicroserviceStatus, type_: &str) -> &'a Condition {
+        status.conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    fn now() -> Time {
+        Time("2026-11-27T00:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn ready_when_rolled_out() {
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let status = compute(&ms(), &observed(Some(&deployment), vec![]), now());
+        assert_eq!(get(&status, READY).status, "True");
+        assert_eq!(get(&status, READY).observed_generation, Some(3));
+        assert_eq!(status.observed_generation, Some(3));
+        assert_eq!(status.replica_summary.as_deref(), Some("2/2"));
+        assert_eq!(
+            status.url.as_deref(),
+            Some("http://users.shop.svc.cluster.local:80")
+        );
+        assert_eq!(
+            status.selector.as_deref(),
+            Some("app.kubernetes.io/instance=users,app.kubernetes.io/name=users")
+        );
+    }
+
+    #[test]
+    fn image_pull_failure_is_the_reason() {
+        let deployment = deployment(6, 6, 3, 1, 2);
+        let pod = pod("ImagePullBackOff");
+        let status = compute(&ms(), &observed(Some(&deployment), vec![&pod]), now());
+        let ready = get(&status, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "ImagePullBackOff")
+        );
+        assert!(ready.message.contains("users-abc"), "{}", ready.message);
+        assert_eq!(get(&status, DEGRADED).status, "True");
+        assert_eq!(get(&status, PROGRESSING).status, "True");
+    }
+
+    #[test]
+    fn stale_deployment_is_not_ready() {
+        let deployment = deployment(6, 5, 2, 2, 2);
+        let status = compute(&ms(), &observed(Some(&deployment), vec![]), now());
+        assert_eq!(get(&status, READY).reason, "RollingOut");
+    }
+
+    #[test]
+    fn invalid_spec_wins() {
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let mut observed = observed(Some(&deployment), vec![]);
+        observed.invalid_spec = Some("spec.autoscaling.minReplicas: must not exceed".into());
+        let status = compute(&ms(), &observed, now());
+        let ready = get(&status, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", REASON_INVALID_SPEC)
+        );
+        assert!(ready.message.contains("spec.autoscaling.minReplicas"));
+    }
+
+    #[test]
+    fn transition_time_survives_an_unchanged_world() {
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let mut ms = ms();
+        ms.status = Some(compute(&ms, &observed(Some(&deployment), vec![]), now()));
+        let later = Time("2026-11-28T00:00:00Z".parse().unwrap());
+        let again = compute(&ms, &observed(Some(&deployment), vec![]), later);
+        assert_eq!(ms.status.as_ref(), Some(&again));
+    }
+
+    #[test]
+    fn missing_dependency_is_reported() {
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let missing = [MissingDependency {
+            name: "users".into(),
+            namespace: "shop".into(),
+            reason: "not found".into(),
+        }];
+        let mut observed = observed(Some(&deployment), vec![]);
+        observed.missing_dependencies = &missing;
+        let status = compute(&ms(), &observed, now());
+        assert_eq!(
+            get(&status, DEPENDENCIES_READY).reason,
+            "DependencyNotFound"
+        );
+        assert_eq!(get(&status, READY).status, "True");
+    }
+
+    #[test]
+    fn unschedulable_pod_is_reported() {
+        let pod: Pod = serde_json::from_value(json!({"metadata": {"name": "p"}, "status": {"conditions": [
+            {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}))
+        .unwrap();
+        assert_eq!(pod_failure(&pod).unwrap().reason, "Unschedulable");
+    }
+}

@@ -1,0 +1,231 @@
+//! The Microservice watch: objects that fail to deserialize are skipped (and reported),
+//! never allowed to stop the watch; and the dependency and config indexes are kept up to
+//! date from the same events, so a change to one Microservice re-reconciles the others it
+//! affects without any list call.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use futures::channel::mpsc::UnboundedSender;
+use futures::{Stream, StreamExt};
+use kube::api::{Api, DynamicObject};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher::{self, Event};
+use kube::{Resource, ResourceExt};
+use tracing::warn;
+
+use crate::api::Microservice;
+use crate::builders::config_refs;
+use crate::graph::{DependencyIndex, ObjectKey, dependency_keys};
+
+use super::config_index::ConfigIndex;
+
+/// Watches Microservices as untyped objects and decodes each one on its own.
+pub fn microservices(
+    api: Api<DynamicObject>,
+) -> impl Stream<Item = watcher::Result<Event<Microservice>>> + Send + 'static {
+    watcher::watcher(api, watcher::Config::default()).filter_map(|event| async move {
+        match event {
+            Ok(event) => decode_event(event).map(Ok),
+            Err(error) => Some(Err(error)),
+        }
+    })
+}
+
+/// The event with its object decoded, or None when the object does not decode.
+pub fn decode_event(event: Event<DynamicObject>) -> Option<Event<Microservice>> {
+    Some(match event {
+        Event::Apply(object) => Event::Apply(decode(object)?),
+        Event::InitApply(object) => Event::InitApply(decode(object)?),
+        Event::Delete(object) => Event::Delete(decode(object)?),
+        Event::Init => Event::Init,
+        Event::InitDone => Event::InitDone,
+    })
+}
+
+/// Decodes one Microservice, logging the path of the field at fault when it fails.
+pub fn decode(object: DynamicObject) -> Option<Microservice> {
+    let namespace = object.namespace().unwrap_or_default();
+    let name = object.name_any();
+    let value = match serde_json::to_value(&object) {
+        Ok(value) => value,
+        Err(error) => {
+            warn!(%namespace, %name, %error, "skipping a Microservice that does not serialize");
+            return None;
+        }
+    };
+    match serde_path_to_error::deserialize::<_, Microservice>(value) {
+        Ok(ms) => Some(ms),
+        Err(error) => {
+            warn!(%namespace, %name, field = %error.path(), error = %error.inner(),
+                "skipping a Microservice that does not decode; the others are still served");
+            None
+        }
+    }
+}
+
+/// Feeds the indexes from Microservice events and sends the Microservices whose
+/// children a change affects: the old and new dependencies of the changed one (their
+/// NetworkPolicy ingress) and its dependents (their env and egress follow its ports).
+pub struct GraphWatch {
+    dependencies: Arc<DependencyIndex>,
+    configs: Arc<ConfigIndex>,
+    triggers: UnboundedSender<ObjectRef<Microservice>>,
+    state: Mutex<SeenState>,
+}
+
+#[derive(Default)]
+struct SeenState {
+    /// Last generation seen per object: status-only updates change nothing in the graph.
+    generations: BTreeMap<ObjectKey, Option<i64>>,
+    /// Objects seen during a relist, to forget the ones deleted while the watch was down.
+    relisted: Option<Vec<ObjectKey>>,
+}
+
+impl GraphWatch {
+    pub fn new(
+        dependencies: Arc<DependencyIndex>,
+        configs: Arc<ConfigIndex>,
+        triggers: UnboundedSender<ObjectRef<Microservice>>,
+    ) -> Self {
+        GraphWatch {
+            dependencies,
+            configs,
+            triggers,
+            state: Mutex::default(),
+        }
+    }
+
+    pub fn observe(&self, event: &Event<Microservice>) {
+        let mut state = self.state.lock().expect("graph watch lock");
+        match event {
+            Event::Init => state.relisted = Some(Vec::new()),
+            Event::InitApply(ms) | Event::Apply(ms) => {
+                let key = ObjectKey::of(ms);
+                if let Some(relisted) = &mut state.relisted {
+                    relisted.push(key.clone());
+                }
+                let generation = ms.meta().generation;
+                if state.generations.insert(key.clone(), generation) != Some(generation) {
+                    self.configs.update(&key, &config_refs(&ms.spec));
+                    let affected = self.dependencies.update(key.clone(), dependency_keys(ms));
+                    self.send(&key, affected);
+                }
+            }
+            Event::Delete(ms) => {
+                let key = ObjectKey::of(ms);
+                state.generations.remove(&key);
+                self.forget(&key);
+            }
+            Event::InitDone => {
+                let seen = state.relisted.take().unwrap_or_default();
+                let gone: Vec<ObjectKey> = state
+                    .generations
+                    .keys()
+                    .filter(|key| !seen.contains(key))
+                    .cloned()
+                    .collect();
+                for key in gone {
+                    state.generations.remove(&key);
+                    self.forget(&key);
+                }
+            }
+        }
+    }
+
+    fn forget(&self, key: &ObjectKey) {
+        self.configs.remove(key);
+        let affected = self.dependencies.remove(key);
+        self.send(key, affected);
+    }
+
+    fn send(&self, changed: &ObjectKey, affected: impl IntoIterator<Item = ObjectKey>) {
+        for key in affected.into_iter().filter(|key| key != changed) {
+            // The receiver lives as long as the controller; after it stops nobody listens.
+            let _ = self
+                .triggers
+                .unbounded_send(ObjectRef::new(&key.name).within(&key.namespace));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ms(name: &str, generation: i64, depends_on: &[&str]) -> Microservice {
+        let deps: Vec<_> = depends_on.iter().map(|d| json!({"name": d})).collect();
+        serde_json::from_value(json!({
+            "apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": name, "namespace": "shop", "generation": generation},
+            "spec": {"image": "x:1", "ports": [{"name": "http", "port": 80}], "dependsOn": deps}
+        }))
+        .unwrap()
+    }
+
+    fn drain(
+        rx: &mut futures::channel::mpsc::UnboundedReceiver<ObjectRef<Microservice>>,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        while let Ok(object) = rx.try_recv() {
+            names.push(object.name);
+        }
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn dependency_changes_trigger_old_and_new_targets() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let watch = GraphWatch::new(
+            Arc::new(DependencyIndex::new()),
+            Arc::new(ConfigIndex::default()),
+            tx,
+        );
+        watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
+        assert_eq!(drain(&mut rx), vec!["users"]);
+        // A status-only update (same generation) changes nothing in the graph.
+        watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
+        assert!(drain(&mut rx).is_empty());
+        watch.observe(&Event::Apply(ms("orders", 2, &["payments"])));
+        assert_eq!(drain(&mut rx), vec!["payments", "users"]);
+        watch.observe(&Event::Delete(ms("orders", 2, &["payments"])));
+        assert_eq!(drain(&mut rx), vec!["payments"]);
+    }
+
+    #[test]
+    fn relist_forgets_objects_deleted_while_away() {
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let watch = GraphWatch::new(
+            Arc::new(DependencyIndex::new()),
+            Arc::new(ConfigIndex::default()),
+            tx,
+        );
+        watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
+        drain(&mut rx);
+        watch.observe(&Event::Init);
+        watch.observe(&Event::InitApply(ms("users", 1, &[])));
+        watch.observe(&Event::InitDone);
+        // orders vanished while the watch was down: users must drop its ingress rule.
+        assert!(drain(&mut rx).contains(&"users".to_string()));
+        // And orders is forgotten: a later change to users triggers nobody.
+        watch.observe(&Event::Apply(ms("users", 2, &[])));
+        assert!(drain(&mut rx).is_empty());
+    }
+
+    #[test]
+    fn undecodable_objects_are_skipped() {
+        let bad: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "broken", "namespace": "shop"},
+            "spec": {"image": "x:1", "replicas": "three"}
+        }))
+        .unwrap();
+        assert!(decode_event(Event::Apply(bad)).is_none());
+        assert!(matches!(
+            decode_event(Event::InitDone),
+            Some(Event::InitDone)
+        ));
+    }
+}

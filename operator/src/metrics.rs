@@ -1,0 +1,120 @@
+//! Prometheus metrics, served as text on `--metrics-addr`.
+
+use std::time::Instant;
+
+use prometheus_client::encoding::{EncodeLabelSet, text::encode};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabels {
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ApplyLabels {
+    pub kind: String,
+    /// `applied` or `unchanged` (skipped: the live object already matches).
+    pub result: String,
+}
+
+/// Every metric Flotilla exports, under the `flotilla_` prefix.
+pub struct Metrics {
+    registry: Registry,
+    pub reconciles: Counter,
+    pub errors: Family<ErrorLabels, Counter>,
+    pub duration: Histogram,
+    pub managed: Gauge,
+    pub applies: Family<ApplyLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("flotilla");
+        let reconciles = Counter::default();
+        let errors = Family::<ErrorLabels, Counter>::default();
+        let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
+        let managed = Gauge::default();
+        let applies = Family::<ApplyLabels, Counter>::default();
+        registry.register("reconciles", "Reconciliations run", reconciles.clone());
+        registry.register(
+            "reconcile_errors",
+            "Reconciliations that failed, by reason",
+            errors.clone(),
+        );
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time spent in one reconciliation",
+            duration.clone(),
+        );
+        registry.register(
+            "managed_microservices",
+            "Microservices in the operator's cache",
+            managed.clone(),
+        );
+        registry.register(
+            "child_applies",
+            "Children applied or found unchanged, by kind",
+            applies.clone(),
+        );
+        Metrics {
+            registry,
+            reconciles,
+            errors,
+            duration,
+            managed,
+            applies,
+        }
+    }
+}
+
+impl Metrics {
+    /// Counts a reconciliation and records its duration when the guard drops.
+    pub fn reconcile_timer(&self) -> ReconcileTimer<'_> {
+        self.reconciles.inc();
+        ReconcileTimer {
+            histogram: &self.duration,
+            start: Instant::now(),
+        }
+    }
+
+    pub fn error(&self, reason: &str) {
+        self.errors
+            .get_or_create(&ErrorLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn apply(&self, kind: &str, applied: bool) {
+        let result = if applied { "applied" } else { "unchanged" };
+        self.applies
+            .get_or_create(&ApplyLabels {
+                kind: kind.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        encode(&mut text, &self.registry).expect("writing to a String cannot fail");
+        text
+    }
+}
+
+/// Observes the reconcile duration when dropped, so early returns are measured too.
+pub struct ReconcileTimer<'a> {
+    histogram: &'a Histogram,
+    start: Instant,
+}
+
+impl Drop for ReconcileTimer<'_> {
+    fn drop(&mut self) {
+        self.histogram.observe(self.start.elapsed().as_secs_f64());
+    }
+}
