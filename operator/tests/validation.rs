@@ -1,0 +1,294 @@
+//! Every validation rule, from YAML: each case is a spec that must be refused, and the
+//! error must name the field at fault. The schema and CEL rules in the CRD say the same
+//! at admission; the operator repeats them for servers without CEL.
+
+use flotilla::api::Microservice;
+use flotilla::validate::validate;
+
+fn microservice(spec: &str) -> Microservice {
+    let yaml = format!(
+        "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n{}",
+        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
+    );
+    serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
+}
+
+const VALID: &str = "image: registry.example.com/users:1.0\nports: [{name: http, port: 80, targetPort: 8080, appProtocol: http}]";
+
+/// (spec extra lines appended to a valid spec, field the error must name)
+const CASES: &[(&str, &str, &str)] = &[
+    (
+        "empty image",
+        "image: ''\nports: [{name: http, port: 80}]",
+        "spec.image",
+    ),
+    ("image with spaces", "image: 'a b'", "spec.image"),
+    (
+        "bad env name",
+        "image: x\nenv: [{name: '1ABC', value: v}]",
+        "spec.env[0].name",
+    ),
+    (
+        "env twice",
+        "image: x\nenv: [{name: A, value: v}, {name: A, value: w}]",
+        "spec.env[1].name",
+    ),
+    (
+        "env value and valueFrom",
+        "image: x\nenv: [{name: A, value: v, valueFrom: {configMapKeyRef: {name: c, key: k}}}]",
+        "spec.env[0]",
+    ),
+    (
+        "valueFrom with both refs",
+        "image: x\nenv: [{name: A, valueFrom: {configMapKeyRef: {name: c, key: k}, secretKeyRef: {name: s, key: k}}}]",
+        "spec.env[0].valueFrom",
+    ),
+    (
+        "valueFrom with no ref",
+        "image: x\nenv: [{name: A, valueFrom: {}}]",
+        "spec.env[0].valueFrom",
+    ),
+    (
+        "envFrom with both",
+        "image: x\nenvFrom: [{configMapRef: {name: c}, secretRef: {name: s}}]",
+        "spec.envFrom[0]",
+    ),
+    (
+        "port name uppercase",
+        "image: x\nports: [{name: HTTP, port: 80}]",
+        "spec.ports[0].name",
+    ),
+    (
+        "port name too long",
+        "image: x\nports: [{name: abcdefghijklmnop, port: 80}]",
+        "spec.ports[0].name",
+    ),
+    (
+        "duplicate port name",
+        "image: x\nports: [{name: http, port: 80}, {name: http, port: 81}]",
+        "spec.ports[1].name",
+    ),
+    (
+        "duplicate port number",
+        "image: x\nports: [{name: a, port: 80}, {name: b, port: 80}]",
+        "spec.ports[1].port",
+    ),
+    (
+        "duplicate target port",
+        "image: x\nports: [{name: a, port: 80, targetPort: 9000}, {name: b, port: 81, targetPort: 9000}]",
+        "spec.ports[1].targetPort",
+    ),
+    (
+        "port out of range",
+        "image: x\nports: [{name: a, port: 70000}]",
+        "spec.ports[0].port",
+    ),
+    (
+        "target port out of range",
+        "image: x\nports: [{name: a, port: 80, targetPort: 0}]",
+        "spec.ports[0].targetPort",
+    ),
+    (
+        "bad appProtocol",
+        "image: x\nports: [{name: a, port: 80, appProtocol: 'HTTP/2'}]",
+        "spec.ports[0].appProtocol",
+    ),
+    (
+        "exposed without ports",
+        "image: x\nservice: {type: NodePort}",
+        "spec.service.type",
+    ),
+    (
+        "negative replicas",
+        "image: x\nreplicas: -1",
+        "spec.replicas",
+    ),
+    (
+        "min over max",
+        "image: x\nautoscaling: {minReplicas: 5, maxReplicas: 2}",
+        "spec.autoscaling.minReplicas",
+    ),
+    (
+        "min zero",
+        "image: x\nautoscaling: {minReplicas: 0, maxReplicas: 2}",
+        "spec.autoscaling.minReplicas",
+    ),
+    (
+        "cpu target zero",
+        "image: x\nautoscaling: {minReplicas: 1, maxReplicas: 2, targetCPUUtilizationPercentage: 0}",
+        "spec.autoscaling.targetCPUUtilizationPercentage",
+    ),
+    (
+        "replicas outside autoscaling range",
+        "image: x\nreplicas: 9\nautoscaling: {minReplicas: 1, maxReplicas: 2}",
+        "spec.replicas",
+    ),
+    (
+        "probe port unknown",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {readiness: {port: admin}}",
+        "spec.probes.readiness.port",
+    ),
+    (
+        "probe with two actions",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {liveness: {http: {}, tcp: {}}}",
+        "spec.probes.liveness",
+    ),
+    (
+        "probe path relative",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {readiness: {http: {path: healthz}}}",
+        "spec.probes.readiness.http.path",
+    ),
+    (
+        "probe period zero",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {readiness: {periodSeconds: 0}}",
+        "spec.probes.readiness.periodSeconds",
+    ),
+    (
+        "liveness success threshold",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {liveness: {successThreshold: 2}}",
+        "spec.probes.liveness.successThreshold",
+    ),
+    (
+        "probe without any port",
+        "image: x\nprobes: {startup: {tcp: {}}}",
+        "spec.probes",
+    ),
+    (
+        "dependency bad name",
+        "image: x\ndependsOn: [{name: Users_DB}]",
+        "spec.dependsOn[0].name",
+    ),
+    (
+        "dependency bad namespace",
+        "image: x\ndependsOn: [{name: users-db, namespace: 'Bad NS'}]",
+        "spec.dependsOn[0].namespace",
+    ),
+    (
+        "dependency twice",
+        "image: x\ndependsOn: [{name: a}, {name: a}]",
+        "spec.dependsOn[1]",
+    ),
+    (
+        "depends on itself",
+        "image: x\ndependsOn: [{name: users}]",
+        "spec.dependsOn[0]",
+    ),
+    (
+        "allowFrom without selector",
+        "image: x\nports: [{name: http, port: 80}]\nnetwork: {allowFrom: [{ports: [http]}]}",
+        "spec.network.allowFrom[0]",
+    ),
+    (
+        "allowFrom unknown port",
+        "image: x\nports: [{name: http, port: 80}]\nnetwork: {allowFrom: [{podSelector: {}, ports: [admin]}]}",
+        "spec.network.allowFrom[0].ports[0]",
+    ),
+    (
+        "egress bad CIDR",
+        "image: x\nnetwork: {egress: [{cidrs: ['10.0.0.0/33']}]}",
+        "spec.network.egress[0].cidrs[0]",
+    ),
+    (
+        "egress no CIDR",
+        "image: x\nnetwork: {egress: [{cidrs: []}]}",
+        "spec.network.egress[0].cidrs",
+    ),
+    (
+        "egress bad port",
+        "image: x\nnetwork: {egress: [{cidrs: ['10.0.0.0/8'], ports: [{port: 0}]}]}",
+        "spec.network.egress[0].ports[0].port",
+    ),
+    (
+        "disruption both",
+        "image: x\ndisruption: {minAvailable: 1, maxUnavailable: 1}",
+        "spec.disruption",
+    ),
+    (
+        "disruption neither",
+        "image: x\ndisruption: {}",
+        "spec.disruption",
+    ),
+    (
+        "disruption bad percent",
+        "image: x\ndisruption: {maxUnavailable: '150%'}",
+        "spec.disruption.maxUnavailable",
+    ),
+    (
+        "disruption negative",
+        "image: x\ndisruption: {minAvailable: -1}",
+        "spec.disruption.minAvailable",
+    ),
+    (
+        "root user",
+        "image: x\nsecurity: {runAsUser: 0}",
+        "spec.security.runAsUser",
+    ),
+    (
+        "negative group",
+        "image: x\nsecurity: {runAsGroup: -5}",
+        "spec.security.runAsGroup",
+    ),
+    (
+        "relative writable path",
+        "image: x\nsecurity: {writablePaths: [var/cache]}",
+        "spec.security.writablePaths[0]",
+    ),
+    (
+        "tmp as writable path",
+        "image: x\nsecurity: {writablePaths: [/tmp]}",
+        "spec.security.writablePaths[0]",
+    ),
+    (
+        "writable path twice",
+        "image: x\nsecurity: {writablePaths: [/data, /data/]}",
+        "spec.security.writablePaths[1]",
+    ),
+    ("bad partOf", "image: x\npartOf: '-shop'", "spec.partOf"),
+];
+
+#[test]
+fn a_valid_spec_passes() {
+    assert_eq!(validate(&microservice(VALID)), Ok(()));
+}
+
+#[test]
+fn every_rule_refuses_and_names_its_field() {
+    let mut failures = Vec::new();
+    for (name, spec, field) in CASES {
+        match validate(&microservice(spec)) {
+            Ok(()) => failures.push(format!("{name}: accepted")),
+            Err(invalid) => {
+                if !invalid.0.iter().any(|e| e.field == *field) {
+                    failures.push(format!(
+                        "{name}: expected an error on {field}, got: {invalid}"
+                    ));
+                }
+                if !invalid.to_string().contains(field) {
+                    failures.push(format!(
+                        "{name}: the message does not name {field}: {invalid}"
+                    ));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn a_dependency_in_another_namespace_may_share_the_name() {
+    let ms = microservice("image: x\ndependsOn: [{name: users, namespace: legacy}]");
+    assert_eq!(validate(&ms), Ok(()));
+}
+
+#[test]
+fn all_problems_are_reported_at_once() {
+    let invalid = validate(&microservice(
+        "image: ''\nreplicas: -1\nsecurity: {runAsUser: 0}",
+    ))
+    .unwrap_err();
+    let fields: Vec<&str> = invalid.0.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["spec.image", "spec.replicas", "spec.security.runAsUser"]
+    );
+}
