@@ -11,6 +11,7 @@ pub mod http;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
+pub mod steps;
 pub mod wait;
 
 pub use apply::apply_yaml;

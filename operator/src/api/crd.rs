@@ -75,6 +75,10 @@ fn adjust(crd: CustomResourceDefinition, version: KubeVersion) -> CustomResource
     // Optional enums come out of schemars with `null` among their values; Flotilla never
     // writes null (unset fields are omitted), and older validators reject it in `enum`.
     strip_null_enum_values(&mut value);
+    // Optional fields come out as `nullable`; servers before 1.27 then publish them with
+    // no type, and `kubectl explain` cannot descend into them. Flotilla omits unset
+    // fields instead of writing null, so nothing needs it.
+    strip_key(&mut value, "nullable");
     if !version.supports_cel() {
         strip_key(&mut value, "x-kubernetes-validations");
     }

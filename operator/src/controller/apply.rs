@@ -44,9 +44,17 @@ pub async fn apply_all(
             .as_str()
             .unwrap_or_default()
             .to_string();
+        let observed = observed(ctx, &kind, &name, &namespace)?;
+        if kind == "Deployment"
+            && observed.is_none()
+            && let Some(autoscaling) = &ms.spec.autoscaling
+        {
+            // A new Deployment starts at the autoscaler's minimum rather than at one pod;
+            // the next apply hands the field over (see `hand_over_replicas`).
+            desired["spec"]["replicas"] = json!(autoscaling.min_replicas);
+        }
         let hash = content_hash(&desired);
         desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
-        let observed = observed(ctx, &kind, &name, &namespace)?;
         let unchanged = observed.as_ref().is_some_and(|live| {
             live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str() == Some(hash.as_str())
                 && is_subset(&desired, live)

@@ -253,11 +253,14 @@ impl Rollout {
         Rollout {
             exists: true,
             current,
+            // Under autoscaling, fewer pods than the minimum is not ready, whatever the
+            // autoscaler has done so far.
             desired: deployment
                 .spec
                 .as_ref()
                 .and_then(|s| s.replicas)
-                .unwrap_or(fallback),
+                .unwrap_or(fallback)
+                .max(ms.spec.autoscaling.as_ref().map_or(0, |a| a.min_replicas)),
             total: status.replicas.unwrap_or(0),
             updated: status.updated_replicas.unwrap_or(0),
             ready: status.ready_replicas.unwrap_or(0),

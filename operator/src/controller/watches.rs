@@ -76,10 +76,25 @@ pub struct GraphWatch {
 
 #[derive(Default)]
 struct SeenState {
-    /// Last generation seen per object: status-only updates change nothing in the graph.
-    generations: BTreeMap<ObjectKey, Option<i64>>,
+    /// Last generation and readiness seen per object: other status updates change
+    /// nothing for its neighbours.
+    seen: BTreeMap<ObjectKey, Seen>,
     /// Objects seen during a relist, to forget the ones deleted while the watch was down.
     relisted: Option<Vec<ObjectKey>>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Seen {
+    generation: Option<i64>,
+    ready: bool,
+}
+
+fn is_ready(ms: &Microservice) -> bool {
+    ms.status.as_ref().is_some_and(|s| {
+        s.conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    })
 }
 
 impl GraphWatch {
@@ -105,28 +120,38 @@ impl GraphWatch {
                 if let Some(relisted) = &mut state.relisted {
                     relisted.push(key.clone());
                 }
-                let generation = ms.meta().generation;
-                if state.generations.insert(key.clone(), generation) != Some(generation) {
-                    self.configs.update(&key, &config_refs(&ms.spec));
-                    let affected = self.dependencies.update(key.clone(), dependency_keys(ms));
-                    self.send(&key, affected);
+                let now = Seen {
+                    generation: ms.meta().generation,
+                    ready: is_ready(ms),
+                };
+                match state.seen.insert(key.clone(), now) {
+                    Some(before) if before == now => {}
+                    // Only readiness changed: the callers' DependenciesReady follows it.
+                    Some(before) if before.generation == now.generation => {
+                        self.send(&key, self.dependencies.dependents_of(&key));
+                    }
+                    _ => {
+                        self.configs.update(&key, &config_refs(&ms.spec));
+                        let affected = self.dependencies.update(key.clone(), dependency_keys(ms));
+                        self.send(&key, affected);
+                    }
                 }
             }
             Event::Delete(ms) => {
                 let key = ObjectKey::of(ms);
-                state.generations.remove(&key);
+                state.seen.remove(&key);
                 self.forget(&key);
             }
             Event::InitDone => {
                 let seen = state.relisted.take().unwrap_or_default();
                 let gone: Vec<ObjectKey> = state
-                    .generations
+                    .seen
                     .keys()
                     .filter(|key| !seen.contains(key))
                     .cloned()
                     .collect();
                 for key in gone {
-                    state.generations.remove(&key);
+                    state.seen.remove(&key);
                     self.forget(&key);
                 }
             }
@@ -164,6 +189,14 @@ mod tests {
         .unwrap()
     }
 
+    fn flotilla_ready_status() -> crate::api::MicroserviceStatus {
+        serde_json::from_value(
+            json!({"conditions": [{"type": "Ready", "status": "True", "reason": "Available",
+            "message": "", "lastTransitionTime": "2026-11-27T00:00:00Z"}]}),
+        )
+        .unwrap()
+    }
+
     fn drain(
         rx: &mut futures::channel::mpsc::UnboundedReceiver<ObjectRef<Microservice>>,
     ) -> Vec<String> {
@@ -190,6 +223,19 @@ mod tests {
         assert!(drain(&mut rx).is_empty());
         watch.observe(&Event::Apply(ms("orders", 2, &["payments"])));
         assert_eq!(drain(&mut rx), vec!["payments", "users"]);
+        // users turning Ready re-reconciles its callers: none now, orders no longer calls it.
+        let mut ready_users = ms("users", 1, &[]);
+        ready_users.status = Some(flotilla_ready_status());
+        watch.observe(&Event::Apply(ms("users", 1, &[])));
+        drain(&mut rx);
+        watch.observe(&Event::Apply(ready_users));
+        assert!(drain(&mut rx).is_empty());
+        let mut ready_payments = ms("payments", 1, &[]);
+        watch.observe(&Event::Apply(ready_payments.clone()));
+        drain(&mut rx);
+        ready_payments.status = Some(flotilla_ready_status());
+        watch.observe(&Event::Apply(ready_payments));
+        assert_eq!(drain(&mut rx), vec!["orders"]);
         watch.observe(&Event::Delete(ms("orders", 2, &["payments"])));
         assert_eq!(drain(&mut rx), vec!["payments"]);
     }

@@ -1,0 +1,205 @@
+//! Flotilla-specific steps shared by the operator scenarios: installing the CRDs, running
+//! the operator for one namespace, and waiting on Microservice conditions.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use flotilla::api::{KubeVersion, Microservice};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::Api;
+use kube::api::ListParams;
+use tokio::sync::OnceCell;
+
+use crate::kubectl::kubectl;
+use crate::operator::Operator;
+use crate::wait::{Poll, wait_for};
+
+/// Long enough for a pod to be scheduled, started and probed on a 2-core node.
+pub const CONVERGE: Duration = Duration::from_secs(150);
+
+static CRDS: OnceCell<()> = OnceCell::const_new();
+
+/// Installs the committed CRDs, the variant the server accepts (servers before 1.25
+/// refuse CEL rules), and waits until they are served. Once per test binary.
+pub async fn ensure_crds(client: &kube::Client) -> anyhow::Result<()> {
+    CRDS.get_or_try_init(|| async {
+        let version = client
+            .apiserver_version()
+            .await
+            .context("reading the server version")?;
+        let version: KubeVersion = format!("{}.{}", version.major, version.minor)
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let file = crd_file(version);
+        kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            &file.to_string_lossy(),
+        ])?;
+        kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/microservices.flotilla.dev",
+        ])?;
+        Ok(())
+    })
+    .await
+    .copied()
+}
+
+/// The committed CRD file for a server version.
+pub fn crd_file(version: KubeVersion) -> PathBuf {
+    let name = if version.supports_cel() {
+        "microservices.yaml"
+    } else {
+        "microservices-pre-1.25.yaml"
+    };
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../crds")
+        .join(name)
+}
+
+/// Runs `flotilla run` for one namespace: each test has its own operator, so tests run
+/// side by side and a test may kill its operator.
+pub fn start_operator(namespace: &str) -> anyhow::Result<Operator> {
+    Operator::start(
+        namespace,
+        &[
+            "run",
+            "--namespace",
+            namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
+/// A condition of a Microservice's status.
+pub fn condition<'a>(ms: &'a Microservice, type_: &str) -> Option<&'a Condition> {
+    ms.status
+        .as_ref()?
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+}
+
+/// One line describing the conditions, for timeout messages.
+pub fn describe(ms: &Microservice) -> String {
+    let Some(status) = &ms.status else {
+        return "no status yet".into();
+    };
+    let conditions: Vec<String> = status
+        .conditions
+        .iter()
+        .map(|c| format!("{}={} {}: {}", c.type_, c.status, c.reason, c.message))
+        .collect();
+    format!(
+        "generation {:?}, observedGeneration {:?}, replicas {}/{} ready, {}",
+        ms.metadata.generation,
+        status.observed_generation,
+        status.ready_replicas,
+        status.replicas,
+        conditions.join("; ")
+    )
+}
+
+/// Waits until `check` holds on the Microservice's current generation.
+pub async fn wait_microservice(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    what: &str,
+    check: impl Fn(&Microservice) -> bool,
+) -> anyhow::Result<Microservice> {
+    let api: Api<Microservice> = Api::namespaced(client.clone(), namespace);
+    wait_for(
+        format!("Microservice {namespace}/{name}: {what}"),
+        CONVERGE,
+        || {
+            let api = api.clone();
+            let check = &check;
+            async move {
+                let ms = api.get(name).await?;
+                let current = ms.status.as_ref().and_then(|s| s.observed_generation)
+                    == ms.metadata.generation;
+                Ok(if current && check(&ms) {
+                    Poll::Ready(ms)
+                } else {
+                    Poll::Pending(describe(&ms))
+                })
+            }
+        },
+    )
+    .await
+}
+
+/// Waits for `Ready=True` on the current generation.
+pub async fn wait_ready(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Microservice> {
+    wait_microservice(client, namespace, name, "Ready=True", |ms| {
+        condition(ms, "Ready").is_some_and(|c| c.status == "True")
+    })
+    .await
+}
+
+/// Waits until no object of kind `K` named `name` exists.
+pub async fn wait_gone<K>(api: &Api<K>, name: &str) -> anyhow::Result<()>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    wait_for(format!("{name} to be deleted"), CONVERGE, || async {
+        Ok(match api.get_opt(name).await? {
+            None => Poll::Ready(()),
+            Some(_) => Poll::Pending(format!("{name} still exists")),
+        })
+    })
+    .await
+}
+
+/// Names of the objects of kind `K` in the namespace carrying a label selector.
+pub async fn names<K>(api: &Api<K>, selector: &str) -> anyhow::Result<Vec<String>>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let list = api.list(&ListParams::default().labels(selector)).await?;
+    let mut names: Vec<String> = list
+        .items
+        .iter()
+        .filter_map(|o| o.meta().name.clone())
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
+/// A Microservice of the test app image: `extra` is appended under `spec:` (indented
+/// two spaces by the caller's YAML).
+pub fn testapp(name: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: flotilla.dev/v1alpha1
+kind: Microservice
+metadata:
+  name: {name}
+spec:
+  image: flotilla.local/testapp:v1
+  imagePullPolicy: IfNotPresent
+  ports:
+  - name: http
+    port: 80
+    targetPort: 8080
+    protocol: TCP
+    appProtocol: http
+  env:
+  - name: SERVICE_NAME
+    value: {name}
+{extra}"
+    )
+}
