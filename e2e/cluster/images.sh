@@ -37,11 +37,11 @@ toolchain() {
 }
 
 build() {
-	log "building static binaries: flotilla, testapp (cargo --release --target $TARGET)"
+	log "building static binaries: flotilla, testapp (cargo --profile image --target $TARGET)"
 	local logfile=$OUT/cargo-build.log
 	: >"$logfile"
 	run_with_heartbeat "$logfile" "building static binaries" env CC_x86_64_unknown_linux_musl=musl-gcc \
-		cargo build --locked --release --target "$TARGET" -p flotilla -p flotilla-testapp \
+		cargo build --locked --profile image --target "$TARGET" -p flotilla -p flotilla-testapp \
 		--manifest-path "$REPO/Cargo.toml"
 }
 
@@ -80,7 +80,7 @@ main() {
 	fi
 	toolchain
 	build
-	local rel=${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/release
+	local rel=${CARGO_TARGET_DIR:-$REPO/target}/$TARGET/image
 	image flotilla.local/flotilla:dev "$rel/flotilla" '["RUST_LOG=info"]'
 	image flotilla.local/testapp:v1 "$rel/testapp" '["APP_VERSION=v1","PORT=8080"]'
 	image flotilla.local/testapp:v2 "$rel/testapp" '["APP_VERSION=v2","PORT=8080"]'
