@@ -292,3 +292,43 @@ fn all_problems_are_reported_at_once() {
         ["spec.image", "spec.replicas", "spec.security.runAsUser"]
     );
 }
+
+/// Cases the CRD's CEL rules must refuse too (on servers from 1.25): the cross-field
+/// checks a plain schema cannot express.
+const CEL_CASES: &[&str] = &[
+    "min over max",
+    "env value and valueFrom",
+    "valueFrom with both refs",
+    "valueFrom with no ref",
+    "envFrom with both",
+    "duplicate port number",
+    "duplicate target port",
+    "exposed without ports",
+    "replicas outside autoscaling range",
+    "probe port unknown",
+    "probe with two actions",
+    "depends on itself",
+    "allowFrom without selector",
+    "disruption both",
+    "disruption neither",
+    "image with spaces",
+];
+
+#[test]
+fn cel_rules_agree_with_the_operator() {
+    let valid = microservice(VALID);
+    if let Err(errors) = kube::core::cel::validate_cel(&valid) {
+        panic!("the CEL rules refuse a valid spec: {errors:?}");
+    }
+    let mut failures = Vec::new();
+    for name in CEL_CASES {
+        let (_, spec, _) = CASES
+            .iter()
+            .find(|(n, _, _)| n == name)
+            .expect("a known case");
+        if kube::core::cel::validate_cel(&microservice(spec)).is_ok() {
+            failures.push(format!("{name}: CEL accepts what the operator refuses"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
