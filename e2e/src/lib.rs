@@ -7,6 +7,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod helm;
 pub mod http;
 pub mod kubectl;
 pub mod namespace;

@@ -1,0 +1,563 @@
+//! The Helm chart on a real cluster: the operator it installs reconciles under the chart's
+//! RBAC and nothing more, fails over between replicas, upgrades and uninstalls without
+//! disturbing the services it runs. Every install is namespaced (`rbac.scope=namespace`):
+//! a cluster-wide operator would fight the per-test operators of the other scenarios.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use flotilla_e2e::helm::{Release, render, wildcard_rules};
+use flotilla_e2e::steps::{ensure_crds, testapp, wait_microservice, wait_ready};
+use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+use serde_json::Value;
+
+const LEASE: &str = "flotilla-leader";
+const LEASE_SECONDS: u64 = 15;
+
+fn find<'a>(docs: &'a [Value], kind: &str, name_suffix: &str) -> Option<&'a Value> {
+    docs.iter().find(|d| {
+        d["kind"] == kind
+            && d["metadata"]["name"]
+                .as_str()
+                .is_some_and(|n| n.ends_with(name_suffix))
+    })
+}
+
+fn kinds(docs: &[Value]) -> Vec<String> {
+    docs.iter()
+        .map(|d| {
+            format!(
+                "{}/{}",
+                d["kind"].as_str().unwrap_or("?"),
+                d["metadata"]["name"].as_str().unwrap_or("?")
+            )
+        })
+        .collect()
+}
+
+fn args(deployment: &Value) -> Vec<String> {
+    deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `kubectl auth can-i` as the operator's ServiceAccount: true for "yes".
+fn can_i(ns: &str, sa: &str, what: &[&str]) -> anyhow::Result<bool> {
+    let user = format!("--as=system:serviceaccount:{ns}:{sa}");
+    let mut all = vec!["auth", "can-i", user.as_str(), "-n", ns];
+    all.extend_from_slice(what);
+    // can-i exits 1 for "no": read the answer, not the status.
+    match kubectl(&all) {
+        Ok(out) => Ok(out.trim() == "yes"),
+        Err(e) if e.to_string().contains("failed (exit status: 1)") => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+async fn operator_pods(
+    client: &kube::Client,
+    ns: &str,
+    release: &Release,
+) -> anyhow::Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    Ok(pods
+        .list(&ListParams::default().labels(&release.selector()))
+        .await?
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+/// Waits until `count` operator pods run and are ready; returns their names.
+async fn wait_operator_pods(
+    client: &kube::Client,
+    ns: &str,
+    release: &Release,
+    count: usize,
+) -> anyhow::Result<Vec<String>> {
+    wait_for(
+        format!("{count} ready operator pods in {ns}"),
+        Duration::from_secs(120),
+        || async {
+            let pods = operator_pods(client, ns, release).await?;
+            let ready: Vec<String> = pods.iter().filter(|p| pod_ready(p)).map(pod_name).collect();
+            Ok(if pods.len() == count && ready.len() == count {
+                Poll::Ready(ready)
+            } else {
+                Poll::Pending(format!("{} pods, ready: {ready:?}", pods.len()))
+            })
+        },
+    )
+    .await
+}
+
+fn lease_holder(ns: &str) -> anyhow::Result<String> {
+    Ok(kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        ns,
+        LEASE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?
+    .trim()
+    .to_string())
+}
+
+fn pod_log(ns: &str, pod: &str) -> anyhow::Result<String> {
+    kubectl(&["logs", "-n", ns, pod])
+}
+
+/// Names and uids of a Microservice's pods, and its Deployment's generation.
+async fn workload_fingerprint(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<(i64, BTreeSet<String>)> {
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    let generation = deployment.metadata.generation.unwrap_or_default();
+    let selector = deployment
+        .spec
+        .and_then(|s| s.selector.match_labels)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(&selector))
+        .await?;
+    let uids = pods
+        .items
+        .iter()
+        .filter_map(|p| p.metadata.uid.clone())
+        .collect();
+    Ok((generation, uids))
+}
+
+// 1. What each values file renders: RBAC by mode without wildcards, leader election and a
+//    PDB with replicas, the hardened pod, the CRD picked by server version, the
+//    ServiceMonitor pointing at the metrics Service. Rendered offline (no cluster needed).
+#[test]
+fn chart_renders_each_mode() -> anyhow::Result<()> {
+    let defaults = render(&["-n", "ops", "--kube-version", "1.20.2"])?;
+    let namespaced = render(&[
+        "-n",
+        "ops",
+        "--kube-version",
+        "1.20.2",
+        "--set",
+        "rbac.scope=namespace",
+    ])?;
+    let ha = render(&[
+        "-n",
+        "ops",
+        "--kube-version",
+        "1.20.2",
+        "--set",
+        "replicas=2",
+    ])?;
+    let monitored = render(&[
+        "-n",
+        "ops",
+        "--kube-version",
+        "1.30.0",
+        "--set",
+        "serviceMonitor.enabled=true",
+    ])?;
+
+    for (mode, docs) in [
+        ("defaults", &defaults),
+        ("namespaced", &namespaced),
+        ("ha", &ha),
+        ("monitored", &monitored),
+    ] {
+        let wild = wildcard_rules(docs);
+        assert!(wild.is_empty(), "{mode}: wildcard rules: {wild:?}");
+        let deployment = find(docs, "Deployment", "flotilla").expect("a Deployment");
+        let pod = &deployment["spec"]["template"]["spec"];
+        let container = &pod["containers"][0];
+        assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{mode}");
+        assert_eq!(pod["securityContext"]["runAsUser"], 65532, "{mode}");
+        assert_eq!(
+            pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault",
+            "{mode}"
+        );
+        assert_eq!(pod["automountServiceAccountToken"], true, "{mode}");
+        let sc = &container["securityContext"];
+        assert_eq!(sc["readOnlyRootFilesystem"], true, "{mode}");
+        assert_eq!(sc["allowPrivilegeEscalation"], false, "{mode}");
+        assert_eq!(
+            sc["capabilities"]["drop"],
+            serde_json::json!(["ALL"]),
+            "{mode}"
+        );
+        for key in ["requests", "limits"] {
+            assert!(
+                container["resources"][key]["cpu"].is_string(),
+                "{mode}: resources.{key}"
+            );
+            assert!(
+                container["resources"][key]["memory"].is_string(),
+                "{mode}: resources.{key}"
+            );
+        }
+        assert_eq!(
+            container["livenessProbe"]["httpGet"]["path"], "/healthz",
+            "{mode}"
+        );
+        assert_eq!(
+            container["readinessProbe"]["httpGet"]["path"], "/readyz",
+            "{mode}"
+        );
+        assert_eq!(container["image"], "flotilla.local/flotilla:dev", "{mode}");
+        assert_eq!(container["imagePullPolicy"], "IfNotPresent", "{mode}");
+    }
+
+    // Cluster mode: a ClusterRole for the operator, every namespace watched.
+    let d = find(&defaults, "Deployment", "flotilla").unwrap();
+    assert!(
+        !args(d).iter().any(|a| a.starts_with("--namespace")),
+        "{:?}",
+        args(d)
+    );
+    assert!(
+        !args(d).contains(&"--leader-elect".to_string()),
+        "{:?}",
+        args(d)
+    );
+    assert_eq!(d["spec"]["strategy"]["type"], "Recreate");
+    assert!(
+        find(&defaults, "ClusterRoleBinding", "flotilla-ops").is_some(),
+        "{:?}",
+        kinds(&defaults)
+    );
+    assert!(
+        find(&defaults, "PodDisruptionBudget", "").is_none(),
+        "{:?}",
+        kinds(&defaults)
+    );
+
+    // Namespace mode: Role and RoleBinding in the namespace, --namespace, no cluster binding.
+    let d = find(&namespaced, "Deployment", "flotilla").unwrap();
+    assert!(
+        args(d).contains(&"--namespace=ops".to_string()),
+        "{:?}",
+        args(d)
+    );
+    let role = find(&namespaced, "Role", "flotilla").expect("a Role");
+    assert_eq!(role["metadata"]["namespace"], "ops");
+    assert!(
+        !namespaced.iter().any(|d| d["kind"] == "ClusterRoleBinding"),
+        "{:?}",
+        kinds(&namespaced)
+    );
+    // Secrets: list/watch for metadata-only watches, never get.
+    let secret_verbs: Vec<&Value> = role["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["resources"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x == "secrets")
+        })
+        .flat_map(|r| r["verbs"].as_array().unwrap())
+        .collect();
+    assert_eq!(secret_verbs, vec!["list", "watch"]);
+
+    // HA: leader election, a PDB (policy/v1beta1 on 1.20), the lease Role scoped by name.
+    let d = find(&ha, "Deployment", "flotilla").unwrap();
+    assert!(
+        args(d).contains(&"--leader-elect".to_string()),
+        "{:?}",
+        args(d)
+    );
+    assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let pdb = find(&ha, "PodDisruptionBudget", "flotilla").expect("a PDB with replicas 2");
+    assert_eq!(pdb["apiVersion"], "policy/v1beta1");
+    let lease_role = find(&ha, "Role", "leader-election").expect("the lease Role");
+    let rules = lease_role["rules"].as_array().unwrap();
+    assert!(
+        rules
+            .iter()
+            .all(|r| r["verbs"] == serde_json::json!(["create"])
+                || r["resourceNames"] == serde_json::json!([LEASE])),
+        "{rules:?}"
+    );
+
+    // CRDs: CEL rules only for 1.25+, kept on uninstall.
+    let crd_old = find(&defaults, "CustomResourceDefinition", "flotilla.dev").unwrap();
+    let crd_new = find(&monitored, "CustomResourceDefinition", "flotilla.dev").unwrap();
+    assert!(!crd_old.to_string().contains("x-kubernetes-validations"));
+    assert!(crd_new.to_string().contains("x-kubernetes-validations"));
+    assert_eq!(
+        crd_old["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
+    assert_eq!(
+        find(&monitored, "PodDisruptionBudget", "").map(|p| p["apiVersion"].clone()),
+        None
+    );
+    let ha_new = render(&["--kube-version", "1.30.0", "--set", "replicas=2"])?;
+    assert_eq!(
+        find(&ha_new, "PodDisruptionBudget", "flotilla").unwrap()["apiVersion"],
+        "policy/v1"
+    );
+
+    // ServiceMonitor: scrapes the metrics Service's named port, selecting its labels.
+    let sm = find(&monitored, "ServiceMonitor", "flotilla").expect("a ServiceMonitor");
+    let svc = find(&monitored, "Service", "flotilla-metrics").expect("the metrics Service");
+    assert_eq!(sm["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["port"],
+        svc["spec"]["ports"][0]["name"]
+    );
+    for (k, v) in sm["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(
+            &svc["metadata"]["labels"][k], v,
+            "ServiceMonitor selects {k}"
+        );
+    }
+    assert!(find(&defaults, "ServiceMonitor", "").is_none());
+    Ok(())
+}
+
+// 2. Installed in namespaced mode, the operator runs as the chart's ServiceAccount and
+//    reconciles a Microservice to Ready (the RBAC suffices), holds nothing more, then
+//    upgrades without touching the running service and uninstalls keeping CRD and data.
+#[tokio::test]
+async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()> {
+    let client = client().await?;
+    let ns = TestNamespace::new(&client, "chart").await?;
+    // The CRD exists already when the other scenarios ran (applied from crds/ by kubectl):
+    // --take-ownership adopts it; equal values under server-side apply never conflict.
+    let mut release = Release::install(
+        "flotilla",
+        ns.name(),
+        &[
+            "--take-ownership",
+            "--set",
+            "rbac.scope=namespace",
+            "--set",
+            "networkPolicy.enabled=true",
+        ],
+    )?;
+    let pods = wait_operator_pods(&client, ns.name(), &release, 1).await?;
+    let pod = Api::<Pod>::namespaced(client.clone(), ns.name())
+        .get(&pods[0])
+        .await?;
+    let spec = pod.spec.clone().unwrap_or_default();
+    assert_eq!(spec.service_account_name.as_deref(), Some("flotilla"));
+
+    apply_yaml(ns.name(), &testapp("users", ""))?;
+    let started = Instant::now();
+    wait_ready(&client, ns.name(), "users").await?;
+    println!(
+        "Microservice users Ready under the chart's RBAC after {:?}",
+        started.elapsed()
+    );
+    let log = pod_log(ns.name(), &pods[0])?;
+    for denied in ["forbidden", "Forbidden", " 403"] {
+        assert!(
+            !log.contains(denied),
+            "the operator was denied something:\n{log}"
+        );
+    }
+
+    // What the ServiceAccount may and may not do.
+    let sa = "flotilla";
+    for what in [
+        &["patch", "deployments"][..],
+        &["patch", "microservices.flotilla.dev/status"],
+        &["list", "secrets"],
+        &["watch", "configmaps"],
+        &["create", "events.events.k8s.io"],
+    ] {
+        assert!(can_i(ns.name(), sa, what)?, "expected yes: {what:?}");
+    }
+    for what in [
+        &["get", "secrets"][..],
+        &["get", "configmaps"],
+        &["create", "secrets"],
+        &["delete", "pods"],
+        &["create", "daemonsets"],
+        &["create", "clusterroles"],
+        &["delete", "nodes"],
+        &[
+            "update",
+            "microservices.flotilla.dev",
+            "--subresource=scale",
+        ],
+        &["get", "leases"],
+        &["patch", "deployments", "-n", "default"],
+        &["list", "microservices.flotilla.dev", "--all-namespaces"],
+    ] {
+        assert!(!can_i(ns.name(), sa, what)?, "expected no: {what:?}");
+    }
+    let wild = wildcard_rules(&release.manifest()?);
+    assert!(wild.is_empty(), "wildcard rules installed: {wild:?}");
+
+    // Upgrade: JSON logs. The operator pod is replaced; the service's Deployment and pods
+    // are not.
+    let before = workload_fingerprint(&client, ns.name(), "users").await?;
+    release.upgrade(&["--set", "logFormat=json"])?;
+    let new_pods = wait_operator_pods(&client, ns.name(), &release, 1).await?;
+    assert_ne!(new_pods, pods, "helm upgrade did not roll the operator");
+    // The new operator works: it takes a new Microservice to Ready.
+    apply_yaml(ns.name(), &testapp("orders", ""))?;
+    wait_ready(&client, ns.name(), "orders").await?;
+    let log = pod_log(ns.name(), &new_pods[0])?;
+    let first = log.lines().next().unwrap_or_default();
+    assert!(
+        serde_json::from_str::<Value>(first).is_ok(),
+        "not a JSON log line: {first}"
+    );
+    wait_ready(&client, ns.name(), "users").await?;
+    let after = workload_fingerprint(&client, ns.name(), "users").await?;
+    assert_eq!(
+        before, after,
+        "the upgrade disturbed users' Deployment generation or pods"
+    );
+
+    // Uninstall: the operator goes, the CRD and the Microservices stay.
+    release.uninstall()?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns.name());
+    assert!(
+        deployments.get_opt("flotilla").await?.is_none(),
+        "operator Deployment left"
+    );
+    kubectl(&["get", "crd", "microservices.flotilla.dev"])?;
+    let left = kubectl(&["get", "microservices", "-n", ns.name(), "-o", "name"])?;
+    assert!(left.contains("users") && left.contains("orders"), "{left}");
+    assert!(
+        deployments.get_opt("users").await?.is_some(),
+        "users' Deployment went with the operator"
+    );
+    Ok(())
+}
+
+// 3. Two replicas: one holds the Lease; deleting it hands over to another replica, which
+//    reconciles a change. The handover is measured.
+#[tokio::test]
+async fn chart_ha_leader_failover() -> anyhow::Result<()> {
+    let client = client().await?;
+    // The CRD from crds/, not from this release: two releases adopting the same
+    // cluster-wide CRD in parallel would take it from each other.
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "chart-ha").await?;
+    let release = Release::install(
+        "flotilla",
+        ns.name(),
+        &[
+            "--set",
+            "rbac.scope=namespace",
+            "--set",
+            "replicas=2",
+            "--set",
+            "crds.install=false",
+        ],
+    )?;
+    let pods = wait_operator_pods(&client, ns.name(), &release, 2).await?;
+    let leader = wait_for(
+        "a leader among the operator pods",
+        Duration::from_secs(60),
+        || async {
+            let holder = lease_holder(ns.name()).unwrap_or_default();
+            Ok(if pods.contains(&holder) {
+                Poll::Ready(holder)
+            } else {
+                Poll::Pending(format!("holder {holder:?}, pods {pods:?}"))
+            })
+        },
+    )
+    .await?;
+    assert!(can_i(
+        ns.name(),
+        "flotilla",
+        &["get", &format!("leases/{LEASE}")]
+    )?);
+    assert!(!can_i(
+        ns.name(),
+        "flotilla",
+        &["get", "leases/someone-elses"]
+    )?);
+    apply_yaml(ns.name(), &testapp("users", ""))?;
+    wait_ready(&client, ns.name(), "users").await?;
+    // Only the leader runs the controller.
+    let standby = pods.iter().find(|p| **p != leader).unwrap().clone();
+    let standby_log = pod_log(ns.name(), &standby)?;
+    assert!(
+        !standby_log.contains("starting the controller"),
+        "the standby runs a controller:\n{standby_log}"
+    );
+    assert!(pod_log(ns.name(), &leader)?.contains("acquired the leader lease"));
+
+    // Delete the leader as a drain or rollout would, and change something at once.
+    let deleted = Instant::now();
+    kubectl(&["delete", "pod", "-n", ns.name(), &leader, "--wait=false"])?;
+    apply_yaml(ns.name(), &testapp("orders", ""))?;
+    let new_leader = wait_for(
+        "another pod to take the Lease",
+        Duration::from_secs(LEASE_SECONDS + 30),
+        || async {
+            let holder = lease_holder(ns.name()).unwrap_or_default();
+            Ok(if !holder.is_empty() && holder != leader {
+                Poll::Ready(holder)
+            } else {
+                Poll::Pending(format!("holder {holder:?}"))
+            })
+        },
+    )
+    .await?;
+    let takeover = deleted.elapsed();
+    wait_microservice(
+        &client,
+        ns.name(),
+        "orders",
+        "reconciled (status written)",
+        |ms| ms.status.is_some(),
+    )
+    .await?;
+    let reconciled = deleted.elapsed();
+    wait_ready(&client, ns.name(), "orders").await?;
+    let ready = deleted.elapsed();
+    println!(
+        "failover: leader {leader} deleted; {new_leader} took the Lease after {:.1}s, reconciled the new Microservice after {:.1}s, Ready after {:.1}s (lease duration {LEASE_SECONDS}s)",
+        takeover.as_secs_f64(),
+        reconciled.as_secs_f64(),
+        ready.as_secs_f64()
+    );
+    let bound = Duration::from_secs(LEASE_SECONDS + 5);
+    assert!(
+        reconciled <= bound,
+        "the change was reconciled {reconciled:?} after the leader went (bound {bound:?})"
+    );
+    Ok(())
+}
