@@ -7,6 +7,7 @@
 pub mod api;
 pub mod builders;
 pub mod controller;
+pub mod diagram;
 pub mod graph;
 pub mod leader;
 pub mod metrics;

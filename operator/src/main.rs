@@ -8,8 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use flotilla::api::{KubeVersion, crds_yaml};
+use flotilla::api::{KubeVersion, Microservice, crds_yaml};
 use flotilla::controller::{self, Settings};
+use flotilla::diagram::{Format, Node, draw};
 use flotilla::leader::{Leadership, LeaseSettings};
 use flotilla::metrics::Metrics;
 use tracing::{error, info};
@@ -46,8 +47,28 @@ enum Command {
         #[arg(long, default_value_t = KubeVersion::NEWEST)]
         kube_version: KubeVersion,
     },
+    /// Draw the dependency graph of Microservices, from the cluster (with each one's
+    /// Ready state) or from files.
+    Graph {
+        /// Read Microservices from these YAML files instead of the cluster.
+        #[arg(short = 'f', long = "filename")]
+        files: Vec<PathBuf>,
+        /// Namespace to read from the cluster; every namespace when unset.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// text (a tree), dot (Graphviz) or mermaid.
+        #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
+        format: GraphFormat,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Text,
+    Dot,
+    Mermaid,
 }
 
 #[derive(clap::Args)]
@@ -98,6 +119,11 @@ fn main() -> ExitCode {
             files,
             kube_version,
         } => render(&files, kube_version),
+        Command::Graph {
+            files,
+            namespace,
+            format,
+        } => graph(&files, namespace, format),
         Command::Version => {
             println!("flotilla {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
@@ -116,23 +142,65 @@ fn main() -> ExitCode {
     }
 }
 
-fn render(files: &[PathBuf], version: KubeVersion) -> ExitCode {
-    let mut documents = Vec::new();
-    for file in files {
-        let text = if file.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())
-        } else {
-            std::fs::read_to_string(file)
-        };
-        match text {
-            Ok(text) => documents.push(text),
-            Err(error) => {
-                eprintln!("error: reading {}: {error}", file.display());
-                return ExitCode::FAILURE;
-            }
+fn graph(files: &[PathBuf], namespace: Option<String>, format: GraphFormat) -> ExitCode {
+    let microservices = if files.is_empty() {
+        let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+        runtime.block_on(live_microservices(namespace))
+    } else {
+        read_documents(files)
+            .and_then(|docs| flotilla::render::parse(&docs).map_err(|e| e.to_string()))
+    };
+    let microservices = match microservices {
+        Ok(list) => list,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
         }
-    }
-    match flotilla::render::render(&documents, version) {
+    };
+    let nodes: Vec<Node> = microservices.iter().map(Node::of).collect();
+    let format = match format {
+        GraphFormat::Text => Format::Text,
+        GraphFormat::Dot => Format::Dot,
+        GraphFormat::Mermaid => Format::Mermaid,
+    };
+    print!("{}", draw(&nodes, format));
+    ExitCode::SUCCESS
+}
+
+async fn live_microservices(namespace: Option<String>) -> Result<Vec<Microservice>, String> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let api: kube::Api<Microservice> = match namespace {
+        Some(namespace) => kube::Api::namespaced(client, &namespace),
+        None => kube::Api::all(client),
+    };
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("listing Microservices: {e}"))?;
+    Ok(list.items)
+}
+
+fn read_documents(files: &[PathBuf]) -> Result<Vec<String>, String> {
+    files
+        .iter()
+        .map(|file| {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+            } else {
+                std::fs::read_to_string(file)
+            };
+            text.map_err(|e| format!("reading {}: {e}", file.display()))
+        })
+        .collect()
+}
+
+fn render(files: &[PathBuf], version: KubeVersion) -> ExitCode {
+    let rendered = read_documents(files).and_then(|documents| {
+        flotilla::render::render(&documents, version).map_err(|e| e.to_string())
+    });
+    match rendered {
         Ok(yaml) => {
             print!("{yaml}");
             ExitCode::SUCCESS

@@ -1,0 +1,261 @@
+//! The dependency graph of Microservices as a picture: a text tree for terminals, DOT
+//! for Graphviz and Mermaid for Markdown. Pure: the caller brings the Microservices,
+//! from the live cluster or from files.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+use crate::api::Microservice;
+use crate::graph::{ObjectKey, dependency_keys};
+
+/// How to draw the graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+/// One Microservice in the picture.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Node {
+    pub key: ObjectKey,
+    /// `Some(ready)` from a live cluster; None when drawn from files.
+    pub ready: Option<bool>,
+    pub dependencies: BTreeSet<ObjectKey>,
+}
+
+impl Node {
+    pub fn of(ms: &Microservice) -> Self {
+        let ready = ms.status.as_ref().map(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        });
+        Node {
+            key: ObjectKey::of(ms),
+            ready,
+            dependencies: dependency_keys(ms),
+        }
+    }
+}
+
+pub fn draw(nodes: &[Node], format: Format) -> String {
+    let graph = Graph::new(nodes);
+    match format {
+        Format::Text => graph.text(),
+        Format::Dot => graph.dot(),
+        Format::Mermaid => graph.mermaid(),
+    }
+}
+
+struct Graph<'a> {
+    nodes: BTreeMap<&'a ObjectKey, &'a Node>,
+    /// Only one namespace: names are shown without it.
+    single_namespace: bool,
+}
+
+impl<'a> Graph<'a> {
+    fn new(nodes: &'a [Node]) -> Self {
+        let namespaces: BTreeSet<&str> = nodes.iter().map(|n| n.key.namespace.as_str()).collect();
+        Graph {
+            nodes: nodes.iter().map(|n| (&n.key, n)).collect(),
+            single_namespace: namespaces.len() <= 1,
+        }
+    }
+
+    fn label(&self, key: &ObjectKey) -> String {
+        if self.single_namespace {
+            key.name.clone()
+        } else {
+            key.to_string()
+        }
+    }
+
+    fn state(&self, key: &ObjectKey) -> &'static str {
+        match self.nodes.get(key) {
+            None => "missing",
+            Some(node) => match node.ready {
+                Some(true) => "Ready",
+                Some(false) => "NotReady",
+                None => "",
+            },
+        }
+    }
+
+    /// Services nobody depends on are the roots; a graph that is all cycle still shows.
+    fn roots(&self) -> Vec<&'a ObjectKey> {
+        let depended: BTreeSet<&ObjectKey> = self
+            .nodes
+            .values()
+            .flat_map(|n| n.dependencies.iter())
+            .collect();
+        let roots: Vec<&ObjectKey> = self
+            .nodes
+            .keys()
+            .copied()
+            .filter(|k| !depended.contains(k))
+            .collect();
+        if roots.is_empty() {
+            self.nodes.keys().copied().collect()
+        } else {
+            roots
+        }
+    }
+
+    fn text(&self) -> String {
+        let mut out = String::new();
+        for root in self.roots() {
+            let _ = writeln!(out, "{}", self.text_line(root));
+            self.text_children(root, "", &mut vec![root.clone()], &mut out);
+        }
+        out
+    }
+
+    fn text_line(&self, key: &ObjectKey) -> String {
+        match self.state(key) {
+            "" => self.label(key),
+            state => format!("{} [{state}]", self.label(key)),
+        }
+    }
+
+    fn text_children(
+        &self,
+        key: &ObjectKey,
+        prefix: &str,
+        path: &mut Vec<ObjectKey>,
+        out: &mut String,
+    ) {
+        let Some(node) = self.nodes.get(key) else {
+            return;
+        };
+        let count = node.dependencies.len();
+        for (i, dependency) in node.dependencies.iter().enumerate() {
+            let last = i + 1 == count;
+            let branch = if last { "└── " } else { "├── " };
+            if path.contains(dependency) {
+                let _ = writeln!(out, "{prefix}{branch}{} (cycle)", self.label(dependency));
+                continue;
+            }
+            let _ = writeln!(out, "{prefix}{branch}{}", self.text_line(dependency));
+            path.push(dependency.clone());
+            let child_prefix = format!("{prefix}{}", if last { "    " } else { "│   " });
+            self.text_children(dependency, &child_prefix, path, out);
+            path.pop();
+        }
+    }
+
+    fn edges(&self) -> Vec<(&ObjectKey, &ObjectKey)> {
+        self.nodes
+            .values()
+            .flat_map(|n| n.dependencies.iter().map(move |d| (&n.key, d)))
+            .collect()
+    }
+
+    fn all_keys(&self) -> BTreeSet<&ObjectKey> {
+        self.nodes
+            .keys()
+            .copied()
+            .chain(self.edges().into_iter().map(|(_, to)| to))
+            .collect()
+    }
+
+    fn dot(&self) -> String {
+        let mut out = String::from(
+            "digraph microservices {\n  rankdir=LR;\n  node [shape=box, style=rounded];\n",
+        );
+        for key in self.all_keys() {
+            let color = match self.state(key) {
+                "Ready" => "darkgreen",
+                "NotReady" => "orange",
+                "missing" => "red",
+                _ => "black",
+            };
+            let _ = writeln!(
+                out,
+                "  \"{key}\" [label=\"{}\", color={color}];",
+                self.text_line(key)
+            );
+        }
+        for (from, to) in self.edges() {
+            let _ = writeln!(out, "  \"{from}\" -> \"{to}\";");
+        }
+        out.push_str("}\n");
+        out
+    }
+
+    fn mermaid(&self) -> String {
+        let mut out = String::from("graph LR\n");
+        let id =
+            |key: &ObjectKey| format!("{}_{}", key.namespace, key.name).replace(['-', '.'], "_");
+        for key in self.all_keys() {
+            let _ = writeln!(out, "  {}[\"{}\"]", id(key), self.text_line(key));
+        }
+        for (from, to) in self.edges() {
+            let _ = writeln!(out, "  {} --> {}", id(from), id(to));
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, ready: Option<bool>, deps: &[&str]) -> Node {
+        Node {
+            key: ObjectKey::new("shop", name),
+            ready,
+            dependencies: deps.iter().map(|d| ObjectKey::new("shop", *d)).collect(),
+        }
+    }
+
+    fn shop() -> Vec<Node> {
+        vec![
+            node("storefront", Some(true), &["inventory", "orders", "users"]),
+            node("orders", Some(true), &["inventory", "payments", "users"]),
+            node("users", Some(true), &[]),
+            node("inventory", Some(false), &[]),
+            node("payments", Some(true), &[]),
+        ]
+    }
+
+    #[test]
+    fn text_tree_from_the_roots() {
+        let text = draw(&shop(), Format::Text);
+        let expected = "\
+storefront [Ready]
+├── inventory [NotReady]
+├── orders [Ready]
+│   ├── inventory [NotReady]
+│   ├── payments [Ready]
+│   └── users [Ready]
+└── users [Ready]
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn cycles_and_missing_services_are_marked() {
+        let nodes = vec![node("a", None, &["b"]), node("b", None, &["a", "ghost"])];
+        let text = draw(&nodes, Format::Text);
+        assert!(text.contains("a (cycle)"), "{text}");
+        assert!(text.contains("ghost [missing]"), "{text}");
+    }
+
+    #[test]
+    fn dot_and_mermaid_have_every_edge() {
+        let dot = draw(&shop(), Format::Dot);
+        assert!(
+            dot.contains("\"shop/orders\" -> \"shop/payments\";"),
+            "{dot}"
+        );
+        assert_eq!(dot.matches(" -> ").count(), 6);
+        let mermaid = draw(&shop(), Format::Mermaid);
+        assert!(
+            mermaid.contains("shop_storefront --> shop_orders"),
+            "{mermaid}"
+        );
+        assert_eq!(mermaid.matches(" --> ").count(), 6);
+    }
+}
