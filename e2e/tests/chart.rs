@@ -519,15 +519,37 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
     );
     assert!(pod_log(ns.name(), &leader)?.contains("acquired the leader lease"));
 
-    // Delete the leader as a drain or rollout would, and change something at once.
+    // Graceful: a drain or rollout deletes the leader (SIGTERM). Hard: the leader is
+    // killed without a word (grace period 0, as a node loss or OOM kill), so the standby
+    // must wait for the Lease to expire.
+    let (leader, _) = failover(&client, ns.name(), &leader, "orders", false).await?;
+    wait_operator_pods(&client, ns.name(), &release, 2).await?;
+    failover(&client, ns.name(), &leader, "payments", true).await?;
+    Ok(())
+}
+
+/// Deletes the leading pod, applies a new Microservice at once, and measures until another
+/// pod holds the Lease and has reconciled it; fails past the lease duration plus 5s.
+/// Returns the new leader and the time to reconcile.
+async fn failover(
+    client: &kube::Client,
+    ns: &str,
+    leader: &str,
+    microservice: &str,
+    hard: bool,
+) -> anyhow::Result<(String, Duration)> {
     let deleted = Instant::now();
-    kubectl(&["delete", "pod", "-n", ns.name(), &leader, "--wait=false"])?;
-    apply_yaml(ns.name(), &testapp("orders", ""))?;
+    let mut delete = vec!["delete", "pod", "-n", ns, leader, "--wait=false"];
+    if hard {
+        delete.extend_from_slice(&["--grace-period=0", "--force"]);
+    }
+    kubectl(&delete)?;
+    apply_yaml(ns, &testapp(microservice, ""))?;
     let new_leader = wait_for(
         "another pod to take the Lease",
         Duration::from_secs(LEASE_SECONDS + 30),
         || async {
-            let holder = lease_holder(ns.name()).unwrap_or_default();
+            let holder = lease_holder(ns).unwrap_or_default();
             Ok(if !holder.is_empty() && holder != leader {
                 Poll::Ready(holder)
             } else {
@@ -538,18 +560,25 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
     .await?;
     let takeover = deleted.elapsed();
     wait_microservice(
-        &client,
-        ns.name(),
-        "orders",
+        client,
+        ns,
+        microservice,
         "reconciled (status written)",
         |ms| ms.status.is_some(),
     )
     .await?;
     let reconciled = deleted.elapsed();
-    wait_ready(&client, ns.name(), "orders").await?;
+    wait_ready(client, ns, microservice).await?;
     let ready = deleted.elapsed();
     println!(
-        "failover: leader {leader} deleted; {new_leader} took the Lease after {:.1}s, reconciled the new Microservice after {:.1}s, Ready after {:.1}s (lease duration {LEASE_SECONDS}s)",
+        "failover ({}): leader {leader} deleted; {new_leader} took the Lease after {:.1}s, \
+         reconciled the new Microservice {microservice} after {:.1}s, Ready after {:.1}s \
+         (lease duration {LEASE_SECONDS}s)",
+        if hard {
+            "hard, grace period 0"
+        } else {
+            "graceful"
+        },
         takeover.as_secs_f64(),
         reconciled.as_secs_f64(),
         ready.as_secs_f64()
@@ -559,5 +588,5 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
         reconciled <= bound,
         "the change was reconciled {reconciled:?} after the leader went (bound {bound:?})"
     );
-    Ok(())
+    Ok((new_leader, reconciled))
 }
