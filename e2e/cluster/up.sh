@@ -337,6 +337,13 @@ main() {
 		echo "export KUBECONFIG=$KUBECONFIG_PATH"
 		return
 	fi
+	if compgen -G "$RUN/*.pid" >/dev/null; then
+		# Left by a cluster that was killed rather than stopped (a CI runner ending the
+		# session, a reboot): stale pods, network state and pids. Start from clean.
+		log "a previous cluster in $CLUSTER_DIR is not healthy: cleaning it up first (make cluster-down)"
+		"$HERE/down.sh"
+		mkdir -p "$RUN" "$LOGS"
+	fi
 	"$HERE/install.sh"
 	host_network
 	make_pki
