@@ -27,11 +27,7 @@ pub struct Node {
 
 impl Node {
     pub fn of(ms: &Microservice) -> Self {
-        let ready = ms.status.as_ref().map(|s| {
-            s.conditions
-                .iter()
-                .any(|c| c.type_ == "Ready" && c.status == "True")
-        });
+        let ready = ms.status.as_ref().map(|s| s.is_ready());
         Node {
             key: ObjectKey::of(ms),
             ready,

@@ -661,3 +661,24 @@ pub struct MicroserviceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
 }
+
+impl MicroserviceStatus {
+    /// The condition of this type, if reported.
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// `Ready=True`.
+    pub fn is_ready(&self) -> bool {
+        self.condition("Ready").is_some_and(|c| c.status == "True")
+    }
+}
+
+impl Microservice {
+    /// `Ready=True` in its status.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .as_ref()
+            .is_some_and(MicroserviceStatus::is_ready)
+    }
+}

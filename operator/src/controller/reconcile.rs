@@ -103,7 +103,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
 
     Ok(if invalid_spec.is_some() {
         Action::await_change()
-    } else if is_ready(&status) {
+    } else if status.is_ready() {
         Action::requeue(RESYNC)
     } else {
         Action::requeue(WHILE_PROGRESSING)
@@ -136,13 +136,6 @@ fn already_reported(ms: &Microservice, message: &str) -> bool {
                 && c.observed_generation == ms.metadata.generation
         })
     })
-}
-
-fn is_ready(status: &MicroserviceStatus) -> bool {
-    status
-        .conditions
-        .iter()
-        .any(|c| c.type_ == READY && c.status == "True")
 }
 
 async fn write_status(ctx: &Context, ms: &Microservice, status: &MicroserviceStatus) -> Result<()> {

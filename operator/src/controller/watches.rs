@@ -89,14 +89,6 @@ struct Seen {
     ready: bool,
 }
 
-fn is_ready(ms: &Microservice) -> bool {
-    ms.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
-}
-
 impl GraphWatch {
     pub fn new(
         dependencies: Arc<DependencyIndex>,
@@ -122,7 +114,7 @@ impl GraphWatch {
                 }
                 let now = Seen {
                     generation: ms.meta().generation,
-                    ready: is_ready(ms),
+                    ready: ms.is_ready(),
                 };
                 match state.seen.insert(key.clone(), now) {
                     Some(before) if before == now => {}

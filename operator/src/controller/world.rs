@@ -38,7 +38,7 @@ pub fn read(
         .iter()
         .filter(|dep| {
             let key = ObjectRef::<Microservice>::new(&dep.name).within(&dep.namespace);
-            !microservices.get(&key).is_some_and(|d| is_ready(&d))
+            !microservices.get(&key).is_some_and(|d| d.is_ready())
         })
         .map(|dep| format!("{}/{}", dep.namespace, dep.name))
         .collect();
@@ -66,14 +66,6 @@ pub fn read(
         missing_config,
         unready_dependencies,
     }
-}
-
-fn is_ready(ms: &Microservice) -> bool {
-    ms.status.as_ref().is_some_and(|s| {
-        s.conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
-    })
 }
 
 /// A hash of the identity and version of every referenced ConfigMap and Secret: any edit
