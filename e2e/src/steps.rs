@@ -82,11 +82,7 @@ pub fn start_operator(namespace: &str) -> anyhow::Result<Operator> {
 
 /// A condition of a Microservice's status.
 pub fn condition<'a>(ms: &'a Microservice, type_: &str) -> Option<&'a Condition> {
-    ms.status
-        .as_ref()?
-        .conditions
-        .iter()
-        .find(|c| c.type_ == type_)
+    ms.status.as_ref()?.condition(type_)
 }
 
 /// One line describing the conditions, for timeout messages.
@@ -145,9 +141,13 @@ pub async fn wait_ready(
     namespace: &str,
     name: &str,
 ) -> anyhow::Result<Microservice> {
-    wait_microservice(client, namespace, name, "Ready=True", |ms| {
-        condition(ms, "Ready").is_some_and(|c| c.status == "True")
-    })
+    wait_microservice(
+        client,
+        namespace,
+        name,
+        "Ready=True",
+        Microservice::is_ready,
+    )
     .await
 }
 
