@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `make images`: builds static (musl) binaries of flotilla and the e2e testapp, packages
+# `make images`: builds static (musl) binaries of flotilla, the e2e testapp and the five
+# sample services (sample-services/), packages
 # them as OCI images with a non-root numeric user, and loads them into the cluster's
 # runtime (embedded containerd, or kind). Unchanged binaries are neither repackaged nor
 # re-imported.
@@ -14,6 +15,7 @@ source "$HERE/oci.sh"
 TARGET=x86_64-unknown-linux-musl
 OUT=$REPO/target/e2e-images
 USER_ID=65532
+SAMPLES="users inventory payments orders storefront"
 
 apt_install() {
 	local sudo=()
@@ -37,11 +39,11 @@ toolchain() {
 }
 
 build() {
-	log "building static binaries: flotilla, testapp (cargo --profile image --target $TARGET)"
+	log "building static binaries: flotilla, testapp, samples (cargo --profile image --target $TARGET)"
 	local logfile=$OUT/cargo-build.log
 	: >"$logfile"
 	run_with_heartbeat "$logfile" "building static binaries" env CC_x86_64_unknown_linux_musl=musl-gcc \
-		cargo build --locked --profile image --target "$TARGET" -p flotilla -p flotilla-testapp \
+		cargo build --locked --profile image --target "$TARGET" -p flotilla -p flotilla-testapp -p flotilla-samples \
 		--manifest-path "$REPO/Cargo.toml"
 }
 
@@ -84,6 +86,11 @@ main() {
 	image flotilla.local/flotilla:dev "$rel/flotilla" '["RUST_LOG=info"]'
 	image flotilla.local/testapp:v1 "$rel/testapp" '["APP_VERSION=v1","PORT=8080"]'
 	image flotilla.local/testapp:v2 "$rel/testapp" '["APP_VERSION=v2","PORT=8080"]'
+	# The shop of sample-services/manifests (and `make demo`).
+	local sample
+	for sample in $SAMPLES; do
+		image "flotilla.local/$sample:dev" "$rel/$sample" '["PORT=8080"]'
+	done
 	log "images ready"
 }
 
