@@ -39,6 +39,9 @@ cluster: ## bring up the local cluster (embedded, or kind with CLUSTER=kind) and
 cluster-down: ## stop everything `make cluster` started
 	e2e/cluster/down.sh
 
+demo: ## the sample shop on a real cluster: cluster, images, operator, five Microservices, an order
+	e2e/demo.sh
+
 images: ## build the OCI images (no Docker needed) and load them into the cluster
 	e2e/cluster/images.sh
 

@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# `make demo`: a real cluster running the sample shop, deployed by Flotilla.
+#
+# Brings up the cluster (make cluster) unless KUBECONFIG is set, builds and loads the
+# images (make images), installs the operator into namespace $DEMO_NS (the Helm chart,
+# namespace-scoped; or, when helm or the chart is not usable, `flotilla run` as a local
+# process), applies the CRDs and sample-services/manifests, waits until every
+# Microservice is Ready, places an order through storefront, and shows what was created.
+# Every step is idempotent: a second run changes nothing and takes seconds.
+#
+# DEMO_NS (default shop), DEMO_TIMEOUT seconds to wait for Ready (default 300),
+# DEMO_OPERATOR=helm|process to force how the operator runs.
+set -euo pipefail
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+# shellcheck source=e2e/cluster/lib.sh
+source "$REPO/e2e/cluster/lib.sh"
+
+NS=${DEMO_NS:-shop}
+TIMEOUT=${DEMO_TIMEOUT:-300}
+SERVICES=(users inventory payments orders storefront)
+MANIFESTS=$REPO/sample-services/manifests
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+# The static binary `make images` builds: the same code as the operator image.
+FLOTILLA=$TARGET_DIR/x86_64-unknown-linux-musl/image/flotilla
+HELM=$REPO/.tools/bin/helm
+RELEASE=flotilla
+PID_FILE=$CLUSTER_DIR/demo-operator-$NS.pid
+OP_LOG=$CLUSTER_DIR/demo-operator-$NS.log
+
+section() { printf '\n== %s\n' "$*"; }
+
+cluster() {
+	if [[ -z ${KUBECONFIG:-} ]]; then
+		log "KUBECONFIG unset: bringing up the $CLUSTER cluster (make cluster)"
+		make --no-print-directory cluster
+		export KUBECONFIG=$KUBECONFIG_PATH
+	fi
+	log "cluster: KUBECONFIG=$KUBECONFIG"
+	SERVER_MINOR=$(kubectl version -o json 2>/dev/null | jq -r '.serverVersion.minor' | tr -dc 0-9) ||
+		true
+	[[ -n ${SERVER_MINOR:-} ]] || die "the cluster at $KUBECONFIG does not answer (kubectl version)"
+	log "server version 1.$SERVER_MINOR"
+}
+
+images() {
+	log "building and loading the images (make images; unchanged images are skipped)"
+	make --no-print-directory images
+	[[ -x $FLOTILLA ]] || die "make images did not leave $FLOTILLA"
+}
+
+crds() {
+	local file=crds/microservices.yaml
+	((SERVER_MINOR >= 25)) || file=crds/microservices-pre-1.25.yaml
+	log "applying the CRD ($file)"
+	kubectl apply --server-side --force-conflicts -f "$file" >/dev/null
+	kubectl wait --for=condition=Established --timeout=60s crd/microservices.flotilla.dev >/dev/null
+	kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+}
+
+# The Helm chart is used when it is there and helm is installed or installable.
+use_helm() {
+	case ${DEMO_OPERATOR:-} in
+	helm) return 0 ;;
+	process) return 1 ;;
+	esac
+	[[ -f $REPO/charts/flotilla/Chart.yaml ]] || return 1
+	[[ -x $HELM ]] || make --no-print-directory tools >/dev/null 2>&1 || return 1
+	[[ -x $HELM ]]
+}
+
+stop_local_operator() {
+	if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
+		log "stopping the local operator process of an earlier run (pid $(cat "$PID_FILE"))"
+		kill "$(cat "$PID_FILE")"
+	fi
+	rm -f "$PID_FILE"
+}
+
+operator() {
+	if use_helm; then
+		stop_local_operator
+		# Namespace-scoped: a Role in $NS only. The CRD is applied above (one owner for a
+		# cluster-wide object), and no aggregated ClusterRoles: nothing cluster-wide.
+		log "installing the operator with Helm: release $RELEASE in $NS (rbac.scope=namespace)"
+		"$HELM" upgrade --install "$RELEASE" charts/flotilla -n "$NS" \
+			--set rbac.scope=namespace --set crds.install=false \
+			--set rbac.aggregateToDefaultRoles=false \
+			--wait --timeout 3m >"$CLUSTER_DIR/demo-helm.log" 2>&1 || {
+			show_tail "$CLUSTER_DIR/demo-helm.log"
+			kubectl get pods -n "$NS" -l app.kubernetes.io/name=flotilla -o wide >&2 || true
+			die "helm upgrade --install failed (log: $CLUSTER_DIR/demo-helm.log)"
+		}
+		OPERATOR_DESC="Helm release $RELEASE in namespace $NS (logs: kubectl logs -n $NS deploy/$(kubectl get deploy -n "$NS" -l app.kubernetes.io/name=flotilla -o jsonpath='{.items[0].metadata.name}'))"
+		return
+	fi
+	# No chart or no helm: the operator runs here, against the same cluster.
+	if [[ -f $PID_FILE ]] && kill -0 "$(cat "$PID_FILE")" 2>/dev/null && [[ $PID_FILE -nt $FLOTILLA ]]; then
+		log "the operator is already running as a local process (pid $(cat "$PID_FILE"))"
+	else
+		stop_local_operator
+		log "starting the operator as a local process: flotilla run --namespace $NS"
+		mkdir -p "$CLUSTER_DIR"
+		setsid nohup "$FLOTILLA" run --namespace "$NS" --metrics-addr 127.0.0.1:0 \
+			--health-addr 127.0.0.1:0 >>"$OP_LOG" 2>&1 </dev/null &
+		echo $! >"$PID_FILE"
+	fi
+	OPERATOR_DESC="local process pid $(cat "$PID_FILE"), log $OP_LOG (stop: kill \$(cat $PID_FILE))"
+}
+
+samples() {
+	log "applying sample-services/manifests into namespace $NS"
+	kubectl apply --server-side --force-conflicts --field-manager flotilla-demo -n "$NS" \
+		-k "$MANIFESTS" | sed 's/^/    /'
+}
+
+# The Microservices of the namespace, as JSON.
+status_json() { kubectl get ms -n "$NS" -o json; }
+
+wait_ready() {
+	log "waiting up to ${TIMEOUT}s for every Microservice to be Ready"
+	local start=$SECONDS json name state last_report=0
+	declare -A ready=()
+	while :; do
+		json=$(status_json 2>/dev/null) || json='{"items":[]}'
+		for name in "${SERVICES[@]}"; do
+			[[ -z ${ready[$name]:-} ]] || continue
+			state=$(jq -r --arg n "$name" '.items[] | select(.metadata.name == $n) |
+				(.status.conditions // [] | map(select(.type == "Ready"))[0]) as $r |
+				if ($r.status == "True" and .status.observedGeneration == .metadata.generation)
+				then "ready \(.status.replicaSummary // "")" else "" end' <<<"$json")
+			if [[ -n $state ]]; then
+				ready[$name]=1
+				log "  $name Ready (${state#ready }) after $((SECONDS - start))s"
+			fi
+		done
+		((${#ready[@]} == ${#SERVICES[@]})) && return 0
+		if ((SECONDS - start >= TIMEOUT)); then
+			echo >&2
+			for name in "${SERVICES[@]}"; do
+				[[ -z ${ready[$name]:-} ]] || continue
+				jq -r --arg n "$name" '.items[] | select(.metadata.name == $n) |
+					"  \($n) is not Ready:", (.status.conditions // [] | .[] |
+					"    \(.type)=\(.status) \(.reason): \(.message)")' <<<"$json" >&2
+				jq -e --arg n "$name" 'any(.items[]; .metadata.name == $n)' <<<"$json" >/dev/null ||
+					echo "  $name: no such Microservice in $NS" >&2
+			done
+			echo "  operator: $OPERATOR_DESC" >&2
+			kubectl get pods -n "$NS" -o wide >&2 || true
+			die "not every Microservice was Ready within ${TIMEOUT}s"
+		fi
+		if ((SECONDS - last_report >= 15)); then
+			last_report=$SECONDS
+			local waiting=()
+			for name in "${SERVICES[@]}"; do
+				[[ -n ${ready[$name]:-} ]] && continue
+				waiting+=("$name($(jq -r --arg n "$name" '[.items[] | select(.metadata.name == $n) |
+					(.status.conditions // [] | map(select(.type == "Ready"))[0].reason // "no status yet")][0] // "absent"' <<<"$json"))")
+			done
+			log "  still waiting ($((SECONDS - start))s): ${waiting[*]}"
+		fi
+		sleep 2
+	done
+}
+
+# post URL JSON: prints the body, then the status on its own last line.
+post() { curl -sS -m 10 -H 'content-type: application/json' -d "$2" -w '\n%{http_code}' "$1"; }
+
+order() {
+	STOREFRONT_IP=$(kubectl get svc storefront -n "$NS" -o jsonpath='{.spec.clusterIP}')
+	local base=http://$STOREFRONT_IP:80 deadline=$((SECONDS + 60)) out
+	log "placing an order through storefront ($base) from this host"
+	# Ready pods are in the endpoints; kube-proxy's rules may trail by a moment.
+	until curl -sf -m 5 -o /dev/null "$base/api/products"; do
+		((SECONDS < deadline)) || die "storefront at $base does not answer /api/products"
+		sleep 1
+	done
+	out=$(post "$base/api/users" '{"name":"Demo Customer","email":"demo@example.com"}')
+	[[ ${out##*$'\n'} == 201 ]] || die "registering a customer failed: $out"
+	local user
+	user=$(jq -r .id <<<"${out%$'\n'*}")
+	echo "    POST /api/users -> 201 $(jq -c . <<<"${out%$'\n'*}")"
+	out=$(post "$base/api/orders" "{\"userId\":\"$user\",\"items\":[{\"sku\":\"mug-enamel\",\"quantity\":2},{\"sku\":\"tea-earl-grey\",\"quantity\":1}]}")
+	[[ ${out##*$'\n'} == 201 ]] || die "the order failed: $out"
+	echo "    POST /api/orders -> 201 $(jq -c . <<<"${out%$'\n'*}")"
+	log "order confirmed"
+}
+
+report() {
+	section "kubectl get ms -n $NS -o wide"
+	kubectl get ms -n "$NS" -o wide
+	section "what Flotilla created for each service"
+	local name
+	for name in "${SERVICES[@]}"; do
+		echo "-- $name"
+		kubectl get sa,deploy,svc,hpa,pdb,netpol -n "$NS" -l "app.kubernetes.io/instance=$name" 2>&1 | sed 's/^/   /'
+	done
+	section "dependency graph (flotilla graph -n $NS)"
+	if "$FLOTILLA" graph --help >/dev/null 2>&1; then
+		"$FLOTILLA" graph -n "$NS"
+	else
+		kubectl get ms -n "$NS" -o jsonpath='{range .items[*]}{.metadata.name}{" -> "}{.spec.dependsOn[*].name}{"\n"}{end}'
+	fi
+	section "the operator"
+	echo "$OPERATOR_DESC"
+	section "open the storefront"
+	echo "curl http://$STOREFRONT_IP/                    # from this machine (ClusterIP)"
+	echo "kubectl port-forward -n $NS svc/storefront 8080:80   # then http://localhost:8080/"
+	echo "kubectl edit configmap storefront-config -n $NS      # change the banner: storefront rolls"
+}
+
+cluster
+images
+crds
+operator
+samples
+wait_ready
+order
+report
+log "demo ready: the shop runs in namespace $NS"
