@@ -1,0 +1,233 @@
+//! The sample shop (sample-services/) on real pods: the five Microservices of
+//! sample-services/manifests, deployed by their own operator, take real orders, and the
+//! NetworkPolicies admit exactly the callers the dependency graph declares.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use flotilla_e2e::steps::{ensure_crds, start_operator, wait_ready};
+use flotilla_e2e::{HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, wait_for};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Api;
+use serde_json::{Value, json};
+
+const SERVICES: [&str; 5] = ["users", "inventory", "payments", "orders", "storefront"];
+
+/// Every document of sample-services/manifests, as a user would apply them (the
+/// Kustomization file is not a .yaml file and is left out, as `kubectl apply -f` does).
+fn manifests() -> anyhow::Result<String> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-services/manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    files.sort();
+    let mut all = String::new();
+    for file in files {
+        all.push_str("---\n");
+        all.push_str(&std::fs::read_to_string(&file)?);
+        all.push('\n');
+    }
+    Ok(all)
+}
+
+/// POSTs JSON to `http://ip:80{path}` from the host; std only, like `http_get`.
+async fn http_post(ip: &str, path: &str, body: &Value) -> anyhow::Result<HttpResponse> {
+    let (ip, path, body) = (ip.to_string(), path.to_string(), body.to_string());
+    tokio::task::spawn_blocking(move || {
+        let addr = format!("{ip}:80").parse()?;
+        let timeout = Duration::from_secs(10);
+        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        write!(
+            stream,
+            "POST {path} HTTP/1.1\r\nHost: {ip}\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw)?;
+        let (head, body) = raw
+            .split_once("\r\n\r\n")
+            .ok_or_else(|| anyhow!("no header end in {raw:?}"))?;
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
+        Ok(HttpResponse {
+            status,
+            body: body.to_string(),
+        })
+    })
+    .await?
+}
+
+fn json_of(response: &HttpResponse) -> anyhow::Result<Value> {
+    serde_json::from_str(&response.body).with_context(|| {
+        format!(
+            "HTTP {} body is not JSON: {}",
+            response.status, response.body
+        )
+    })
+}
+
+/// Stock per SKU as storefront reports it (storefront -> inventory, through the graph).
+async fn stock(ip: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+    let response = http_get(&format!("http://{ip}:80/api/products")).await?;
+    if response.status != 200 {
+        bail!(
+            "GET /api/products: HTTP {}: {}",
+            response.status,
+            response.body
+        );
+    }
+    Ok(json_of(&response)?
+        .as_array()
+        .ok_or_else(|| anyhow!("not a list: {}", response.body))?
+        .iter()
+        .filter_map(|p| Some((p["sku"].as_str()?.to_string(), p["available"].as_u64()?)))
+        .collect())
+}
+
+/// The Microservices whose pods a NetworkPolicy's ingress admits by instance label, and
+/// whether some rule admits other sources (namespace selectors, CIDRs).
+fn admitted(policy: &NetworkPolicy) -> anyhow::Result<(BTreeSet<String>, Vec<Value>)> {
+    let spec = serde_json::to_value(&policy.spec)?;
+    let mut callers = BTreeSet::new();
+    let mut other = Vec::new();
+    for peer in spec["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["from"].as_array().cloned().unwrap_or_default())
+    {
+        match peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"].as_str() {
+            Some(name) if peer.get("namespaceSelector").is_none() => {
+                callers.insert(name.to_string());
+            }
+            _ => other.push(peer),
+        }
+    }
+    Ok((callers, other))
+}
+
+#[tokio::test]
+async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "samples").await?;
+    let _operator = start_operator(ns.name())?;
+    apply_yaml(ns.name(), &manifests()?)?;
+    for name in SERVICES {
+        let ms = wait_ready(&client, ns.name(), name).await?;
+        eprintln!(
+            "{name} Ready: {}",
+            ms.status
+                .and_then(|s| s.replica_summary)
+                .unwrap_or_default()
+        );
+    }
+
+    let ip = Api::<Service>::namespaced(client.clone(), ns.name())
+        .get("storefront")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("storefront has no ClusterIP")?;
+    // Ready pods are in the endpoints; kube-proxy's rules on the host may trail a moment.
+    let before = wait_for(
+        "storefront to list the products from inventory",
+        Duration::from_secs(60),
+        || async {
+            Ok(match stock(&ip).await {
+                Ok(s) if s.len() == 5 => Poll::Ready(s),
+                Ok(s) => Poll::Pending(format!("{s:?}")),
+                Err(e) => Poll::Pending(format!("{e:#}")),
+            })
+        },
+    )
+    .await?;
+
+    let user = http_post(
+        &ip,
+        "/api/users",
+        &json!({"name": "E2E Customer", "email": "e2e@example.com"}),
+    )
+    .await?;
+    assert_eq!(user.status, 201, "{}", user.body);
+    let user_id = json_of(&user)?["id"].as_str().context("no id")?.to_string();
+
+    // 2 mugs (12.00) and 1 tea (6.50): well under the payments limit.
+    let paid = http_post(
+        &ip,
+        "/api/orders",
+        &json!({"userId": user_id, "items": [
+            {"sku": "mug-enamel", "quantity": 2}, {"sku": "tea-earl-grey", "quantity": 1}]}),
+    )
+    .await?;
+    assert_eq!(paid.status, 201, "{}", paid.body);
+    let paid = json_of(&paid)?;
+    assert_eq!(paid["status"], "confirmed", "{paid}");
+    assert_eq!(paid["totalCents"], 3050, "{paid}");
+
+    // 4 grinders at 129.00: over the 500.00 limit, declined, and the stock released.
+    let declined = http_post(
+        &ip,
+        "/api/orders",
+        &json!({"userId": user_id, "items": [{"sku": "grinder-burr", "quantity": 4}]}),
+    )
+    .await?;
+    assert_eq!(declined.status, 402, "{}", declined.body);
+    assert_eq!(
+        json_of(&declined)?["status"],
+        "declined",
+        "{}",
+        declined.body
+    );
+
+    let after = stock(&ip).await?;
+    let mut expected = before.clone();
+    *expected.get_mut("mug-enamel").context("mug-enamel")? -= 2;
+    *expected.get_mut("tea-earl-grey").context("tea-earl-grey")? -= 1;
+    assert_eq!(
+        after, expected,
+        "stock after one paid and one declined order (before: {before:?})"
+    );
+
+    // Each policy admits exactly the Microservices that declare it in dependsOn.
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
+    let expected_callers: [(&str, &[&str]); 5] = [
+        ("users", &["orders", "storefront"]),
+        ("inventory", &["orders", "storefront"]),
+        ("payments", &["orders"]),
+        ("orders", &["storefront"]),
+        ("storefront", &[]),
+    ];
+    for (name, callers) in expected_callers {
+        let policy = policies.get(name).await?;
+        let (seen, other) = admitted(&policy)?;
+        let want: BTreeSet<String> = callers.iter().map(|c| c.to_string()).collect();
+        assert_eq!(seen, want, "callers admitted by {name}'s NetworkPolicy");
+        // Only the edge is open beyond the graph, by its network.allowFrom.
+        if name == "storefront" {
+            assert_eq!(
+                other,
+                vec![json!({"namespaceSelector": {}})],
+                "storefront's extra sources"
+            );
+        } else {
+            assert!(
+                other.is_empty(),
+                "{name} admits more than its dependents: {other:?}"
+            );
+        }
+    }
+    Ok(())
+}
