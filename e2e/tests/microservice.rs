@@ -629,17 +629,40 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "graph").await?;
     let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &testapp("users", ""))?;
-    apply_yaml(
-        ns.name(),
-        &testapp("orders", "  dependsOn: [{name: users}]\n"),
-    )?;
+    // storefront first: its rollout waits until both dependencies exist, rather than
+    // starting pods without their URLs.
     apply_yaml(
         ns.name(),
         &testapp(
             "storefront",
             "  dependsOn: [{name: orders}, {name: users, port: http}]\n",
         ),
+    )?;
+    let held = wait_microservice(
+        &client,
+        ns.name(),
+        "storefront",
+        "Ready=False DependencyNotFound",
+        |ms| condition(ms, "Ready").is_some_and(|c| c.reason == "DependencyNotFound"),
+    )
+    .await?;
+    assert!(
+        condition(&held, "Ready")
+            .unwrap()
+            .message
+            .contains("orders"),
+        "{}",
+        describe(&held)
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    assert!(
+        deployments.get_opt("storefront").await?.is_none(),
+        "no pods before the dependencies exist"
+    );
+    apply_yaml(ns.name(), &testapp("users", ""))?;
+    apply_yaml(
+        ns.name(),
+        &testapp("orders", "  dependsOn: [{name: users}]\n"),
     )?;
     for name in ["users", "orders", "storefront"] {
         wait_ready(&client, ns.name(), name).await?;
@@ -657,7 +680,6 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
         Some("True")
     );
 
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
     let front = deployments.get("storefront").await?;
     let domain = format!("{}.svc.cluster.local", ns.name());
     assert_eq!(

@@ -31,15 +31,21 @@ pub enum Change {
     Deleted { kind: String, name: String },
 }
 
+/// Applies every child; with `hold_rollout`, every child but the Deployment, which is left
+/// as it is (or not created yet).
 pub async fn apply_all(
     ctx: &Context,
     ms: &Microservice,
     children: &Children,
+    hold_rollout: bool,
 ) -> Result<Vec<Change>> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut changes = Vec::new();
     for mut desired in children.to_documents(&ctx.capabilities)? {
         let kind = desired["kind"].as_str().unwrap_or_default().to_string();
+        if hold_rollout && kind == "Deployment" {
+            continue;
+        }
         let name = desired["metadata"]["name"]
             .as_str()
             .unwrap_or_default()

@@ -60,7 +60,10 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     if invalid_spec.is_none() && !ms.spec.paused {
         match builders::build(&ms, &world.build) {
             Ok(children) => {
-                apply::apply_all(&ctx, &ms, &children).await?;
+                // Pods started without a dependency's `<NAME>_URL` would only crash and
+                // roll again once it appears: the rollout waits for every dependency.
+                let hold_rollout = !world.missing_dependencies.is_empty();
+                apply::apply_all(&ctx, &ms, &children, hold_rollout).await?;
             }
             // The builders only fail on what validation should have refused: treat it
             // the same way, as a spec to fix, not an error to retry.

@@ -19,6 +19,7 @@ pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_PAUSED: &str = "Paused";
+pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 
 /// Everything the status is computed from.
 pub struct Observed<'a> {
@@ -59,8 +60,21 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     let stalled = observed.deployment.and_then(progress_deadline_exceeded);
     let failure = pod_cause.clone().or(stalled.clone());
 
+    let missing_dependencies = (!observed.missing_dependencies.is_empty()).then(|| {
+        let all: Vec<String> = observed
+            .missing_dependencies
+            .iter()
+            .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
+            .collect();
+        Cause::new(
+            REASON_DEPENDENCY_NOT_FOUND,
+            format!("the rollout waits for every dependency; {}", all.join("; ")),
+        )
+    });
     let ready = if let Some(message) = &observed.invalid_spec {
         ("False", Cause::new(REASON_INVALID_SPEC, message.clone()))
+    } else if let Some(cause) = missing_dependencies.clone() {
+        ("False", cause)
     } else if rollout.complete() {
         let cause = if observed.paused {
             Cause::new(
@@ -105,6 +119,8 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             "False",
             Cause::new(REASON_INVALID_SPEC, "waiting for a valid spec"),
         )
+    } else if let Some(cause) = missing_dependencies.clone() {
+        ("False", cause)
     } else if observed.paused {
         (
             "False",
@@ -133,7 +149,10 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             .iter()
             .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
             .collect();
-        ("False", Cause::new("DependencyNotFound", all.join("; ")))
+        (
+            "False",
+            Cause::new(REASON_DEPENDENCY_NOT_FOUND, all.join("; ")),
+        )
     } else if !observed.unready_dependencies.is_empty() {
         (
             "False",
@@ -529,7 +548,13 @@ mod tests {
             get(&status, DEPENDENCIES_READY).reason,
             "DependencyNotFound"
         );
-        assert_eq!(get(&status, READY).status, "True");
+        // The rollout is held: not ready, and the reason says what it waits for.
+        let ready = get(&status, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "DependencyNotFound")
+        );
+        assert!(ready.message.contains("shop/users"), "{}", ready.message);
     }
 
     #[test]
