@@ -1,4 +1,4 @@
-//! Plain HTTP GET from the host (ClusterIPs are routed here by kube-proxy), std only.
+//! Plain HTTP GET and POST from the host (ClusterIPs are routed here by kube-proxy), std only.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -15,13 +15,26 @@ pub struct HttpResponse {
 /// GETs `http://host[:port][/path]` with a 5 s budget per phase. Runs on a blocking
 /// thread so waits can poll it.
 pub async fn http_get(url: &str) -> anyhow::Result<HttpResponse> {
+    request("GET", url, None).await
+}
+
+/// POSTs a JSON body to `http://host[:port][/path]`, like [`http_get`].
+pub async fn http_post_json(url: &str, body: &serde_json::Value) -> anyhow::Result<HttpResponse> {
+    request("POST", url, Some(body.to_string())).await
+}
+
+async fn request(
+    method: &'static str,
+    url: &str,
+    body: Option<String>,
+) -> anyhow::Result<HttpResponse> {
     let url = url.to_string();
-    tokio::task::spawn_blocking(move || get_blocking(&url))
+    tokio::task::spawn_blocking(move || request_blocking(method, &url, body.as_deref()))
         .await
         .context("HTTP client thread")?
 }
 
-fn get_blocking(url: &str) -> anyhow::Result<HttpResponse> {
+fn request_blocking(method: &str, url: &str, body: Option<&str>) -> anyhow::Result<HttpResponse> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| anyhow!("only http:// URLs: {url}"))?;
@@ -42,9 +55,16 @@ fn get_blocking(url: &str) -> anyhow::Result<HttpResponse> {
         .with_context(|| format!("connecting to {sock}"))?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
+    let content = body.map_or(String::new(), |b| {
+        format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        )
+    });
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\n{content}Connection: close\r\n\r\n{}",
+        body.unwrap_or_default()
     )?;
     let mut raw = Vec::new();
     stream

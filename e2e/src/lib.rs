@@ -17,7 +17,7 @@ pub mod wait;
 
 pub use apply::apply_yaml;
 pub use client::client;
-pub use http::{HttpResponse, http_get};
+pub use http::{HttpResponse, http_get, http_post_json};
 pub use kubectl::{kubectl, kubectl_with_stdin};
 pub use namespace::TestNamespace;
 pub use operator::Operator;

@@ -3,14 +3,14 @@
 //! NetworkPolicies admit exactly the callers the dependency graph declares.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use flotilla_e2e::steps::{ensure_crds, start_operator, wait_ready};
-use flotilla_e2e::{HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, wait_for};
+use flotilla_e2e::{
+    HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, http_post_json, wait_for,
+};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
@@ -37,36 +37,9 @@ fn manifests() -> anyhow::Result<String> {
     Ok(all)
 }
 
-/// POSTs JSON to `http://ip:80{path}` from the host; std only, like `http_get`.
+/// POSTs JSON to `http://ip:80{path}` from the host.
 async fn http_post(ip: &str, path: &str, body: &Value) -> anyhow::Result<HttpResponse> {
-    let (ip, path, body) = (ip.to_string(), path.to_string(), body.to_string());
-    tokio::task::spawn_blocking(move || {
-        let addr = format!("{ip}:80").parse()?;
-        let timeout = Duration::from_secs(10);
-        let mut stream = TcpStream::connect_timeout(&addr, timeout)?;
-        stream.set_read_timeout(Some(timeout))?;
-        write!(
-            stream,
-            "POST {path} HTTP/1.1\r\nHost: {ip}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut raw = String::new();
-        stream.read_to_string(&mut raw)?;
-        let (head, body) = raw
-            .split_once("\r\n\r\n")
-            .ok_or_else(|| anyhow!("no header end in {raw:?}"))?;
-        let status = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| anyhow!("bad status line in {head:?}"))?;
-        Ok(HttpResponse {
-            status,
-            body: body.to_string(),
-        })
-    })
-    .await?
+    http_post_json(&format!("http://{ip}:80{path}"), body).await
 }
 
 fn json_of(response: &HttpResponse) -> anyhow::Result<Value> {
