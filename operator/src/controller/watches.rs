@@ -189,6 +189,18 @@ mod tests {
         .unwrap()
     }
 
+    fn graph_watch() -> (
+        GraphWatch,
+        futures::channel::mpsc::UnboundedReceiver<ObjectRef<Microservice>>,
+    ) {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let index = Arc::new(DependencyIndex::new());
+        (
+            GraphWatch::new(index, Arc::new(ConfigIndex::default()), tx),
+            rx,
+        )
+    }
+
     fn drain(
         rx: &mut futures::channel::mpsc::UnboundedReceiver<ObjectRef<Microservice>>,
     ) -> Vec<String> {
@@ -202,12 +214,7 @@ mod tests {
 
     #[test]
     fn dependency_changes_trigger_old_and_new_targets() {
-        let (tx, mut rx) = futures::channel::mpsc::unbounded();
-        let watch = GraphWatch::new(
-            Arc::new(DependencyIndex::new()),
-            Arc::new(ConfigIndex::default()),
-            tx,
-        );
+        let (watch, mut rx) = graph_watch();
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert_eq!(drain(&mut rx), vec!["users"]);
         // A status-only update (same generation) changes nothing in the graph.
@@ -234,12 +241,7 @@ mod tests {
 
     #[test]
     fn relist_forgets_objects_deleted_while_away() {
-        let (tx, mut rx) = futures::channel::mpsc::unbounded();
-        let watch = GraphWatch::new(
-            Arc::new(DependencyIndex::new()),
-            Arc::new(ConfigIndex::default()),
-            tx,
-        );
+        let (watch, mut rx) = graph_watch();
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         drain(&mut rx);
         watch.observe(&Event::Init);
