@@ -138,14 +138,7 @@ impl Upstream {
                         .request(request)
                         .await
                         .map_err(|e| self.error(format!("{method} {uri}: {}", chain(&e))))?;
-                    let status = response.status();
-                    let body = response.into_body().collect().await.map_err(|e| {
-                        self.error(format!("{method} {uri}: reading the body: {e}"))
-                    })?;
-                    Ok(Reply {
-                        status,
-                        body: body.to_bytes(),
-                    })
+                    self.reply(&method, &uri, response).await
                 }
                 Transport::InProcess(router) => {
                     let response = router
@@ -153,20 +146,36 @@ impl Upstream {
                         .oneshot(request)
                         .await
                         .map_err(|e| self.error(format!("{method} {uri}: {e}")))?;
-                    let status = response.status();
-                    let body = response.into_body().collect().await.map_err(|e| {
-                        self.error(format!("{method} {uri}: reading the body: {e}"))
-                    })?;
-                    Ok(Reply {
-                        status,
-                        body: body.to_bytes(),
-                    })
+                    self.reply(&method, &uri, response).await
                 }
             }
         };
         tokio::time::timeout(CALL_TIMEOUT, call)
             .await
             .map_err(|_| self.error(format!("{method} {uri}: no answer within {CALL_TIMEOUT:?}")))?
+    }
+
+    /// Reads a response of either transport into a [`Reply`].
+    async fn reply<B>(
+        &self,
+        method: &Method,
+        uri: &str,
+        response: axum::http::Response<B>,
+    ) -> Result<Reply, UpstreamError>
+    where
+        B: axum::body::HttpBody,
+        B::Error: fmt::Display,
+    {
+        let status = response.status();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.error(format!("{method} {uri}: reading the body: {e}")))?;
+        Ok(Reply {
+            status,
+            body: body.to_bytes(),
+        })
     }
 
     fn error(&self, message: String) -> UpstreamError {
