@@ -84,6 +84,7 @@ fn bench_build(c: &mut Criterion) {
         dependencies: resolution.dependencies,
         dependents: resolution.dependents,
         config_hash: "sha256:0123456789abcdef".into(),
+        class: Default::default(),
     };
     c.bench_function("build hub (5 dependencies, 5 dependents)", |b| {
         b.iter(|| builders::build(black_box(&hub), black_box(&ctx)).expect("builds"))

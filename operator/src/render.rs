@@ -58,6 +58,7 @@ pub fn render(documents: &[String], version: KubeVersion) -> Result<String, Rend
             dependents: resolution.dependents,
             // Offline there are no ConfigMaps or Secrets to hash.
             config_hash: String::new(),
+            class: Default::default(),
         };
         let children = builders::build(ms, &ctx).map_err(|source| RenderError::Build {
             key: key.clone(),

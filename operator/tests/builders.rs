@@ -28,6 +28,7 @@ fn ctx_in(ms: &Microservice, all: &[Microservice], caps: Capabilities) -> BuildC
         dependencies: resolution.dependencies,
         dependents: resolution.dependents,
         config_hash: String::new(),
+        class: Default::default(),
     }
 }
 

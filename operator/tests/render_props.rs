@@ -137,6 +137,7 @@ fn security() -> impl Strategy<Value = Security> {
     )
         .prop_map(
             |(read_only_root_filesystem, run_as_user, run_as_group, paths)| Security {
+                profile: None,
                 read_only_root_filesystem,
                 run_as_user,
                 run_as_group,
@@ -290,6 +291,7 @@ proptest! {
                 dependencies: resolution.dependencies,
                 dependents: resolution.dependents,
                 config_hash: "h".to_string(),
+                class: Default::default(),
             };
             let built = builders::build(ms, &ctx);
             if flotilla::validate::validate(ms).is_ok() {

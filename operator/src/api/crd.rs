@@ -4,7 +4,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::Microservice;
+use super::{Microservice, MicroserviceClass};
 
 /// A Kubernetes `major.minor` version, as `--kube-version` takes it (`1.20`, `v1.31.2`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,7 +67,10 @@ impl std::fmt::Display for KubeVersion {
 
 /// Every CRD Flotilla serves, for the given server version.
 pub fn crds(version: KubeVersion) -> Vec<CustomResourceDefinition> {
-    vec![adjust(Microservice::crd(), version)]
+    vec![
+        adjust(Microservice::crd(), version),
+        adjust(MicroserviceClass::crd(), version),
+    ]
 }
 
 fn adjust(crd: CustomResourceDefinition, version: KubeVersion) -> CustomResourceDefinition {

@@ -37,6 +37,8 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     printcolumn = r#"{"name":"URL","type":"string","priority":1,"jsonPath":".status.url"}"#,
+    printcolumn = r#"{"name":"External URL","type":"string","priority":1,"jsonPath":".status.externalUrl"}"#,
+    printcolumn = r#"{"name":"Class","type":"string","priority":1,"jsonPath":".status.className"}"#,
     validation = Rule::new("!has(self.spec.dependsOn) || self.spec.dependsOn.all(d, d.name != self.metadata.name || has(d.__namespace__))").message("spec.dependsOn: a Microservice cannot depend on itself").field_path(".spec.dependsOn"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -46,8 +48,20 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.startup.port))").message("spec.probes.startup.port must name one of spec.ports").field_path(".probes.startup.port"),
     validation = Rule::new("!has(self.autoscaling) || !has(self.replicas) || self.replicas == 1 || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)").message("spec.replicas is ignored under spec.autoscaling; leave it unset or inside minReplicas..maxReplicas").field_path(".replicas"),
     validation = Rule::new("!has(self.service) || !has(self.service.type) || self.service.type == 'ClusterIP' || (has(self.ports) && size(self.ports) > 0)").message("spec.service.type other than ClusterIP needs at least one entry in spec.ports").field_path(".service.type"),
+    validation = Rule::new("!has(self.expose) || !has(self.expose.http) || (has(self.ports) && size(self.ports) > 0)").message("spec.expose.http needs at least one entry in spec.ports").field_path(".expose.http"),
+    validation = Rule::new("!has(self.expose) || !has(self.expose.http) || !has(self.expose.http.paths) || self.expose.http.paths.all(p, !has(p.port) || (has(self.ports) && self.ports.exists(q, q.name == p.port)))").message("spec.expose.http.paths[].port must name one of spec.ports").field_path(".expose.http.paths"),
 )]
 pub struct MicroserviceSpec {
+    /// The MicroserviceClass whose defaults and policy apply; the class marked default
+    /// when unset (and none when no class is). A class that does not exist stops the
+    /// reconcile with `Ready=False` reason `ClassNotFound`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub class: Option<String>,
+
     /// Container image, e.g. `registry.example.com/shop/users:1.4.2`.
     #[schemars(length(min = 1, max = 1024))]
     #[x_kube(validation = Rule::new("!self.contains(' ')").message("spec.image must not contain spaces"))]
@@ -124,6 +138,10 @@ pub struct MicroserviceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub depends_on: Vec<Dependency>,
+
+    /// Reach the service from outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<Expose>,
 
     /// Network access beyond what `dependsOn` gives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -575,6 +593,11 @@ pub struct ServiceAccountSettings {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Security {
+    /// The Pod Security profile: `restricted` (the default: non-root, no capabilities,
+    /// RuntimeDefault seccomp) or `baseline` (the image's user and the runtime's default
+    /// capabilities), which the class must allow with `policy.allowBaselineSecurity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<SecurityProfile>,
     /// Mount the root filesystem read-only. Default true; `/tmp` and `writablePaths` are
     /// writable emptyDirs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -592,6 +615,100 @@ pub struct Security {
     #[schemars(length(max = 16))]
     #[x_kube(merge_strategy = ListMerge::Set)]
     pub writable_paths: Vec<WritablePath>,
+}
+
+/// A Pod Security Standard profile.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SecurityProfile {
+    /// Non-root, no privilege escalation, all capabilities dropped, RuntimeDefault
+    /// seccomp, read-only root filesystem.
+    #[default]
+    Restricted,
+    /// No privileged containers or host access, but the image's user (root included)
+    /// and the runtime's default capabilities.
+    Baseline,
+}
+
+/// How the service is reached from outside the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Expose {
+    /// HTTP routing through the cluster's ingress controller (an Ingress) or a Gateway
+    /// (an HTTPRoute), as the class's `expose` settings say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpExpose>,
+}
+
+/// HTTP exposure: which host and paths lead to which port.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.host) && has(self.hostPrefix))").message("spec.expose.http: set host or hostPrefix, not both").field_path(".hostPrefix"))]
+pub struct HttpExpose {
+    /// The full host name, e.g. `shop.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(
+            pattern = r"^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+        )
+    )]
+    pub host: Option<String>,
+    /// The first label of the host, completed by the class's `expose.hostSuffix`:
+    /// `shop` becomes `shop.apps.example.com`. With neither `host` nor `hostPrefix`,
+    /// the host is `<name>.<namespace>.<hostSuffix>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub host_prefix: Option<String>,
+    /// Paths routed to the service; everything (`/`, prefix match, primary port) when
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub paths: Vec<HttpPath>,
+    /// Serve HTTPS with this certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<HttpTls>,
+}
+
+/// A path routed to the service.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpPath {
+    /// The request path, e.g. `/api`.
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path: String,
+    /// `Prefix` (default) or `Exact`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_type: Option<PathType>,
+    /// Name of the port (one of `spec.ports`) requests go to; the primary port when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+}
+
+/// How a request path is matched.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum PathType {
+    /// Matches the path and everything below it, segment by segment.
+    #[default]
+    Prefix,
+    /// Matches the path only.
+    Exact,
+}
+
+/// TLS of the exposed host.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTls {
+    /// A `kubernetes.io/tls` Secret in this namespace holding the certificate (for an
+    /// Ingress). Behind a Gateway, the Gateway's listener holds the certificate and this
+    /// is not used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: Option<String>,
 }
 
 /// An absolute path in the container, other than `/`.
@@ -657,6 +774,12 @@ pub struct MicroserviceStatus {
     /// In-cluster URL of the primary port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The URL from outside the cluster, when `spec.expose.http` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_url: Option<String>,
+    /// The MicroserviceClass in effect (named in `spec.class`, or the default class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class_name: Option<String>,
     /// The image the pods run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,

@@ -1,8 +1,10 @@
 //! The resource types Flotilla serves, and the one place that names the Kubernetes types
 //! the rest of the crate uses.
 
+mod class;
 mod crd;
 mod microservice;
 
+pub use class::*;
 pub use crd::{KubeVersion, crds, crds_yaml};
 pub use microservice::*;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{KubeVersion, Port};
+use crate::api::{ClassExpose, KubeVersion, NetworkMode, Port};
 
 /// Which API versions and features the target server offers, found by discovery.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,6 +17,10 @@ pub struct Capabilities {
     pub grpc_probes: bool,
     /// The native `sleep` lifecycle action (1.30+).
     pub sleep_action: bool,
+    /// The Gateway API `HTTPRoute` kind, when the cluster serves it (its CRDs are
+    /// installed separately): `gateway.networking.k8s.io/v1`, or `v1beta1` on older
+    /// installs. None when not served; exposure then always uses an Ingress.
+    pub http_route: Option<&'static str>,
 }
 
 impl Capabilities {
@@ -27,6 +31,7 @@ impl Capabilities {
             policy_v1: version >= KubeVersion::new(1, 21),
             grpc_probes: version.supports_grpc_probes(),
             sleep_action: version.supports_sleep_action(),
+            http_route: None,
         }
     }
 
@@ -90,6 +95,21 @@ pub struct BuildContext {
     /// Hash of the versions of every ConfigMap and Secret the pods reference; written as
     /// a pod-template annotation so a change rolls the pods.
     pub config_hash: String,
+    /// What the MicroserviceClass in effect decides beyond the spec (its `defaults` are
+    /// already merged into the spec the builders get).
+    pub class: ClassSettings,
+}
+
+/// The settings of the MicroserviceClass in effect that shape children directly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClassSettings {
+    /// Name of the class; None when no class applies.
+    pub name: Option<String>,
+    /// `strict`: a NetworkPolicy; `permissive`: none.
+    pub network_mode: NetworkMode,
+    /// How exposed services are reached (ingress class, host suffix, Gateway, the
+    /// controller's namespace).
+    pub expose: ClassExpose,
 }
 
 impl BuildContext {
@@ -100,6 +120,7 @@ impl BuildContext {
             dependencies: Vec::new(),
             dependents: Vec::new(),
             config_hash: String::new(),
+            class: ClassSettings::default(),
         }
     }
 }

@@ -16,7 +16,7 @@ pub mod security;
 pub mod service;
 pub mod service_account;
 
-pub use context::{BuildContext, Capabilities, Dependent, ResolvedDependency};
+pub use context::{BuildContext, Capabilities, ClassSettings, Dependent, ResolvedDependency};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;

@@ -88,8 +88,12 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         missing_dependencies: &world.missing_dependencies,
         unready_dependencies: &world.unready_dependencies,
         missing_config: &world.missing_config,
-        invalid_spec: invalid_spec.clone(),
+        refused: invalid_spec
+            .clone()
+            .map(|message| status::Cause::new(REASON_INVALID_SPEC, message)),
         paused: ms.spec.paused,
+        class_name: None,
+        external_url: None,
     };
     let status = status::compute(&ms, &observed, Time(jiff::Timestamp::now()));
     if ms.status.as_ref() != Some(&status) {

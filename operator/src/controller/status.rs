@@ -18,6 +18,9 @@ pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
+pub const REASON_CLASS_NOT_FOUND: &str = "ClassNotFound";
+pub const REASON_AMBIGUOUS_DEFAULT_CLASS: &str = "AmbiguousDefaultClass";
+pub const REASON_POLICY_VIOLATION: &str = "PolicyViolation";
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 
@@ -29,9 +32,14 @@ pub struct Observed<'a> {
     pub missing_dependencies: &'a [MissingDependency],
     pub unready_dependencies: &'a [String],
     pub missing_config: &'a [crate::builders::ConfigRef],
-    /// The validation error, when the spec is invalid.
-    pub invalid_spec: Option<String>,
+    /// Why the spec was refused before anything was applied (InvalidSpec, ClassNotFound,
+    /// AmbiguousDefaultClass, PolicyViolation): the children were left as they were.
+    pub refused: Option<Cause>,
     pub paused: bool,
+    /// The MicroserviceClass in effect.
+    pub class_name: Option<String>,
+    /// The URL from outside the cluster, when exposed.
+    pub external_url: Option<String>,
 }
 
 /// A reason and a human message.
@@ -42,7 +50,7 @@ pub struct Cause {
 }
 
 impl Cause {
-    fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Cause {
             reason: reason.into(),
             message: message.into(),
@@ -71,8 +79,8 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             format!("the rollout waits for every dependency; {}", all.join("; ")),
         )
     });
-    let ready = if let Some(message) = &observed.invalid_spec {
-        ("False", Cause::new(REASON_INVALID_SPEC, message.clone()))
+    let ready = if let Some(refused) = &observed.refused {
+        ("False", refused.clone())
     } else if let Some(cause) = missing_dependencies.clone() {
         ("False", cause)
     } else if rollout.complete() {
@@ -114,10 +122,13 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         ("False", rollout.waiting_cause())
     };
 
-    let progressing = if observed.invalid_spec.is_some() {
+    let progressing = if let Some(refused) = &observed.refused {
         (
             "False",
-            Cause::new(REASON_INVALID_SPEC, "waiting for a valid spec"),
+            Cause::new(
+                refused.reason.clone(),
+                "nothing is rolled out until the spec is accepted",
+            ),
         )
     } else if let Some(cause) = missing_dependencies.clone() {
         ("False", cause)
@@ -137,8 +148,8 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         ("True", rollout.waiting_cause())
     };
 
-    let degraded = match (&observed.invalid_spec, failure) {
-        (Some(message), _) => ("True", Cause::new(REASON_INVALID_SPEC, message.clone())),
+    let degraded = match (&observed.refused, failure) {
+        (Some(refused), _) => ("True", refused.clone()),
         (None, Some(cause)) => ("True", cause),
         (None, None) => ("False", Cause::new("AsExpected", "no failure seen")),
     };
@@ -199,6 +210,8 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             .first()
             .map(|port| crate::builders::env::port_url(&name, &namespace, port)),
         image: Some(ms.spec.image.clone()),
+        external_url: observed.external_url.clone(),
+        class_name: observed.class_name.clone(),
     }
 }
 
@@ -456,7 +469,9 @@ mod tests {
             missing_dependencies: &[],
             unready_dependencies: &[],
             missing_config: &[],
-            invalid_spec: None,
+            refused: None,
+            class_name: None,
+            external_url: None,
             paused: false,
         }
     }
@@ -513,7 +528,10 @@ mod tests {
     fn invalid_spec_wins() {
         let deployment = deployment(5, 5, 2, 2, 2);
         let mut observed = observed(Some(&deployment), vec![]);
-        observed.invalid_spec = Some("spec.autoscaling.minReplicas: must not exceed".into());
+        observed.refused = Some(Cause::new(
+            REASON_INVALID_SPEC,
+            "spec.autoscaling.minReplicas: must not exceed",
+        ));
         let status = compute(&ms(), &observed, now());
         let ready = get(&status, READY);
         assert_eq!(

@@ -61,6 +61,7 @@ pub fn read(
             dependencies: resolution.dependencies,
             dependents: resolution.dependents,
             config_hash: config_hash(&versions),
+            class: Default::default(),
         },
         missing_dependencies: resolution.missing,
         missing_config,

@@ -1,0 +1,280 @@
+//! The `MicroserviceClass` custom resource (`flotilla.dev/v1alpha1`, cluster-scoped).
+//!
+//! The platform team's golden path, on the pattern of StorageClass and IngressClass:
+//! `defaults` fill what a Microservice leaves unset, `policy` holds guardrails no
+//! Microservice can override, `expose` says how services are reached from outside.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::TopologySpreadConstraint;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::microservice::{Autoscaling, Disruption, Probes, Resources, SecurityProfile};
+
+/// A class of Microservices: defaults, guardrails and exposure settings shared by every
+/// Microservice that names it in `spec.class` (or, for the class marked `default`, by
+/// every Microservice that names none).
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+#[kube(
+    group = "flotilla.dev",
+    version = "v1alpha1",
+    kind = "MicroserviceClass",
+    plural = "microserviceclasses",
+    singular = "microserviceclass",
+    shortname = "msc",
+    category = "flotilla",
+    status = "MicroserviceClassStatus",
+    derive = "PartialEq",
+    derive = "Default",
+    printcolumn = r#"{"name":"Default","type":"boolean","jsonPath":".spec.default"}"#,
+    printcolumn = r#"{"name":"Network mode","type":"string","jsonPath":".status.networkMode"}"#,
+    printcolumn = r#"{"name":"Services","type":"integer","description":"Microservices using this class","jsonPath":".status.services"}"#,
+    printcolumn = r#"{"name":"Violations","type":"integer","priority":1,"description":"Microservices refused by its policy","jsonPath":".status.violations"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(
+    validation = Rule::new("!has(self.defaults) || !has(self.defaults.securityProfile) || self.defaults.securityProfile != 'baseline' || (has(self.policy) && has(self.policy.allowBaselineSecurity) && self.policy.allowBaselineSecurity)").message("spec.defaults.securityProfile: baseline needs spec.policy.allowBaselineSecurity: true").field_path(".defaults.securityProfile"),
+    validation = Rule::new("!has(self.defaults) || !has(self.defaults.replicas) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.replicas <= self.policy.maxReplicas").message("spec.defaults.replicas exceeds spec.policy.maxReplicas").field_path(".defaults.replicas"),
+    validation = Rule::new("!has(self.defaults) || !has(self.defaults.autoscaling) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.autoscaling.maxReplicas <= self.policy.maxReplicas").message("spec.defaults.autoscaling.maxReplicas exceeds spec.policy.maxReplicas").field_path(".defaults.autoscaling.maxReplicas"),
+)]
+pub struct MicroserviceClassSpec {
+    /// This class applies to every Microservice that names no class in `spec.class`.
+    /// At most one class may be the default; with two or more, none applies and both
+    /// report it in their status.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub default: bool,
+
+    /// Values for what a Microservice leaves unset. A Microservice's own fields win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<ClassDefaults>,
+
+    /// Guardrails a Microservice cannot override. A Microservice that breaks one is
+    /// `Ready=False` with reason `PolicyViolation`, and its running children are left as
+    /// they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<ClassPolicy>,
+
+    /// How Microservices with `spec.expose.http` are reached from outside the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expose: Option<ClassExpose>,
+}
+
+/// Defaults for the fields a Microservice leaves unset.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.autoscaling) || !has(self.replicas) || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)").message("spec.defaults.replicas must lie inside spec.defaults.autoscaling minReplicas..maxReplicas").field_path(".replicas"))]
+pub struct ClassDefaults {
+    /// Requests and limits, value by value: a Microservice setting only
+    /// `resources.requests.cpu` still gets the class's memory request and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+
+    /// Pod count for Microservices that set neither `replicas` nor `autoscaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: Option<i32>,
+
+    /// Autoscaling for Microservices that set neither `replicas` nor `autoscaling`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autoscaling: Option<Autoscaling>,
+
+    /// Probes for Microservices that set no `probes`. Named ports must exist in every
+    /// Microservice of the class; leave `port` unset to probe each one's primary port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probes: Option<Probes>,
+
+    /// Spread of the pods, for Microservices that set no
+    /// `podTemplate.topologySpreadConstraints`. A constraint without `labelSelector`
+    /// selects the Microservice's own pods.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// The PodDisruptionBudget for Microservices that set no `disruption`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disruption: Option<Disruption>,
+
+    /// The Pod Security profile the containers follow: `restricted` (the default) or
+    /// `baseline`, which needs `policy.allowBaselineSecurity`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<SecurityProfile>,
+
+    /// Labels added to every pod. A Microservice's `podTemplate.labels` win key by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_labels: BTreeMap<String, String>,
+
+    /// Annotations added to every pod. A Microservice's `podTemplate.annotations` win
+    /// key by key.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub pod_annotations: BTreeMap<String, String>,
+}
+
+/// Guardrails. Unset rules allow everything.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassPolicy {
+    /// Image reference prefixes allowed in `spec.image`, e.g. `registry.example.com/shop/`.
+    /// A prefix matches whole path segments; images without a registry are read as
+    /// Docker Hub's (`nginx` is `docker.io/library/nginx`). Any image when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub allowed_image_registries: Vec<RegistryPrefix>,
+
+    /// The most pods a Microservice may ask for: `replicas` and
+    /// `autoscaling.maxReplicas`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_replicas: Option<i32>,
+
+    /// Every Microservice must request CPU and memory (after the class's defaults are
+    /// applied), so the scheduler and the autoscaler have something to work with.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub require_resource_requests: bool,
+
+    /// Whether Microservices may use the `podTemplate` escape hatch (node selectors,
+    /// tolerations, affinity, extra labels...). Allowed when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_pod_template: Option<bool>,
+
+    /// `strict` (default): a NetworkPolicy per Microservice denies all traffic but DNS,
+    /// the dependency graph, `network` rules and the ingress controller.
+    /// `permissive`: no NetworkPolicy at all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+
+    /// Whether `dependsOn` may name Microservices of other namespaces. Allowed when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_cross_namespace_dependencies: Option<bool>,
+
+    /// Whether Microservices may run under the `baseline` Pod Security profile
+    /// (`security.profile: baseline`). Only `restricted` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_baseline_security: Option<bool>,
+}
+
+/// An image reference prefix such as `registry.example.com/` or `ghcr.io/acme/`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(transparent)]
+pub struct RegistryPrefix(
+    #[schemars(length(min = 1, max = 255), regex(pattern = r"^[^\s]+$"))] pub String,
+);
+
+/// Whether Microservices get NetworkPolicies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// Default deny, plus what the dependency graph and `network` open.
+    #[default]
+    Strict,
+    /// No NetworkPolicy: any pod may connect.
+    Permissive,
+}
+
+/// How exposed Microservices are reached from outside.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassExpose {
+    /// The IngressClass of the Ingresses; the cluster's default IngressClass when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    )]
+    pub ingress_class_name: Option<String>,
+
+    /// DNS suffix that completes `expose.http.hostPrefix` (and the default host
+    /// `<name>.<namespace>`), e.g. `apps.example.com`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
+    pub host_suffix: Option<String>,
+
+    /// A Gateway API Gateway to attach to. When set and the cluster serves `HTTPRoute`,
+    /// Flotilla creates an HTTPRoute instead of an Ingress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_ref: Option<GatewayRef>,
+
+    /// Where the ingress controller (or Gateway) pods run, so `strict` NetworkPolicies
+    /// let them in on the exposed ports. Defaults to the namespace named
+    /// `ingress-nginx` (matched by its `kubernetes.io/metadata.name` label, which
+    /// clusters older than 1.21 do not set on their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<ControllerPeer>,
+
+    /// Annotations added to every Ingress or HTTPRoute, e.g. for cert-manager.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// A Gateway, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRef {
+    /// Name of the Gateway.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// Namespace of the Gateway. It must allow routes from the Microservices' namespaces.
+    #[schemars(length(min = 1, max = 63))]
+    pub namespace: String,
+    /// The listener of the Gateway to attach to; all of its listeners when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub section_name: Option<String>,
+}
+
+/// The pods allowed in to exposed ports.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ControllerPeer {
+    /// The namespace the controller runs in, e.g. `ingress-nginx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// Namespaces of the controller, by label; wins over `namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// The controller's pods in those namespaces; all of their pods when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+}
+
+/// What Flotilla observed about the class, written by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MicroserviceClassStatus {
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// `Accepted`: False with reason `MultipleDefaults` when another class is default
+    /// too, or `InvalidSpec`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The network mode in effect, for `kubectl get`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<NetworkMode>,
+    /// Microservices using this class.
+    #[serde(default)]
+    pub services: i32,
+    /// Microservices using this class that break its policy.
+    #[serde(default)]
+    pub violations: i32,
+}
+
+impl MicroserviceClassSpec {
+    /// The network mode in effect: `strict` unless the policy says otherwise.
+    pub fn network_mode(&self) -> NetworkMode {
+        self.policy
+            .as_ref()
+            .and_then(|p| p.network_mode)
+            .unwrap_or_default()
+    }
+}
