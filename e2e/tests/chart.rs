@@ -50,6 +50,27 @@ fn args(deployment: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The verbs a Role or ClusterRole grants on `group`/`resource`, over all its rules.
+fn verbs(role: &Value, group: &str, resource: &str) -> Vec<String> {
+    let names = |rule: &Value, field: &str, want: &str| {
+        rule[field]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|x| x == want))
+    };
+    role["rules"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| names(r, "apiGroups", group) && names(r, "resources", resource))
+        .flat_map(|r| r["verbs"].as_array().cloned().unwrap_or_default())
+        .filter_map(|v| v.as_str().map(String::from))
+        .collect()
+}
+
+const CHILD_VERBS: [&str; 7] = [
+    "get", "list", "watch", "create", "patch", "update", "delete",
+];
+
 /// `kubectl auth can-i` as the operator's ServiceAccount: true for "yes".
 fn can_i(ns: &str, sa: &str, what: &[&str]) -> anyhow::Result<bool> {
     let user = format!("--as=system:serviceaccount:{ns}:{sa}");
@@ -261,20 +282,103 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         "{:?}",
         kinds(&defaults)
     );
+    // Classes: read cluster-wide; class status written by default (every namespace is
+    // watched), with the operator's own default (no --class-status flag); Ingresses and
+    // HTTPRoutes managed like the other children.
+    let role = find(&defaults, "ClusterRole", "flotilla-ops").expect("the ClusterRole");
+    assert_eq!(
+        verbs(role, "flotilla.dev", "microserviceclasses"),
+        ["get", "list", "watch"]
+    );
+    assert_eq!(
+        verbs(role, "flotilla.dev", "microserviceclasses/status"),
+        ["patch"]
+    );
+    assert_eq!(verbs(role, "networking.k8s.io", "ingresses"), CHILD_VERBS);
+    assert_eq!(
+        verbs(role, "gateway.networking.k8s.io", "httproutes"),
+        CHILD_VERBS
+    );
+    assert!(
+        !args(d).iter().any(|a| a.starts_with("--class-status")),
+        "{:?}",
+        args(d)
+    );
+    let quiet = render(&["-n", "ops", "--set", "classStatus=false"])?;
+    let role = find(&quiet, "ClusterRole", "flotilla-ops").unwrap();
+    assert!(verbs(role, "flotilla.dev", "microserviceclasses/status").is_empty());
+    let d = find(&quiet, "Deployment", "flotilla").unwrap();
+    assert!(
+        args(d).contains(&"--class-status=false".to_string()),
+        "{:?}",
+        args(d)
+    );
+    // Users: view reads classes, edit and admin never write them.
+    let view = find(&defaults, "ClusterRole", "-view").expect("the view ClusterRole");
+    assert_eq!(
+        verbs(view, "flotilla.dev", "microserviceclasses"),
+        ["get", "list", "watch"]
+    );
+    let edit = find(&defaults, "ClusterRole", "-edit").expect("the edit ClusterRole");
+    assert!(verbs(edit, "flotilla.dev", "microserviceclasses").is_empty());
 
-    // Namespace mode: Role and RoleBinding in the namespace, --namespace, no cluster binding.
+    // Namespace mode: Role and RoleBinding in the namespace, --namespace; the one cluster
+    // binding grants reading MicroserviceClasses (cluster-scoped), nothing else.
     let d = find(&namespaced, "Deployment", "flotilla").unwrap();
     assert!(
         args(d).contains(&"--namespace=ops".to_string()),
         "{:?}",
         args(d)
     );
+    assert!(
+        !args(d).iter().any(|a| a.starts_with("--class-status")),
+        "{:?}",
+        args(d)
+    );
     let role = find(&namespaced, "Role", "flotilla").expect("a Role");
     assert_eq!(role["metadata"]["namespace"], "ops");
+    assert_eq!(verbs(role, "networking.k8s.io", "ingresses"), CHILD_VERBS);
+    assert_eq!(
+        verbs(role, "gateway.networking.k8s.io", "httproutes"),
+        CHILD_VERBS
+    );
+    assert!(verbs(role, "flotilla.dev", "microserviceclasses").is_empty());
+    let bindings: Vec<&Value> = namespaced
+        .iter()
+        .filter(|d| d["kind"] == "ClusterRoleBinding")
+        .collect();
+    assert_eq!(bindings.len(), 1, "{:?}", kinds(&namespaced));
+    assert_eq!(bindings[0]["metadata"]["name"], "flotilla-ops-classes");
+    assert_eq!(bindings[0]["roleRef"]["name"], "flotilla-ops-classes");
+    let classes = find(&namespaced, "ClusterRole", "flotilla-ops-classes").expect("classes");
+    assert_eq!(
+        classes["rules"].as_array().map(Vec::len),
+        Some(1),
+        "read only, no class status by default: {classes}"
+    );
+    assert_eq!(
+        verbs(classes, "flotilla.dev", "microserviceclasses"),
+        ["get", "list", "watch"]
+    );
+    // classStatus=true: the flag, and patch on the status subresource.
+    let reporting = render(&[
+        "-n",
+        "ops",
+        "--set",
+        "rbac.scope=namespace",
+        "--set",
+        "classStatus=true",
+    ])?;
+    let d = find(&reporting, "Deployment", "flotilla").unwrap();
     assert!(
-        !namespaced.iter().any(|d| d["kind"] == "ClusterRoleBinding"),
+        args(d).contains(&"--class-status=true".to_string()),
         "{:?}",
-        kinds(&namespaced)
+        args(d)
+    );
+    let classes = find(&reporting, "ClusterRole", "flotilla-ops-classes").unwrap();
+    assert_eq!(
+        verbs(classes, "flotilla.dev", "microserviceclasses/status"),
+        ["patch"]
     );
     // Secrets: list/watch for metadata-only watches, never get.
     let secret_verbs: Vec<&Value> = role["rules"]
@@ -312,7 +416,37 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         "{rules:?}"
     );
 
-    // CRDs: CEL rules only for 1.25+, kept on uninstall.
+    // CRDs: both (Microservice and the cluster-scoped MicroserviceClass), CEL rules only
+    // for 1.25+, kept on uninstall.
+    for docs in [&defaults, &monitored] {
+        let crds: Vec<(&str, &str)> = docs
+            .iter()
+            .filter(|d| d["kind"] == "CustomResourceDefinition")
+            .map(|d| {
+                (
+                    d["metadata"]["name"].as_str().unwrap_or_default(),
+                    d["spec"]["scope"].as_str().unwrap_or_default(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            crds,
+            [
+                ("microservices.flotilla.dev", "Namespaced"),
+                ("microserviceclasses.flotilla.dev", "Cluster")
+            ]
+        );
+    }
+    let class_crd = find(
+        &defaults,
+        "CustomResourceDefinition",
+        "microserviceclasses.flotilla.dev",
+    )
+    .unwrap();
+    assert_eq!(
+        class_crd["metadata"]["annotations"]["helm.sh/resource-policy"],
+        "keep"
+    );
     let crd_old = find(&defaults, "CustomResourceDefinition", "flotilla.dev").unwrap();
     let crd_new = find(&monitored, "CustomResourceDefinition", "flotilla.dev").unwrap();
     assert!(!crd_old.to_string().contains("x-kubernetes-validations"));
@@ -399,6 +533,12 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
         &["list", "secrets"],
         &["watch", "configmaps"],
         &["create", "events.events.k8s.io"],
+        &["patch", "ingresses.networking.k8s.io"],
+        &["delete", "ingresses.networking.k8s.io"],
+        &["patch", "httproutes.gateway.networking.k8s.io"],
+        // Classes are cluster-scoped: read cluster-wide even in namespace mode.
+        &["list", "microserviceclasses.flotilla.dev"],
+        &["watch", "microserviceclasses.flotilla.dev"],
     ] {
         assert!(can_i(ns.name(), sa, what)?, "expected yes: {what:?}");
     }
@@ -418,22 +558,55 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
         &["get", "leases"],
         &["patch", "deployments", "-n", "default"],
         &["list", "microservices.flotilla.dev", "--all-namespaces"],
+        &["patch", "ingresses.networking.k8s.io", "-n", "default"],
+        // Classes are the platform team's: never written by the operator, and their
+        // status only when classStatus is on (off by default in namespace mode).
+        &["create", "microserviceclasses.flotilla.dev"],
+        &["patch", "microserviceclasses.flotilla.dev"],
+        &[
+            "patch",
+            "microserviceclasses.flotilla.dev",
+            "--subresource=status",
+        ],
     ] {
         assert!(!can_i(ns.name(), sa, what)?, "expected no: {what:?}");
     }
     let wild = wildcard_rules(&release.manifest()?);
     assert!(wild.is_empty(), "wildcard rules installed: {wild:?}");
 
-    // Upgrade: JSON logs. The operator pod is replaced; the service's Deployment and pods
-    // are not.
+    // Upgrade: JSON logs and class status on. The operator pod is replaced; the
+    // service's Deployment and pods are not.
     let before = workload_fingerprint(&client, ns.name(), "users").await?;
-    release.upgrade(&["--set", "logFormat=json"])?;
+    release.upgrade(&["--set", "logFormat=json", "--set", "classStatus=true"])?;
     let new_pods = wait_operator_pods(&client, ns.name(), &release, 1).await?;
     assert_ne!(new_pods, pods, "helm upgrade did not roll the operator");
+    assert!(
+        can_i(
+            ns.name(),
+            sa,
+            &[
+                "patch",
+                "microserviceclasses.flotilla.dev",
+                "--subresource=status"
+            ]
+        )?,
+        "classStatus=true grants patch on microserviceclasses/status"
+    );
+    assert!(!can_i(
+        ns.name(),
+        sa,
+        &["update", "microserviceclasses.flotilla.dev"]
+    )?);
     // The new operator works: it takes a new Microservice to Ready.
     apply_yaml(ns.name(), &testapp("orders", ""))?;
     wait_ready(&client, ns.name(), "orders").await?;
     let log = pod_log(ns.name(), &new_pods[0])?;
+    for denied in ["forbidden", "Forbidden", " 403"] {
+        assert!(
+            !log.contains(denied),
+            "the upgraded operator was denied something:\n{log}"
+        );
+    }
     let first = log.lines().next().unwrap_or_default();
     assert!(
         serde_json::from_str::<Value>(first).is_ok(),
@@ -454,6 +627,7 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
         "operator Deployment left"
     );
     kubectl(&["get", "crd", "microservices.flotilla.dev"])?;
+    kubectl(&["get", "crd", "microserviceclasses.flotilla.dev"])?;
     let left = kubectl(&["get", "microservices", "-n", ns.name(), "-o", "name"])?;
     assert!(left.contains("users") && left.contains("orders"), "{left}");
     assert!(

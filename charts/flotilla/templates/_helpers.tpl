@@ -53,6 +53,17 @@ would write. A single replica may force it on (e.g. to keep the Lease across res
 {{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled -}}true{{- end -}}
 {{- end -}}
 
+{{/* Whether the operator writes MicroserviceClass status (the counts of each class's users
+and violations): classStatus when set, else the operator's own default, which is on only
+when it watches every namespace (a namespaced operator sees only part of a class's users,
+and two of them would overwrite each other's counts). Decides the --class-status flag
+(deployment.yaml) and the patch on microserviceclasses/status (rbac.yaml). */}}
+{{- define "flotilla.classStatus" -}}
+{{- if kindIs "invalid" .Values.classStatus -}}
+{{- if eq .Values.rbac.scope "cluster" -}}true{{- end -}}
+{{- else if .Values.classStatus -}}true{{- end -}}
+{{- end -}}
+
 {{- define "flotilla.image" -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
@@ -82,4 +93,19 @@ policy/v1beta1
 {{- if and (not .Values.serviceAccount.create) (not .Values.serviceAccount.name) -}}
 {{- fail "serviceAccount.create=false needs serviceAccount.name: the operator must run as an account that holds its RBAC" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The operator's rules on MicroserviceClasses (cluster-scoped), in the ClusterRole of
+either scope. Takes (dict "classStatus" "true"|""). */}}
+{{- define "flotilla.classRules" -}}
+# MicroserviceClasses: read, for each class's defaults, policy and exposure settings.
+- apiGroups: [flotilla.dev]
+  resources: [microserviceclasses]
+  verbs: [get, list, watch]
+{{- if .classStatus }}
+# Class status (counts of users and violations), only when this operator writes it.
+- apiGroups: [flotilla.dev]
+  resources: [microserviceclasses/status]
+  verbs: [patch]
+{{- end }}
 {{- end -}}
