@@ -78,6 +78,7 @@ fn is_env_name(s: &str) -> bool {
 }
 
 fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
+    check_class(spec, errors);
     check_image(spec, errors);
     check_env(spec, errors);
     let port_names = check_ports(spec, errors);
@@ -85,9 +86,82 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_probes(spec, &port_names, errors);
     check_dependencies(spec, errors);
     check_network(spec, &port_names, errors);
+    check_expose(spec, &port_names, errors);
     check_disruption(spec, errors);
     check_security(spec, errors);
     check_part_of(spec, errors);
+}
+
+fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if let Some(class) = &spec.class
+        && !is_dns_subdomain(class)
+    {
+        errors.add(
+            "spec.class",
+            format!("`{class}` is not a MicroserviceClass name (lowercase DNS subdomain)"),
+        );
+    }
+}
+
+/// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, DNS_LABEL_MAX))
+}
+
+fn check_expose(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors: &mut Errors) {
+    let Some(http) = spec.expose.as_ref().and_then(|e| e.http.as_ref()) else {
+        return;
+    };
+    if spec.ports.is_empty() {
+        errors.add("spec.expose.http", "needs at least one entry in spec.ports");
+    }
+    if http.host.is_some() && http.host_prefix.is_some() {
+        errors.add(
+            "spec.expose.http.hostPrefix",
+            "set host or hostPrefix, not both",
+        );
+    }
+    if let Some(host) = &http.host {
+        let bare = host.strip_prefix("*.").unwrap_or(host);
+        if !is_dns_subdomain(bare) {
+            errors.add(
+                "spec.expose.http.host",
+                format!("`{host}` is not a DNS name such as shop.example.com"),
+            );
+        }
+    }
+    if let Some(prefix) = &http.host_prefix
+        && !is_dns_label(prefix, DNS_LABEL_MAX)
+    {
+        errors.add(
+            "spec.expose.http.hostPrefix",
+            format!("`{prefix}` is not a DNS label (lowercase letters, digits and -)"),
+        );
+    }
+    for (i, path) in http.paths.iter().enumerate() {
+        if !path.path.starts_with('/') || path.path.contains(char::is_whitespace) {
+            errors.add(
+                format!("spec.expose.http.paths[{i}].path"),
+                format!("`{}` must start with / and hold no spaces", path.path),
+            );
+        }
+        if let Some(port) = &path.port
+            && !port_names.contains(port)
+        {
+            errors.add(
+                format!("spec.expose.http.paths[{i}].port"),
+                format!("`{port}` must name one of spec.ports"),
+            );
+        }
+    }
+    if let Some(secret) = http.tls.as_ref().and_then(|t| t.secret_name.as_ref())
+        && !is_dns_subdomain(secret)
+    {
+        errors.add(
+            "spec.expose.http.tls.secretName",
+            format!("`{secret}` is not a Secret name"),
+        );
+    }
 }
 
 fn check_image(spec: &MicroserviceSpec, errors: &mut Errors) {

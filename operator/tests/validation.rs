@@ -244,6 +244,41 @@ const CASES: &[(&str, &str, &str)] = &[
         "spec.security.writablePaths[1]",
     ),
     ("bad partOf", "image: x\npartOf: '-shop'", "spec.partOf"),
+    (
+        "bad class name",
+        "image: x\nclass: Golden_Path",
+        "spec.class",
+    ),
+    (
+        "http exposure without ports",
+        "image: x\nexpose: {http: {host: shop.example.com}}",
+        "spec.expose.http",
+    ),
+    (
+        "host and hostPrefix",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {host: shop.example.com, hostPrefix: shop}}",
+        "spec.expose.http.hostPrefix",
+    ),
+    (
+        "bad host",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {host: 'Shop!'}}",
+        "spec.expose.http.host",
+    ),
+    (
+        "hostPrefix with a dot",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {hostPrefix: a.b}}",
+        "spec.expose.http.hostPrefix",
+    ),
+    (
+        "exposed path without slash",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {paths: [{path: api}]}}",
+        "spec.expose.http.paths[0].path",
+    ),
+    (
+        "exposed path on unknown port",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {paths: [{path: /, port: admin}]}}",
+        "spec.expose.http.paths[0].port",
+    ),
 ];
 
 #[test]
@@ -312,6 +347,9 @@ const CEL_CASES: &[&str] = &[
     "disruption both",
     "disruption neither",
     "image with spaces",
+    "http exposure without ports",
+    "host and hostPrefix",
+    "exposed path on unknown port",
 ];
 
 #[test]

@@ -18,9 +18,6 @@ pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
-pub const REASON_CLASS_NOT_FOUND: &str = "ClassNotFound";
-pub const REASON_AMBIGUOUS_DEFAULT_CLASS: &str = "AmbiguousDefaultClass";
-pub const REASON_POLICY_VIOLATION: &str = "PolicyViolation";
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 

@@ -1,0 +1,218 @@
+//! MicroserviceClasses, applied before the build: pick the class of a Microservice,
+//! check the class itself, merge its defaults under the spec, then hold the result to the
+//! class's policy. Pure functions, shared by the controller and `flotilla render`.
+//!
+//! Order matters: the Microservice's own spec is validated first (its errors are its
+//! own), then the merged spec (a class default can still clash with it, e.g. a probe on a
+//! port it lacks), then the policy (which judges what would actually run).
+
+pub mod defaults;
+pub mod policy;
+pub mod selection;
+pub mod status;
+pub mod validate;
+
+pub use defaults::apply_defaults;
+pub use policy::{Violation, check_policy};
+pub use selection::{ClassError, default_classes, select};
+
+use kube::ResourceExt;
+
+use crate::api::{Microservice, MicroserviceClass};
+use crate::builders::ClassSettings;
+use crate::validate::validate;
+
+/// A Microservice with its class applied, ready for the builders.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Resolved {
+    /// The Microservice with the class's defaults merged into its spec.
+    pub effective: Microservice,
+    /// What the class decides beyond the spec (network mode, exposure).
+    pub settings: ClassSettings,
+}
+
+/// Why a Microservice is not built, as a `Ready=False` reason and message.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{0}")]
+    InvalidSpec(String),
+    #[error("{0}")]
+    ClassNotFound(String),
+    #[error("{0}")]
+    AmbiguousDefaultClass(String),
+    #[error("{0}")]
+    PolicyViolation(String),
+}
+
+impl Refusal {
+    /// The condition reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::InvalidSpec(_) => "InvalidSpec",
+            Refusal::ClassNotFound(_) => "ClassNotFound",
+            Refusal::AmbiguousDefaultClass(_) => "AmbiguousDefaultClass",
+            Refusal::PolicyViolation(_) => "PolicyViolation",
+        }
+    }
+}
+
+/// Applies the class that governs `ms` (from `classes`, every class of the cluster) and
+/// checks the result. Nothing is built from a refused Microservice.
+pub fn resolve<'a>(
+    ms: &Microservice,
+    classes: impl IntoIterator<Item = &'a MicroserviceClass>,
+) -> Result<Resolved, Refusal> {
+    validate(ms).map_err(|e| Refusal::InvalidSpec(e.to_string()))?;
+    let class = select(ms.spec.class.as_deref(), classes).map_err(|error| match error {
+        ClassError::NotFound(_) => Refusal::ClassNotFound(error.to_string()),
+        ClassError::AmbiguousDefault(_) => Refusal::AmbiguousDefaultClass(error.to_string()),
+    })?;
+    let Some(class) = class else {
+        let violations = policy::classless_violations(&ms.spec);
+        if !violations.is_empty() {
+            return Err(Refusal::PolicyViolation(violations.join("; ")));
+        }
+        return Ok(Resolved {
+            effective: ms.clone(),
+            settings: ClassSettings::default(),
+        });
+    };
+    let class_name = class.name_any();
+    validate::validate_class(&class.spec).map_err(|e| {
+        Refusal::InvalidSpec(format!(
+            "MicroserviceClass {class_name} is invalid, so nothing using it is rolled out: {e}"
+        ))
+    })?;
+    let mut effective = ms.clone();
+    if let Some(defaults) = &class.spec.defaults {
+        effective.spec = apply_defaults(&ms.spec, defaults);
+    }
+    validate(&effective).map_err(|e| {
+        Refusal::InvalidSpec(format!(
+            "with the defaults of MicroserviceClass {class_name}: {e}"
+        ))
+    })?;
+    let namespace = ms.namespace().unwrap_or_default();
+    let violations = check_policy(&ms.spec, &effective.spec, &namespace, class);
+    if !violations.is_empty() {
+        let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
+        return Err(Refusal::PolicyViolation(all.join("; ")));
+    }
+    Ok(Resolved {
+        effective,
+        settings: ClassSettings {
+            name: Some(class_name),
+            network_mode: class.spec.network_mode(),
+            expose: class.spec.expose.clone().unwrap_or_default(),
+        },
+    })
+}
+
+/// The name of the class that governs `ms`, when one does (for status), even if the
+/// Microservice is refused by it.
+pub fn class_name<'a>(
+    ms: &Microservice,
+    classes: impl IntoIterator<Item = &'a MicroserviceClass>,
+) -> Option<String> {
+    select(ms.spec.class.as_deref(), classes)
+        .ok()
+        .flatten()
+        .map(ResourceExt::name_any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::NetworkMode;
+
+    fn class(name: &str, spec: &str) -> MicroserviceClass {
+        let mut class = MicroserviceClass::new(name, serde_yaml::from_str(spec).unwrap());
+        class.metadata.name = Some(name.into());
+        class
+    }
+
+    fn ms(spec: &str) -> Microservice {
+        let mut ms = Microservice::new("users", serde_yaml::from_str(spec).unwrap());
+        ms.metadata.namespace = Some("shop".into());
+        ms
+    }
+
+    #[test]
+    fn no_class_keeps_the_spec() {
+        let own = ms("{image: a}");
+        let resolved = resolve(&own, &[]).unwrap();
+        assert_eq!(resolved.effective, own);
+        assert_eq!(resolved.settings, ClassSettings::default());
+    }
+
+    #[test]
+    fn the_default_class_applies_its_defaults_and_settings() {
+        let golden = class(
+            "golden",
+            "{default: true, defaults: {replicas: 3}, policy: {networkMode: permissive}, expose: {hostSuffix: apps.example.com}}",
+        );
+        let resolved = resolve(&ms("{image: a}"), [&golden]).unwrap();
+        assert_eq!(resolved.effective.spec.replicas, Some(3));
+        assert_eq!(resolved.settings.name.as_deref(), Some("golden"));
+        assert_eq!(resolved.settings.network_mode, NetworkMode::Permissive);
+        assert_eq!(
+            resolved.settings.expose.host_suffix.as_deref(),
+            Some("apps.example.com")
+        );
+    }
+
+    #[test]
+    fn refusals_carry_their_reason() {
+        let golden = class(
+            "golden",
+            "{policy: {allowedImageRegistries: [flotilla.local/]}}",
+        );
+        let cases = [
+            ("{image: a, class: gone}", "ClassNotFound"),
+            ("{image: docker.io/x, class: golden}", "PolicyViolation"),
+            ("{image: 'a b', class: golden}", "InvalidSpec"),
+            (
+                "{image: a, security: {profile: baseline}}",
+                "PolicyViolation",
+            ),
+        ];
+        for (spec, reason) in cases {
+            let refusal = resolve(&ms(spec), [&golden]).unwrap_err();
+            assert_eq!(refusal.reason(), reason, "{spec}: {refusal}");
+        }
+        let two = [class("a", "{default: true}"), class("b", "{default: true}")];
+        assert_eq!(
+            resolve(&ms("{image: a}"), &two).unwrap_err().reason(),
+            "AmbiguousDefaultClass"
+        );
+    }
+
+    #[test]
+    fn class_defaults_are_validated_with_the_spec() {
+        // The class probes a port the Microservice does not have.
+        let golden = class("golden", "{defaults: {probes: {readiness: {port: admin}}}}");
+        let refusal = resolve(
+            &ms("{image: a, class: golden, ports: [{name: http, port: 80}]}"),
+            [&golden],
+        )
+        .unwrap_err();
+        assert_eq!(refusal.reason(), "InvalidSpec");
+        assert!(
+            refusal.to_string().contains("MicroserviceClass golden")
+                && refusal.to_string().contains("spec.probes.readiness.port"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
+    fn an_invalid_class_refuses_its_users() {
+        let bad = class("bad", "{defaults: {securityProfile: baseline}}");
+        let refusal = resolve(&ms("{image: a, class: bad}"), [&bad]).unwrap_err();
+        assert_eq!(refusal.reason(), "InvalidSpec");
+        assert!(
+            refusal
+                .to_string()
+                .contains("MicroserviceClass bad is invalid")
+        );
+    }
+}

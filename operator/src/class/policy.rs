@@ -1,0 +1,390 @@
+//! A class's guardrails. A Microservice cannot override them; breaking one refuses the
+//! whole Microservice (`PolicyViolation`) and leaves what runs as it was.
+
+use kube::ResourceExt;
+
+use crate::api::{MicroserviceClass, MicroserviceSpec, SecurityProfile};
+
+/// One broken rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    /// The class's rule, e.g. `allowedImageRegistries`.
+    pub rule: &'static str,
+    /// The Microservice field at fault, e.g. `spec.image`.
+    pub field: String,
+    pub message: String,
+    /// The class that sets the rule.
+    pub class: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} (policy.{} of MicroserviceClass {})",
+            self.field, self.message, self.rule, self.class
+        )
+    }
+}
+
+/// Every rule of `class` that the Microservice breaks. `own` is its spec as written
+/// (escape hatches and dependencies are judged on what the team wrote); `effective` has
+/// the class's defaults merged in (images, replicas, requests and the security profile
+/// are judged on what would run).
+pub fn check_policy(
+    own: &MicroserviceSpec,
+    effective: &MicroserviceSpec,
+    namespace: &str,
+    class: &MicroserviceClass,
+) -> Vec<Violation> {
+    let Some(policy) = &class.spec.policy else {
+        return Vec::new();
+    };
+    let class_name = class.name_any();
+    let mut violations = Vec::new();
+    let mut violate = |rule: &'static str, field: String, message: String| {
+        violations.push(Violation {
+            rule,
+            field,
+            message,
+            class: class_name.clone(),
+        })
+    };
+
+    if !policy.allowed_image_registries.is_empty()
+        && !policy
+            .allowed_image_registries
+            .iter()
+            .any(|prefix| image_matches(&effective.image, &prefix.0))
+    {
+        let allowed: Vec<&str> = policy
+            .allowed_image_registries
+            .iter()
+            .map(|p| p.0.as_str())
+            .collect();
+        violate(
+            "allowedImageRegistries",
+            "spec.image".into(),
+            format!(
+                "image {} is not from an allowed registry ({})",
+                effective.image,
+                allowed.join(", ")
+            ),
+        );
+    }
+
+    if let Some(max) = policy.max_replicas {
+        if let Some(replicas) = effective.replicas.filter(|r| *r > max)
+            && effective.autoscaling.is_none()
+        {
+            violate(
+                "maxReplicas",
+                "spec.replicas".into(),
+                format!("{replicas} replicas exceed the class's maximum of {max}"),
+            );
+        }
+        if let Some(autoscaling) = effective
+            .autoscaling
+            .as_ref()
+            .filter(|a| a.max_replicas > max)
+        {
+            violate(
+                "maxReplicas",
+                "spec.autoscaling.maxReplicas".into(),
+                format!(
+                    "{} exceeds the class's maximum of {max} replicas",
+                    autoscaling.max_replicas
+                ),
+            );
+        }
+    }
+
+    if policy.require_resource_requests {
+        let requests = effective
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.as_ref());
+        if requests.and_then(|r| r.cpu.as_ref()).is_none() {
+            violate(
+                "requireResourceRequests",
+                "spec.resources.requests.cpu".into(),
+                "must be set: the class requires explicit CPU and memory requests".into(),
+            );
+        }
+        if requests.and_then(|r| r.memory.as_ref()).is_none() {
+            violate(
+                "requireResourceRequests",
+                "spec.resources.requests.memory".into(),
+                "must be set: the class requires explicit CPU and memory requests".into(),
+            );
+        }
+    }
+
+    if policy.allow_pod_template == Some(false)
+        && own
+            .pod_template
+            .as_ref()
+            .is_some_and(|template| *template != Default::default())
+    {
+        violate(
+            "allowPodTemplate",
+            "spec.podTemplate".into(),
+            "the class does not allow the podTemplate escape hatch".into(),
+        );
+    }
+
+    if policy.allow_cross_namespace_dependencies == Some(false) {
+        for (i, dependency) in own.depends_on.iter().enumerate() {
+            if let Some(other) = dependency
+                .namespace
+                .as_deref()
+                .filter(|other| *other != namespace)
+            {
+                violate(
+                    "allowCrossNamespaceDependencies",
+                    format!("spec.dependsOn[{i}].namespace"),
+                    format!(
+                        "{other}/{} is in another namespace, which the class does not allow",
+                        dependency.name
+                    ),
+                );
+            }
+        }
+    }
+
+    let profile = effective
+        .security
+        .as_ref()
+        .and_then(|s| s.profile)
+        .unwrap_or_default();
+    if profile == SecurityProfile::Baseline && policy.allow_baseline_security != Some(true) {
+        violate(
+            "allowBaselineSecurity",
+            "spec.security.profile".into(),
+            "baseline is not allowed by the class; use restricted".into(),
+        );
+    }
+    violations
+}
+
+/// Without a class, `baseline` has no class to allow it: it is refused the same way.
+pub fn classless_violations(effective: &MicroserviceSpec) -> Vec<String> {
+    let baseline = effective
+        .security
+        .as_ref()
+        .and_then(|s| s.profile)
+        .is_some_and(|p| p == SecurityProfile::Baseline);
+    if baseline {
+        vec!["spec.security.profile: baseline needs a MicroserviceClass with policy.allowBaselineSecurity: true".to_string()]
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether `image` starts with `prefix` on a segment boundary: `registry.example.com`
+/// allows `registry.example.com/shop/users:1` but not `registry.example.com.evil.io/x`.
+/// Images without a registry are Docker Hub's, as the container runtime reads them.
+pub fn image_matches(image: &str, prefix: &str) -> bool {
+    let normalized = normalize_image(image);
+    [image, normalized.as_str()].into_iter().any(|candidate| {
+        candidate == prefix
+            || candidate.strip_prefix(prefix).is_some_and(|rest| {
+                prefix.ends_with(['/', ':', '@']) || rest.starts_with(['/', ':', '@'])
+            })
+    })
+}
+
+/// The fully qualified form of an image reference: `nginx` is
+/// `docker.io/library/nginx`, `acme/app` is `docker.io/acme/app`.
+pub fn normalize_image(image: &str) -> String {
+    match image.split_once('/') {
+        None => format!("docker.io/library/{image}"),
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            image.to_string()
+        }
+        Some(_) => format!("docker.io/{image}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn class(yaml: &str) -> MicroserviceClass {
+        let mut class: MicroserviceClass = serde_yaml::from_str(&format!(
+            "apiVersion: flotilla.dev/v1alpha1\nkind: MicroserviceClass\nmetadata: {{name: golden}}\nspec: {yaml}"
+        ))
+        .unwrap();
+        class.metadata.name = Some("golden".into());
+        class
+    }
+
+    fn spec(yaml: &str) -> MicroserviceSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn rules(own: &str, class_spec: &str) -> Vec<(&'static str, String)> {
+        let own = spec(own);
+        check_policy(&own, &own, "shop", &class(class_spec))
+            .into_iter()
+            .map(|v| (v.rule, v.field))
+            .collect()
+    }
+
+    #[test]
+    fn registries_match_whole_segments() {
+        assert!(image_matches(
+            "registry.example.com/shop/users:1",
+            "registry.example.com"
+        ));
+        assert!(image_matches(
+            "registry.example.com/shop/users:1",
+            "registry.example.com/"
+        ));
+        assert!(image_matches(
+            "registry.example.com/shop/users:1",
+            "registry.example.com/shop/"
+        ));
+        assert!(!image_matches(
+            "registry.example.com.evil.io/x:1",
+            "registry.example.com"
+        ));
+        assert!(!image_matches(
+            "registry.example.com/shopping/x",
+            "registry.example.com/shop"
+        ));
+        assert!(image_matches("nginx:1.27", "docker.io/library/"));
+        assert!(image_matches("acme/app", "docker.io/acme/"));
+        assert!(!image_matches("nginx", "registry.example.com/"));
+        assert!(image_matches("localhost:5000/app", "localhost:5000"));
+    }
+
+    #[test]
+    fn registry_violation_names_rule_and_field() {
+        let own = spec("{image: docker.io/library/nginx:1}");
+        let violations = check_policy(
+            &own,
+            &own,
+            "shop",
+            &class("{policy: {allowedImageRegistries: [flotilla.local/, ghcr.io/acme/]}}"),
+        );
+        assert_eq!(violations.len(), 1);
+        let text = violations[0].to_string();
+        assert!(text.starts_with("spec.image: image docker.io/library/nginx:1 is not from an allowed registry (flotilla.local/, ghcr.io/acme/)"), "{text}");
+        assert!(
+            text.contains("policy.allowedImageRegistries of MicroserviceClass golden"),
+            "{text}"
+        );
+        assert!(
+            rules(
+                "{image: flotilla.local/users:dev}",
+                "{policy: {allowedImageRegistries: [flotilla.local/]}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn max_replicas_covers_fixed_and_autoscaled() {
+        let policy = "{policy: {maxReplicas: 4}}";
+        assert_eq!(
+            rules("{image: a, replicas: 5}", policy),
+            vec![("maxReplicas", "spec.replicas".to_string())]
+        );
+        assert!(rules("{image: a, replicas: 4}", policy).is_empty());
+        assert_eq!(
+            rules(
+                "{image: a, autoscaling: {minReplicas: 1, maxReplicas: 10}}",
+                policy
+            ),
+            vec![("maxReplicas", "spec.autoscaling.maxReplicas".to_string())]
+        );
+    }
+
+    #[test]
+    fn requests_must_be_explicit() {
+        let policy = "{policy: {requireResourceRequests: true}}";
+        assert_eq!(
+            rules("{image: a, resources: {requests: {cpu: 100m}}}", policy),
+            vec![(
+                "requireResourceRequests",
+                "spec.resources.requests.memory".to_string()
+            )]
+        );
+        assert_eq!(rules("{image: a}", policy).len(), 2);
+        assert!(
+            rules(
+                "{image: a, resources: {requests: {cpu: 100m, memory: 64Mi}}}",
+                policy
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn requests_from_class_defaults_count() {
+        let class = class(
+            "{defaults: {resources: {requests: {cpu: 100m, memory: 64Mi}}}, policy: {requireResourceRequests: true}}",
+        );
+        let own = spec("{image: a}");
+        let effective = crate::class::apply_defaults(&own, class.spec.defaults.as_ref().unwrap());
+        assert!(check_policy(&own, &effective, "shop", &class).is_empty());
+    }
+
+    #[test]
+    fn pod_template_is_judged_on_the_written_spec() {
+        let policy = "{policy: {allowPodTemplate: false}}";
+        assert_eq!(
+            rules(
+                "{image: a, podTemplate: {nodeSelector: {disk: ssd}}}",
+                policy
+            ),
+            vec![("allowPodTemplate", "spec.podTemplate".to_string())]
+        );
+        assert!(rules("{image: a}", policy).is_empty());
+        // Class pod labels land in the effective podTemplate; they are not the team's.
+        let class = class("{defaults: {podLabels: {team: x}}, policy: {allowPodTemplate: false}}");
+        let own = spec("{image: a}");
+        let effective = crate::class::apply_defaults(&own, class.spec.defaults.as_ref().unwrap());
+        assert!(check_policy(&own, &effective, "shop", &class).is_empty());
+    }
+
+    #[test]
+    fn cross_namespace_dependencies() {
+        let policy = "{policy: {allowCrossNamespaceDependencies: false}}";
+        assert_eq!(
+            rules(
+                "{image: a, dependsOn: [{name: b}, {name: c, namespace: shop}, {name: d, namespace: other}]}",
+                policy
+            ),
+            vec![(
+                "allowCrossNamespaceDependencies",
+                "spec.dependsOn[2].namespace".to_string()
+            )]
+        );
+        assert!(rules("{image: a, dependsOn: [{name: d, namespace: other}]}", "{}").is_empty());
+    }
+
+    #[test]
+    fn baseline_needs_the_class() {
+        let own = "{image: a, security: {profile: baseline}}";
+        assert_eq!(
+            rules(own, "{policy: {}}"),
+            vec![("allowBaselineSecurity", "spec.security.profile".to_string())]
+        );
+        assert!(rules(own, "{policy: {allowBaselineSecurity: true}}").is_empty());
+        assert_eq!(classless_violations(&spec(own)).len(), 1);
+        assert!(classless_violations(&spec("{image: a}")).is_empty());
+    }
+
+    #[test]
+    fn no_policy_no_violation() {
+        assert!(
+            rules(
+                "{image: anything, replicas: 1000, security: {profile: restricted}}",
+                "{}"
+            )
+            .is_empty()
+        );
+    }
+}
