@@ -1,11 +1,13 @@
 //! Helpers shared by the end-to-end tests: a client for `$KUBECONFIG`, throwaway
-//! namespaces, condition waits with deadlines, `kubectl`, server-side apply, the operator
-//! process, and plain HTTP from the host.
+//! namespaces and cluster-scoped objects (MicroserviceClasses), condition waits with
+//! deadlines, `kubectl`, server-side apply, the operator process, and plain HTTP from the
+//! host.
 //!
 //! Tests never sleep: they wait on a condition with [`wait_for`], which reports the last
 //! observed state when the deadline passes.
 
 pub mod apply;
+pub mod classes;
 pub mod client;
 pub mod helm;
 pub mod http;
@@ -16,6 +18,7 @@ pub mod steps;
 pub mod wait;
 
 pub use apply::apply_yaml;
+pub use classes::{ClusterObject, apply_class, apply_cluster_yaml};
 pub use client::client;
 pub use http::{HttpResponse, http_get, http_post_json};
 pub use kubectl::{kubectl, kubectl_with_stdin};

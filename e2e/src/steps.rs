@@ -20,8 +20,15 @@ pub const CONVERGE: Duration = Duration::from_secs(150);
 
 static CRDS: OnceCell<()> = OnceCell::const_new();
 
-/// Installs the committed CRDs, the variant the server accepts (servers before 1.25
-/// refuse CEL rules), and waits until they are served. Once per test binary.
+/// The CRDs of the committed files (`crds/`), each of which holds both.
+pub const CRD_NAMES: [&str; 2] = [
+    "microservices.flotilla.dev",
+    "microserviceclasses.flotilla.dev",
+];
+
+/// Installs the committed CRDs (Microservice and MicroserviceClass), the variant the
+/// server accepts (servers before 1.25 refuse CEL rules), and waits until both are
+/// served. Once per test binary.
 pub async fn ensure_crds(client: &kube::Client) -> anyhow::Result<()> {
     CRDS.get_or_try_init(|| async {
         let version = client
@@ -39,12 +46,10 @@ pub async fn ensure_crds(client: &kube::Client) -> anyhow::Result<()> {
             "-f",
             &file.to_string_lossy(),
         ])?;
-        kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/microservices.flotilla.dev",
-        ])?;
+        let crds: Vec<String> = CRD_NAMES.iter().map(|n| format!("crd/{n}")).collect();
+        let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+        wait.extend(crds.iter().map(String::as_str));
+        kubectl(&wait)?;
         Ok(())
     })
     .await
@@ -66,18 +71,23 @@ pub fn crd_file(version: KubeVersion) -> PathBuf {
 /// Runs `flotilla run` for one namespace: each test has its own operator, so tests run
 /// side by side and a test may kill its operator.
 pub fn start_operator(namespace: &str) -> anyhow::Result<Operator> {
-    Operator::start(
+    start_operator_with(namespace, &[])
+}
+
+/// [`start_operator`] with more arguments after the usual ones, e.g.
+/// `["--class-status=true"]`.
+pub fn start_operator_with(namespace: &str, extra: &[&str]) -> anyhow::Result<Operator> {
+    let mut args = vec![
+        "run",
+        "--namespace",
         namespace,
-        &[
-            "run",
-            "--namespace",
-            namespace,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ],
-    )
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--health-addr",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Operator::start(namespace, &args)
 }
 
 /// A condition of a Microservice's status.
@@ -131,6 +141,24 @@ pub async fn wait_microservice(
                 })
             }
         },
+    )
+    .await
+}
+
+/// Waits for `Ready` with this reason (e.g. `PolicyViolation`) on the current generation.
+pub async fn wait_reason(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    status: &str,
+    reason: &str,
+) -> anyhow::Result<Microservice> {
+    wait_microservice(
+        client,
+        namespace,
+        name,
+        &format!("Ready={status} reason {reason}"),
+        |ms| condition(ms, "Ready").is_some_and(|c| c.status == status && c.reason == reason),
     )
     .await
 }
