@@ -1,22 +1,28 @@
 //! The sample shop (sample-services/) on real pods: the five Microservices of
-//! sample-services/manifests, deployed by their own operator, take real orders, and the
-//! NetworkPolicies admit exactly the callers the dependency graph declares.
+//! sample-services/manifests, deployed by their own operator under the class `shop`,
+//! take real orders, storefront is exposed through an Ingress, and the NetworkPolicies
+//! admit exactly the callers the dependency graph declares (and the ingress controller).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
-use flotilla_e2e::steps::{ensure_crds, start_operator, wait_ready};
+use flotilla::api::MicroserviceClass;
+use flotilla_e2e::steps::{ensure_crds, start_operator, wait_microservice, wait_ready};
 use flotilla_e2e::{
-    HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, http_post_json, wait_for,
+    ClusterObject, HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, http_post_json,
+    kubectl, wait_for,
 };
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::Api;
 use serde_json::{Value, json};
 
 const SERVICES: [&str; 5] = ["users", "inventory", "payments", "orders", "storefront"];
+/// The class of sample-services/manifests/class.yaml, and its host suffix.
+const CLASS: &str = "shop";
+const HOST_SUFFIX: &str = "127.0.0.1.nip.io";
 
 /// Every document of sample-services/manifests, as a user would apply them (the
 /// Kustomization file is not a .yaml file and is left out, as `kubectl apply -f` does).
@@ -96,17 +102,85 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "samples").await?;
+    // The class is cluster-scoped and shared with `make demo` on the same cluster: deleted
+    // at the end only when this test created it.
+    let classes: Api<MicroserviceClass> = Api::all(client.clone());
+    let _class = match classes.get_opt(CLASS).await? {
+        Some(_) => None,
+        None => Some(ClusterObject::new("microserviceclass.flotilla.dev", CLASS)),
+    };
     let _operator = start_operator(ns.name())?;
     apply_yaml(ns.name(), &manifests()?)?;
     for name in SERVICES {
         let ms = wait_ready(&client, ns.name(), name).await?;
+        let status = ms.status.unwrap_or_default();
         eprintln!(
-            "{name} Ready: {}",
-            ms.status
-                .and_then(|s| s.replica_summary)
-                .unwrap_or_default()
+            "{name} Ready: {} (class {:?})",
+            status.replica_summary.unwrap_or_default(),
+            status.class_name
+        );
+        assert_eq!(status.class_name.as_deref(), Some(CLASS), "{name}");
+    }
+
+    // The class: cluster-scoped (no namespace stamped on it by `apply -n`), not default.
+    let class = classes.get(CLASS).await?;
+    assert_eq!(class.metadata.namespace, None);
+    assert!(
+        !class.spec.default,
+        "the sample class must not be the default"
+    );
+    let table = kubectl(&["get", "msc", CLASS])?;
+    eprintln!("{table}");
+
+    // Its defaults: the team label on every pod.
+    let pods = Api::<Pod>::namespaced(client.clone(), ns.name())
+        .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=flotilla"))
+        .await?;
+    assert!(!pods.items.is_empty());
+    for pod in &pods.items {
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        assert_eq!(
+            labels.get("team").map(String::as_str),
+            Some("shop"),
+            "pod {:?}",
+            pod.metadata.name
         );
     }
+
+    // storefront is exposed: an Ingress of class nginx for its default host, and its
+    // external URL.
+    let host = format!("storefront.{}.{HOST_SUFFIX}", ns.name());
+    let storefront = wait_microservice(&client, ns.name(), "storefront", "an external URL", |ms| {
+        ms.status.as_ref().is_some_and(|s| s.external_url.is_some())
+    })
+    .await?;
+    assert_eq!(
+        storefront.status.and_then(|s| s.external_url).as_deref(),
+        Some(format!("http://{host}/").as_str())
+    );
+    let ingress = Api::<Ingress>::namespaced(client.clone(), ns.name())
+        .get("storefront")
+        .await?;
+    let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations
+            .get("nginx.ingress.kubernetes.io/proxy-body-size")
+            .map(String::as_str),
+        Some("64k")
+    );
+    let spec = serde_json::to_value(ingress.spec)?;
+    assert_eq!(spec["ingressClassName"], "nginx", "{spec}");
+    assert_eq!(spec["rules"][0]["host"], host.as_str(), "{spec}");
+    assert_eq!(
+        spec["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "storefront",
+        "{spec}"
+    );
+    let others = kubectl(&["get", "ingress", "-n", ns.name(), "-o", "name"])?;
+    assert_eq!(
+        others.trim(),
+        "ingress.networking.k8s.io/storefront",
+        "only storefront is exposed"
+    );
 
     let ip = Api::<Service>::namespaced(client.clone(), ns.name())
         .get("storefront")
@@ -188,12 +262,20 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         let (seen, other) = admitted(&policy)?;
         let want: BTreeSet<String> = callers.iter().map(|c| c.to_string()).collect();
         assert_eq!(seen, want, "callers admitted by {name}'s NetworkPolicy");
-        // Only the edge is open beyond the graph, by its network.allowFrom.
+        // Only the edge is open beyond the graph: by its network.allowFrom, and to the
+        // ingress controller's namespace (the class's expose.controller), as exposed.
         if name == "storefront" {
-            assert_eq!(
-                other,
-                vec![json!({"namespaceSelector": {}})],
-                "storefront's extra sources"
+            assert_eq!(other.len(), 2, "storefront's extra sources: {other:?}");
+            assert!(
+                other.contains(&json!({"namespaceSelector": {}})),
+                "storefront's extra sources: {other:?}"
+            );
+            assert!(
+                other.iter().any(
+                    |p| p["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                        == "ingress-nginx"
+                ),
+                "storefront admits the ingress controller: {other:?}"
             );
         } else {
             assert!(
