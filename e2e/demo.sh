@@ -4,8 +4,10 @@
 # Brings up the cluster (make cluster) unless KUBECONFIG is set, builds and loads the
 # images (make images), installs the operator into namespace $DEMO_NS (the Helm chart,
 # namespace-scoped; or, when helm or the chart is not usable, `flotilla run` as a local
-# process), applies the CRDs and sample-services/manifests, waits until every
-# Microservice is Ready, places an order through storefront, and shows what was created.
+# process), applies the CRDs (Microservice and MicroserviceClass) and
+# sample-services/manifests (the class `shop` and five Microservices using it), waits
+# until every Microservice is Ready, places an order through storefront, and shows what
+# was created.
 # Every step is idempotent: a second run changes nothing and takes seconds.
 #
 # DEMO_NS (default shop), DEMO_TIMEOUT seconds to wait for Ready (default 300),
@@ -52,9 +54,10 @@ images() {
 crds() {
 	local file=crds/microservices.yaml
 	((SERVER_MINOR >= 25)) || file=crds/microservices-pre-1.25.yaml
-	log "applying the CRD ($file)"
+	log "applying the CRDs ($file: Microservice and MicroserviceClass)"
 	kubectl apply --server-side --force-conflicts -f "$file" >/dev/null
-	kubectl wait --for=condition=Established --timeout=60s crd/microservices.flotilla.dev >/dev/null
+	kubectl wait --for=condition=Established --timeout=60s \
+		crd/microservices.flotilla.dev crd/microserviceclasses.flotilla.dev >/dev/null
 	kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 }
 
@@ -80,12 +83,17 @@ stop_local_operator() {
 operator() {
 	if use_helm; then
 		stop_local_operator
-		# Namespace-scoped: a Role in $NS only. The CRD is applied above (one owner for a
-		# cluster-wide object), and no aggregated ClusterRoles: nothing cluster-wide.
-		log "installing the operator with Helm: release $RELEASE in $NS (rbac.scope=namespace)"
+		# Namespace-scoped: a Role in $NS only, plus the chart's small ClusterRole to read
+		# MicroserviceClasses (cluster-scoped, so no Role can grant them). The CRDs are
+		# applied above (one owner for a cluster-wide object), and no aggregated
+		# ClusterRoles. classStatus=true: a namespaced operator leaves class status alone
+		# by default, as it sees only its namespace's share of a class's users; this one is
+		# the only operator serving the shop namespace, which holds every user of the
+		# class shop, so its counts (kubectl get msc) are right.
+		log "installing the operator with Helm: release $RELEASE in $NS (rbac.scope=namespace, classStatus=true)"
 		"$HELM" upgrade --install "$RELEASE" charts/flotilla -n "$NS" \
 			--set rbac.scope=namespace --set crds.install=false \
-			--set rbac.aggregateToDefaultRoles=false \
+			--set rbac.aggregateToDefaultRoles=false --set classStatus=true \
 			--wait --timeout 3m >"$CLUSTER_DIR/demo-helm.log" 2>&1 || {
 			show_tail "$CLUSTER_DIR/demo-helm.log"
 			kubectl get pods -n "$NS" -l app.kubernetes.io/name=flotilla -o wide >&2 || true
@@ -99,10 +107,11 @@ operator() {
 		log "the operator is already running as a local process (pid $(cat "$PID_FILE"))"
 	else
 		stop_local_operator
-		log "starting the operator as a local process: flotilla run --namespace $NS"
+		log "starting the operator as a local process: flotilla run --namespace $NS --class-status=true"
 		mkdir -p "$CLUSTER_DIR"
-		setsid nohup "$FLOTILLA" run --namespace "$NS" --metrics-addr 127.0.0.1:0 \
-			--health-addr 127.0.0.1:0 >>"$OP_LOG" 2>&1 </dev/null &
+		# --class-status=true for the same reason as classStatus=true above.
+		setsid nohup "$FLOTILLA" run --namespace "$NS" --class-status=true \
+			--metrics-addr 127.0.0.1:0 --health-addr 127.0.0.1:0 >>"$OP_LOG" 2>&1 </dev/null &
 		echo $! >"$PID_FILE"
 	fi
 	OPERATOR_DESC="local process pid $(cat "$PID_FILE"), log $OP_LOG (stop: kill \$(cat $PID_FILE))"
@@ -187,13 +196,15 @@ order() {
 }
 
 report() {
+	section "kubectl get msc -o wide (the class: cluster-scoped, its users and policy violations)"
+	kubectl get msc -o wide
 	section "kubectl get ms -n $NS -o wide"
 	kubectl get ms -n "$NS" -o wide
 	section "what Flotilla created for each service"
 	local name
 	for name in "${SERVICES[@]}"; do
 		echo "-- $name"
-		kubectl get sa,deploy,svc,hpa,pdb,netpol -n "$NS" -l "app.kubernetes.io/instance=$name" 2>&1 | sed 's/^/   /'
+		kubectl get sa,deploy,svc,hpa,pdb,netpol,ingress -n "$NS" -l "app.kubernetes.io/instance=$name" 2>&1 | sed 's/^/   /'
 	done
 	section "dependency graph (flotilla graph -n $NS)"
 	if "$FLOTILLA" graph --help >/dev/null 2>&1; then
@@ -204,9 +215,16 @@ report() {
 	section "the operator"
 	echo "$OPERATOR_DESC"
 	section "open the storefront"
+	local external
+	external=$(kubectl get ms storefront -n "$NS" -o jsonpath='{.status.externalUrl}')
+	echo "external URL: ${external:-(none reported)}   (status.externalUrl, from its Ingress)"
+	echo "  This cluster runs no ingress controller: the Ingress (class nginx) exists but nothing"
+	echo "  serves it, so that URL answers only where ingress-nginx listens on this machine's"
+	echo "  port 80 (e.g. kind with extraPortMappings; nip.io resolves it to 127.0.0.1). Here:"
 	echo "curl http://$STOREFRONT_IP/                    # from this machine (ClusterIP)"
 	echo "kubectl port-forward -n $NS svc/storefront 8080:80   # then http://localhost:8080/"
 	echo "kubectl edit configmap storefront-config -n $NS      # change the banner: storefront rolls"
+	echo "kubectl edit msc shop                               # change a class default: all five roll"
 }
 
 cluster
