@@ -1,9 +1,9 @@
 //! Builder behaviour from YAML fixtures: targeted assertions on the fields that matter,
 //! on the serialized JSON that server-side apply would send.
 
-use flotilla::api::{KubeVersion, Microservice};
+use flotilla::api::{KubeVersion, Microservice, NetworkMode, SecurityProfile};
 use flotilla::builders::{
-    self, BuildContext, BuildError, Capabilities, Children, ConfigKind, ConfigRef,
+    self, BuildContext, BuildError, Capabilities, Children, ClassSettings, ConfigKind, ConfigRef,
 };
 use flotilla::graph;
 use serde_json::{Value, json};
@@ -703,5 +703,505 @@ fn probe_on_an_undeclared_port_is_an_error_not_a_panic() {
             field: "spec.probes.startup.port".into(),
             port: "metrics".into()
         })
+    );
+}
+
+// --- MicroserviceClass settings: exposure, network mode, security profile -------------
+
+const GATEWAY_V1: &str = "gateway.networking.k8s.io/v1";
+const GATEWAY_V1BETA1: &str = "gateway.networking.k8s.io/v1beta1";
+
+/// Class settings named `name` with `expose` given as the class's `spec.expose` JSON.
+fn class(name: &str, expose: Value) -> ClassSettings {
+    ClassSettings {
+        name: Some(name.to_string()),
+        network_mode: NetworkMode::Strict,
+        expose: serde_json::from_value(expose).expect("a ClassExpose"),
+    }
+}
+
+fn web_class() -> ClassSettings {
+    class(
+        "web",
+        json!({
+            "ingressClassName": "nginx",
+            "hostSuffix": "apps.example.com",
+            "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"}
+        }),
+    )
+}
+
+fn gateway_class() -> ClassSettings {
+    class(
+        "gateway",
+        json!({
+            "hostSuffix": "apps.example.com",
+            "gatewayRef": {"name": "public", "namespace": "gateways", "sectionName": "https"},
+            "annotations": {"example.com/team": "web"}
+        }),
+    )
+}
+
+fn with_class(ms: &Microservice, caps: Capabilities, class: ClassSettings) -> BuildContext {
+    BuildContext {
+        class,
+        ..ctx_in(ms, std::slice::from_ref(ms), caps)
+    }
+}
+
+fn build_docs(ms: &Microservice, ctx: &BuildContext) -> Vec<Value> {
+    let children = builders::build(ms, ctx).expect("builds");
+    docs(&children, ctx.capabilities)
+}
+
+fn with_http_route(api_version: &'static str) -> Capabilities {
+    Capabilities {
+        http_route: Some(api_version),
+        ..Capabilities::newest()
+    }
+}
+
+fn kinds(docs: &[Value]) -> Vec<&str> {
+    docs.iter().map(|d| d["kind"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn ingress_from_the_class_expose_settings() {
+    let ms = one("exposed.yaml");
+    let docs = build_docs(&ms, &with_class(&ms, Capabilities::newest(), web_class()));
+    assert_eq!(
+        kinds(&docs),
+        [
+            "ServiceAccount",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+            "Ingress"
+        ],
+        "the Ingress comes last"
+    );
+    let ingress = doc(&docs, "Ingress");
+    assert_eq!(ingress["apiVersion"], "networking.k8s.io/v1");
+    assert_eq!(ingress["metadata"]["name"], "storefront");
+    assert_eq!(ingress["metadata"]["namespace"], "web");
+    assert_eq!(
+        ingress["metadata"]["labels"],
+        json!({
+            "app.kubernetes.io/name": "storefront", "app.kubernetes.io/instance": "storefront",
+            "app.kubernetes.io/managed-by": "flotilla", "app.kubernetes.io/part-of": "shop"
+        })
+    );
+    assert_eq!(
+        ingress["metadata"]["annotations"],
+        json!({"cert-manager.io/cluster-issuer": "letsencrypt"})
+    );
+    let backend = |port: &str| json!({"service": {"name": "storefront", "port": {"name": port}}});
+    assert_eq!(
+        ingress["spec"],
+        json!({
+            "ingressClassName": "nginx",
+            "rules": [{
+                "host": "shop.apps.example.com",
+                "http": {"paths": [
+                    {"path": "/api", "pathType": "Prefix", "backend": backend("http")},
+                    {"path": "/admin", "pathType": "Exact", "backend": backend("admin")},
+                    {"path": "/static", "pathType": "Prefix", "backend": backend("http")}
+                ]}
+            }]
+        }),
+        "no tls without spec.expose.http.tls"
+    );
+    assert!(!has_kind(&docs, "HTTPRoute"));
+}
+
+#[test]
+fn ingress_default_host_and_tls() {
+    let ms = one("exposed-tls.yaml");
+    // A class with only a suffix: no ingressClassName, no annotations written.
+    let suffix_only = class("plain", json!({"hostSuffix": "apps.example.com"}));
+    let docs = build_docs(&ms, &with_class(&ms, Capabilities::newest(), suffix_only));
+    let ingress = doc(&docs, "Ingress");
+    assert!(
+        ingress["metadata"].get("annotations").is_none(),
+        "{ingress}"
+    );
+    assert_eq!(
+        ingress["spec"],
+        json!({
+            "rules": [{
+                "host": "users.shop.apps.example.com",
+                "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "users", "port": {"name": "http"}}}
+                }]}
+            }],
+            "tls": [{"hosts": ["users.shop.apps.example.com"], "secretName": "users-tls"}]
+        })
+    );
+
+    // An explicit host needs no suffix, and no class at all.
+    let mut explicit = ms.clone();
+    explicit
+        .spec
+        .expose
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .host = Some("users.example.org".into());
+    let docs = build_docs(&explicit, &BuildContext::standalone(Capabilities::newest()));
+    let rule = &doc(&docs, "Ingress")["spec"]["rules"][0];
+    assert_eq!(rule["host"], "users.example.org");
+}
+
+#[test]
+fn not_exposed_means_no_ingress_and_no_route() {
+    let ms = one("http-autoscaling.yaml");
+    let ctx = with_class(&ms, with_http_route(GATEWAY_V1), gateway_class());
+    let children = builders::build(&ms, &ctx).expect("builds");
+    assert!(children.ingress.is_none());
+    assert!(children.http_route.is_none());
+    assert_eq!(builders::expose::external_url(&ms, &ctx), None);
+}
+
+#[test]
+fn a_host_needing_a_suffix_names_the_field_and_the_class() {
+    let prefixed = one("exposed.yaml");
+    let no_class =
+        builders::build(&prefixed, &BuildContext::standalone(Capabilities::newest())).unwrap_err();
+    assert_eq!(
+        no_class,
+        BuildError::MissingHostSuffix {
+            field: "spec.expose.http.hostPrefix".into(),
+            class: None
+        }
+    );
+    assert_eq!(
+        no_class.to_string(),
+        "spec.expose.http.hostPrefix: needs the class's expose.hostSuffix to complete the \
+         host (no MicroserviceClass applies); or set spec.expose.http.host"
+    );
+
+    let default_host = one("exposed-tls.yaml");
+    let ctx = with_class(
+        &default_host,
+        Capabilities::newest(),
+        class("internal", json!({"ingressClassName": "nginx"})),
+    );
+    let err = builders::build(&default_host, &ctx).unwrap_err();
+    assert_eq!(
+        err,
+        BuildError::MissingHostSuffix {
+            field: "spec.expose.http".into(),
+            class: Some("internal".into())
+        }
+    );
+    assert!(
+        err.to_string()
+            .starts_with("spec.expose.http: needs the class's expose.hostSuffix"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("class `internal` has none"),
+        "{err}"
+    );
+    assert_eq!(builders::expose::external_url(&default_host, &ctx), None);
+}
+
+#[test]
+fn a_path_port_must_be_declared() {
+    let mut ms = one("exposed.yaml");
+    ms.spec
+        .expose
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .paths[1]
+        .port = Some("grpc".into());
+    assert_eq!(
+        builders::build(&ms, &with_class(&ms, Capabilities::newest(), web_class())),
+        Err(BuildError::UnknownPort {
+            field: "spec.expose.http.paths[1].port".into(),
+            port: "grpc".into()
+        })
+    );
+}
+
+#[test]
+fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
+    let ms = one("exposed.yaml");
+    let caps = with_http_route(GATEWAY_V1);
+    let children = builders::build(&ms, &with_class(&ms, caps, gateway_class())).expect("builds");
+    assert!(children.ingress.is_none(), "never both");
+    let docs = docs(&children, caps);
+    assert_eq!(
+        kinds(&docs),
+        [
+            "ServiceAccount",
+            "Deployment",
+            "Service",
+            "NetworkPolicy",
+            "HTTPRoute"
+        ]
+    );
+    let route = doc(&docs, "HTTPRoute");
+    assert_eq!(route["apiVersion"], GATEWAY_V1);
+    assert_eq!(route["metadata"]["name"], "storefront");
+    assert_eq!(route["metadata"]["namespace"], "web");
+    assert_eq!(
+        route["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+        "flotilla"
+    );
+    assert_eq!(
+        route["metadata"]["annotations"],
+        json!({"example.com/team": "web"})
+    );
+    // One rule per port: /api and /static share the http port's rule. Service port
+    // numbers, not container ports.
+    assert_eq!(
+        route["spec"],
+        json!({
+            "parentRefs": [{
+                "group": "gateway.networking.k8s.io", "kind": "Gateway",
+                "name": "public", "namespace": "gateways", "sectionName": "https"
+            }],
+            "hostnames": ["shop.apps.example.com"],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}},
+                             {"path": {"type": "PathPrefix", "value": "/static"}}],
+                 "backendRefs": [{"name": "storefront", "port": 80}]},
+                {"matches": [{"path": {"type": "Exact", "value": "/admin"}}],
+                 "backendRefs": [{"name": "storefront", "port": 9000}]}
+            ]
+        })
+    );
+    assert!(route.get("status").is_none());
+
+    // Older Gateway API installs serve v1beta1 only.
+    let old = with_http_route(GATEWAY_V1BETA1);
+    let docs = build_docs(&ms, &with_class(&ms, old, gateway_class()));
+    assert_eq!(doc(&docs, "HTTPRoute")["apiVersion"], GATEWAY_V1BETA1);
+    assert_eq!(
+        builders::http_route::api_resource(GATEWAY_V1BETA1),
+        kube::api::ApiResource {
+            group: "gateway.networking.k8s.io".into(),
+            version: "v1beta1".into(),
+            api_version: GATEWAY_V1BETA1.into(),
+            kind: "HTTPRoute".into(),
+            plural: "httproutes".into(),
+        }
+    );
+
+    // No sectionName: all listeners, and the field is left out.
+    let mut any_listener = gateway_class();
+    any_listener
+        .expose
+        .gateway_ref
+        .as_mut()
+        .unwrap()
+        .section_name = None;
+    let docs = build_docs(&ms, &with_class(&ms, caps, any_listener));
+    assert_eq!(
+        doc(&docs, "HTTPRoute")["spec"]["parentRefs"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "gateways"}])
+    );
+}
+
+#[test]
+fn ingress_when_the_route_kind_is_not_served_even_with_a_gateway() {
+    let ms = one("exposed.yaml");
+    let caps = Capabilities::newest();
+    assert_eq!(caps.http_route, None);
+    let ctx = with_class(&ms, caps, gateway_class());
+    assert!(!builders::expose::uses_gateway(&ctx));
+    let children = builders::build(&ms, &ctx).expect("builds");
+    assert!(children.http_route.is_none());
+    let ingress = children.ingress.expect("an Ingress instead");
+    let rules = ingress.spec.unwrap().rules.unwrap();
+    assert_eq!(rules[0].host.as_deref(), Some("shop.apps.example.com"));
+
+    // Served, but the class names no Gateway: an Ingress too.
+    let ctx = with_class(&ms, with_http_route(GATEWAY_V1), web_class());
+    assert!(!builders::expose::uses_gateway(&ctx));
+    let docs = build_docs(&ms, &ctx);
+    assert!(has_kind(&docs, "Ingress") && !has_kind(&docs, "HTTPRoute"));
+}
+
+#[test]
+fn permissive_mode_has_no_network_policy() {
+    let ms = one("exposed.yaml");
+    let mut permissive = web_class();
+    permissive.network_mode = NetworkMode::Permissive;
+    let ctx = with_class(&ms, Capabilities::newest(), permissive);
+    let children = builders::build(&ms, &ctx).expect("builds");
+    assert!(children.network_policy.is_none());
+    let docs = docs(&children, Capabilities::newest());
+    assert_eq!(
+        kinds(&docs),
+        ["ServiceAccount", "Deployment", "Service", "Ingress"]
+    );
+    // Strict (the default) keeps it.
+    let strict = build(&fixture("graph.yaml").remove(0), Capabilities::newest());
+    assert!(strict.network_policy.is_some());
+}
+
+#[test]
+fn the_ingress_controller_is_let_in_on_the_exposed_ports_only() {
+    let ms = one("exposed.yaml");
+    let docs = build_docs(&ms, &with_class(&ms, Capabilities::newest(), web_class()));
+    // Container ports of http (3000) and admin (9001); metrics (9090) is not routed.
+    assert_eq!(
+        doc(&docs, "NetworkPolicy")["spec"]["ingress"],
+        json!([{
+            "from": [{"namespaceSelector": namespace("ingress-nginx")}],
+            "ports": [{"port": 3000, "protocol": "TCP"}, {"port": 9001, "protocol": "TCP"}]
+        }])
+    );
+
+    let named = class(
+        "traefik",
+        json!({"hostSuffix": "apps.example.com", "controller": {"namespace": "traefik"}}),
+    );
+    let docs = build_docs(&ms, &with_class(&ms, Capabilities::newest(), named));
+    assert_eq!(
+        doc(&docs, "NetworkPolicy")["spec"]["ingress"][0]["from"],
+        json!([{"namespaceSelector": namespace("traefik")}])
+    );
+
+    // A namespaceSelector wins over namespace; the podSelector narrows to the proxies.
+    let selected = class(
+        "edge",
+        json!({
+            "hostSuffix": "apps.example.com",
+            "controller": {
+                "namespace": "ignored",
+                "namespaceSelector": {"matchLabels": {"role": "edge"}},
+                "podSelector": {"matchLabels": {"app": "envoy"}}
+            }
+        }),
+    );
+    let tls = one("exposed-tls.yaml");
+    let docs = build_docs(&tls, &with_class(&tls, Capabilities::newest(), selected));
+    assert_eq!(
+        doc(&docs, "NetworkPolicy")["spec"]["ingress"],
+        json!([{
+            "from": [{
+                "namespaceSelector": {"matchLabels": {"role": "edge"}},
+                "podSelector": {"matchLabels": {"app": "envoy"}}
+            }],
+            "ports": [{"port": 8080, "protocol": "TCP"}]
+        }])
+    );
+}
+
+#[test]
+fn baseline_profile_leaves_user_and_capabilities_to_the_image() {
+    let ms = one("baseline.yaml");
+    let docs = build_docs(&ms, &BuildContext::standalone(Capabilities::newest()));
+    let deployment = doc(&docs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"],
+        json!({"seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        container(deployment)["securityContext"],
+        json!({"readOnlyRootFilesystem": false})
+    );
+
+    // IDs and a read-only root only when the spec asks for them.
+    let mut pinned = ms.clone();
+    let security = pinned.spec.security.as_mut().unwrap();
+    security.run_as_user = Some(33);
+    security.run_as_group = Some(33);
+    security.read_only_root_filesystem = Some(true);
+    let docs = build_docs(&pinned, &BuildContext::standalone(Capabilities::newest()));
+    let deployment = doc(&docs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"],
+        json!({"runAsUser": 33, "runAsGroup": 33, "fsGroup": 33, "seccompProfile": {"type": "RuntimeDefault"}})
+    );
+    assert_eq!(
+        container(deployment)["securityContext"],
+        json!({"readOnlyRootFilesystem": true})
+    );
+
+    // The same spec under restricted: the hardened defaults.
+    let mut restricted = ms.clone();
+    restricted.spec.security.as_mut().unwrap().profile = Some(SecurityProfile::Restricted);
+    let docs = build_docs(
+        &restricted,
+        &BuildContext::standalone(Capabilities::newest()),
+    );
+    let deployment = doc(&docs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"],
+        json!({
+            "runAsNonRoot": true, "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532,
+            "seccompProfile": {"type": "RuntimeDefault"}
+        })
+    );
+    assert_eq!(
+        container(deployment)["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true, "runAsNonRoot": true
+        })
+    );
+}
+
+#[test]
+fn a_spread_constraint_without_selector_selects_the_own_pods() {
+    let ms = one("baseline.yaml");
+    let docs = build_docs(&ms, &BuildContext::standalone(Capabilities::newest()));
+    assert_eq!(
+        doc(&docs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"],
+        json!([
+            {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": pods("legacy-cms")},
+            {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname",
+             "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"tier": "web"}}}
+        ]),
+        "a given labelSelector is kept as it is"
+    );
+}
+
+#[test]
+fn external_url_scheme_host_and_path() {
+    let exposed = one("exposed.yaml");
+    let ctx = with_class(&exposed, Capabilities::newest(), web_class());
+    assert_eq!(
+        builders::expose::external_url(&exposed, &ctx).as_deref(),
+        Some("http://shop.apps.example.com/api"),
+        "the first routed path"
+    );
+    let tls = one("exposed-tls.yaml");
+    let ctx = with_class(&tls, Capabilities::newest(), web_class());
+    assert_eq!(
+        builders::expose::external_url(&tls, &ctx).as_deref(),
+        Some("https://users.shop.apps.example.com/")
+    );
+    assert_eq!(
+        builders::expose::external_host(&tls, &ctx.class),
+        Ok(Some("users.shop.apps.example.com".to_string()))
+    );
+    // A wildcard host is routed, but names no single URL.
+    let mut wildcard = tls.clone();
+    wildcard
+        .spec
+        .expose
+        .as_mut()
+        .unwrap()
+        .http
+        .as_mut()
+        .unwrap()
+        .host = Some("*.users.example.org".into());
+    assert_eq!(builders::expose::external_url(&wildcard, &ctx), None);
+    let docs = build_docs(&wildcard, &ctx);
+    assert_eq!(
+        doc(&docs, "Ingress")["spec"]["rules"][0]["host"],
+        "*.users.example.org"
     );
 }

@@ -130,7 +130,10 @@ fn pod_template(
     };
 
     let topology_spread_constraints = if !template.topology_spread_constraints.is_empty() {
-        Some(template.topology_spread_constraints.clone())
+        Some(own_pods_spread(
+            &template.topology_spread_constraints,
+            selector,
+        ))
     } else if max_replicas(spec) > 1 {
         Some(vec![TopologySpreadConstraint {
             max_skew: 1,
@@ -175,6 +178,28 @@ fn pod_template(
             ..PodSpec::default()
         }),
     })
+}
+
+/// The given constraints, each without a `labelSelector` selecting the Microservice's
+/// own pods. A constraint without one counts no pods at all and so spreads nothing; a
+/// class's default constraints cannot know the pods' labels and leave it out.
+fn own_pods_spread(
+    constraints: &[TopologySpreadConstraint],
+    selector: &BTreeMap<String, String>,
+) -> Vec<TopologySpreadConstraint> {
+    constraints
+        .iter()
+        .cloned()
+        .map(|mut constraint| {
+            if constraint.label_selector.is_none() {
+                constraint.label_selector = Some(LabelSelector {
+                    match_labels: Some(selector.clone()),
+                    match_expressions: None,
+                });
+            }
+            constraint
+        })
+        .collect()
 }
 
 /// The most pods there can be: the autoscaler's maximum, or the fixed count.

@@ -9,6 +9,9 @@ mod context;
 pub mod deployment;
 pub mod disruption_budget;
 pub mod env;
+pub mod expose;
+pub mod http_route;
+pub mod ingress;
 pub mod labels;
 pub mod network_policy;
 pub mod probes;
@@ -17,11 +20,12 @@ pub mod service;
 pub mod service_account;
 
 pub use context::{BuildContext, Capabilities, ClassSettings, Dependent, ResolvedDependency};
+pub use http_route::HttpRoute;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use serde_json::Value;
 
@@ -39,7 +43,14 @@ pub struct Children {
     pub autoscaler: Option<HorizontalPodAutoscaler>,
     /// None unless `spec.disruption` is set or the minimum replica count is 2 or more.
     pub disruption_budget: Option<PodDisruptionBudget>,
-    pub network_policy: NetworkPolicy,
+    /// None when the class's network mode is `permissive`.
+    pub network_policy: Option<NetworkPolicy>,
+    /// None unless `spec.expose.http` is set and the exposure does not go through a
+    /// Gateway (see [`expose::uses_gateway`]).
+    pub ingress: Option<Ingress>,
+    /// None unless `spec.expose.http` is set, the class names a Gateway and the cluster
+    /// serves HTTPRoute. Never set together with `ingress`.
+    pub http_route: Option<HttpRoute>,
 }
 
 /// What a spec that passed validation cannot contain, reported instead of panicking.
@@ -55,6 +66,21 @@ pub enum BuildError {
     InvalidDisruption,
     #[error("{field}: set namespaceSelector, podSelector or both")]
     EmptyPeer { field: String },
+    #[error(
+        "{field}: needs the class's expose.hostSuffix to complete the host ({}); or set spec.expose.http.host",
+        expose::missing_suffix_reason(.class)
+    )]
+    MissingHostSuffix {
+        field: String,
+        /// The class in effect; None when no class applies.
+        class: Option<String>,
+    },
+    #[error("{field}: the host `{host}` is longer than 253 characters")]
+    HostTooLong { field: String, host: String },
+    #[error(
+        "spec.expose.http.paths: they reach {ports} different ports, but an HTTPRoute takes at most 16 rules (one per port)"
+    )]
+    TooManyRouteRules { ports: usize },
     #[error("serializing {kind}: {message}")]
     Serialize { kind: &'static str, message: String },
 }
@@ -69,15 +95,19 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Children, BuildErr
         autoscaler: autoscaler::build(ms),
         disruption_budget: disruption_budget::build(ms)?,
         network_policy: network_policy::build(ms, ctx)?,
+        ingress: ingress::build(ms, ctx)?,
+        http_route: http_route::build(ms, ctx)?,
     })
 }
 
 impl Children {
     /// The children as JSON objects ready for server-side apply, in apply order
     /// (ServiceAccount, Deployment, Service, HorizontalPodAutoscaler,
-    /// PodDisruptionBudget, NetworkPolicy), with `apiVersion` set to what the server
-    /// serves: the typed structs always say `autoscaling/v2` and `policy/v1`, and the
-    /// older `v2beta2`/`v1beta1` versions take the same field shapes.
+    /// PodDisruptionBudget, NetworkPolicy, then Ingress or HTTPRoute: the route comes
+    /// last, once the Service and the policy letting the controller in exist), with
+    /// `apiVersion` set to what the server serves: the typed structs always say
+    /// `autoscaling/v2` and `policy/v1`, and the older `v2beta2`/`v1beta1` versions take
+    /// the same field shapes; the HTTPRoute says what `caps.http_route` says.
     pub fn to_documents(&self, caps: &Capabilities) -> Result<Vec<Value>, BuildError> {
         let Children {
             service_account,
@@ -86,6 +116,8 @@ impl Children {
             autoscaler,
             disruption_budget,
             network_policy,
+            ingress,
+            http_route,
         } = self;
         let mut documents = vec![
             to_value("ServiceAccount", service_account)?,
@@ -104,7 +136,19 @@ impl Children {
             set_api_version(&mut value, caps.policy_api_version());
             documents.push(value);
         }
-        documents.push(to_value("NetworkPolicy", network_policy)?);
+        if let Some(policy) = network_policy {
+            documents.push(to_value("NetworkPolicy", policy)?);
+        }
+        if let Some(ingress) = ingress {
+            documents.push(to_value("Ingress", ingress)?);
+        }
+        if let Some(route) = http_route {
+            let mut value = to_value("HTTPRoute", route)?;
+            if let Some(api_version) = caps.http_route {
+                set_api_version(&mut value, api_version);
+            }
+            documents.push(value);
+        }
         Ok(documents)
     }
 }

@@ -1,5 +1,6 @@
 //! The NetworkPolicy: default deny in both directions for the service's pods, then
-//! exactly the traffic the dependency graph and `spec.network` call for.
+//! exactly the traffic the dependency graph, `spec.network` and `spec.expose` call for.
+//! None at all under a class whose network mode is `permissive`.
 //!
 //! NetworkPolicy ports are matched against the pods' container ports (after the
 //! Service's DNAT), so every port here is a `targetPort`, never a Service port.
@@ -15,16 +16,23 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use super::{
-    BuildContext, BuildError, container_port, find_port, labels, protocol_name, protocol_str,
+    BuildContext, BuildError, container_port, expose, find_port, labels, protocol_name,
+    protocol_str,
 };
-use crate::api::{Microservice, Port, ServiceType};
+use crate::api::{ControllerPeer, Microservice, NetworkMode, Port, ServiceType};
 
 /// The namespace label a namespaceSelector matches on. The API server sets it on every
 /// namespace only from 1.21; on 1.20 cluster admins must label namespaces themselves for
 /// cross-namespace dependencies to be allowed.
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
-pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<NetworkPolicy, BuildError> {
+/// Where the ingress controller runs when the class does not say.
+pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
+
+pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPolicy>, BuildError> {
+    if ctx.class.network_mode == NetworkMode::Permissive {
+        return Ok(None);
+    }
     let spec = &ms.spec;
     let namespace = ms.namespace().unwrap_or_default();
     let all_ports: Vec<NetworkPolicyPort> = spec.ports.iter().map(policy_port).collect();
@@ -45,6 +53,19 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<NetworkPolicy, Bui
                 &namespace,
             )]),
             ports: Some(dependent.ports.iter().map(policy_port).collect()),
+        });
+    }
+
+    // The ingress controller (or the Gateway's proxies) forward the exposed paths; only
+    // their ports are opened, not every declared port.
+    let exposed: Vec<NetworkPolicyPort> = expose::exposed_ports(spec)?
+        .into_iter()
+        .map(policy_port)
+        .collect();
+    if !exposed.is_empty() {
+        ingress.push(NetworkPolicyIngressRule {
+            from: Some(vec![controller_peer(ctx.class.expose.controller.as_ref())]),
+            ports: Some(exposed),
         });
     }
 
@@ -137,7 +158,7 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<NetworkPolicy, Bui
         });
     }
 
-    Ok(NetworkPolicy {
+    Ok(Some(NetworkPolicy {
         metadata: labels::child_meta(ms),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
@@ -149,7 +170,30 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<NetworkPolicy, Bui
             ingress: Some(ingress),
             egress: Some(egress),
         }),
-    })
+    }))
+}
+
+/// The ingress controller's pods: the class's namespaceSelector, else its namespace
+/// (default `ingress-nginx`) by name label; its podSelector, else every pod there.
+fn controller_peer(controller: Option<&ControllerPeer>) -> NetworkPolicyPeer {
+    let controller = controller.cloned().unwrap_or_default();
+    let namespace_selector = controller.namespace_selector.unwrap_or_else(|| {
+        let namespace = controller
+            .namespace
+            .unwrap_or_else(|| DEFAULT_CONTROLLER_NAMESPACE.to_string());
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                namespace,
+            )])),
+            match_expressions: None,
+        }
+    });
+    NetworkPolicyPeer {
+        namespace_selector: Some(namespace_selector),
+        pod_selector: controller.pod_selector,
+        ip_block: None,
+    }
 }
 
 /// The pods of another Microservice; with a namespaceSelector only when it lives

@@ -1,5 +1,10 @@
 //! Restricted Pod Security by default: non-root, no privilege escalation, no
 //! capabilities, RuntimeDefault seccomp, read-only root filesystem with writable emptyDirs.
+//!
+//! `security.profile: baseline` (allowed only by a class's policy) is for images that
+//! cannot run that way: the image's user and the runtime's default capabilities, a
+//! writable root filesystem unless asked otherwise. RuntimeDefault seccomp stays: the
+//! baseline standard allows it and it costs such images nothing.
 
 use std::collections::BTreeSet;
 
@@ -10,7 +15,7 @@ use k8s_openapi::api::core::v1::{
 use sha2::{Digest, Sha256};
 
 use super::BuildError;
-use crate::api::MicroserviceSpec;
+use crate::api::{MicroserviceSpec, SecurityProfile};
 
 /// The default non-root user and group: the `nonroot` user of distroless images, so
 /// images without a USER still start under `runAsNonRoot`.
@@ -19,8 +24,27 @@ pub const DEFAULT_ID: i64 = 65532;
 /// Where the always-present writable emptyDir is mounted.
 pub const TMP_PATH: &str = "/tmp";
 
+/// The Pod Security profile in effect: `restricted` unless the spec says `baseline`.
+pub fn profile(spec: &MicroserviceSpec) -> SecurityProfile {
+    spec.security
+        .as_ref()
+        .and_then(|s| s.profile)
+        .unwrap_or_default()
+}
+
 pub fn pod_security_context(spec: &MicroserviceSpec) -> PodSecurityContext {
     let security = spec.security.clone().unwrap_or_default();
+    if profile(spec) == SecurityProfile::Baseline {
+        // Only the IDs the spec gives: the image's USER (root included) otherwise.
+        return PodSecurityContext {
+            run_as_user: security.run_as_user,
+            run_as_group: security.run_as_group,
+            // The emptyDirs must be writable by the process's group, when one is set.
+            fs_group: security.run_as_group,
+            seccomp_profile: Some(runtime_default()),
+            ..PodSecurityContext::default()
+        };
+    }
     let group = security.run_as_group.unwrap_or(DEFAULT_ID);
     PodSecurityContext {
         run_as_non_root: Some(true),
@@ -34,11 +58,19 @@ pub fn pod_security_context(spec: &MicroserviceSpec) -> PodSecurityContext {
 }
 
 pub fn container_security_context(spec: &MicroserviceSpec) -> SecurityContext {
-    let read_only = spec
+    let given = spec
         .security
         .as_ref()
-        .and_then(|s| s.read_only_root_filesystem)
-        .unwrap_or(true);
+        .and_then(|s| s.read_only_root_filesystem);
+    if profile(spec) == SecurityProfile::Baseline {
+        // Privilege escalation and capabilities left to the runtime's defaults, which
+        // the baseline standard admits.
+        return SecurityContext {
+            read_only_root_filesystem: Some(given.unwrap_or(false)),
+            ..SecurityContext::default()
+        };
+    }
+    let read_only = given.unwrap_or(true);
     SecurityContext {
         allow_privilege_escalation: Some(false),
         capabilities: Some(LinuxCapabilities {

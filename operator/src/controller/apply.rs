@@ -164,6 +164,8 @@ async fn prune(
         autoscaler,
         disruption_budget,
         network_policy: _,
+        ingress: _,
+        http_route: _,
     } = children;
     let mut unwanted = Vec::new();
     if service.is_none() {
