@@ -38,14 +38,23 @@ enum Command {
         kube_version: KubeVersion,
     },
     /// Print the children Flotilla would apply for the Microservices in the files, offline.
+    /// A Microservice refused by its spec or its class's policy makes it exit non-zero
+    /// with the reason.
     Render {
-        /// YAML files with Microservices (several documents each, or `-` for stdin);
-        /// Microservices in the input see each other as dependencies.
+        /// YAML files with Microservices and MicroserviceClasses (several documents
+        /// each, or `-` for stdin). Microservices in the input see each other as
+        /// dependencies; classes apply as in a cluster (the default one to those naming
+        /// no class).
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
         /// Kubernetes version to render for (API versions, probe kinds).
         #[arg(long, default_value_t = KubeVersion::NEWEST)]
         kube_version: KubeVersion,
+        /// Render for a cluster serving the Gateway API (HTTPRoute v1): exposed
+        /// Microservices whose class names a Gateway get an HTTPRoute instead of an
+        /// Ingress.
+        #[arg(long)]
+        gateway_api: bool,
     },
     /// Draw the dependency graph of Microservices, from the cluster (with each one's
     /// Ready state) or from files.
@@ -100,6 +109,12 @@ struct RunArgs {
     /// Reconciliations running at once.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
+    /// Write MicroserviceClass status (how many Microservices use each class, how many
+    /// break its policy). Defaults to true when watching every namespace; a namespaced
+    /// operator sees only part of a class's users, so it writes only when told to, and
+    /// then only the classes used in its namespace.
+    #[arg(long, env = "FLOTILLA_CLASS_STATUS", num_args = 0..=1, default_missing_value = "true")]
+    class_status: Option<bool>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -118,7 +133,8 @@ fn main() -> ExitCode {
         Command::Render {
             files,
             kube_version,
-        } => render(&files, kube_version),
+            gateway_api,
+        } => render(&files, kube_version, gateway_api),
         Command::Graph {
             files,
             namespace,
@@ -196,9 +212,13 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn render(files: &[PathBuf], version: KubeVersion) -> ExitCode {
+fn render(files: &[PathBuf], version: KubeVersion, gateway_api: bool) -> ExitCode {
+    let mut capabilities = flotilla::builders::Capabilities::for_version(version);
+    if gateway_api {
+        capabilities.http_route = Some("gateway.networking.k8s.io/v1");
+    }
     let rendered = read_documents(files).and_then(|documents| {
-        flotilla::render::render(&documents, version).map_err(|e| e.to_string())
+        flotilla::render::render_for(&documents, capabilities).map_err(|e| e.to_string())
     });
     match rendered {
         Ok(yaml) => {
@@ -250,6 +270,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         namespace: args.namespace.clone(),
         concurrency: args.concurrency,
         instance: identity.clone(),
+        class_status: args.class_status.unwrap_or(args.namespace.is_none()),
     };
 
     if !args.leader_elect {

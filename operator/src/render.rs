@@ -1,6 +1,7 @@
 //! `flotilla render`: the children the controller would apply, computed offline from
 //! YAML files with the same builders. Microservices in the input see each other as
-//! dependencies; everything else in the input is ignored.
+//! dependencies, and MicroserviceClasses in the input apply to them as in a cluster (the
+//! one marked default to those naming none); everything else in the input is ignored.
 
 use std::collections::BTreeSet;
 
@@ -8,13 +9,14 @@ use kube::ResourceExt;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{KubeVersion, Microservice};
+use crate::api::{KubeVersion, Microservice, MicroserviceClass};
 use crate::builders::{self, BuildContext, BuildError, Capabilities};
+use crate::class::{self, Refusal};
 use crate::graph::{self, DEFAULT_NAMESPACE, ObjectKey};
-use crate::validate::{self, InvalidSpec};
 
 const API_VERSION: &str = "flotilla.dev/v1alpha1";
 const KIND: &str = "Microservice";
+const CLASS_KIND: &str = "MicroserviceClass";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
@@ -28,8 +30,10 @@ pub enum RenderError {
     UnknownField { key: ObjectKey, field: String },
     #[error("Microservice {key}: defined more than once in the input")]
     Duplicate { key: ObjectKey },
-    #[error("Microservice {key}: {source}")]
-    Invalid { key: ObjectKey, source: InvalidSpec },
+    #[error("MicroserviceClass {name}: defined more than once in the input")]
+    DuplicateClass { name: String },
+    #[error("Microservice {key}: {}: {source}", source.reason())]
+    Refused { key: ObjectKey, source: Refusal },
     #[error("Microservice {key}: {source}")]
     Build { key: ObjectKey, source: BuildError },
     #[error("writing YAML: {0}")]
@@ -42,15 +46,24 @@ pub enum RenderError {
 /// PodDisruptionBudget and NetworkPolicy. Unresolved dependencies are reported as YAML
 /// comments: the controller would still apply the rest.
 pub fn render(documents: &[String], version: KubeVersion) -> Result<String, RenderError> {
-    let microservices = parse(documents)?;
-    let capabilities = Capabilities::for_version(version);
+    render_for(documents, Capabilities::for_version(version))
+}
+
+/// [`render`] for a server with exactly these capabilities (e.g. one that serves the
+/// Gateway API's HTTPRoute, which no version number implies).
+pub fn render_for(documents: &[String], capabilities: Capabilities) -> Result<String, RenderError> {
+    let Input {
+        microservices,
+        classes,
+    } = parse_input(documents)?;
     let mut out = String::new();
     for ms in &microservices {
         let key = ObjectKey::of(ms);
-        validate::validate(ms).map_err(|source| RenderError::Invalid {
+        let resolved = class::resolve(ms, &classes).map_err(|source| RenderError::Refused {
             key: key.clone(),
             source,
         })?;
+        let ms = &resolved.effective;
         let resolution = graph::resolve(ms, microservices.iter());
         let ctx = BuildContext {
             capabilities,
@@ -58,7 +71,7 @@ pub fn render(documents: &[String], version: KubeVersion) -> Result<String, Rend
             dependents: resolution.dependents,
             // Offline there are no ConfigMaps or Secrets to hash.
             config_hash: String::new(),
-            class: Default::default(),
+            class: resolved.settings,
         };
         let children = builders::build(ms, &ctx).map_err(|source| RenderError::Build {
             key: key.clone(),
@@ -88,9 +101,23 @@ pub fn render(documents: &[String], version: KubeVersion) -> Result<String, Rend
     Ok(out)
 }
 
+/// The Flotilla objects of the input.
+#[derive(Clone, Debug, Default)]
+pub struct Input {
+    /// Namespace defaulted, in input order.
+    pub microservices: Vec<Microservice>,
+    pub classes: Vec<MicroserviceClass>,
+}
+
 /// Every Microservice in the input, namespace defaulted, in input order.
 pub fn parse(documents: &[String]) -> Result<Vec<Microservice>, RenderError> {
+    parse_input(documents).map(|input| input.microservices)
+}
+
+/// Every Microservice and MicroserviceClass in the input.
+pub fn parse_input(documents: &[String]) -> Result<Input, RenderError> {
     let mut microservices = Vec::new();
+    let mut classes: Vec<MicroserviceClass> = Vec::new();
     let mut seen = BTreeSet::new();
     for (input, text) in documents.iter().enumerate() {
         for (document, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
@@ -106,10 +133,31 @@ pub fn parse(documents: &[String]) -> Result<Vec<Microservice>, RenderError> {
             }
             let value: Value =
                 serde_json::to_value(&yaml).map_err(|e| parse_error(e.to_string()))?;
-            if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION)
-                || value.get("kind").and_then(Value::as_str) != Some(KIND)
-            {
+            if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
                 continue;
+            }
+            match value.get("kind").and_then(Value::as_str) {
+                Some(KIND) => {}
+                Some(CLASS_KIND) => {
+                    let class: MicroserviceClass = serde_json::from_value(value.clone())
+                        .map_err(|e| parse_error(e.to_string()))?;
+                    let round_trip =
+                        serde_json::to_value(&class).map_err(|e| parse_error(e.to_string()))?;
+                    if let Some(field) = dropped_field(&value, &round_trip, "") {
+                        return Err(parse_error(format!(
+                            "MicroserviceClass {}: {field}: unknown field",
+                            class.name_any()
+                        )));
+                    }
+                    if classes.iter().any(|c| c.name_any() == class.name_any()) {
+                        return Err(RenderError::DuplicateClass {
+                            name: class.name_any(),
+                        });
+                    }
+                    classes.push(class);
+                    continue;
+                }
+                _ => continue,
             }
             let mut ms: Microservice =
                 serde_json::from_value(value.clone()).map_err(|e| parse_error(e.to_string()))?;
@@ -129,7 +177,10 @@ pub fn parse(documents: &[String]) -> Result<Vec<Microservice>, RenderError> {
             microservices.push(ms);
         }
     }
-    Ok(microservices)
+    Ok(Input {
+        microservices,
+        classes,
+    })
 }
 
 /// The path of the first field of `input` that `output` lacks, ignoring fields whose

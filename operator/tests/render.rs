@@ -130,10 +130,110 @@ fn duplicates_and_broken_yaml_are_errors() {
 fn invalid_spec_names_the_object_and_the_field() {
     let text = "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata:\n  name: users\nspec:\n  image: example/users:1\n  autoscaling:\n    minReplicas: 5\n    maxReplicas: 2\n";
     let err = render(&[text.to_string()], KubeVersion::NEWEST).unwrap_err();
-    assert!(matches!(err, RenderError::Invalid { .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            RenderError::Refused {
+                source: flotilla::class::Refusal::InvalidSpec(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(
         err.to_string()
-            .starts_with("Microservice default/users: spec.autoscaling.minReplicas: "),
+            .starts_with("Microservice default/users: InvalidSpec: spec.autoscaling.minReplicas: "),
+        "{err}"
+    );
+}
+
+const CLASS: &str = "apiVersion: flotilla.dev/v1alpha1
+kind: MicroserviceClass
+metadata: {name: golden}
+spec:
+  default: true
+  defaults:
+    replicas: 3
+    resources: {requests: {cpu: 100m, memory: 96Mi}}
+    podLabels: {team: shop}
+  policy:
+    allowedImageRegistries: [registry.example.com/]
+    requireResourceRequests: true
+  expose:
+    ingressClassName: nginx
+    hostSuffix: apps.example.com
+";
+
+fn service(extra: &str) -> String {
+    format!(
+        "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n  ports: [{{name: http, port: 80, appProtocol: http}}]\n{extra}"
+    )
+}
+
+#[test]
+fn the_default_class_applies_offline() {
+    let out = render(
+        &[
+            CLASS.to_string(),
+            service("  image: registry.example.com/users:1\n  expose: {http: {}}\n"),
+        ],
+        KubeVersion::NEWEST,
+    )
+    .unwrap();
+    let docs: Vec<serde_json::Value> = out
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        deployment["spec"]["template"]["metadata"]["labels"]["team"],
+        "shop"
+    );
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["resources"]["requests"]["memory"], "96Mi");
+    let ingress = docs.iter().find(|d| d["kind"] == "Ingress").unwrap();
+    assert_eq!(ingress["spec"]["ingressClassName"], "nginx");
+    assert_eq!(
+        ingress["spec"]["rules"][0]["host"],
+        "users.shop.apps.example.com"
+    );
+}
+
+#[test]
+fn a_policy_violation_fails_the_render_with_its_message() {
+    let err = render(
+        &[
+            CLASS.to_string(),
+            service("  image: docker.io/library/nginx:1\n"),
+        ],
+        KubeVersion::NEWEST,
+    )
+    .unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.starts_with("Microservice shop/users: PolicyViolation: spec.image: "),
+        "{message}"
+    );
+    assert!(
+        message.contains("policy.allowedImageRegistries of MicroserviceClass golden"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_named_class_must_be_in_the_input() {
+    let err = render(
+        &[service(
+            "  image: registry.example.com/users:1\n  class: batch\n",
+        )],
+        KubeVersion::NEWEST,
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("ClassNotFound: spec.class: MicroserviceClass batch does not exist"),
         "{err}"
     );
 }

@@ -46,6 +46,8 @@ pub struct MicroserviceClassSpec {
     /// At most one class may be the default; with two or more, none applies and both
     /// report it in their status.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    // Defaulted by the API server too, so `kubectl get msc` shows false, not blank.
+    #[schemars(extend("default" = false))]
     pub default: bool,
 
     /// Values for what a Microservice leaves unset. A Microservice's own fields win.

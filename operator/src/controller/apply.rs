@@ -74,7 +74,7 @@ pub async fn apply_all(
             continue;
         }
         let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &namespace, &resource(ctx, &kind));
+            Api::namespaced_with(ctx.client.clone(), &namespace, &resource(ctx, &kind)?);
         if kind == "Deployment"
             && let Some(live) = &observed
         {
@@ -149,7 +149,9 @@ fn owns_field(live: &Value, manager: &str, path: &[&str]) -> bool {
 }
 
 /// Deletes children that are no longer wanted: an autoscaler after `autoscaling` was
-/// removed, a budget after `disruption` was unset, a Service after the last port went.
+/// removed, a budget after `disruption` was unset, a Service after the last port went,
+/// a NetworkPolicy under a `permissive` class, an Ingress or HTTPRoute after `expose`
+/// went (or when one replaces the other).
 /// Only objects carrying this Microservice's instance label and owner UID are touched.
 async fn prune(
     ctx: &Context,
@@ -163,11 +165,22 @@ async fn prune(
         service,
         autoscaler,
         disruption_budget,
-        network_policy: _,
-        ingress: _,
-        http_route: _,
+        network_policy,
+        ingress,
+        http_route,
     } = children;
     let mut unwanted = Vec::new();
+    if network_policy.is_none() {
+        unwanted.extend(owned_by(ms, &ctx.stores.network_policies, "NetworkPolicy"));
+    }
+    if ingress.is_none() {
+        unwanted.extend(owned_by(ms, &ctx.stores.ingresses, "Ingress"));
+    }
+    if http_route.is_none()
+        && let Some(routes) = &ctx.stores.http_routes
+    {
+        unwanted.extend(owned_by(ms, routes, "HTTPRoute"));
+    }
     if service.is_none() {
         unwanted.extend(owned_by(ms, &ctx.stores.services, "Service"));
     }
@@ -188,7 +201,7 @@ async fn prune(
     let mut changes = Vec::new();
     for (kind, name) in unwanted {
         let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), namespace, &resource(ctx, &kind));
+            Api::namespaced_with(ctx.client.clone(), namespace, &resource(ctx, &kind)?);
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => changes.push(Change::Deleted { kind, name }),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
@@ -224,16 +237,23 @@ where
 }
 
 /// The API resource of a child kind, in the version the server serves.
-fn resource(ctx: &Context, kind: &str) -> ApiResource {
+fn resource(ctx: &Context, kind: &str) -> Result<ApiResource> {
     use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking};
-    match kind {
+    Ok(match kind {
         "ServiceAccount" => ApiResource::erase::<core::ServiceAccount>(&()),
         "Deployment" => ApiResource::erase::<apps::Deployment>(&()),
         "Service" => ApiResource::erase::<core::Service>(&()),
-        "HorizontalPodAutoscaler" => ctx.autoscaler_resource.clone(),
-        "PodDisruptionBudget" => ctx.budget_resource.clone(),
-        _ => ApiResource::erase::<networking::NetworkPolicy>(&()),
-    }
+        "HorizontalPodAutoscaler" => ctx.resources.autoscaler.clone(),
+        "PodDisruptionBudget" => ctx.resources.budget.clone(),
+        "NetworkPolicy" => ApiResource::erase::<networking::NetworkPolicy>(&()),
+        "Ingress" => ApiResource::erase::<networking::Ingress>(&()),
+        "HTTPRoute" => ctx
+            .resources
+            .http_route
+            .clone()
+            .ok_or_else(|| Error::UnknownKind(kind.to_string()))?,
+        other => return Err(Error::UnknownKind(other.to_string())),
+    })
 }
 
 /// The child as the cache holds it, as JSON.
@@ -279,17 +299,23 @@ fn observed(ctx: &Context, kind: &str, name: &str, namespace: &str) -> Result<Op
         "Service" => lookup(&stores.services, name, namespace),
         "HorizontalPodAutoscaler" => lookup_dynamic(
             &stores.autoscalers,
-            &ctx.autoscaler_resource,
+            &ctx.resources.autoscaler,
             name,
             namespace,
         ),
         "PodDisruptionBudget" => lookup_dynamic(
             &stores.disruption_budgets,
-            &ctx.budget_resource,
+            &ctx.resources.budget,
             name,
             namespace,
         ),
-        _ => lookup(&stores.network_policies, name, namespace),
+        "NetworkPolicy" => lookup(&stores.network_policies, name, namespace),
+        "Ingress" => lookup(&stores.ingresses, name, namespace),
+        "HTTPRoute" => match (&stores.http_routes, &ctx.resources.http_route) {
+            (Some(store), Some(ar)) => lookup_dynamic(store, ar, name, namespace),
+            _ => Err(Error::UnknownKind(kind.to_string())),
+        },
+        other => Err(Error::UnknownKind(other.to_string())),
     }
 }
 

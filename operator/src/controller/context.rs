@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::Client;
 use kube::api::{ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::store::WriterDropped;
 use kube::runtime::reflector::{ObjectRef, Store};
 
-use crate::api::Microservice;
+use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
@@ -27,12 +27,17 @@ pub const FIELD_MANAGER: &str = "flotilla";
 #[derive(Clone)]
 pub struct Stores {
     pub microservices: Store<Microservice>,
+    /// Every MicroserviceClass of the cluster (they are cluster-scoped).
+    pub classes: Store<MicroserviceClass>,
     pub service_accounts: Store<ServiceAccount>,
     pub deployments: Store<Deployment>,
     pub services: Store<Service>,
     pub autoscalers: Store<DynamicObject>,
     pub disruption_budgets: Store<DynamicObject>,
     pub network_policies: Store<NetworkPolicy>,
+    pub ingresses: Store<Ingress>,
+    /// Gateway API HTTPRoutes; None when the cluster does not serve the kind.
+    pub http_routes: Option<Store<DynamicObject>>,
     pub pods: Store<Pod>,
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
@@ -43,23 +48,31 @@ impl Stores {
     pub async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
         let Stores {
             microservices,
+            classes,
             service_accounts,
             deployments,
             services,
             autoscalers,
             disruption_budgets,
             network_policies,
+            ingresses,
+            http_routes,
             pods,
             config_maps,
             secrets,
         } = self;
         synced("Microservice", microservices).await?;
+        synced("MicroserviceClass", classes).await?;
         synced("ServiceAccount", service_accounts).await?;
         synced("Deployment", deployments).await?;
         synced("Service", services).await?;
         synced("HorizontalPodAutoscaler", autoscalers).await?;
         synced("PodDisruptionBudget", disruption_budgets).await?;
         synced("NetworkPolicy", network_policies).await?;
+        synced("Ingress", ingresses).await?;
+        if let Some(http_routes) = http_routes {
+            synced("HTTPRoute", http_routes).await?;
+        }
         synced("Pod", pods).await?;
         synced("ConfigMap", config_maps).await?;
         synced("Secret", secrets).await
@@ -86,13 +99,22 @@ where
     }
 }
 
+/// Child kinds whose version discovery picked.
+#[derive(Clone)]
+pub struct ChildResources {
+    /// HorizontalPodAutoscaler: `autoscaling/v2` or `v2beta2`.
+    pub autoscaler: ApiResource,
+    /// PodDisruptionBudget: `policy/v1` or `v1beta1`.
+    pub budget: ApiResource,
+    /// HTTPRoute, when the cluster serves the Gateway API.
+    pub http_route: Option<ApiResource>,
+}
+
 pub struct Context {
     pub client: Client,
     pub capabilities: Capabilities,
-    /// The HorizontalPodAutoscaler version discovery picked (v2 or v2beta2).
-    pub autoscaler_resource: ApiResource,
-    /// The PodDisruptionBudget version discovery picked (v1 or v1beta1).
-    pub budget_resource: ApiResource,
+    /// The versions of the child kinds that vary between servers.
+    pub resources: ChildResources,
     pub stores: Stores,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
@@ -103,8 +125,7 @@ impl Context {
     pub fn new(
         client: Client,
         capabilities: Capabilities,
-        autoscaler_resource: ApiResource,
-        budget_resource: ApiResource,
+        resources: ChildResources,
         stores: Stores,
         metrics: Arc<Metrics>,
         recorder: Recorder,
@@ -112,8 +133,7 @@ impl Context {
         Context {
             client,
             capabilities,
-            autoscaler_resource,
-            budget_resource,
+            resources,
             stores,
             metrics,
             recorder,

@@ -16,6 +16,10 @@ pub enum Error {
     },
     #[error("the Microservice has no namespace")]
     MissingNamespace,
+    /// A child kind the server does not serve (an HTTPRoute after the Gateway API CRDs
+    /// went away) or that this build does not know.
+    #[error("{0} is not served by this cluster")]
+    UnknownKind(String),
 }
 
 impl Error {
@@ -29,6 +33,7 @@ impl Error {
             Error::Build(_) => "build",
             Error::Serialize { .. } => "serialize",
             Error::MissingNamespace => "missing_namespace",
+            Error::UnknownKind(_) => "unknown_kind",
         }
     }
 }

@@ -27,12 +27,14 @@ pub async fn child_changed(ctx: &Context, ms: &Microservice, change: &Change) {
     .await;
 }
 
-pub async fn invalid_spec(ctx: &Context, ms: &Microservice, message: &str) {
+/// A spec refused before anything was applied; `reason` is the Ready reason
+/// (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation).
+pub async fn refused(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
     publish(
         ctx,
         ms,
         EventType::Warning,
-        "InvalidSpec",
+        reason,
         "Validate",
         message.to_string(),
     )

@@ -1,6 +1,8 @@
 //! The controller: watches, caches and the reconcile loop, wired together.
 
 mod apply;
+mod class_index;
+mod class_status;
 mod config_index;
 mod context;
 mod discovery;
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, PartialObjectMeta};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
@@ -33,13 +35,15 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
-use crate::api::Microservice;
+use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, labels};
 use crate::graph::DependencyIndex;
 use crate::metrics::Metrics;
 
+use class_index::{ClassIndex, ClassWatch};
+use class_status::ClassStatusWriter;
 use config_index::ConfigIndex;
-use context::{Context, Stores};
+use context::{ChildResources, Context, Stores};
 
 /// How the controller runs.
 pub struct Settings {
@@ -49,6 +53,8 @@ pub struct Settings {
     pub concurrency: u16,
     /// Name of this instance in events (the pod name in a cluster).
     pub instance: String,
+    /// Write MicroserviceClass status (users and violations per class).
+    pub class_status: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `ready` turns true once every cache
@@ -80,16 +86,33 @@ pub async fn run(
     // Microservices, not the size of the cluster.
     let managed = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
 
+    let http_route_resource = capabilities.http_route.map(|api_version| {
+        let version = api_version.rsplit('/').next().unwrap_or("v1");
+        ApiResource::from_gvk(&GroupVersionKind::gvk(
+            "gateway.networking.k8s.io",
+            version,
+            "HTTPRoute",
+        ))
+    });
     let config_index = Arc::new(ConfigIndex::default());
+    let class_index = Arc::new(ClassIndex::default());
     let dependency_index = Arc::new(DependencyIndex::new());
     let (graph_triggers, graph_trigger_stream) = futures::channel::mpsc::unbounded();
-    let graph_watch =
-        watches::GraphWatch::new(dependency_index, config_index.clone(), graph_triggers);
+    let class_watch = ClassWatch::new(class_index.clone(), graph_triggers.clone());
+    let graph_watch = watches::GraphWatch::new(
+        dependency_index,
+        config_index.clone(),
+        class_index,
+        graph_triggers,
+    );
+    // Wakes the class status writer on any change to a class or a Microservice.
+    let class_status_wake = Arc::new(tokio::sync::Notify::new());
 
     let (microservices, writer) = reflector::store();
     let managed_gauge = metrics.clone();
     let microservice_store = microservices.clone();
-    let microservice_stream = watches::microservices(scoped_dynamic(
+    let wake = class_status_wake.clone();
+    let microservice_stream = watches::decoded::<Microservice>(scoped_dynamic(
         &client,
         namespace,
         &ApiResource::erase::<Microservice>(&()),
@@ -98,9 +121,26 @@ pub async fn run(
     .reflect(writer)
     .inspect_ok(move |event| {
         graph_watch.observe(event);
+        wake.notify_one();
         managed_gauge
             .managed
             .set(microservice_store.state().len() as i64);
+    })
+    .touched_objects();
+
+    // Classes are cluster-scoped: every operator reads them all, whatever its namespace.
+    let (classes, class_writer) = reflector::store();
+    let wake = class_status_wake.clone();
+    let class_stream = watches::decoded::<MicroserviceClass>(Api::all_with(
+        client.clone(),
+        &ApiResource::erase::<MicroserviceClass>(&()),
+    ))
+    .default_backoff()
+    .modify(strip)
+    .reflect(class_writer)
+    .inspect_ok(move |event| {
+        class_watch.observe(event);
+        wake.notify_one();
     })
     .touched_objects();
 
@@ -141,6 +181,24 @@ pub async fn run(
         strip,
         budget_resource.clone(),
     );
+    let (ingresses, ingress_stream) = cached(
+        watcher(scoped::<Ingress>(&client, namespace), managed.clone()),
+        strip,
+    );
+    let (http_routes, http_route_stream) = match &http_route_resource {
+        Some(resource) => {
+            let (store, stream) = cached_with(
+                watcher(
+                    scoped_dynamic(&client, namespace, resource),
+                    managed.clone(),
+                ),
+                strip,
+                resource.clone(),
+            );
+            (Some(store), Some(stream))
+        }
+        None => (None, None),
+    };
     let (pods, pod_stream) = cached(
         watcher(scoped::<Pod>(&client, namespace), managed.clone()),
         |pod: &mut Pod| {
@@ -168,17 +226,32 @@ pub async fn run(
 
     let stores = Stores {
         microservices: microservices.clone(),
+        classes: classes.clone(),
         service_accounts,
         deployments,
         services,
         autoscalers,
         disruption_budgets,
         network_policies,
+        ingresses,
+        http_routes,
         pods,
         config_maps,
         secrets,
     };
     spawn_readiness(stores.clone(), ready);
+    if settings.class_status {
+        tokio::spawn(
+            ClassStatusWriter {
+                client: client.clone(),
+                classes,
+                microservices: microservices.clone(),
+                wake: class_status_wake,
+                all_namespaces: namespace.is_none(),
+            }
+            .run(),
+        );
+    }
 
     let recorder = Recorder::new(
         client.clone(),
@@ -190,8 +263,11 @@ pub async fn run(
     let context = Arc::new(Context::new(
         client.clone(),
         capabilities,
-        autoscaler_resource.clone(),
-        budget_resource.clone(),
+        ChildResources {
+            autoscaler: autoscaler_resource.clone(),
+            budget: budget_resource.clone(),
+            http_route: http_route_resource.clone(),
+        },
         stores,
         metrics,
         recorder,
@@ -202,11 +278,12 @@ pub async fn run(
         namespace = namespace.unwrap_or("<all>"),
         "starting the controller"
     );
-    Controller::for_stream(microservice_stream, microservices)
+    let mut controller = Controller::for_stream(microservice_stream, microservices)
         .owns_stream(sa_stream)
         .owns_stream(deployment_stream)
         .owns_stream(service_stream)
         .owns_stream(policy_stream)
+        .owns_stream(ingress_stream)
         .owns_stream_with(autoscaler_stream, autoscaler_resource)
         .owns_stream_with(budget_stream, budget_resource)
         .watches_stream(pod_stream, |pod: Pod| {
@@ -220,7 +297,14 @@ pub async fn run(
         .watches_stream(secret_stream, move |secret| {
             users(&secret_index, ConfigKind::Secret, &secret)
         })
-        .reconcile_on(graph_trigger_stream)
+        // Class changes reach their users through the class index (graph triggers); the
+        // stream itself only has to be polled to keep the class cache fed.
+        .watches_stream(class_stream, |_class| Vec::<ObjectRef<Microservice>>::new())
+        .reconcile_on(graph_trigger_stream);
+    if let (Some(stream), Some(resource)) = (http_route_stream, http_route_resource) {
+        controller = controller.owns_stream_with(stream, resource);
+    }
+    controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
         .graceful_shutdown_on(shutdown)
         .run(reconcile::reconcile, reconcile::error_policy, context)

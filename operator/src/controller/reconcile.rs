@@ -1,9 +1,10 @@
-//! One reconciliation, as a pipeline: read the world, validate, build the desired
-//! children (pure), apply them, compute and write the status.
+//! One reconciliation, as a pipeline: read the world, resolve the class (validate, merge
+//! its defaults, check its policy), build the desired children (pure), apply them,
+//! compute and write the status.
 //!
-//! An invalid spec stops the pipeline before anything is applied: the children keep
-//! running as they were, the status says `InvalidSpec`, and nothing is retried until the
-//! spec changes.
+//! A refused spec (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation)
+//! stops the pipeline before anything is applied: the children keep running as they
+//! were, the status says why, and nothing is retried until the spec or the class changes.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,11 +19,11 @@ use tracing::{debug, warn};
 
 use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::{self, ConfigKind, labels};
-use crate::validate::validate;
+use crate::class::{self, Refusal};
 
 use super::context::{Context, FIELD_MANAGER};
 use super::error::{Error, Result};
-use super::status::{self, Observed, READY, REASON_INVALID_SPEC};
+use super::status::{self, Cause, Observed, READY};
 use super::{apply, events, world};
 
 /// How often a settled Microservice is looked at again even without any watch event.
@@ -42,8 +43,13 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     let name = ms.name_any();
     debug!(%namespace, %name, "reconciling");
 
-    let world = world::read(
-        &ms,
+    let classes = ctx.stores.classes.state();
+    let resolved = class::resolve(&ms, classes.iter().map(|c| c.as_ref()));
+    let class_name = class::class_name(&ms, classes.iter().map(|c| c.as_ref()));
+    // The world is read for the spec that would run: the class's defaults merged in.
+    let effective = resolved.as_ref().map_or(ms.as_ref(), |r| &r.effective);
+    let mut world = world::read(
+        effective,
         ctx.capabilities,
         &ctx.stores.microservices,
         |config| match config.kind {
@@ -56,18 +62,24 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         },
     );
 
-    let mut invalid_spec = validate(&ms).err().map(|e| e.to_string());
-    if invalid_spec.is_none() && !ms.spec.paused {
-        match builders::build(&ms, &world.build) {
-            Ok(children) => {
-                // Pods started without a dependency's `<NAME>_URL` would only crash and
-                // roll again once it appears: the rollout waits for every dependency.
-                let hold_rollout = !world.missing_dependencies.is_empty();
-                apply::apply_all(&ctx, &ms, &children, hold_rollout).await?;
+    let mut external_url = None;
+    let mut refused = resolved.as_ref().err().cloned();
+    if let Ok(resolved) = &resolved {
+        world.build.class = resolved.settings.clone();
+        external_url = builders::expose::external_url(&resolved.effective, &world.build);
+        if !ms.spec.paused {
+            match builders::build(&resolved.effective, &world.build) {
+                Ok(children) => {
+                    // Pods started without a dependency's `<NAME>_URL` would only crash
+                    // and roll again once it appears: the rollout waits for every
+                    // dependency.
+                    let hold_rollout = !world.missing_dependencies.is_empty();
+                    apply::apply_all(&ctx, &resolved.effective, &children, hold_rollout).await?;
+                }
+                // The builders only fail on what validation should have refused: treat
+                // it the same way, as a spec to fix, not an error to retry.
+                Err(error) => refused = Some(Refusal::InvalidSpec(error.to_string())),
             }
-            // The builders only fail on what validation should have refused: treat it
-            // the same way, as a spec to fix, not an error to retry.
-            Err(error) => invalid_spec = Some(error.to_string()),
         }
     }
 
@@ -88,27 +100,35 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         missing_dependencies: &world.missing_dependencies,
         unready_dependencies: &world.unready_dependencies,
         missing_config: &world.missing_config,
-        refused: invalid_spec
-            .clone()
-            .map(|message| status::Cause::new(REASON_INVALID_SPEC, message)),
+        refused: refused
+            .as_ref()
+            .map(|refusal| Cause::new(refusal.reason(), refusal.to_string())),
         paused: ms.spec.paused,
-        class_name: None,
-        external_url: None,
+        class_name,
+        external_url,
     };
     let status = status::compute(&ms, &observed, Time(jiff::Timestamp::now()));
     if ms.status.as_ref() != Some(&status) {
-        if let Some(message) = &invalid_spec
-            && !already_reported(&ms, message)
+        if let Some(refusal) = &refused
+            && !already_reported(&ms, refusal)
         {
-            warn!(%namespace, %name, %message, "invalid spec");
-            ctx.metrics.error("invalid_spec");
-            events::invalid_spec(&ctx, &ms, message).await;
+            let (reason, message) = (refusal.reason(), refusal.to_string());
+            warn!(%namespace, %name, %reason, %message, "spec refused");
+            ctx.metrics.error(match refusal {
+                Refusal::InvalidSpec(_) => "invalid_spec",
+                Refusal::ClassNotFound(_) => "class_not_found",
+                Refusal::AmbiguousDefaultClass(_) => "ambiguous_default_class",
+                Refusal::PolicyViolation(_) => "policy_violation",
+            });
+            events::refused(&ctx, &ms, reason, &message).await;
         }
         write_status(&ctx, &ms, &status).await?;
     }
     ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
 
-    Ok(if invalid_spec.is_some() {
+    // A refusal waits for a change to the spec (a watch event) or to its class (the
+    // class index triggers every user).
+    Ok(if refused.is_some() {
         Action::await_change()
     } else if status.is_ready() {
         Action::requeue(RESYNC)
@@ -133,12 +153,13 @@ pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(delay)
 }
 
-/// An invalid spec is announced once per generation and message, not on every pass.
-fn already_reported(ms: &Microservice, message: &str) -> bool {
+/// A refusal is announced once per generation, reason and message, not on every pass.
+fn already_reported(ms: &Microservice, refusal: &Refusal) -> bool {
+    let message = refusal.to_string();
     ms.status.as_ref().is_some_and(|status| {
         status.conditions.iter().any(|c| {
             c.type_ == READY
-                && c.reason == REASON_INVALID_SPEC
+                && c.reason == refusal.reason()
                 && c.message == message
                 && c.observed_generation == ms.metadata.generation
         })

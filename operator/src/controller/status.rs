@@ -17,7 +17,6 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
-pub const REASON_INVALID_SPEC: &str = "InvalidSpec";
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 
@@ -526,14 +525,14 @@ mod tests {
         let deployment = deployment(5, 5, 2, 2, 2);
         let mut observed = observed(Some(&deployment), vec![]);
         observed.refused = Some(Cause::new(
-            REASON_INVALID_SPEC,
+            "InvalidSpec",
             "spec.autoscaling.minReplicas: must not exceed",
         ));
         let status = compute(&ms(), &observed, now());
         let ready = get(&status, READY);
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            ("False", REASON_INVALID_SPEC)
+            ("False", "InvalidSpec")
         );
         assert!(ready.message.contains("spec.autoscaling.minReplicas"));
     }

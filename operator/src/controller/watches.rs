@@ -12,18 +12,24 @@ use kube::api::{Api, DynamicObject};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
+use serde::de::DeserializeOwned;
 use tracing::warn;
 
 use crate::api::Microservice;
 use crate::builders::config_refs;
 use crate::graph::{DependencyIndex, ObjectKey, dependency_keys};
 
+use super::class_index::ClassIndex;
 use super::config_index::ConfigIndex;
 
-/// Watches Microservices as untyped objects and decodes each one on its own.
-pub fn microservices(
+/// Watches objects of a Flotilla kind (Microservices, MicroserviceClasses) untyped and
+/// decodes each one on its own.
+pub fn decoded<K>(
     api: Api<DynamicObject>,
-) -> impl Stream<Item = watcher::Result<Event<Microservice>>> + Send + 'static {
+) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static
+where
+    K: Resource + DeserializeOwned + Send + 'static,
+{
     watcher::watcher(api, watcher::Config::default()).filter_map(|event| async move {
         match event {
             Ok(event) => decode_event(event).map(Ok),
@@ -33,7 +39,9 @@ pub fn microservices(
 }
 
 /// The event with its object decoded, or None when the object does not decode.
-pub fn decode_event(event: Event<DynamicObject>) -> Option<Event<Microservice>> {
+pub fn decode_event<K: Resource + DeserializeOwned>(
+    event: Event<DynamicObject>,
+) -> Option<Event<K>> {
     Some(match event {
         Event::Apply(object) => Event::Apply(decode(object)?),
         Event::InitApply(object) => Event::InitApply(decode(object)?),
@@ -43,22 +51,26 @@ pub fn decode_event(event: Event<DynamicObject>) -> Option<Event<Microservice>> 
     })
 }
 
-/// Decodes one Microservice, logging the path of the field at fault when it fails.
-pub fn decode(object: DynamicObject) -> Option<Microservice> {
+/// Decodes one object, logging the path of the field at fault when it fails.
+pub fn decode<K: Resource + DeserializeOwned>(object: DynamicObject) -> Option<K> {
+    let kind = object
+        .types
+        .as_ref()
+        .map_or_else(|| "object".to_string(), |t| t.kind.clone());
     let namespace = object.namespace().unwrap_or_default();
     let name = object.name_any();
     let value = match serde_json::to_value(&object) {
         Ok(value) => value,
         Err(error) => {
-            warn!(%namespace, %name, %error, "skipping a Microservice that does not serialize");
+            warn!(%kind, %namespace, %name, %error, "skipping an object that does not serialize");
             return None;
         }
     };
-    match serde_path_to_error::deserialize::<_, Microservice>(value) {
-        Ok(ms) => Some(ms),
+    match serde_path_to_error::deserialize::<_, K>(value) {
+        Ok(object) => Some(object),
         Err(error) => {
-            warn!(%namespace, %name, field = %error.path(), error = %error.inner(),
-                "skipping a Microservice that does not decode; the others are still served");
+            warn!(%kind, %namespace, %name, field = %error.path(), error = %error.inner(),
+                "skipping an object that does not decode; the others are still served");
             None
         }
     }
@@ -70,6 +82,7 @@ pub fn decode(object: DynamicObject) -> Option<Microservice> {
 pub struct GraphWatch {
     dependencies: Arc<DependencyIndex>,
     configs: Arc<ConfigIndex>,
+    classes: Arc<ClassIndex>,
     triggers: UnboundedSender<ObjectRef<Microservice>>,
     state: Mutex<SeenState>,
 }
@@ -93,11 +106,13 @@ impl GraphWatch {
     pub fn new(
         dependencies: Arc<DependencyIndex>,
         configs: Arc<ConfigIndex>,
+        classes: Arc<ClassIndex>,
         triggers: UnboundedSender<ObjectRef<Microservice>>,
     ) -> Self {
         GraphWatch {
             dependencies,
             configs,
+            classes,
             triggers,
             state: Mutex::default(),
         }
@@ -124,6 +139,7 @@ impl GraphWatch {
                     }
                     _ => {
                         self.configs.update(&key, &config_refs(&ms.spec));
+                        self.classes.set_user(&key, ms.spec.class.clone());
                         let affected = self.dependencies.update(key.clone(), dependency_keys(ms));
                         self.send(&key, affected);
                     }
@@ -152,6 +168,7 @@ impl GraphWatch {
 
     fn forget(&self, key: &ObjectKey) {
         self.configs.remove(key);
+        self.classes.remove_user(key);
         let affected = self.dependencies.remove(key);
         self.send(key, affected);
     }
@@ -196,7 +213,12 @@ mod tests {
         let (tx, rx) = futures::channel::mpsc::unbounded();
         let index = Arc::new(DependencyIndex::new());
         (
-            GraphWatch::new(index, Arc::new(ConfigIndex::default()), tx),
+            GraphWatch::new(
+                index,
+                Arc::new(ConfigIndex::default()),
+                Arc::new(ClassIndex::default()),
+                tx,
+            ),
             rx,
         )
     }
@@ -262,9 +284,9 @@ mod tests {
             "spec": {"image": "x:1", "replicas": "three"}
         }))
         .unwrap();
-        assert!(decode_event(Event::Apply(bad)).is_none());
+        assert!(decode_event::<Microservice>(Event::Apply(bad)).is_none());
         assert!(matches!(
-            decode_event(Event::InitDone),
+            decode_event::<Microservice>(Event::InitDone),
             Some(Event::InitDone)
         ));
     }
