@@ -370,3 +370,55 @@ fn cel_rules_agree_with_the_operator() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+fn class(spec: &str) -> flotilla::api::MicroserviceClass {
+    let yaml = format!(
+        "apiVersion: flotilla.dev/v1alpha1\nkind: MicroserviceClass\nmetadata: {{name: golden}}\nspec: {spec}"
+    );
+    serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
+}
+
+/// Class specs both the MicroserviceClass CRD's CEL rules and the operator refuse.
+const CLASS_CEL_CASES: &[(&str, &str)] = &[
+    (
+        "{defaults: {securityProfile: baseline}}",
+        "spec.defaults.securityProfile",
+    ),
+    (
+        "{defaults: {replicas: 5}, policy: {maxReplicas: 4}}",
+        "spec.defaults.replicas",
+    ),
+    (
+        "{defaults: {autoscaling: {minReplicas: 1, maxReplicas: 9}}, policy: {maxReplicas: 4}}",
+        "spec.defaults.autoscaling.maxReplicas",
+    ),
+    (
+        "{defaults: {replicas: 1, autoscaling: {minReplicas: 2, maxReplicas: 3}}}",
+        "spec.defaults.replicas",
+    ),
+];
+
+#[test]
+fn class_cel_rules_agree_with_the_operator() {
+    let valid = class(
+        "{default: true, defaults: {replicas: 2, autoscaling: {minReplicas: 2, maxReplicas: 4}, securityProfile: baseline}, policy: {maxReplicas: 4, allowBaselineSecurity: true}}",
+    );
+    kube::core::cel::validate_cel(&valid)
+        .unwrap_or_else(|e| panic!("the CEL rules refuse a valid class: {e:?}"));
+    flotilla::class::validate::validate_class(&valid.spec).expect("the operator accepts it");
+    let mut failures = Vec::new();
+    for (spec, field) in CLASS_CEL_CASES {
+        let class = class(spec);
+        if kube::core::cel::validate_cel(&class).is_ok() {
+            failures.push(format!("{spec}: CEL accepts it"));
+        }
+        match flotilla::class::validate::validate_class(&class.spec) {
+            Ok(()) => failures.push(format!("{spec}: the operator accepts it")),
+            Err(error) if !error.to_string().contains(field) => {
+                failures.push(format!("{spec}: {error} does not name {field}"))
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
