@@ -121,5 +121,25 @@ fn bench_resolve(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_build, bench_resolve);
+fn bench_class(c: &mut Criterion) {
+    // Applying a class runs on every reconcile: validate, pick among 50 classes, merge
+    // the defaults, validate again, check the policy.
+    let classes: Vec<flotilla::api::MicroserviceClass> = (0..50)
+        .map(|i| {
+            let spec = serde_yaml::from_str(&format!(
+                "{{default: {}, defaults: {{replicas: 2, resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}, podLabels: {{team: t{i}}}}}, policy: {{allowedImageRegistries: [registry.example.com/], maxReplicas: 10, requireResourceRequests: true}}}}",
+                i == 0
+            ))
+            .expect("a class");
+            flotilla::api::MicroserviceClass::new(&format!("class-{i}"), spec)
+        })
+        .collect();
+    let ms = microservice("team-0", "svc-0", Vec::new());
+    flotilla::class::resolve(&ms, &classes).expect("resolves");
+    c.bench_function("apply the default class among 50", |b| {
+        b.iter(|| flotilla::class::resolve(black_box(&ms), black_box(&classes)))
+    });
+}
+
+criterion_group!(benches, bench_build, bench_resolve, bench_class);
 criterion_main!(benches);
