@@ -10,9 +10,12 @@ use flotilla_e2e::helm::{Release, render, wildcard_rules};
 use flotilla_e2e::steps::{ensure_crds, testapp, wait_microservice, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
-use kube::api::ListParams;
+use kube::api::{ListParams, PostParams};
 use serde_json::Value;
 
 const LEASE: &str = "flotilla-leader";
@@ -82,6 +85,43 @@ fn can_i(ns: &str, sa: &str, what: &[&str]) -> anyhow::Result<bool> {
         Err(e) if e.to_string().contains("failed (exit status: 1)") => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// Whether the ServiceAccount may `verb` `group`/`resource` in `ns`, by a
+/// SubjectAccessReview: `kubectl auth can-i` cannot name a resource the server does not
+/// serve (it then asks about a resource literally named `httproutes.gateway...` in the
+/// core group), and HTTPRoutes are granted whether or not the Gateway API is installed.
+async fn review(
+    client: &kube::Client,
+    ns: &str,
+    sa: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+) -> anyhow::Result<bool> {
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(format!("system:serviceaccount:{ns}:{sa}")),
+            groups: Some(vec![
+                "system:serviceaccounts".to_string(),
+                format!("system:serviceaccounts:{ns}"),
+                "system:authenticated".to_string(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some(verb.to_string()),
+                group: Some(group.to_string()),
+                resource: Some(resource.to_string()),
+                ..ResourceAttributes::default()
+            }),
+            ..SubjectAccessReviewSpec::default()
+        },
+        ..SubjectAccessReview::default()
+    };
+    let answer = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
 async fn operator_pods(
@@ -535,7 +575,6 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
         &["create", "events.events.k8s.io"],
         &["patch", "ingresses.networking.k8s.io"],
         &["delete", "ingresses.networking.k8s.io"],
-        &["patch", "httproutes.gateway.networking.k8s.io"],
         // Classes are cluster-scoped: read cluster-wide even in namespace mode.
         &["list", "microserviceclasses.flotilla.dev"],
         &["watch", "microserviceclasses.flotilla.dev"],
@@ -571,6 +610,32 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
     ] {
         assert!(!can_i(ns.name(), sa, what)?, "expected no: {what:?}");
     }
+    for verb in ["watch", "patch", "delete"] {
+        assert!(
+            review(
+                &client,
+                ns.name(),
+                sa,
+                verb,
+                "gateway.networking.k8s.io",
+                "httproutes"
+            )
+            .await?,
+            "expected yes: {verb} httproutes"
+        );
+    }
+    assert!(
+        !review(
+            &client,
+            ns.name(),
+            sa,
+            "patch",
+            "gateway.networking.k8s.io",
+            "gateways"
+        )
+        .await?,
+        "expected no: patch gateways (only routes attach to them)"
+    );
     let wild = wildcard_rules(&release.manifest()?);
     assert!(wild.is_empty(), "wildcard rules installed: {wild:?}");
 
