@@ -75,7 +75,14 @@ impl State {
 pub struct ClassWatch {
     index: std::sync::Arc<ClassIndex>,
     triggers: UnboundedSender<ObjectRef<Microservice>>,
-    seen: Mutex<BTreeMap<String, Seen>>,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    seen: BTreeMap<String, Seen>,
+    /// Classes seen during a relist, to notice the ones deleted while the watch was down.
+    relisted: Option<BTreeSet<String>>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -92,39 +99,48 @@ impl ClassWatch {
         ClassWatch {
             index,
             triggers,
-            seen: Mutex::default(),
+            state: Mutex::default(),
         }
     }
 
     pub fn observe(&self, event: &Event<MicroserviceClass>) {
+        let mut state = self.state.lock().expect("class watch lock");
         match event {
+            Event::Init => state.relisted = Some(BTreeSet::new()),
             Event::Apply(class) | Event::InitApply(class) => {
+                let name = class.name_any();
+                if let Some(relisted) = &mut state.relisted {
+                    relisted.insert(name.clone());
+                }
                 let now = Seen {
                     generation: class.metadata.generation,
                     default: class.spec.default,
                 };
-                let before = self
-                    .seen
-                    .lock()
-                    .expect("class watch lock")
-                    .insert(class.name_any(), now);
+                let before = state.seen.insert(name.clone(), now);
                 if before != Some(now) {
                     let was_default = before.is_some_and(|b| b.default);
-                    self.send(&class.name_any(), now.default || was_default);
+                    self.send(&name, now.default || was_default);
                 }
             }
             Event::Delete(class) => {
-                let before = self
-                    .seen
-                    .lock()
-                    .expect("class watch lock")
-                    .remove(&class.name_any());
+                let before = state.seen.remove(&class.name_any());
                 let was_default = before.is_some_and(|b| b.default) || class.spec.default;
                 self.send(&class.name_any(), was_default);
             }
-            // A class deleted while the watch was down leaves its users waiting for the
-            // periodic resync; creation and edits are replayed by the relist.
-            Event::Init | Event::InitDone => {}
+            // Classes deleted while the watch was down are missing from the relist.
+            Event::InitDone => {
+                let relisted = state.relisted.take().unwrap_or_default();
+                let gone: Vec<(String, Seen)> = state
+                    .seen
+                    .iter()
+                    .filter(|(name, _)| !relisted.contains(*name))
+                    .map(|(name, seen)| (name.clone(), *seen))
+                    .collect();
+                for (name, seen) in gone {
+                    state.seen.remove(&name);
+                    self.send(&name, seen.default);
+                }
+            }
         }
     }
 
@@ -206,5 +222,28 @@ mod tests {
         assert_eq!(drain(&mut rx), names(&["named", "unnamed"]));
         watch.observe(&Event::Delete(class("golden", 3, false)));
         assert_eq!(drain(&mut rx), names(&["named"]));
+    }
+
+    #[test]
+    fn a_class_deleted_while_the_watch_was_down_triggers_its_users() {
+        let index = Arc::new(ClassIndex::default());
+        index.set_user(&key("named"), Some("golden".into()));
+        index.set_user(&key("unnamed"), None);
+        index.set_user(&key("other"), Some("batch".into()));
+        let (tx, mut rx) = futures::channel::mpsc::unbounded();
+        let watch = ClassWatch::new(index, tx);
+        watch.observe(&Event::Apply(class("golden", 1, true)));
+        watch.observe(&Event::Apply(class("batch", 1, false)));
+        drain(&mut rx);
+
+        // The relist after a disconnection holds batch only: golden is gone.
+        watch.observe(&Event::Init);
+        watch.observe(&Event::InitApply(class("batch", 1, false)));
+        assert!(
+            drain(&mut rx).is_empty(),
+            "an unchanged class triggers nothing"
+        );
+        watch.observe(&Event::InitDone);
+        assert_eq!(drain(&mut rx), names(&["named", "unnamed"]));
     }
 }
