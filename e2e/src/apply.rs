@@ -9,18 +9,27 @@ pub const FIELD_MANAGER: &str = "flotilla-e2e";
 ///
 /// Kubernetes 1.20 rejects applied ports without `protocol`: always write it.
 pub fn apply_yaml(ns: &str, yaml: &str) -> anyhow::Result<String> {
-    kubectl_with_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            FIELD_MANAGER,
-            "-n",
-            ns,
-            "-f",
-            "-",
-        ],
-        yaml,
-    )
+    apply(Some(ns), yaml)
+}
+
+/// Server-side applies cluster-scoped YAML (no namespace): fields left out of a later
+/// apply are removed, as with [`apply_yaml`].
+pub fn apply_cluster_yaml(yaml: &str) -> anyhow::Result<String> {
+    apply(None, yaml)
+}
+
+fn apply(namespace: Option<&str>, yaml: &str) -> anyhow::Result<String> {
+    let mut args = vec![
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager",
+        FIELD_MANAGER,
+        "-f",
+        "-",
+    ];
+    if let Some(namespace) = namespace {
+        args.extend(["-n", namespace]);
+    }
+    kubectl_with_stdin(&args, yaml)
 }

@@ -6,8 +6,8 @@
 use flotilla::api::MicroserviceClass;
 use kube::Api;
 
-use crate::apply::FIELD_MANAGER;
-use crate::kubectl::{kubectl, kubectl_with_stdin};
+use crate::apply::apply_cluster_yaml;
+use crate::kubectl::kubectl;
 use crate::steps::CONVERGE;
 use crate::wait::{Poll, wait_for};
 
@@ -38,23 +38,6 @@ metadata:
     flotilla-e2e: \"true\"
 spec:
 {spec}"
-    )
-}
-
-/// Server-side applies cluster-scoped YAML (no namespace), like
-/// [`apply_yaml`](crate::apply_yaml): fields left out of a later apply are removed.
-pub fn apply_cluster_yaml(yaml: &str) -> anyhow::Result<String> {
-    kubectl_with_stdin(
-        &[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager",
-            FIELD_MANAGER,
-            "-f",
-            "-",
-        ],
-        yaml,
     )
 }
 

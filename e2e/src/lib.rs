@@ -17,8 +17,8 @@ pub mod operator;
 pub mod steps;
 pub mod wait;
 
-pub use apply::apply_yaml;
-pub use classes::{ClusterObject, apply_class, apply_cluster_yaml};
+pub use apply::{apply_cluster_yaml, apply_yaml};
+pub use classes::{ClusterObject, apply_class};
 pub use client::client;
 pub use http::{HttpResponse, http_get, http_post_json};
 pub use kubectl::{kubectl, kubectl_with_stdin};
