@@ -92,15 +92,17 @@ build_kubernetes() {
 	mkdir -p "$src/.go/src/k8s.io"
 	ln -sfn ../../.. "$src/.go/src/k8s.io/kubernetes"
 	log "building ${COMPONENTS[*]} (cold: about 10 minutes on 2 cores; log: $BUILD_LOG)"
-	local what=()
-	for c in "${COMPONENTS[@]}"; do what+=("cmd/$c"); done
+	# The targets go in by argument: build_go runs inside run_with_heartbeat, and bash's
+	# dynamic scoping would let that function's locals shadow a variable of ours.
+	local targets=()
+	for c in "${COMPONENTS[@]}"; do targets+=("cmd/$c"); done
 	build_go() {
 		cd "$src"
 		export GOPATH=$src/.go CGO_ENABLED=0 PATH=/usr/lib/go/bin:$PATH HOME=$K8S_CACHE/home
 		mkdir -p "$HOME"
-		make WHAT="${what[*]}"
+		make WHAT="$*"
 	}
-	run_with_heartbeat "$BUILD_LOG" "building Kubernetes" build_go
+	run_with_heartbeat "$BUILD_LOG" "building Kubernetes" build_go "${targets[@]}"
 
 	log "building the pause binary (gcc -Os -static)"
 	run_logged "$BUILD_LOG" gcc -Os -static -o "$src/_output/pause" "$src/build/pause/linux/pause.c"

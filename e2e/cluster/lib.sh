@@ -62,20 +62,22 @@ run_logged() {
 # printing a progress line every 30s instead of minutes of silence; on failure shows the
 # log's tail and exits.
 run_with_heartbeat() {
-	local logfile=$1 what=$2
+	local _hb_log=$1 _hb_label=$2
 	shift 2
-	"$@" >>"$logfile" 2>&1 &
-	local pid=$! waited=0
-	while kill -0 "$pid" 2>/dev/null; do
+	# Locals carry a prefix: the command runs in this function's scope (bash scoping is
+	# dynamic), so a plain name such as `what` would shadow the caller's variable.
+	"$@" >>"$_hb_log" 2>&1 &
+	local _hb_pid=$! _hb_waited=0
+	while kill -0 "$_hb_pid" 2>/dev/null; do
 		sleep 1
-		waited=$((waited + 1))
-		if ((waited % 30 == 0)) && kill -0 "$pid" 2>/dev/null; then
-			log "  still $what … (last: $(tail -n1 "$logfile" | cut -c1-90))"
+		_hb_waited=$((_hb_waited + 1))
+		if ((_hb_waited % 30 == 0)) && kill -0 "$_hb_pid" 2>/dev/null; then
+			log "  still $_hb_label … (last: $(tail -n1 "$_hb_log" | cut -c1-90))"
 		fi
 	done
-	if ! wait "$pid"; then
-		show_tail "$logfile" 60
-		die "$what failed (full log: $logfile)"
+	if ! wait "$_hb_pid"; then
+		show_tail "$_hb_log" 60
+		die "$_hb_label failed (full log: $_hb_log)"
 	fi
 }
 
