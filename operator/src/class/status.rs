@@ -1,34 +1,44 @@
 //! A class's status, computed from the classes and the Microservices the operator sees.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use super::selection::{default_classes, select};
+use super::class_name;
+use super::selection::default_classes;
 use super::validate::validate_class;
 use crate::api::{Microservice, MicroserviceClass, MicroserviceClassStatus};
 
 pub const ACCEPTED: &str = "Accepted";
 
-/// The status of `class`: its users (the Microservices it governs) and how many of them
-/// its policy refuses (their `Ready` reason is `PolicyViolation`), and whether it is
-/// usable at all. `lastTransitionTime` is kept while the condition holds, so an
-/// unchanged world gives an equal status and no write.
-pub fn compute<'a>(
-    class: &MicroserviceClass,
+/// The Microservices each class governs, by class name, found in one pass: a class's
+/// status needs only its own users, and picking the class of every Microservice once per
+/// class would repeat the work for each class.
+pub fn users_by_class<'a>(
     classes: &[&MicroserviceClass],
     microservices: impl IntoIterator<Item = &'a Microservice>,
+) -> BTreeMap<String, Vec<&'a Microservice>> {
+    let mut users: BTreeMap<String, Vec<&'a Microservice>> = BTreeMap::new();
+    for ms in microservices {
+        if let Some(name) = class_name(ms, classes.iter().copied()) {
+            users.entry(name).or_default().push(ms);
+        }
+    }
+    users
+}
+
+/// The status of `class`: its users (the Microservices it governs, from
+/// [`users_by_class`]) and how many of them its policy refuses (their `Ready` reason is
+/// `PolicyViolation`), and whether it is usable at all. `lastTransitionTime` is kept
+/// while the condition holds, so an unchanged world gives an equal status and no write.
+pub fn compute(
+    class: &MicroserviceClass,
+    classes: &[&MicroserviceClass],
+    users: &[&Microservice],
     now: Time,
 ) -> MicroserviceClassStatus {
     let name = class.name_any();
-    let users: Vec<&Microservice> = microservices
-        .into_iter()
-        .filter(|ms| {
-            select(ms.spec.class.as_deref(), classes.iter().copied())
-                .ok()
-                .flatten()
-                .is_some_and(|c| c.name_any() == name)
-        })
-        .collect();
     let violations = users
         .iter()
         .filter(|ms| {
@@ -134,12 +144,13 @@ mod tests {
             ms("c", Some("other"), Some("PolicyViolation")),
             ms("d", Some("golden"), Some("ImagePullBackOff")),
         ];
-        let status = compute(&golden, &classes, all.iter(), now());
+        let users = users_by_class(&classes, all.iter());
+        let status = compute(&golden, &classes, &users["golden"], now());
         assert_eq!((status.services, status.violations), (3, 1));
         assert_eq!(status.network_mode, Some(NetworkMode::Permissive));
         assert_eq!(status.conditions[0].status, "True");
         assert_eq!(status.observed_generation, Some(3));
-        let other_status = compute(&other, &classes, all.iter(), now());
+        let other_status = compute(&other, &classes, &users["other"], now());
         assert_eq!((other_status.services, other_status.violations), (1, 1));
     }
 
@@ -149,8 +160,10 @@ mod tests {
         let b = class("b", "{default: true}");
         let classes = [&a, &b];
         let all = [ms("x", None, None)];
+        let users = users_by_class(&classes, all.iter());
+        assert!(users.is_empty(), "an ambiguous default governs nothing");
         for (this, other) in [(&a, "b"), (&b, "a")] {
-            let status = compute(this, &classes, all.iter(), now());
+            let status = compute(this, &classes, &[], now());
             let accepted = &status.conditions[0];
             assert_eq!(
                 (accepted.status.as_str(), accepted.reason.as_str()),
@@ -164,7 +177,7 @@ mod tests {
     #[test]
     fn invalid_class_is_not_accepted() {
         let bad = class("bad", "{defaults: {securityProfile: baseline}}");
-        let status = compute(&bad, &[&bad], std::iter::empty(), now());
+        let status = compute(&bad, &[&bad], &[], now());
         assert_eq!(status.conditions[0].reason, "InvalidSpec");
         assert!(
             status.conditions[0]
@@ -176,10 +189,10 @@ mod tests {
     #[test]
     fn unchanged_world_keeps_the_transition_time() {
         let mut golden = class("golden", "{}");
-        let first = compute(&golden, &[&golden.clone()], std::iter::empty(), now());
+        let first = compute(&golden, &[&golden.clone()], &[], now());
         golden.status = Some(first.clone());
         let later = Time(jiff::Timestamp::from_second(1_900_000_000).unwrap());
-        let second = compute(&golden, &[&golden.clone()], std::iter::empty(), later);
+        let second = compute(&golden, &[&golden.clone()], &[], later);
         assert_eq!(first, second);
     }
 }

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use tracing::{debug, warn};
 
 use crate::api::{Microservice, MicroserviceClass};
-use crate::class::status::compute;
+use crate::class::status::{compute, users_by_class};
 
 use super::context::FIELD_MANAGER;
 
@@ -55,13 +55,14 @@ impl ClassStatusWriter {
         let classes = self.classes.state();
         let all: Vec<&MicroserviceClass> = classes.iter().map(|c| c.as_ref()).collect();
         let microservices = self.microservices.state();
+        let users = users_by_class(&all, microservices.iter().map(|m| m.as_ref()));
         let now = Time(jiff::Timestamp::now());
         for class in &all {
             let name = class.name_any();
             let status = compute(
                 class,
                 &all,
-                microservices.iter().map(|m| m.as_ref()),
+                users.get(&name).map_or(&[][..], Vec::as_slice),
                 now.clone(),
             );
             if !self.all_namespaces && status.services == 0 && !reported.contains(&name) {
