@@ -152,12 +152,7 @@ pub fn check_policy(
         }
     }
 
-    let profile = effective
-        .security
-        .as_ref()
-        .and_then(|s| s.profile)
-        .unwrap_or_default();
-    if profile == SecurityProfile::Baseline && policy.allow_baseline_security != Some(true) {
+    if runs_baseline(effective) && policy.allow_baseline_security != Some(true) {
         violate(
             "allowBaselineSecurity",
             "spec.security.profile".into(),
@@ -169,16 +164,15 @@ pub fn check_policy(
 
 /// Without a class, `baseline` has no class to allow it: it is refused the same way.
 pub fn classless_violations(effective: &MicroserviceSpec) -> Vec<String> {
-    let baseline = effective
-        .security
-        .as_ref()
-        .and_then(|s| s.profile)
-        .is_some_and(|p| p == SecurityProfile::Baseline);
-    if baseline {
+    if runs_baseline(effective) {
         vec!["spec.security.profile: baseline needs a MicroserviceClass with policy.allowBaselineSecurity: true".to_string()]
     } else {
         Vec::new()
     }
+}
+
+fn runs_baseline(spec: &MicroserviceSpec) -> bool {
+    spec.security.as_ref().and_then(|s| s.profile) == Some(SecurityProfile::Baseline)
 }
 
 /// Whether `image` starts with `prefix` on a segment boundary: `registry.example.com`
