@@ -7,6 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use flotilla::api::*;
 use flotilla::builders::{self, BuildContext, Capabilities};
 use flotilla::graph;
+use flotilla::plan::{Inputs, plan};
 
 fn port(name: &str, port: i32, target: i32, app_protocol: &str) -> Port {
     Port {
@@ -79,23 +80,26 @@ fn bench_build(c: &mut Criterion) {
         (5, 5)
     );
     let caps = Capabilities::newest();
-    let ctx = BuildContext {
-        capabilities: caps,
-        dependencies: resolution.dependencies,
-        dependents: resolution.dependents,
-        config_hash: "sha256:0123456789abcdef".into(),
-        class: Default::default(),
-    };
+    let ctx = BuildContext::new(
+        caps.clone(),
+        resolution,
+        "sha256:0123456789abcdef".into(),
+        Default::default(),
+    );
     c.bench_function("build hub (5 dependencies, 5 dependents)", |b| {
         b.iter(|| builders::build(black_box(&hub), black_box(&ctx)).expect("builds"))
     });
-    let children = builders::build(&hub, &ctx).expect("builds");
-    c.bench_function("to_documents hub", |b| {
-        b.iter(|| {
-            black_box(&children)
-                .to_documents(&caps)
-                .expect("serializes")
-        })
+    // The whole pure pipeline a reconcile runs: validate, class, graph, build.
+    let neighbours: Vec<&Microservice> = all.iter().collect();
+    let inputs = Inputs {
+        capabilities: &caps,
+        classes: &[],
+        microservices: &neighbours,
+        config: None,
+    };
+    assert!(plan(&hub, &inputs).outcome.is_ok());
+    c.bench_function("plan hub (validate, class, graph, build)", |b| {
+        b.iter(|| plan(black_box(&hub), black_box(&inputs)))
     });
 }
 
@@ -122,8 +126,8 @@ fn bench_resolve(c: &mut Criterion) {
 }
 
 fn bench_class(c: &mut Criterion) {
-    // Applying a class runs on every reconcile: validate, pick among 50 classes, merge
-    // the defaults, validate again, check the policy.
+    // Applying a class runs on every reconcile: pick among 50 classes, merge the
+    // defaults, validate the merged spec, check the policy.
     let classes: Vec<flotilla::api::MicroserviceClass> = (0..50)
         .map(|i| {
             let spec = serde_yaml::from_str(&format!(
@@ -135,6 +139,7 @@ fn bench_class(c: &mut Criterion) {
         })
         .collect();
     let ms = microservice("team-0", "svc-0", Vec::new());
+    flotilla::validate::validate(&ms).expect("valid");
     flotilla::class::resolve(&ms, &classes).expect("resolves");
     c.bench_function("apply the default class among 50", |b| {
         b.iter(|| flotilla::class::resolve(black_box(&ms), black_box(&classes)))

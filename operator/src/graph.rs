@@ -1,9 +1,8 @@
 //! The dependency graph between Microservices: who calls whom, on which port. Pure
-//! lookups over a set of Microservices, plus the in-memory reverse index the controller's
-//! watch mapper uses to find the Microservices an event affects without listing.
+//! lookups over a set of Microservices (the controller's watches keep the reverse index,
+//! `controller::indexes`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Mutex, MutexGuard};
+use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 
@@ -57,6 +56,8 @@ pub struct Resolution {
     pub dependents: Vec<Dependent>,
     /// Dependencies that do not resolve, in `dependsOn` order.
     pub missing: Vec<MissingDependency>,
+    /// Dependencies that resolve but are not Ready, as `namespace/name`.
+    pub unready: Vec<String>,
 }
 
 fn namespace_of(ms: &Microservice) -> String {
@@ -141,6 +142,9 @@ where
             Some(name) => target.spec.ports.iter().find(|p| &p.name == name),
             None => target.spec.ports.first(),
         };
+        if port.is_some() && !target.is_ready() {
+            resolution.unready.push(dep_key.to_string());
+        }
         match (port, &entry.port) {
             (Some(port), _) => resolution.dependencies.push(ResolvedDependency {
                 name: dep_key.name.clone(),
@@ -195,107 +199,10 @@ fn dependent_of(
     })
 }
 
-/// Who depends on whom, kept from watch events so that a change to one Microservice
-/// finds the others whose children follow it, without listing. Thread-safe; a poisoned
-/// lock is recovered because the maps stay consistent between statements.
-#[derive(Debug, Default)]
-pub struct DependencyIndex {
-    inner: Mutex<IndexState>,
-}
-
-#[derive(Debug, Default)]
-struct IndexState {
-    /// Each Microservice's dependencies.
-    dependencies: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
-    /// Each Microservice's dependents: the reverse edges.
-    dependents: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
-}
-
-impl DependencyIndex {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn state(&self) -> MutexGuard<'_, IndexState> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Records that `key` now depends on `deps` and returns the other Microservices
-    /// whose children may change: its old and new dependencies (their ingress follows
-    /// its dependsOn) and its dependents (their env and egress follow its ports). `key`
-    /// itself is left out; its own watch event reconciles it.
-    pub fn update(&self, key: ObjectKey, deps: BTreeSet<ObjectKey>) -> BTreeSet<ObjectKey> {
-        let mut state = self.state();
-        let old = state.dependencies.remove(&key).unwrap_or_default();
-        for dep in old.difference(&deps) {
-            state.remove_reverse_edge(dep, &key);
-        }
-        for dep in &deps {
-            state
-                .dependents
-                .entry(dep.clone())
-                .or_default()
-                .insert(key.clone());
-        }
-        let mut affected: BTreeSet<ObjectKey> = old.union(&deps).cloned().collect();
-        affected.extend(state.dependents.get(&key).into_iter().flatten().cloned());
-        if !deps.is_empty() {
-            state.dependencies.insert(key.clone(), deps);
-        }
-        affected.remove(&key);
-        affected
-    }
-
-    /// Forgets a deleted Microservice and returns the others whose children may
-    /// change: its former dependencies and its dependents (theirs now miss it). Its
-    /// dependents' edges stay: their specs still name it, and it may come back.
-    pub fn remove(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
-        let mut state = self.state();
-        let old = state.dependencies.remove(key).unwrap_or_default();
-        for dep in &old {
-            state.remove_reverse_edge(dep, key);
-        }
-        let mut affected = old;
-        affected.extend(state.dependents.get(key).into_iter().flatten().cloned());
-        affected.remove(key);
-        affected
-    }
-
-    /// The Microservices that name `key` in `dependsOn`.
-    pub fn dependents_of(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
-        self.state()
-            .dependents
-            .get(key)
-            .cloned()
-            .unwrap_or_default()
-    }
-}
-
-impl IndexState {
-    fn remove_reverse_edge(&mut self, dependency: &ObjectKey, dependent: &ObjectKey) {
-        if let Some(set) = self.dependents.get_mut(dependency) {
-            set.remove(dependent);
-            if set.is_empty() {
-                self.dependents.remove(dependency);
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::{Dependency, MicroserviceSpec};
-
-    fn key(name: &str) -> ObjectKey {
-        ObjectKey::new("shop", name)
-    }
-
-    fn keys(names: &[&str]) -> BTreeSet<ObjectKey> {
-        names.iter().map(|n| key(n)).collect()
-    }
 
     fn port(name: &str, number: i32) -> Port {
         Port {
@@ -330,52 +237,6 @@ mod tests {
             namespace: namespace.map(str::to_string),
             port: port.map(str::to_string),
         }
-    }
-
-    #[test]
-    fn index_update_returns_old_new_and_dependents() {
-        let index = DependencyIndex::new();
-        assert_eq!(
-            index.update(key("storefront"), keys(&["users", "orders"])),
-            keys(&["users", "orders"])
-        );
-        assert_eq!(
-            index.update(key("orders"), keys(&["users"])),
-            keys(&["users", "storefront"])
-        );
-        // storefront drops users: users must lose its ingress rule, orders is still named.
-        assert_eq!(
-            index.update(key("storefront"), keys(&["orders"])),
-            keys(&["users", "orders"])
-        );
-        assert_eq!(index.dependents_of(&key("users")), keys(&["orders"]));
-        // An event on users (e.g. a port change) reaches its callers only.
-        assert_eq!(
-            index.update(key("users"), BTreeSet::new()),
-            keys(&["orders"])
-        );
-    }
-
-    #[test]
-    fn index_remove_reaches_dependencies_and_dependents_and_keeps_their_edges() {
-        let index = DependencyIndex::new();
-        index.update(key("storefront"), keys(&["orders"]));
-        index.update(key("orders"), keys(&["users"]));
-        assert_eq!(index.remove(&key("orders")), keys(&["users", "storefront"]));
-        assert!(index.dependents_of(&key("users")).is_empty());
-        assert_eq!(index.dependents_of(&key("orders")), keys(&["storefront"]));
-        // Removing twice or removing the unknown is harmless.
-        assert_eq!(index.remove(&key("orders")), keys(&["storefront"]));
-        assert!(index.remove(&key("nobody")).is_empty());
-    }
-
-    #[test]
-    fn index_excludes_the_key_itself() {
-        let index = DependencyIndex::new();
-        assert_eq!(
-            index.update(key("loop"), keys(&["loop", "other"])),
-            keys(&["other"])
-        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Flotilla: the Microservice operator.
 //!
-//! The reconcile is a pipeline, and the modules follow it: `api` (the resource types),
-//! `validate` (the spec re-checked), `class` (the MicroserviceClass applied: defaults,
-//! policy), `builders` (desired children, pure functions),
-//! `controller` (read the world, apply, status).
+//! The reconcile is a pipeline, and the modules follow it: `api` (the resource types);
+//! the pure part, composed by `plan` and shared with `flotilla render`: `validate` (the
+//! spec re-checked), `class` (the MicroserviceClass applied: defaults, policy), `graph`
+//! (dependencies and dependents), `builders` (one file per child kind: its builder and
+//! its `ChildKind`, listed in `builders::KINDS`); then `controller` (read the caches,
+//! apply, status, wired to the watches).
 
 pub mod api;
 pub mod builders;
@@ -13,6 +15,7 @@ pub mod diagram;
 pub mod graph;
 pub mod leader;
 pub mod metrics;
+pub mod plan;
 pub mod render;
 pub mod server;
 pub mod validate;

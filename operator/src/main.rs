@@ -215,14 +215,17 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<String>, String> {
 fn render(files: &[PathBuf], version: KubeVersion, gateway_api: bool) -> ExitCode {
     let mut capabilities = flotilla::builders::Capabilities::for_version(version);
     if gateway_api {
-        capabilities.http_route = Some("gateway.networking.k8s.io/v1");
+        capabilities = capabilities.with_served(&flotilla::builders::http_route::KIND, "v1");
     }
     let rendered = read_documents(files).and_then(|documents| {
-        flotilla::render::render_for(&documents, capabilities).map_err(|e| e.to_string())
+        flotilla::render::render_for(&documents, &capabilities).map_err(|e| e.to_string())
     });
     match rendered {
-        Ok(yaml) => {
-            print!("{yaml}");
+        Ok(rendered) => {
+            for warning in &rendered.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{}", rendered.yaml);
             ExitCode::SUCCESS
         }
         Err(error) => {

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::api::{KubeVersion, Microservice, MicroserviceClass};
-use crate::builders::{self, BuildContext, BuildError, Capabilities};
-use crate::class::{self, Refusal};
-use crate::graph::{self, DEFAULT_NAMESPACE, ObjectKey};
+use crate::builders::Capabilities;
+use crate::builders::env::env_prefix;
+use crate::class::Refusal;
+use crate::graph::{DEFAULT_NAMESPACE, ObjectKey};
+use crate::plan::{self, Inputs};
 
 const API_VERSION: &str = "flotilla.dev/v1alpha1";
 const KIND: &str = "Microservice";
@@ -34,71 +36,80 @@ pub enum RenderError {
     DuplicateClass { name: String },
     #[error("Microservice {key}: {}: {source}", source.reason())]
     Refused { key: ObjectKey, source: Refusal },
-    #[error("Microservice {key}: {source}")]
-    Build { key: ObjectKey, source: BuildError },
     #[error("writing YAML: {0}")]
     Yaml(String),
 }
 
+/// What `flotilla render` prints: the YAML on stdout, the warnings on stderr.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rendered {
+    pub yaml: String,
+    /// What the controller would do differently from applying the YAML as it is.
+    pub warnings: Vec<String>,
+}
+
 /// Renders every Microservice found in `documents` (each a multi-document YAML text)
 /// for a server of `version`, as `---`-separated YAML documents: per Microservice, in
-/// input order, its ServiceAccount, Deployment, Service, HorizontalPodAutoscaler,
-/// PodDisruptionBudget and NetworkPolicy. Unresolved dependencies are reported as YAML
+/// input order, its children in apply order. Unresolved dependencies are reported as YAML
 /// comments: the controller would still apply the rest.
 pub fn render(documents: &[String], version: KubeVersion) -> Result<String, RenderError> {
-    render_for(documents, Capabilities::for_version(version))
+    render_for(documents, &Capabilities::for_version(version)).map(|rendered| rendered.yaml)
 }
 
 /// [`render`] for a server with exactly these capabilities (e.g. one that serves the
-/// Gateway API's HTTPRoute, which no version number implies).
-pub fn render_for(documents: &[String], capabilities: Capabilities) -> Result<String, RenderError> {
+/// Gateway API's HTTPRoute, which no version number implies), with the warnings.
+pub fn render_for(
+    documents: &[String],
+    capabilities: &Capabilities,
+) -> Result<Rendered, RenderError> {
     let Input {
         microservices,
         classes,
     } = parse_input(documents)?;
-    let mut out = String::new();
+    let classes: Vec<&MicroserviceClass> = classes.iter().collect();
+    let all: Vec<&Microservice> = microservices.iter().collect();
+    let inputs = Inputs {
+        capabilities,
+        classes: &classes,
+        microservices: &all,
+        // Offline there are no ConfigMaps or Secrets to hash.
+        config: None,
+    };
+    let mut rendered = Rendered::default();
     for ms in &microservices {
         let key = ObjectKey::of(ms);
-        let resolved = class::resolve(ms, &classes).map_err(|source| RenderError::Refused {
+        let plan = plan::plan(ms, &inputs);
+        let build = plan.outcome.map_err(|source| RenderError::Refused {
             key: key.clone(),
             source,
         })?;
-        let ms = &resolved.effective;
-        let resolution = graph::resolve(ms, microservices.iter());
-        let ctx = BuildContext {
-            capabilities,
-            dependencies: resolution.dependencies,
-            dependents: resolution.dependents,
-            // Offline there are no ConfigMaps or Secrets to hash.
-            config_hash: String::new(),
-            class: resolved.settings,
-        };
-        let children = builders::build(ms, &ctx).map_err(|source| RenderError::Build {
-            key: key.clone(),
-            source,
-        })?;
-        let values = children
-            .to_documents(&capabilities)
-            .map_err(|source| RenderError::Build {
-                key: key.clone(),
-                source,
-            })?;
-        for (i, value) in values.iter().enumerate() {
-            out.push_str("---\n");
+        for missing in &plan.missing_dependencies {
+            rendered.warnings.push(format!(
+                "Microservice {key}: dependency {}/{} is not in the input ({}): its {}_URL and {}_ADDR variables are left out, and the controller would hold the Deployment's rollout until it exists",
+                missing.namespace,
+                missing.name,
+                missing.reason,
+                env_prefix(&missing.name),
+                env_prefix(&missing.name),
+            ));
+        }
+        for (i, child) in build.children.iter().enumerate() {
+            rendered.yaml.push_str("---\n");
             if i == 0 {
-                for missing in &resolution.missing {
-                    out.push_str(&format!(
+                for missing in &plan.missing_dependencies {
+                    rendered.yaml.push_str(&format!(
                         "# Microservice {key}: dependency {}/{} left out: {}\n",
                         missing.namespace, missing.name, missing.reason
                     ));
                 }
             }
-            out.push_str(
-                &serde_yaml::to_string(value).map_err(|e| RenderError::Yaml(e.to_string()))?,
+            rendered.yaml.push_str(
+                &serde_yaml::to_string(&child.object)
+                    .map_err(|e| RenderError::Yaml(e.to_string()))?,
             );
         }
     }
-    Ok(out)
+    Ok(rendered)
 }
 
 /// The Flotilla objects of the input.

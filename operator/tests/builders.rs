@@ -6,6 +6,7 @@ use flotilla::builders::{
     self, BuildContext, BuildError, Capabilities, Children, ClassSettings, ConfigKind, ConfigRef,
 };
 use flotilla::graph;
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Vec<Microservice> {
@@ -23,22 +24,22 @@ fn one(name: &str) -> Microservice {
 fn ctx_in(ms: &Microservice, all: &[Microservice], caps: Capabilities) -> BuildContext {
     let resolution = graph::resolve(ms, all.iter());
     assert!(resolution.missing.is_empty(), "{:?}", resolution.missing);
-    BuildContext {
-        capabilities: caps,
-        dependencies: resolution.dependencies,
-        dependents: resolution.dependents,
-        config_hash: String::new(),
-        class: Default::default(),
-    }
+    BuildContext::new(caps, resolution, String::new(), Default::default())
 }
 
 fn build(ms: &Microservice, caps: Capabilities) -> Children {
-    builders::build(ms, &ctx_in(ms, std::slice::from_ref(ms), caps)).expect("builds")
+    builders::build(ms, &ctx_in(ms, std::slice::from_ref(ms), caps.clone())).expect("builds")
 }
 
-/// The serialized documents by kind.
-fn docs(children: &Children, caps: Capabilities) -> Vec<Value> {
-    children.to_documents(&caps).expect("serializes")
+/// The serialized documents, in apply order.
+fn docs(children: &Children) -> Vec<Value> {
+    children.documents().into_iter().cloned().collect()
+}
+
+fn deployment(children: &Children) -> Deployment {
+    children
+        .typed(&builders::deployment::KIND)
+        .expect("a Deployment")
 }
 
 fn doc<'a>(docs: &'a [Value], kind: &str) -> &'a Value {
@@ -62,8 +63,8 @@ fn graph_children(name: &str) -> Vec<Value> {
         .find(|m| m.metadata.name.as_deref() == Some(name))
         .expect(name);
     let caps = Capabilities::newest();
-    let children = builders::build(ms, &ctx_in(ms, &all, caps)).expect("builds");
-    docs(&children, caps)
+    let children = builders::build(ms, &ctx_in(ms, &all, caps.clone())).expect("builds");
+    docs(&children)
 }
 
 fn v1_20() -> Capabilities {
@@ -73,7 +74,7 @@ fn v1_20() -> Capabilities {
 #[test]
 fn every_document_has_api_version_kind_metadata_and_no_status() {
     let ms = one("http-autoscaling.yaml");
-    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let docs = docs(&build(&ms, Capabilities::newest()));
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
         kinds,
@@ -102,8 +103,7 @@ fn every_document_has_api_version_kind_metadata_and_no_status() {
 #[test]
 fn api_versions_follow_the_server() {
     let ms = one("http-autoscaling.yaml");
-    let children = build(&ms, Capabilities::newest());
-    let newest = docs(&children, Capabilities::newest());
+    let newest = docs(&build(&ms, Capabilities::newest()));
     assert_eq!(
         doc(&newest, "HorizontalPodAutoscaler")["apiVersion"],
         "autoscaling/v2"
@@ -112,7 +112,7 @@ fn api_versions_follow_the_server() {
         doc(&newest, "PodDisruptionBudget")["apiVersion"],
         "policy/v1"
     );
-    let old = docs(&children, v1_20());
+    let old = docs(&build(&ms, v1_20()));
     assert_eq!(
         doc(&old, "HorizontalPodAutoscaler")["apiVersion"],
         "autoscaling/v2beta2"
@@ -133,10 +133,10 @@ fn autoscaler_alone_owns_the_replica_count() {
     let ms = one("http-autoscaling.yaml");
     assert_eq!(ms.spec.replicas, Some(3), "the fixture sets replicas too");
     let children = build(&ms, Capabilities::newest());
-    assert_eq!(children.deployment.spec.as_ref().unwrap().replicas, None);
-    let json = serde_json::to_string(&children.deployment).unwrap();
+    assert_eq!(deployment(&children).spec.as_ref().unwrap().replicas, None);
+    let json = serde_json::to_string(&deployment(&children)).unwrap();
     assert!(!json.contains("\"replicas\""), "{json}");
-    let docs = docs(&children, Capabilities::newest());
+    let docs = docs(&children);
     assert!(doc(&docs, "Deployment")["spec"].get("replicas").is_none());
 
     let hpa = &doc(&docs, "HorizontalPodAutoscaler")["spec"];
@@ -162,16 +162,16 @@ fn autoscaler_alone_owns_the_replica_count() {
     let mut fixed = ms.clone();
     fixed.spec.autoscaling = None;
     let children = build(&fixed, Capabilities::newest());
-    assert_eq!(children.deployment.spec.unwrap().replicas, Some(3));
-    assert!(children.autoscaler.is_none());
+    assert_eq!(deployment(&children).spec.unwrap().replicas, Some(3));
+    assert!(children.get(&builders::autoscaler::KIND).is_none());
     let minimal = build(&one("minimal.yaml"), Capabilities::newest());
-    assert_eq!(minimal.deployment.spec.unwrap().replicas, Some(1));
+    assert_eq!(deployment(&minimal).spec.unwrap().replicas, Some(1));
 }
 
 #[test]
 fn deployment_runs_the_container_as_specified() {
     let ms = one("http-autoscaling.yaml");
-    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let docs = docs(&build(&ms, Capabilities::newest()));
     let deployment = doc(&docs, "Deployment");
     let spec = &deployment["spec"];
     assert_eq!(
@@ -236,7 +236,7 @@ fn deployment_runs_the_container_as_specified() {
 #[test]
 fn restricted_security_defaults() {
     let ms = one("minimal.yaml");
-    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let docs = docs(&build(&ms, Capabilities::newest()));
     let deployment = doc(&docs, "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(
@@ -282,7 +282,7 @@ fn restricted_security_defaults() {
 #[test]
 fn custom_security_and_writable_paths() {
     let ms = one("security.yaml");
-    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let docs = docs(&build(&ms, Capabilities::newest()));
     let deployment = doc(&docs, "Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsUser"], 1000);
@@ -330,7 +330,7 @@ fn custom_security_and_writable_paths() {
 #[test]
 fn grpc_probes_fall_back_to_tcp_before_1_24() {
     let ms = one("grpc.yaml");
-    let newest = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let newest = docs(&build(&ms, Capabilities::newest()));
     let c = container(doc(&newest, "Deployment"));
     assert_eq!(c["readinessProbe"], json!({"grpc": {"port": 50051}}));
     assert_eq!(c["livenessProbe"], json!({"grpc": {"port": 50051}}));
@@ -340,7 +340,7 @@ fn grpc_probes_fall_back_to_tcp_before_1_24() {
     );
 
     let caps = v1_20();
-    let old = docs(&build(&ms, caps), caps);
+    let old = docs(&build(&ms, caps.clone()));
     let c = container(doc(&old, "Deployment"));
     assert_eq!(c["readinessProbe"], json!({"tcpSocket": {"port": 50051}}));
     assert_eq!(c["livenessProbe"], json!({"tcpSocket": {"port": 50051}}));
@@ -357,7 +357,7 @@ fn grpc_probes_fall_back_to_tcp_before_1_24() {
 #[test]
 fn pre_stop_sleep_only_with_the_sleep_action() {
     let ms = one("grpc.yaml");
-    let newest = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let newest = docs(&build(&ms, Capabilities::newest()));
     let deployment = doc(&newest, "Deployment");
     assert_eq!(
         container(deployment)["lifecycle"],
@@ -370,7 +370,7 @@ fn pre_stop_sleep_only_with_the_sleep_action() {
 
     for version in [KubeVersion::new(1, 20), KubeVersion::new(1, 29)] {
         let caps = Capabilities::for_version(version);
-        let old = docs(&build(&ms, caps), caps);
+        let old = docs(&build(&ms, caps.clone()));
         let deployment = doc(&old, "Deployment");
         assert!(
             container(deployment).get("lifecycle").is_none(),
@@ -386,7 +386,7 @@ fn pre_stop_sleep_only_with_the_sleep_action() {
 #[test]
 fn pod_template_escape_hatch() {
     let ms = one("pod-template.yaml");
-    let docs = docs(&build(&ms, Capabilities::newest()), Capabilities::newest());
+    let docs = docs(&build(&ms, Capabilities::newest()));
     let template = &doc(&docs, "Deployment")["spec"]["template"];
     let labels = &template["metadata"]["labels"];
     assert_eq!(labels["team"], "data");
@@ -423,9 +423,7 @@ fn config_hash_annotation_follows_the_context() {
     let ms = one("pod-template.yaml");
     let mut ctx = BuildContext::standalone(Capabilities::newest());
     let annotations = |ctx: &BuildContext| {
-        builders::build(&ms, ctx)
-            .unwrap()
-            .deployment
+        deployment(&builders::build(&ms, ctx).unwrap())
             .spec
             .unwrap()
             .template
@@ -479,7 +477,7 @@ fn config_refs_lists_each_object_once() {
 #[test]
 fn disruption_budget_rules() {
     let caps = Capabilities::newest();
-    let explicit = docs(&build(&one("disruption.yaml"), caps), caps);
+    let explicit = docs(&build(&one("disruption.yaml"), caps.clone()));
     let pdb = &doc(&explicit, "PodDisruptionBudget")["spec"];
     assert_eq!(pdb["minAvailable"], "50%");
     assert!(pdb.get("maxUnavailable").is_none());
@@ -489,12 +487,12 @@ fn disruption_budget_rules() {
     );
 
     // Two or more replicas: maxUnavailable 1. Autoscaling counts its minimum.
-    let four = docs(&build(&one("pod-template.yaml"), caps), caps);
+    let four = docs(&build(&one("pod-template.yaml"), caps.clone()));
     assert_eq!(
         doc(&four, "PodDisruptionBudget")["spec"]["maxUnavailable"],
         1
     );
-    let scaled = docs(&build(&one("http-autoscaling.yaml"), caps), caps);
+    let scaled = docs(&build(&one("http-autoscaling.yaml"), caps.clone()));
     assert_eq!(
         doc(&scaled, "PodDisruptionBudget")["spec"]["maxUnavailable"],
         1
@@ -503,12 +501,14 @@ fn disruption_budget_rules() {
     low.spec.autoscaling.as_mut().unwrap().min_replicas = 1;
     low.spec.replicas = None;
     assert!(
-        build(&low, caps).disruption_budget.is_none(),
+        build(&low, caps.clone())
+            .get(&builders::disruption_budget::KIND)
+            .is_none(),
         "min 1 under autoscaling: no budget"
     );
     assert!(
-        build(&one("minimal.yaml"), caps)
-            .disruption_budget
+        build(&one("minimal.yaml"), caps.clone())
+            .get(&builders::disruption_budget::KIND)
             .is_none()
     );
 
@@ -516,7 +516,7 @@ fn disruption_budget_rules() {
     both.spec.disruption.as_mut().unwrap().max_unavailable =
         Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(1));
     assert_eq!(
-        builders::build(&both, &BuildContext::standalone(caps)),
+        builders::build(&both, &BuildContext::standalone(caps.clone())),
         Err(BuildError::InvalidDisruption)
     );
 }
@@ -524,7 +524,7 @@ fn disruption_budget_rules() {
 #[test]
 fn service_ports_always_carry_the_protocol() {
     let caps = Capabilities::newest();
-    let docs = docs(&build(&one("nodeport.yaml"), caps), caps);
+    let docs = docs(&build(&one("nodeport.yaml"), caps.clone()));
     let service = doc(&docs, "Service");
     assert_eq!(
         service["metadata"]["annotations"],
@@ -558,7 +558,7 @@ fn service_ports_always_carry_the_protocol() {
 
 fn docs_of_cluster_ip_service() -> Vec<Value> {
     let caps = Capabilities::newest();
-    docs(&build(&one("disruption.yaml"), caps), caps)
+    docs(&build(&one("disruption.yaml"), caps.clone()))
 }
 
 const DNS_EGRESS: &str =
@@ -631,7 +631,7 @@ fn network_policy_from_the_three_service_graph() {
 #[test]
 fn network_policy_allow_from() {
     let caps = Capabilities::newest();
-    let docs = docs(&build(&one("disruption.yaml"), caps), caps);
+    let docs = docs(&build(&one("disruption.yaml"), caps.clone()));
     assert_eq!(
         doc(&docs, "NetworkPolicy")["spec"]["ingress"],
         json!([
@@ -642,7 +642,7 @@ fn network_policy_allow_from() {
     let mut bad = one("disruption.yaml");
     bad.spec.network.as_mut().unwrap().allow_from[0].ports = vec!["nope".into()];
     assert_eq!(
-        builders::build(&bad, &BuildContext::standalone(caps)),
+        builders::build(&bad, &BuildContext::standalone(caps.clone())),
         Err(BuildError::UnknownPort {
             field: "spec.network.allowFrom[0].ports[0]".into(),
             port: "nope".into()
@@ -676,7 +676,7 @@ fn dependency_env_and_explicit_wins() {
 #[test]
 fn service_account_annotations() {
     let caps = Capabilities::newest();
-    let docs = docs(&build(&one("disruption.yaml"), caps), caps);
+    let docs = docs(&build(&one("disruption.yaml"), caps.clone()));
     let sa = doc(&docs, "ServiceAccount");
     assert_eq!(sa["apiVersion"], "v1");
     assert_eq!(sa["automountServiceAccountToken"], false);
@@ -745,20 +745,18 @@ fn gateway_class() -> ClassSettings {
 fn with_class(ms: &Microservice, caps: Capabilities, class: ClassSettings) -> BuildContext {
     BuildContext {
         class,
-        ..ctx_in(ms, std::slice::from_ref(ms), caps)
+        ..ctx_in(ms, std::slice::from_ref(ms), caps.clone())
     }
 }
 
 fn build_docs(ms: &Microservice, ctx: &BuildContext) -> Vec<Value> {
     let children = builders::build(ms, ctx).expect("builds");
-    docs(&children, ctx.capabilities)
+    docs(&children)
 }
 
-fn with_http_route(api_version: &'static str) -> Capabilities {
-    Capabilities {
-        http_route: Some(api_version),
-        ..Capabilities::newest()
-    }
+fn with_http_route(api_version: &str) -> Capabilities {
+    let version = api_version.rsplit('/').next().unwrap();
+    Capabilities::newest().with_served(&builders::http_route::KIND, version)
 }
 
 fn kinds(docs: &[Value]) -> Vec<&str> {
@@ -860,8 +858,8 @@ fn not_exposed_means_no_ingress_and_no_route() {
     let ms = one("http-autoscaling.yaml");
     let ctx = with_class(&ms, with_http_route(GATEWAY_V1), gateway_class());
     let children = builders::build(&ms, &ctx).expect("builds");
-    assert!(children.ingress.is_none());
-    assert!(children.http_route.is_none());
+    assert!(children.get(&builders::ingress::KIND).is_none());
+    assert!(children.get(&builders::http_route::KIND).is_none());
     assert_eq!(builders::expose::external_url(&ms, &ctx), None);
 }
 
@@ -934,9 +932,13 @@ fn a_path_port_must_be_declared() {
 fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
     let ms = one("exposed.yaml");
     let caps = with_http_route(GATEWAY_V1);
-    let children = builders::build(&ms, &with_class(&ms, caps, gateway_class())).expect("builds");
-    assert!(children.ingress.is_none(), "never both");
-    let docs = docs(&children, caps);
+    let children =
+        builders::build(&ms, &with_class(&ms, caps.clone(), gateway_class())).expect("builds");
+    assert!(
+        children.get(&builders::ingress::KIND).is_none(),
+        "never both"
+    );
+    let docs = docs(&children);
     assert_eq!(
         kinds(&docs),
         [
@@ -985,7 +987,7 @@ fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
     let docs = build_docs(&ms, &with_class(&ms, old, gateway_class()));
     assert_eq!(doc(&docs, "HTTPRoute")["apiVersion"], GATEWAY_V1BETA1);
     assert_eq!(
-        builders::http_route::api_resource(GATEWAY_V1BETA1),
+        builders::http_route::KIND.api_resource("v1beta1"),
         kube::api::ApiResource {
             group: "gateway.networking.k8s.io".into(),
             version: "v1beta1".into(),
@@ -1003,7 +1005,7 @@ fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
         .as_mut()
         .unwrap()
         .section_name = None;
-    let docs = build_docs(&ms, &with_class(&ms, caps, any_listener));
+    let docs = build_docs(&ms, &with_class(&ms, caps.clone(), any_listener));
     assert_eq!(
         doc(&docs, "HTTPRoute")["spec"]["parentRefs"],
         json!([{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "public", "namespace": "gateways"}])
@@ -1014,12 +1016,14 @@ fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
 fn ingress_when_the_route_kind_is_not_served_even_with_a_gateway() {
     let ms = one("exposed.yaml");
     let caps = Capabilities::newest();
-    assert_eq!(caps.http_route, None);
-    let ctx = with_class(&ms, caps, gateway_class());
+    assert!(!caps.serves(&builders::http_route::KIND));
+    let ctx = with_class(&ms, caps.clone(), gateway_class());
     assert!(!builders::expose::uses_gateway(&ctx));
     let children = builders::build(&ms, &ctx).expect("builds");
-    assert!(children.http_route.is_none());
-    let ingress = children.ingress.expect("an Ingress instead");
+    assert!(children.get(&builders::http_route::KIND).is_none());
+    let ingress: k8s_openapi::api::networking::v1::Ingress = children
+        .typed(&builders::ingress::KIND)
+        .expect("an Ingress instead");
     let rules = ingress.spec.unwrap().rules.unwrap();
     assert_eq!(rules[0].host.as_deref(), Some("shop.apps.example.com"));
 
@@ -1037,15 +1041,15 @@ fn permissive_mode_has_no_network_policy() {
     permissive.network_mode = NetworkMode::Permissive;
     let ctx = with_class(&ms, Capabilities::newest(), permissive);
     let children = builders::build(&ms, &ctx).expect("builds");
-    assert!(children.network_policy.is_none());
-    let docs = docs(&children, Capabilities::newest());
+    assert!(children.get(&builders::network_policy::KIND).is_none());
+    let docs = docs(&children);
     assert_eq!(
         kinds(&docs),
         ["ServiceAccount", "Deployment", "Service", "Ingress"]
     );
     // Strict (the default) keeps it.
     let strict = build(&fixture("graph.yaml").remove(0), Capabilities::newest());
-    assert!(strict.network_policy.is_some());
+    assert!(strict.get(&builders::network_policy::KIND).is_some());
 }
 
 #[test]

@@ -237,3 +237,34 @@ fn a_named_class_must_be_in_the_input() {
         "{err}"
     );
 }
+
+#[test]
+fn a_dependency_missing_from_the_input_is_a_warning_naming_what_the_controller_would_do() {
+    let text = "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {name: orders, namespace: shop}\nspec:\n  image: orders:1\n  ports: [{name: http, port: 80}]\n  dependsOn: [{name: payment-gateway}]\n";
+    let rendered = flotilla::render::render_for(
+        &[text.to_string()],
+        &flotilla::builders::Capabilities::newest(),
+    )
+    .expect("renders: a missing dependency is not an error");
+    assert_eq!(rendered.warnings.len(), 1, "{:?}", rendered.warnings);
+    let warning = &rendered.warnings[0];
+    for expected in [
+        "Microservice shop/orders",
+        "shop/payment-gateway",
+        "PAYMENT_GATEWAY_URL",
+        "PAYMENT_GATEWAY_ADDR",
+        "hold the Deployment's rollout",
+    ] {
+        assert!(warning.contains(expected), "{expected} in {warning}");
+    }
+    // The YAML still holds every child, the Deployment without the variables.
+    assert!(rendered.yaml.contains("kind: Deployment\n"));
+    assert!(!rendered.yaml.contains("PAYMENT_GATEWAY_URL"));
+
+    let complete = flotilla::render::render_for(
+        &[fixture("graph.yaml")],
+        &flotilla::builders::Capabilities::newest(),
+    )
+    .unwrap();
+    assert!(complete.warnings.is_empty(), "{:?}", complete.warnings);
+}

@@ -286,17 +286,11 @@ proptest! {
         let caps = if newest { Capabilities::newest() } else { Capabilities::for_version(KubeVersion::new(1, 20)) };
         for ms in &all {
             let resolution = graph::resolve(ms, all.iter());
-            let ctx = BuildContext {
-                capabilities: caps,
-                dependencies: resolution.dependencies,
-                dependents: resolution.dependents,
-                config_hash: "h".to_string(),
-                class: Default::default(),
-            };
+            let ctx = BuildContext::new(caps.clone(), resolution, "h".to_string(), Default::default());
             let built = builders::build(ms, &ctx);
             if flotilla::validate::validate(ms).is_ok() {
                 let children = built.map_err(|e| TestCaseError::fail(format!("valid spec failed to build: {e}\n{:#?}", ms.spec)))?;
-                let docs = children.to_documents(&caps).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let docs = children.documents();
                 prop_assert!(docs.iter().all(|d| d["apiVersion"].is_string() && d["kind"].is_string()));
                 let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
                 prop_assert_eq!(deployment["spec"].get("replicas").is_none(), ms.spec.autoscaling.is_some());

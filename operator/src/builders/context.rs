@@ -1,37 +1,40 @@
 //! What the builders need besides the Microservice itself: the server's capabilities and
-//! the resolved dependency graph. The controller fills it from its caches; `flotilla
-//! render` fills it from files. Builders never talk to the API server.
+//! the resolved dependency graph. `crate::plan` fills it, from the controller's caches or
+//! from `flotilla render`'s files. Builders never talk to the API server.
 
 use std::collections::BTreeMap;
 
-use crate::api::{ClassExpose, KubeVersion, NetworkMode, Port};
+use kube::api::ApiResource;
 
-/// Which API versions and features the target server offers, found by discovery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use super::{ChildKind, KINDS};
+use crate::api::{ClassExpose, KubeVersion, NetworkMode, Port};
+use crate::graph::Resolution;
+
+/// What the target server offers: the version it serves of each child kind (found by
+/// discovery, or assumed from a version number offline) and the features a version
+/// number implies.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Capabilities {
-    /// `autoscaling/v2` is served (1.23+); otherwise `autoscaling/v2beta2`.
-    pub autoscaling_v2: bool,
-    /// `policy/v1` PodDisruptionBudget is served (1.21+); otherwise `policy/v1beta1`.
-    pub policy_v1: bool,
     /// gRPC probes (1.24+).
     pub grpc_probes: bool,
     /// The native `sleep` lifecycle action (1.30+).
     pub sleep_action: bool,
-    /// The Gateway API `HTTPRoute` kind, when the cluster serves it (its CRDs are
-    /// installed separately): `gateway.networking.k8s.io/v1`, or `v1beta1` on older
-    /// installs. None when not served; exposure then always uses an Ingress.
-    pub http_route: Option<&'static str>,
+    /// The served version of each child kind, by kind; a kind missing is not served.
+    served: BTreeMap<&'static str, &'static str>,
 }
 
 impl Capabilities {
-    /// What a server of this version serves, for offline rendering.
+    /// What a server of this version serves, for offline rendering: every built-in kind
+    /// in the first of its versions the server has, and no separately installed kind.
     pub fn for_version(version: KubeVersion) -> Self {
+        let served = KINDS
+            .iter()
+            .filter_map(|kind| Some((kind.kind, kind.built_in_version(version)?)))
+            .collect();
         Capabilities {
-            autoscaling_v2: version >= KubeVersion::new(1, 23),
-            policy_v1: version >= KubeVersion::new(1, 21),
             grpc_probes: version.supports_grpc_probes(),
             sleep_action: version.supports_sleep_action(),
-            http_route: None,
+            served,
         }
     }
 
@@ -39,20 +42,40 @@ impl Capabilities {
         Self::for_version(KubeVersion::NEWEST)
     }
 
-    pub fn autoscaling_api_version(&self) -> &'static str {
-        if self.autoscaling_v2 {
-            "autoscaling/v2"
-        } else {
-            "autoscaling/v2beta2"
+    /// No child kind served yet; discovery adds what it finds.
+    pub fn features_of(version: KubeVersion) -> Self {
+        Capabilities {
+            served: BTreeMap::new(),
+            ..Self::for_version(version)
         }
     }
 
-    pub fn policy_api_version(&self) -> &'static str {
-        if self.policy_v1 {
-            "policy/v1"
-        } else {
-            "policy/v1beta1"
+    /// These capabilities with `kind` served in `version` (one of its
+    /// [`ChildKind::versions`]).
+    pub fn with_served(mut self, kind: &ChildKind, version: &str) -> Self {
+        if let Some(known) = kind.versions.iter().find(|v| v.version == version) {
+            self.served.insert(kind.kind, known.version);
         }
+        self
+    }
+
+    /// The version of `kind` the server serves.
+    pub fn served_version(&self, kind: &ChildKind) -> Option<&'static str> {
+        self.served.get(kind.kind).copied()
+    }
+
+    pub fn serves(&self, kind: &ChildKind) -> bool {
+        self.served.contains_key(kind.kind)
+    }
+
+    /// The `apiVersion` to write `kind` in.
+    pub fn api_version(&self, kind: &ChildKind) -> Option<String> {
+        Some(kind.api_version(self.served_version(kind)?))
+    }
+
+    /// The API resource of `kind` in the served version.
+    pub fn api_resource(&self, kind: &ChildKind) -> Option<ApiResource> {
+        Some(kind.api_resource(self.served_version(kind)?))
     }
 }
 
@@ -113,14 +136,30 @@ pub struct ClassSettings {
 }
 
 impl BuildContext {
-    /// A context with no neighbours, for tests and single-object rendering.
-    pub fn standalone(capabilities: Capabilities) -> Self {
+    /// The context of one Microservice: the server, its resolved neighbours, the hash of
+    /// its configuration and its class's settings.
+    pub fn new(
+        capabilities: Capabilities,
+        neighbours: Resolution,
+        config_hash: String,
+        class: ClassSettings,
+    ) -> Self {
         BuildContext {
             capabilities,
-            dependencies: Vec::new(),
-            dependents: Vec::new(),
-            config_hash: String::new(),
-            class: ClassSettings::default(),
+            dependencies: neighbours.dependencies,
+            dependents: neighbours.dependents,
+            config_hash,
+            class,
         }
+    }
+
+    /// A context with no neighbours and no class, for tests and single-object rendering.
+    pub fn standalone(capabilities: Capabilities) -> Self {
+        Self::new(
+            capabilities,
+            Resolution::default(),
+            String::new(),
+            ClassSettings::default(),
+        )
     }
 }

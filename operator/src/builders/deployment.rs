@@ -13,9 +13,12 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use serde_json::{Value, json};
 
+use super::kind::{ChildKind, Handover, KindVersion, to_child};
 use super::{
-    BuildContext, BuildError, container_port, env, labels, probes, protocol_name, security,
+    BuildContext, BuildError, FIELD_MANAGER, container_port, env, labels, probes, protocol_name,
+    security,
 };
 use crate::api::{ImagePullPolicy, Microservice, MicroserviceSpec, ResourceAmounts};
 
@@ -27,6 +30,69 @@ pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 pub const REVISION_HISTORY_LIMIT: i32 = 5;
 pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
+
+/// The Deployment kind. Its cache keeps the managed fields: the replica hand-over reads
+/// who owns `spec.replicas`.
+pub static KIND: ChildKind = ChildKind {
+    kind: "Deployment",
+    group: "apps",
+    plural: "deployments",
+    versions: &[KindVersion::since("v1", 1, 9)],
+    build: |ms, ctx| to_child(KIND.kind, Some(build(ms, ctx)?)),
+    cache: |_| {},
+    on_create: start_at_minimum,
+    hand_over: hand_over_replicas,
+};
+
+/// The field manager that holds only `spec.replicas` of a Deployment while the
+/// HorizontalPodAutoscaler takes it over (see [`hand_over_replicas`]).
+pub const HANDOVER_MANAGER: &str = "flotilla-replicas-handover";
+
+/// A new autoscaled Deployment starts at the autoscaler's minimum rather than at one
+/// pod; the next apply hands the field over (see [`hand_over_replicas`]).
+fn start_at_minimum(ms: &Microservice, desired: &mut Value) {
+    if let Some(autoscaling) = &ms.spec.autoscaling {
+        desired["spec"]["replicas"] = json!(autoscaling.min_replicas);
+    }
+}
+
+/// When autoscaling is switched on, the Deployment is applied without `spec.replicas`.
+/// If Flotilla was the field's only owner, the API server would drop it and the
+/// Deployment would fall back to one replica until the autoscaler reacts. Handing the
+/// field to a separate manager first, at its current value, keeps the pods running.
+pub fn hand_over_replicas(desired: &Value, live: &Value) -> Option<Handover> {
+    let wants_replicas = desired["spec"].get("replicas").is_some();
+    if wants_replicas || !owns_field(live, FIELD_MANAGER, &["f:spec", "f:replicas"]) {
+        return None;
+    }
+    let current = live["spec"]["replicas"].as_i64()?;
+    Some(Handover {
+        manager: HANDOVER_MANAGER,
+        patch: json!({
+            "apiVersion": desired["apiVersion"],
+            "kind": KIND.kind,
+            "metadata": { "name": desired["metadata"]["name"] },
+            "spec": { "replicas": current },
+        }),
+    })
+}
+
+/// Whether `manager` holds `path` through server-side apply, by the live object's
+/// managed fields.
+fn owns_field(live: &Value, manager: &str, path: &[&str]) -> bool {
+    live["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|entry| {
+            entry["manager"].as_str() == Some(manager)
+                && entry["operation"].as_str() == Some("Apply")
+                && path
+                    .iter()
+                    .try_fold(&entry["fieldsV1"], |node, key| node.get(*key))
+                    .is_some()
+        })
+}
 
 pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Deployment, BuildError> {
     let spec = &ms.spec;
@@ -250,4 +316,45 @@ fn amounts(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
         .filter_map(|(name, quantity)| quantity.clone().map(|q| (name.to_string(), q)))
         .collect();
     (!map.is_empty()).then_some(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn live_with_replicas_owned_by(manager: &str) -> Value {
+        json!({
+            "metadata": {"name": "users", "managedFields": [
+                {"manager": manager, "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
+                {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}}
+            ]},
+            "spec": {"replicas": 3}
+        })
+    }
+
+    #[test]
+    fn replica_ownership_is_read_from_managed_fields() {
+        let live = live_with_replicas_owned_by("flotilla");
+        assert!(owns_field(&live, "flotilla", &["f:spec", "f:replicas"]));
+        assert!(!owns_field(&live, "other", &["f:spec", "f:replicas"]));
+        assert!(!owns_field(
+            &json!({}),
+            "flotilla",
+            &["f:spec", "f:replicas"]
+        ));
+    }
+
+    #[test]
+    fn replicas_are_handed_over_only_when_flotilla_drops_a_field_it_owns() {
+        let desired = json!({"apiVersion": "apps/v1", "metadata": {"name": "users"}, "spec": {}});
+        let handover = hand_over_replicas(&desired, &live_with_replicas_owned_by("flotilla"))
+            .expect("a hand-over");
+        assert_eq!(handover.manager, HANDOVER_MANAGER);
+        assert_eq!(handover.patch["spec"]["replicas"], 3);
+        assert_eq!(handover.patch["kind"], "Deployment");
+        // Someone else owns it already, or Flotilla still sets it: nothing to hand over.
+        assert!(hand_over_replicas(&desired, &live_with_replicas_owned_by("hpa")).is_none());
+        let fixed = json!({"spec": {"replicas": 2}});
+        assert!(hand_over_replicas(&fixed, &live_with_replicas_owned_by("flotilla")).is_none());
+    }
 }

@@ -4,16 +4,16 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::ResourceExt;
-use kube::api::{ApiResource, GroupVersionKind};
 use serde::{Deserialize, Serialize};
 
 use super::expose::{self, RoutedPath};
+use super::kind::{
+    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
+};
 use super::{BuildContext, BuildError, labels};
 use crate::api::{Microservice, PathType, Port};
 
 pub const GROUP: &str = "gateway.networking.k8s.io";
-pub const KIND: &str = "HTTPRoute";
-pub const PLURAL: &str = "httproutes";
 /// The Gateway API caps `spec.rules` at 16.
 pub const MAX_RULES: usize = 16;
 
@@ -81,12 +81,21 @@ pub struct HttpBackendRef {
     pub port: i32,
 }
 
-/// The API resource of HTTPRoute in `api_version` (one of the values of
-/// `Capabilities::http_route`), for dynamic clients: applying and pruning routes.
-pub fn api_resource(api_version: &str) -> ApiResource {
-    let version = api_version.rsplit('/').next().unwrap_or(api_version);
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(GROUP, version, KIND), PLURAL)
-}
+/// The HTTPRoute kind, served where the Gateway API's CRDs are installed (`v1`, or
+/// `v1beta1` on older installs; the same fields as far as Flotilla writes them).
+pub static KIND: ChildKind = ChildKind {
+    kind: "HTTPRoute",
+    group: GROUP,
+    plural: "httproutes",
+    versions: &[
+        KindVersion::installed("v1"),
+        KindVersion::installed("v1beta1"),
+    ],
+    build: |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
+    cache: without_managed_fields,
+    on_create: as_built,
+    hand_over: no_hand_over,
+};
 
 /// None unless `spec.expose.http` is set and [`expose::uses_gateway`] holds.
 ///
@@ -96,7 +105,7 @@ pub fn api_resource(api_version: &str) -> ApiResource {
 /// the most specific match across all rules, not the first rule.
 pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<HttpRoute>, BuildError> {
     let (Some(api_version), Some(gateway)) = (
-        ctx.capabilities.http_route,
+        ctx.capabilities.api_version(&KIND),
         ctx.class.expose.gateway_ref.as_ref(),
     ) else {
         return Ok(None);
@@ -116,8 +125,8 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<HttpRoute>,
         metadata.annotations = Some(annotations.clone());
     }
     Ok(Some(HttpRoute {
-        api_version: api_version.to_string(),
-        kind: KIND.to_string(),
+        api_version,
+        kind: KIND.kind.to_string(),
         metadata,
         spec: HttpRouteSpec {
             parent_refs: vec![ParentReference {

@@ -5,6 +5,7 @@
 //! validated spec cannot contain still comes back as a [`BuildError`].
 
 pub mod autoscaler;
+mod children;
 mod context;
 pub mod deployment;
 pub mod disruption_budget;
@@ -12,6 +13,7 @@ pub mod env;
 pub mod expose;
 pub mod http_route;
 pub mod ingress;
+pub mod kind;
 pub mod labels;
 pub mod network_policy;
 pub mod probes;
@@ -19,39 +21,29 @@ pub mod security;
 pub mod service;
 pub mod service_account;
 
+pub use children::{Child, Children};
 pub use context::{BuildContext, Capabilities, ClassSettings, Dependent, ResolvedDependency};
 pub use http_route::HttpRoute;
-
-use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::core::v1::{Service, ServiceAccount};
-use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use serde_json::Value;
+pub use kind::ChildKind;
 
 use crate::api::{Microservice, MicroserviceSpec, Port};
 
-/// Every child of one Microservice. Consumers destructure it without `..`, so adding a
-/// child kind and forgetting to apply, render or prune it is a compile error.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Children {
-    pub service_account: ServiceAccount,
-    pub deployment: Deployment,
-    /// None when the Microservice declares no ports.
-    pub service: Option<Service>,
-    /// None unless `spec.autoscaling` is set.
-    pub autoscaler: Option<HorizontalPodAutoscaler>,
-    /// None unless `spec.disruption` is set or the minimum replica count is 2 or more.
-    pub disruption_budget: Option<PodDisruptionBudget>,
-    /// None when the class's network mode is `permissive`.
-    pub network_policy: Option<NetworkPolicy>,
-    /// None unless `spec.expose.http` is set and the exposure does not go through a
-    /// Gateway (see [`expose::uses_gateway`]).
-    pub ingress: Option<Ingress>,
-    /// None unless `spec.expose.http` is set, the class names a Gateway and the cluster
-    /// serves HTTPRoute. Never set together with `ingress`.
-    pub http_route: Option<HttpRoute>,
-}
+/// The name every write is made under (server-side apply field manager).
+pub const FIELD_MANAGER: &str = "flotilla";
+
+/// Every kind of child, in apply order: the ServiceAccount before the pods that run as
+/// it, the Service and the NetworkPolicy with them, the Ingress or HTTPRoute last, once
+/// the Service and the policy letting the ingress controller in exist.
+pub static KINDS: &[&ChildKind] = &[
+    &service_account::KIND,
+    &deployment::KIND,
+    &service::KIND,
+    &autoscaler::KIND,
+    &disruption_budget::KIND,
+    &network_policy::KIND,
+    &ingress::KIND,
+    &http_route::KIND,
+];
 
 /// What a spec that passed validation cannot contain, reported instead of panicking.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -85,94 +77,24 @@ pub enum BuildError {
     Serialize { kind: &'static str, message: String },
 }
 
-/// Builds every child of `ms`. Children are named after the Microservice and live in its
-/// namespace.
+/// Builds every child of `ms`, in [`KINDS`] order, each in the version the server serves.
+/// Children are named after the Microservice and live in its namespace. A kind whose
+/// CRDs are not installed is left out; a built-in kind the server does not serve is
+/// still built (in its preferred version) so that applying it fails loudly.
 pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Children, BuildError> {
-    Ok(Children {
-        service_account: service_account::build(ms),
-        deployment: deployment::build(ms, ctx)?,
-        service: service::build(ms),
-        autoscaler: autoscaler::build(ms),
-        disruption_budget: disruption_budget::build(ms)?,
-        network_policy: network_policy::build(ms, ctx)?,
-        ingress: ingress::build(ms, ctx)?,
-        http_route: http_route::build(ms, ctx)?,
-    })
-}
-
-impl Children {
-    /// The children as JSON objects ready for server-side apply, in apply order
-    /// (ServiceAccount, Deployment, Service, HorizontalPodAutoscaler,
-    /// PodDisruptionBudget, NetworkPolicy, then Ingress or HTTPRoute: the route comes
-    /// last, once the Service and the policy letting the controller in exist), with
-    /// `apiVersion` set to what the server serves: the typed structs always say
-    /// `autoscaling/v2` and `policy/v1`, and the older `v2beta2`/`v1beta1` versions take
-    /// the same field shapes; the HTTPRoute says what `caps.http_route` says.
-    pub fn to_documents(&self, caps: &Capabilities) -> Result<Vec<Value>, BuildError> {
-        let Children {
-            service_account,
-            deployment,
-            service,
-            autoscaler,
-            disruption_budget,
-            network_policy,
-            ingress,
-            http_route,
-        } = self;
-        let mut documents = vec![
-            to_value("ServiceAccount", service_account)?,
-            to_value("Deployment", deployment)?,
-        ];
-        if let Some(service) = service {
-            documents.push(to_value("Service", service)?);
+    let mut children = Vec::new();
+    for &kind in KINDS {
+        let version = match ctx.capabilities.served_version(kind) {
+            Some(version) => version,
+            None if kind.is_installed_separately() => continue,
+            None => kind.versions[0].version,
+        };
+        if let Some(mut object) = (kind.build)(ms, ctx)? {
+            object["apiVersion"] = serde_json::Value::String(kind.api_version(version));
+            children.push(Child::new(kind, object));
         }
-        if let Some(autoscaler) = autoscaler {
-            let mut value = to_value("HorizontalPodAutoscaler", autoscaler)?;
-            set_api_version(&mut value, caps.autoscaling_api_version());
-            documents.push(value);
-        }
-        if let Some(budget) = disruption_budget {
-            let mut value = to_value("PodDisruptionBudget", budget)?;
-            set_api_version(&mut value, caps.policy_api_version());
-            documents.push(value);
-        }
-        if let Some(policy) = network_policy {
-            documents.push(to_value("NetworkPolicy", policy)?);
-        }
-        if let Some(ingress) = ingress {
-            documents.push(to_value("Ingress", ingress)?);
-        }
-        if let Some(route) = http_route {
-            let mut value = to_value("HTTPRoute", route)?;
-            if let Some(api_version) = caps.http_route {
-                set_api_version(&mut value, api_version);
-            }
-            documents.push(value);
-        }
-        Ok(documents)
     }
-}
-
-fn to_value<T: serde::Serialize>(kind: &'static str, object: &T) -> Result<Value, BuildError> {
-    let mut value = serde_json::to_value(object).map_err(|e| BuildError::Serialize {
-        kind,
-        message: e.to_string(),
-    })?;
-    if let Value::Object(map) = &mut value {
-        // Flotilla never writes status; an empty one would only be noise in renders and
-        // a claim on the field under server-side apply.
-        map.remove("status");
-    }
-    Ok(value)
-}
-
-fn set_api_version(value: &mut Value, api_version: &str) {
-    if let Value::Object(map) = value {
-        map.insert(
-            "apiVersion".to_string(),
-            Value::String(api_version.to_string()),
-        );
-    }
+    Ok(Children::from(children))
 }
 
 /// Whether a ConfigMap or a Secret is referenced.

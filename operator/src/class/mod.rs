@@ -2,9 +2,10 @@
 //! check the class itself, merge its defaults under the spec, then hold the result to the
 //! class's policy. Pure functions, shared by the controller and `flotilla render`.
 //!
-//! Order matters: the Microservice's own spec is validated first (its errors are its
-//! own), then the merged spec (a class default can still clash with it, e.g. a probe on a
-//! port it lacks), then the policy (which judges what would actually run).
+//! Order matters: the Microservice's own spec has been validated before (`crate::plan`
+//! does it first: its errors are its own); here the class is checked, then the merged
+//! spec (a class default can still clash with it, e.g. a probe on a port it lacks), then
+//! the policy (which judges what would actually run).
 
 pub mod defaults;
 pub mod policy;
@@ -56,13 +57,13 @@ impl Refusal {
     }
 }
 
-/// Applies the class that governs `ms` (from `classes`, every class of the cluster) and
-/// checks the result. Nothing is built from a refused Microservice.
+/// Applies the class that governs `ms` (from `classes`, every class of the cluster) to
+/// a Microservice whose own spec passed validation, and checks the result. Nothing is
+/// built from a refused Microservice.
 pub fn resolve<'a>(
     ms: &Microservice,
     classes: impl IntoIterator<Item = &'a MicroserviceClass>,
 ) -> Result<Resolved, Refusal> {
-    validate(ms).map_err(|e| Refusal::InvalidSpec(e.to_string()))?;
     let class = select(ms.spec.class.as_deref(), classes).map_err(|error| match error {
         ClassError::NotFound(_) => Refusal::ClassNotFound(error.to_string()),
         ClassError::AmbiguousDefault(_) => Refusal::AmbiguousDefaultClass(error.to_string()),
@@ -170,7 +171,6 @@ mod tests {
         let cases = [
             ("{image: a, class: gone}", "ClassNotFound"),
             ("{image: docker.io/x, class: golden}", "PolicyViolation"),
-            ("{image: 'a b', class: golden}", "InvalidSpec"),
             (
                 "{image: a, security: {profile: baseline}}",
                 "PolicyViolation",

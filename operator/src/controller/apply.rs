@@ -1,322 +1,175 @@
 //! Apply the desired children with server-side apply (one field manager, forced), skip
-//! the ones the cache shows already match, and delete the ones no longer wanted.
+//! the ones the cache shows already match, and delete the ones no longer wanted. Every
+//! kind goes through the same code; what differs per kind is in its `ChildKind`.
 
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
-use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
-use serde_json::{Value, json};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
-use tracing::{debug, info};
+use tracing::debug;
 
 use crate::api::Microservice;
-use crate::builders::Children;
+use crate::builders::{Child, Children, FIELD_MANAGER, labels};
 
-use super::context::{Context, FIELD_MANAGER};
+use super::caches::ChildCache;
+use super::context::Context;
 use super::error::{Error, Result};
-use super::events;
 
 /// Annotation holding a hash of what Flotilla last applied to a child. With the subset
 /// check below it lets a reconcile with nothing to change send no write at all.
 pub const APPLIED_HASH_ANNOTATION: &str = "flotilla.dev/applied-hash";
 
-/// A field manager that only ever holds `spec.replicas` of a Deployment, while the
-/// HorizontalPodAutoscaler takes it over (see `hand_over_replicas`).
-const HANDOVER_MANAGER: &str = "flotilla-replicas-handover";
-
 /// What happened to one child.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Change {
-    Created { kind: String, name: String },
-    Updated { kind: String, name: String },
-    Deleted { kind: String, name: String },
+pub struct Change {
+    pub action: Action,
+    pub kind: &'static str,
+    pub name: String,
 }
 
-/// Applies every child; with `hold_rollout`, every child but the Deployment, which is left
-/// as it is (or not created yet).
-pub async fn apply_all(
-    ctx: &Context,
-    ms: &Microservice,
-    children: &Children,
-    hold_rollout: bool,
-) -> Result<Vec<Change>> {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Updated,
+    Deleted,
+}
+
+/// Applies every child of `ms` (the Microservice as it runs, class defaults merged) but
+/// the held ones, then prunes what is no longer wanted. Returns what changed; the caller
+/// reports it.
+pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Vec<Change>> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut changes = Vec::new();
-    for mut desired in children.to_documents(&ctx.capabilities)? {
-        let kind = desired["kind"].as_str().unwrap_or_default().to_string();
-        if hold_rollout && kind == "Deployment" {
-            continue;
+    for child in children.iter().filter(|child| !child.held) {
+        let cache = ctx
+            .caches
+            .child(child.kind)
+            .ok_or(Error::NotServed(child.kind.kind))?;
+        if let Some(change) = apply_one(ctx, ms, child, cache, &namespace).await? {
+            changes.push(change);
         }
-        let name = desired["metadata"]["name"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let observed = observed(ctx, &kind, &name, &namespace)?;
-        if kind == "Deployment"
-            && observed.is_none()
-            && let Some(autoscaling) = &ms.spec.autoscaling
-        {
-            // A new Deployment starts at the autoscaler's minimum rather than at one pod;
-            // the next apply hands the field over (see `hand_over_replicas`).
-            desired["spec"]["replicas"] = json!(autoscaling.min_replicas);
-        }
-        let hash = content_hash(&desired);
-        desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
-        let unchanged = observed.as_ref().is_some_and(|live| {
-            live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str() == Some(hash.as_str())
-                && is_subset(&desired, live)
-        });
-        if !unchanged && let Some(live) = &observed {
-            debug!(%kind, %name, live_hash = ?live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION], %hash,
-                subset = is_subset(&desired, live), "live object differs");
-        }
-        ctx.metrics.apply(&kind, !unchanged);
-        if unchanged {
-            continue;
-        }
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), &namespace, &resource(ctx, &kind)?);
-        if kind == "Deployment"
-            && let Some(live) = &observed
-        {
-            hand_over_replicas(&api, &name, &desired, live).await?;
-        }
-        debug!(%kind, %name, "applying");
-        api.patch(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&desired),
-        )
-        .await?;
-        changes.push(match observed {
-            None => Change::Created { kind, name },
-            Some(_) => Change::Updated { kind, name },
-        });
     }
     changes.extend(prune(ctx, ms, children, &namespace).await?);
-    for change in &changes {
-        info!(microservice = %ms.name_any(), namespace = %namespace, ?change, "child changed");
-        events::child_changed(ctx, ms, change).await;
-    }
     Ok(changes)
 }
 
-/// When autoscaling is switched on, the Deployment is applied without `spec.replicas`.
-/// If Flotilla was the field's only owner, the API server would drop it and the
-/// Deployment would fall back to one replica until the autoscaler reacts. Handing the
-/// field to a separate manager first, at its current value, keeps the pods running.
-async fn hand_over_replicas(
-    api: &Api<DynamicObject>,
-    name: &str,
-    desired: &Value,
-    live: &Value,
-) -> Result<()> {
-    let wants_replicas = desired["spec"].get("replicas").is_some();
-    if wants_replicas || !owns_field(live, FIELD_MANAGER, &["f:spec", "f:replicas"]) {
-        return Ok(());
+async fn apply_one(
+    ctx: &Context,
+    ms: &Microservice,
+    child: &Child,
+    cache: &ChildCache,
+    namespace: &str,
+) -> Result<Option<Change>> {
+    let (kind, name) = (child.kind, child.name().to_string());
+    let live = cache
+        .get(&name, namespace)
+        .map(|object| observed(&object, cache))
+        .transpose()?;
+    let mut desired = child.object.clone();
+    if live.is_none() {
+        (kind.on_create)(ms, &mut desired);
     }
-    let Some(current) = live["spec"]["replicas"].as_i64() else {
-        return Ok(());
-    };
-    let handover = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": { "name": name },
-        "spec": { "replicas": current },
+    let hash = content_hash(&desired);
+    desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
+    let unchanged = live.as_ref().is_some_and(|live| {
+        live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str() == Some(hash.as_str())
+            && is_subset(&desired, live)
     });
-    info!(%name, replicas = current, "handing spec.replicas over to the autoscaler");
+    ctx.metrics.apply(kind.kind, !unchanged);
+    if unchanged {
+        return Ok(None);
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
+    if let Some(live) = &live {
+        debug!(kind = kind.kind, %name, live_hash = ?live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
+            %hash, subset = is_subset(&desired, live), "live object differs");
+        if let Some(handover) = (kind.hand_over)(&desired, live) {
+            debug!(kind = kind.kind, %name, manager = handover.manager, "handing a field over");
+            api.patch(
+                &name,
+                &PatchParams::apply(handover.manager).force(),
+                &Patch::Apply(&handover.patch),
+            )
+            .await?;
+        }
+    }
+    debug!(kind = kind.kind, %name, "applying");
     api.patch(
-        name,
-        &PatchParams::apply(HANDOVER_MANAGER).force(),
-        &Patch::Apply(&handover),
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&desired),
     )
     .await?;
-    Ok(())
+    let action = match live {
+        None => Action::Created,
+        Some(_) => Action::Updated,
+    };
+    Ok(Some(Change {
+        action,
+        kind: kind.kind,
+        name,
+    }))
 }
 
-fn owns_field(live: &Value, manager: &str, path: &[&str]) -> bool {
-    live["metadata"]["managedFields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|entry| {
-            entry["manager"].as_str() == Some(manager)
-                && entry["operation"].as_str() == Some("Apply")
-                && path
-                    .iter()
-                    .try_fold(&entry["fieldsV1"], |node, key| node.get(*key))
-                    .is_some()
-        })
-}
-
-/// Deletes children that are no longer wanted: an autoscaler after `autoscaling` was
-/// removed, a budget after `disruption` was unset, a Service after the last port went,
-/// a NetworkPolicy under a `permissive` class, an Ingress or HTTPRoute after `expose`
-/// went (or when one replaces the other).
-/// Only objects carrying this Microservice's instance label and owner UID are touched.
+/// Deletes this Microservice's children that are no longer wanted: an autoscaler after
+/// `autoscaling` was removed, a Service after the last port went, a NetworkPolicy under
+/// a `permissive` class, an Ingress replaced by an HTTPRoute… Only objects carrying this
+/// Microservice's instance label and owner UID are touched; held children are kept.
 async fn prune(
     ctx: &Context,
     ms: &Microservice,
     children: &Children,
     namespace: &str,
 ) -> Result<Vec<Change>> {
-    let Children {
-        service_account: _,
-        deployment: _,
-        service,
-        autoscaler,
-        disruption_budget,
-        network_policy,
-        ingress,
-        http_route,
-    } = children;
-    let mut unwanted = Vec::new();
-    if network_policy.is_none() {
-        unwanted.extend(owned_by(ms, &ctx.stores.network_policies, "NetworkPolicy"));
-    }
-    if ingress.is_none() {
-        unwanted.extend(owned_by(ms, &ctx.stores.ingresses, "Ingress"));
-    }
-    if http_route.is_none()
-        && let Some(routes) = &ctx.stores.http_routes
-    {
-        unwanted.extend(owned_by(ms, routes, "HTTPRoute"));
-    }
-    if service.is_none() {
-        unwanted.extend(owned_by(ms, &ctx.stores.services, "Service"));
-    }
-    if autoscaler.is_none() {
-        unwanted.extend(owned_by(
-            ms,
-            &ctx.stores.autoscalers,
-            "HorizontalPodAutoscaler",
-        ));
-    }
-    if disruption_budget.is_none() {
-        unwanted.extend(owned_by(
-            ms,
-            &ctx.stores.disruption_budgets,
-            "PodDisruptionBudget",
-        ));
-    }
+    let Some(uid) = ms.uid() else {
+        return Ok(Vec::new());
+    };
+    let instance = ms.name_any();
     let mut changes = Vec::new();
-    for (kind, name) in unwanted {
+    for cache in &ctx.caches.children {
+        let wanted = |name: &str| {
+            children
+                .iter()
+                .any(|child| child.kind == cache.kind && child.name() == name)
+        };
+        let unwanted: Vec<String> = cache
+            .store
+            .state()
+            .iter()
+            .filter(|object| object.namespace().as_deref() == Some(namespace))
+            .filter(|object| object.labels().get(labels::INSTANCE) == Some(&instance))
+            .filter(|object| object.owner_references().iter().any(|o| o.uid == uid))
+            .map(|object| object.name_any())
+            .filter(|name| !wanted(name))
+            .collect();
         let api: Api<DynamicObject> =
-            Api::namespaced_with(ctx.client.clone(), namespace, &resource(ctx, &kind)?);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => changes.push(Change::Deleted { kind, name }),
-            Err(kube::Error::Api(status)) if status.code == 404 => {}
-            Err(error) => return Err(error.into()),
+            Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
+        for name in unwanted {
+            match api.delete(&name, &DeleteParams::background()).await {
+                Ok(_) => changes.push(Change {
+                    action: Action::Deleted,
+                    kind: cache.kind.kind,
+                    name,
+                }),
+                Err(kube::Error::Api(status)) if status.code == 404 => {}
+                Err(error) => return Err(error.into()),
+            }
         }
     }
     Ok(changes)
 }
 
-fn owned_by<K>(ms: &Microservice, store: &Store<K>, kind: &str) -> Vec<(String, String)>
-where
-    K: Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    let (Some(uid), Some(namespace)) = (ms.uid(), ms.namespace()) else {
-        return Vec::new();
-    };
-    store
-        .state()
-        .iter()
-        .filter(|object| object.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|object| {
-            object.labels().get(crate::builders::labels::INSTANCE) == Some(&ms.name_any())
-        })
-        .filter(|object| {
-            object
-                .owner_references()
-                .iter()
-                .any(|owner| owner.uid == uid)
-        })
-        .map(|object| (kind.to_string(), object.name_any()))
-        .collect()
-}
-
-/// The API resource of a child kind, in the version the server serves.
-fn resource(ctx: &Context, kind: &str) -> Result<ApiResource> {
-    use k8s_openapi::api::{apps::v1 as apps, core::v1 as core, networking::v1 as networking};
-    Ok(match kind {
-        "ServiceAccount" => ApiResource::erase::<core::ServiceAccount>(&()),
-        "Deployment" => ApiResource::erase::<apps::Deployment>(&()),
-        "Service" => ApiResource::erase::<core::Service>(&()),
-        "HorizontalPodAutoscaler" => ctx.resources.autoscaler.clone(),
-        "PodDisruptionBudget" => ctx.resources.budget.clone(),
-        "NetworkPolicy" => ApiResource::erase::<networking::NetworkPolicy>(&()),
-        "Ingress" => ApiResource::erase::<networking::Ingress>(&()),
-        "HTTPRoute" => ctx
-            .resources
-            .http_route
-            .clone()
-            .ok_or_else(|| Error::UnknownKind(kind.to_string()))?,
-        other => return Err(Error::UnknownKind(other.to_string())),
-    })
-}
-
-/// The child as the cache holds it, as JSON.
-fn observed(ctx: &Context, kind: &str, name: &str, namespace: &str) -> Result<Option<Value>> {
-    fn lookup<K>(store: &Store<K>, name: &str, namespace: &str) -> Result<Option<Value>>
-    where
-        K: Resource + Clone + serde::Serialize + 'static,
-        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-    {
-        store
-            .get(&ObjectRef::new(name).within(namespace))
-            .map(|object| serde_json::to_value(object.as_ref()))
-            .transpose()
-            .map_err(|source| Error::Serialize {
-                what: format!("cached {name}"),
-                source,
-            })
-    }
-    fn lookup_dynamic(
-        store: &Store<DynamicObject>,
-        ar: &ApiResource,
-        name: &str,
-        namespace: &str,
-    ) -> Result<Option<Value>> {
-        let Some(object) = store.get(&ObjectRef::new_with(name, ar.clone()).within(namespace))
-        else {
-            return Ok(None);
-        };
-        let mut value =
-            serde_json::to_value(object.as_ref()).map_err(|source| Error::Serialize {
-                what: format!("cached {name}"),
-                source,
-            })?;
-        // Objects from a list carry no apiVersion or kind; the cache they came from says it.
-        value["apiVersion"] = Value::String(ar.api_version.clone());
-        value["kind"] = Value::String(ar.kind.clone());
-        Ok(Some(value))
-    }
-    let stores = &ctx.stores;
-    match kind {
-        "ServiceAccount" => lookup(&stores.service_accounts, name, namespace),
-        "Deployment" => lookup(&stores.deployments, name, namespace),
-        "Service" => lookup(&stores.services, name, namespace),
-        "HorizontalPodAutoscaler" => lookup_dynamic(
-            &stores.autoscalers,
-            &ctx.resources.autoscaler,
-            name,
-            namespace,
-        ),
-        "PodDisruptionBudget" => lookup_dynamic(
-            &stores.disruption_budgets,
-            &ctx.resources.budget,
-            name,
-            namespace,
-        ),
-        "NetworkPolicy" => lookup(&stores.network_policies, name, namespace),
-        "Ingress" => lookup(&stores.ingresses, name, namespace),
-        "HTTPRoute" => match (&stores.http_routes, &ctx.resources.http_route) {
-            (Some(store), Some(ar)) => lookup_dynamic(store, ar, name, namespace),
-            _ => Err(Error::UnknownKind(kind.to_string())),
-        },
-        other => Err(Error::UnknownKind(other.to_string())),
-    }
+/// The cached child as JSON. Objects from a list carry no apiVersion or kind; the cache
+/// they came from says it.
+fn observed(object: &DynamicObject, cache: &ChildCache) -> Result<Value> {
+    let mut value = serde_json::to_value(object).map_err(|source| Error::Serialize {
+        what: format!("cached {} {}", cache.kind.kind, object.name_any()),
+        source,
+    })?;
+    value["apiVersion"] = Value::String(cache.resource.api_version.clone());
+    value["kind"] = Value::String(cache.resource.kind.clone());
+    Ok(value)
 }
 
 fn is_empty(value: &Value) -> bool {
@@ -359,6 +212,7 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn subset_ignores_server_defaults_but_not_edits() {
@@ -378,21 +232,6 @@ mod tests {
         assert!(!is_subset(
             &json!({"spec": {"ingress": [{}]}}),
             &json!({"spec": {}})
-        ));
-    }
-
-    #[test]
-    fn replica_ownership_is_read_from_managed_fields() {
-        let live = json!({"metadata": {"managedFields": [
-            {"manager": "flotilla", "operation": "Apply", "fieldsV1": {"f:spec": {"f:replicas": {}}}},
-            {"manager": "kube-controller-manager", "operation": "Update", "fieldsV1": {"f:status": {}}}
-        ]}});
-        assert!(owns_field(&live, "flotilla", &["f:spec", "f:replicas"]));
-        assert!(!owns_field(&live, "other", &["f:spec", "f:replicas"]));
-        assert!(!owns_field(
-            &json!({}),
-            "flotilla",
-            &["f:spec", "f:replicas"]
         ));
     }
 

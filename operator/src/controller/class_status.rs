@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::class::status::{compute, users_by_class};
 
-use super::context::FIELD_MANAGER;
+use crate::builders::FIELD_MANAGER;
 
 /// Changes arriving within this window are written once: a rollout of many
 /// Microservices moves the counts many times in a second.

@@ -16,10 +16,9 @@ pub enum Error {
     },
     #[error("the Microservice has no namespace")]
     MissingNamespace,
-    /// A child kind the server does not serve (an HTTPRoute after the Gateway API CRDs
-    /// went away) or that this build does not know.
+    /// A child kind the server does not serve in any version Flotilla writes.
     #[error("{0} is not served by this cluster")]
-    UnknownKind(String),
+    NotServed(&'static str),
 }
 
 impl Error {
@@ -33,7 +32,7 @@ impl Error {
             Error::Build(_) => "build",
             Error::Serialize { .. } => "serialize",
             Error::MissingNamespace => "missing_namespace",
-            Error::UnknownKind(_) => "unknown_kind",
+            Error::NotServed(_) => "not_served",
         }
     }
 }

@@ -7,15 +7,16 @@ use tracing::warn;
 
 use crate::api::Microservice;
 
-use super::apply::Change;
+use super::apply::{Action, Change};
 use super::context::Context;
 
 pub async fn child_changed(ctx: &Context, ms: &Microservice, change: &Change) {
-    let (reason, action, kind, name) = match change {
-        Change::Created { kind, name } => ("Created", "Create", kind, name),
-        Change::Updated { kind, name } => ("Updated", "Update", kind, name),
-        Change::Deleted { kind, name } => ("Deleted", "Delete", kind, name),
+    let (reason, action) = match change.action {
+        Action::Created => ("Created", "Create"),
+        Action::Updated => ("Updated", "Update"),
+        Action::Deleted => ("Deleted", "Delete"),
     };
+    let Change { kind, name, .. } = change;
     publish(
         ctx,
         ms,

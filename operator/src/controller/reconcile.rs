@@ -1,6 +1,6 @@
-//! One reconciliation, as a pipeline: read the world, resolve the class (validate, merge
-//! its defaults, check its policy), build the desired children (pure), apply them,
-//! compute and write the status.
+//! One reconciliation, as a pipeline: read the caches and plan (validate, resolve the
+//! class, resolve the graph, build the children: `crate::plan`, pure), apply, report the
+//! changes as events, then compute and write the status.
 //!
 //! A refused spec (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation)
 //! stops the pipeline before anything is applied: the children keep running as they
@@ -15,16 +15,17 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::api::{Microservice, MicroserviceStatus};
-use crate::builders::{self, ConfigKind, labels};
-use crate::class::{self, Refusal};
+use crate::builders::FIELD_MANAGER;
+use crate::class::Refusal;
+use crate::plan::Plan;
 
-use super::context::{Context, FIELD_MANAGER};
+use super::context::Context;
 use super::error::{Error, Result};
 use super::status::{self, Cause, Observed, READY};
-use super::{apply, events, world};
+use super::{apply, events, read};
 
 /// How often a settled Microservice is looked at again even without any watch event.
 /// Watches catch drift at once; this only bounds how long a missed event can last.
@@ -35,106 +36,83 @@ const WHILE_PROGRESSING: Duration = Duration::from_secs(30);
 pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action> {
     // Before every cache has listed once, a missing child may only be unlisted yet:
     // deciding on it would re-create or prune for nothing.
-    if ctx.stores.wait_until_ready().await.is_err() {
+    if ctx.caches.wait_until_ready().await.is_err() {
         return Ok(Action::await_change());
     }
     let _timer = ctx.metrics.reconcile_timer();
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
-    let name = ms.name_any();
-    debug!(%namespace, %name, "reconciling");
+    debug!(%namespace, name = %ms.name_any(), "reconciling");
 
-    let classes = ctx.stores.classes.state();
-    let resolved = class::resolve(&ms, classes.iter().map(|c| c.as_ref()));
-    let class_name = class::class_name(&ms, classes.iter().map(|c| c.as_ref()));
-    // The world is read for the spec that would run: the class's defaults merged in.
-    let effective = resolved.as_ref().map_or(ms.as_ref(), |r| &r.effective);
-    let mut world = world::read(
-        effective,
-        ctx.capabilities,
-        &ctx.stores.microservices,
-        |config| match config.kind {
-            ConfigKind::ConfigMap => {
-                world::cached_version(&ctx.stores.config_maps, &config.name, &namespace)
-            }
-            ConfigKind::Secret => {
-                world::cached_version(&ctx.stores.secrets, &config.name, &namespace)
-            }
-        },
-    );
-
-    let mut external_url = None;
-    let mut refused = resolved.as_ref().err().cloned();
-    if let Ok(resolved) = &resolved {
-        world.build.class = resolved.settings.clone();
-        external_url = builders::expose::external_url(&resolved.effective, &world.build);
-        if !ms.spec.paused {
-            match builders::build(&resolved.effective, &world.build) {
-                Ok(children) => {
-                    // Pods started without a dependency's `<NAME>_URL` would only crash
-                    // and roll again once it appears: the rollout waits for every
-                    // dependency.
-                    let hold_rollout = !world.missing_dependencies.is_empty();
-                    apply::apply_all(&ctx, &resolved.effective, &children, hold_rollout).await?;
-                }
-                // The builders only fail on what validation should have refused: treat
-                // it the same way, as a spec to fix, not an error to retry.
-                Err(error) => refused = Some(Refusal::InvalidSpec(error.to_string())),
-            }
+    let plan = read::plan(&ctx, &ms, &namespace);
+    if let Ok(build) = &plan.outcome
+        && !ms.spec.paused
+    {
+        let changes = apply::apply(&ctx, &build.effective, &build.children).await?;
+        for change in &changes {
+            info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
+            events::child_changed(&ctx, &ms, change).await;
         }
     }
-
-    let deployment = ctx
-        .stores
-        .deployments
-        .get(&ObjectRef::new(&name).within(&namespace));
-    let pods = ctx.stores.pods.state();
-    let own_pods = pods
-        .iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|pod| pod.labels().get(labels::INSTANCE) == Some(&name))
-        .map(|pod| pod.as_ref())
-        .collect();
-    let observed = Observed {
-        deployment: deployment.as_deref(),
-        pods: own_pods,
-        missing_dependencies: &world.missing_dependencies,
-        unready_dependencies: &world.unready_dependencies,
-        missing_config: &world.missing_config,
-        refused: refused
-            .as_ref()
-            .map(|refusal| Cause::new(refusal.reason(), refusal.to_string())),
-        paused: ms.spec.paused,
-        class_name,
-        external_url,
-    };
-    let status = status::compute(&ms, &observed, Time(jiff::Timestamp::now()));
-    if ms.status.as_ref() != Some(&status) {
-        if let Some(refusal) = &refused
-            && !already_reported(&ms, refusal)
-        {
-            let (reason, message) = (refusal.reason(), refusal.to_string());
-            warn!(%namespace, %name, %reason, %message, "spec refused");
-            ctx.metrics.error(match refusal {
-                Refusal::InvalidSpec(_) => "invalid_spec",
-                Refusal::ClassNotFound(_) => "class_not_found",
-                Refusal::AmbiguousDefaultClass(_) => "ambiguous_default_class",
-                Refusal::PolicyViolation(_) => "policy_violation",
-            });
-            events::refused(&ctx, &ms, reason, &message).await;
-        }
-        write_status(&ctx, &ms, &status).await?;
-    }
+    let status = update_status(&ctx, &ms, &plan, &namespace).await?;
     ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
 
     // A refusal waits for a change to the spec (a watch event) or to its class (the
     // class index triggers every user).
-    Ok(if refused.is_some() {
+    Ok(if plan.outcome.is_err() {
         Action::await_change()
     } else if status.is_ready() {
         Action::requeue(RESYNC)
     } else {
         Action::requeue(WHILE_PROGRESSING)
     })
+}
+
+/// Computes the status from the plan and the caches, and writes it when it changed
+/// (announcing a refusal once).
+async fn update_status(
+    ctx: &Context,
+    ms: &Microservice,
+    plan: &Plan,
+    namespace: &str,
+) -> Result<MicroserviceStatus> {
+    let name = ms.name_any();
+    let deployment = read::deployment(&ctx.caches, &name, namespace);
+    let pods = read::pods(&ctx.caches, &name, namespace);
+    let refused = plan.outcome.as_ref().err();
+    let observed = Observed {
+        deployment: deployment.as_ref(),
+        pods: pods.iter().map(Arc::as_ref).collect(),
+        missing_dependencies: &plan.missing_dependencies,
+        unready_dependencies: &plan.unready_dependencies,
+        missing_config: &plan.missing_config,
+        refused: refused.map(|refusal| Cause::new(refusal.reason(), refusal.to_string())),
+        paused: ms.spec.paused,
+        class_name: plan.class_name.clone(),
+        external_url: plan
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|build| build.external_url.clone()),
+    };
+    let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
+    if ms.status.as_ref() == Some(&status) {
+        return Ok(status);
+    }
+    if let Some(refusal) = refused
+        && !already_reported(ms, refusal)
+    {
+        let (reason, message) = (refusal.reason(), refusal.to_string());
+        warn!(%namespace, %name, %reason, %message, "spec refused");
+        ctx.metrics.error(match refusal {
+            Refusal::InvalidSpec(_) => "invalid_spec",
+            Refusal::ClassNotFound(_) => "class_not_found",
+            Refusal::AmbiguousDefaultClass(_) => "ambiguous_default_class",
+            Refusal::PolicyViolation(_) => "policy_violation",
+        });
+        events::refused(ctx, ms, reason, &message).await;
+    }
+    write_status(ctx, ms, &status).await?;
+    Ok(status)
 }
 
 /// Transient failures retry with a per-object exponential backoff.

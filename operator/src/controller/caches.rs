@@ -1,0 +1,284 @@
+//! Every cache the controller reads and the watch that feeds it: Microservices and
+//! classes (decoded one by one, feeding the indexes), one cache per child kind the server
+//! serves (only objects labelled managed-by=flotilla, trimmed as the kind says), pods
+//! (status only) and ConfigMaps and Secrets (metadata only, for config-hash rollouts).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::runtime::reflector::store::{Writer, WriterDropped};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use tokio::sync::Notify;
+
+use crate::api::{Microservice, MicroserviceClass};
+use crate::builders::{Capabilities, ChildKind, KINDS, labels};
+use crate::metrics::Metrics;
+
+use super::indexes::{ClassWatch, MicroserviceWatch};
+use super::watches::decoded;
+
+/// Read-only caches of everything a reconciliation looks at.
+#[derive(Clone)]
+pub struct Caches {
+    pub microservices: Store<Microservice>,
+    /// Every MicroserviceClass of the cluster (they are cluster-scoped).
+    pub classes: Store<MicroserviceClass>,
+    /// One per child kind the server serves, in `KINDS` order.
+    pub children: Vec<ChildCache>,
+    pub pods: Store<Pod>,
+    pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
+    pub secrets: Store<PartialObjectMeta<Secret>>,
+}
+
+/// The cache of one child kind, in the version the server serves.
+#[derive(Clone)]
+pub struct ChildCache {
+    pub kind: &'static ChildKind,
+    pub resource: ApiResource,
+    pub store: Store<DynamicObject>,
+}
+
+/// The streams that feed the caches, each yielding the objects it touched: polled by
+/// the controller, which reconciles the Microservices they concern.
+pub struct Watches {
+    pub microservices: BoxStream<'static, watcher::Result<Microservice>>,
+    pub classes: BoxStream<'static, watcher::Result<MicroserviceClass>>,
+    pub children: Vec<(
+        ApiResource,
+        BoxStream<'static, watcher::Result<DynamicObject>>,
+    )>,
+    pub pods: BoxStream<'static, watcher::Result<Pod>>,
+    pub config_maps: BoxStream<'static, watcher::Result<PartialObjectMeta<ConfigMap>>>,
+    pub secrets: BoxStream<'static, watcher::Result<PartialObjectMeta<Secret>>>,
+}
+
+/// Who hears the Microservice and class events besides the caches.
+pub struct Observers {
+    pub microservices: MicroserviceWatch,
+    pub classes: ClassWatch,
+    /// The class status writer, woken by any class or Microservice change.
+    pub class_status: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// Sets up every watch (nothing runs until the streams are polled).
+pub fn watch(
+    client: &Client,
+    namespace: Option<&str>,
+    capabilities: &Capabilities,
+    observers: Observers,
+) -> (Caches, Watches) {
+    let Observers {
+        microservices: mut microservice_watch,
+        classes: mut class_watch,
+        class_status,
+        metrics,
+    } = observers;
+
+    let writer = Writer::default();
+    let microservices = writer.as_reader();
+    let gauge_store = microservices.clone();
+    let wake = class_status.clone();
+    let microservice_stream = decoded::<Microservice>(scoped_dynamic(
+        client,
+        namespace,
+        &ApiResource::erase::<Microservice>(&()),
+    ))
+    .default_backoff()
+    .reflect(writer)
+    .inspect_ok(move |event| {
+        microservice_watch.observe(event);
+        wake.notify_one();
+        metrics.managed.set(gauge_store.len() as i64);
+    })
+    .touched_objects()
+    .boxed();
+
+    // Classes are cluster-scoped: every operator reads them all, whatever its namespace.
+    let writer = Writer::default();
+    let classes = writer.as_reader();
+    let class_stream = decoded::<MicroserviceClass>(Api::all_with(
+        client.clone(),
+        &ApiResource::erase::<MicroserviceClass>(&()),
+    ))
+    .default_backoff()
+    .modify(without_managed_fields)
+    .reflect(writer)
+    .inspect_ok(move |event| {
+        class_watch.observe(event);
+        class_status.notify_one();
+    })
+    .touched_objects()
+    .boxed();
+
+    // Children and pods: only what Flotilla manages, so memory follows the number of
+    // Microservices, not the size of the cluster.
+    let managed = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
+    let (children, child_streams) = KINDS
+        .iter()
+        .filter_map(|&kind| {
+            let resource = capabilities.api_resource(kind)?;
+            let events = watcher(
+                scoped_dynamic(client, namespace, &resource),
+                managed.clone(),
+            );
+            let (store, stream) = cached(events, kind.cache, resource.clone());
+            let cache = ChildCache {
+                kind,
+                resource: resource.clone(),
+                store,
+            };
+            Some((cache, (resource, stream)))
+        })
+        .unzip();
+
+    let (pods, pod_stream) = cached(
+        watcher(scoped::<Pod>(client, namespace), managed),
+        |pod: &mut Pod| {
+            // Status decides readiness and root causes; the spec is never read.
+            pod.metadata.managed_fields = None;
+            pod.spec = None;
+        },
+        (),
+    );
+    // Metadata only, and no annotations (kubectl's last-applied annotation copies the
+    // whole object): the uid and resourceVersion are all the config hash needs.
+    let (config_maps, config_map_stream) = cached(
+        watcher(
+            scoped::<PartialObjectMeta<ConfigMap>>(client, namespace),
+            watcher::Config::default(),
+        ),
+        metadata_only,
+        (),
+    );
+    let (secrets, secret_stream) = cached(
+        watcher(
+            scoped::<PartialObjectMeta<Secret>>(client, namespace),
+            watcher::Config::default(),
+        ),
+        metadata_only,
+        (),
+    );
+
+    let caches = Caches {
+        microservices,
+        classes,
+        children,
+        pods,
+        config_maps,
+        secrets,
+    };
+    let watches = Watches {
+        microservices: microservice_stream,
+        classes: class_stream,
+        children: child_streams,
+        pods: pod_stream,
+        config_maps: config_map_stream,
+        secrets: secret_stream,
+    };
+    (caches, watches)
+}
+
+impl Caches {
+    /// The cache of a child kind; None when the server does not serve the kind.
+    pub fn child(&self, kind: &ChildKind) -> Option<&ChildCache> {
+        self.children.iter().find(|cache| cache.kind == kind)
+    }
+
+    /// Resolves once every cache has finished its first list.
+    pub async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
+        synced(&self.microservices).await?;
+        synced(&self.classes).await?;
+        for child in &self.children {
+            synced(&child.store).await?;
+        }
+        synced(&self.pods).await?;
+        synced(&self.config_maps).await?;
+        synced(&self.secrets).await
+    }
+}
+
+impl ChildCache {
+    /// The cached object of this kind named `name` in `namespace`.
+    pub fn get(&self, name: &str, namespace: &str) -> Option<Arc<DynamicObject>> {
+        self.store
+            .get(&ObjectRef::new_with(name, self.resource.clone()).within(namespace))
+    }
+}
+
+async fn synced<K>(store: &Store<K>) -> Result<(), WriterDropped>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    // kube-runtime's readiness signal keeps one waker per store: with several tasks
+    // waiting (the controller waits too), all but the last can miss the wake-up. Waiting
+    // in short rounds re-registers each time, so no waiter hangs.
+    loop {
+        if let Ok(result) =
+            tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await
+        {
+            return result;
+        }
+    }
+}
+
+fn scoped<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn scoped_dynamic(
+    client: &Client,
+    namespace: Option<&str>,
+    resource: &ApiResource,
+) -> Api<DynamicObject> {
+    match namespace {
+        Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
+        None => Api::all_with(client.clone(), resource),
+    }
+}
+
+/// A cache fed by `events`, each object trimmed first, and the stream of touched objects.
+fn cached<K>(
+    events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    trim: impl FnMut(&mut K) + Send + 'static,
+    dyntype: K::DynamicType,
+) -> (Store<K>, BoxStream<'static, watcher::Result<K>>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone + Send + Sync,
+{
+    let writer = Writer::new(dyntype);
+    let store = writer.as_reader();
+    let stream = events
+        .default_backoff()
+        .modify(trim)
+        .reflect(writer)
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+fn without_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+fn metadata_only<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    meta.annotations = None;
+}

@@ -1,0 +1,68 @@
+//! Read the world: what the plan and the status need, taken from the caches, never from
+//! a list call.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+
+use crate::api::{Microservice, MicroserviceClass};
+use crate::builders::{ConfigKind, ConfigRef, deployment, labels};
+use crate::plan::{self, ConfigVersion, Inputs, Plan};
+
+use super::caches::Caches;
+use super::context::Context;
+
+/// Plans `ms` against what the caches hold.
+pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
+    let caches = &ctx.caches;
+    let classes = caches.classes.state();
+    let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
+    let microservices = caches.microservices.state();
+    let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
+    let config = |config: &ConfigRef| match config.kind {
+        ConfigKind::ConfigMap => cached_version(&caches.config_maps, &config.name, namespace),
+        ConfigKind::Secret => cached_version(&caches.secrets, &config.name, namespace),
+    };
+    plan::plan(
+        ms,
+        &Inputs {
+            capabilities: &ctx.capabilities,
+            classes: &classes,
+            microservices: &microservices,
+            config: Some(&config),
+        },
+    )
+}
+
+/// The Microservice's Deployment as the cache holds it.
+pub fn deployment(caches: &Caches, name: &str, namespace: &str) -> Option<Deployment> {
+    let object = caches.child(&deployment::KIND)?.get(name, namespace)?;
+    object.as_ref().clone().try_parse().ok()
+}
+
+/// The pods of the Microservice `name` (by instance label), any ReplicaSet.
+pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
+    caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
+        .filter(|pod| pod.labels().get(labels::INSTANCE).map(String::as_str) == Some(name))
+        .collect()
+}
+
+/// The version of a ConfigMap or Secret as the metadata caches know it.
+fn cached_version<K>(store: &Store<K>, name: &str, namespace: &str) -> Option<ConfigVersion>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let object = store.get(&ObjectRef::new(name).within(namespace))?;
+    Some(ConfigVersion {
+        uid: object.meta().uid.clone().unwrap_or_default(),
+        resource_version: object.resource_version().unwrap_or_default(),
+    })
+}

@@ -1,0 +1,258 @@
+//! The pure part of a reconcile, shared by the controller and `flotilla render`: from one
+//! Microservice and what surrounds it, decide every child to apply, or why none is.
+//!
+//! validate (its own spec) → class (pick, merge defaults, re-check, policy) → graph
+//! (dependencies and dependents) → build (one object per child kind). No client, no clock.
+
+use sha2::{Digest, Sha256};
+
+use crate::api::{Microservice, MicroserviceClass};
+use crate::builders::{
+    self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
+};
+use crate::class::{self, Refusal, Resolved};
+use crate::graph::{self, MissingDependency};
+use crate::validate::validate;
+
+/// What surrounds one Microservice: the controller reads it from its caches, `flotilla
+/// render` from its input files.
+pub struct Inputs<'a> {
+    pub capabilities: &'a Capabilities,
+    /// Every MicroserviceClass (they are cluster-scoped).
+    pub classes: &'a [&'a MicroserviceClass],
+    /// The Microservices it may call or be called by; it may be among them.
+    pub microservices: &'a [&'a Microservice],
+    /// The version of each ConfigMap and Secret by reference (None: it does not exist).
+    /// Without a lookup (offline) nothing is hashed and nothing is reported missing.
+    pub config: Option<ConfigLookup<'a>>,
+}
+
+/// The version of a ConfigMap or Secret by reference; None when it does not exist.
+pub type ConfigLookup<'a> = &'a dyn Fn(&ConfigRef) -> Option<ConfigVersion>;
+
+/// Metadata of a ConfigMap or Secret that matters for a rollout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigVersion {
+    pub uid: String,
+    pub resource_version: String,
+}
+
+/// Everything decided for one Microservice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    /// The class that governs it, even one that refuses it.
+    pub class_name: Option<String>,
+    /// `dependsOn` entries that do not resolve: the rollout waits for them.
+    pub missing_dependencies: Vec<MissingDependency>,
+    /// Dependencies that exist but are not Ready, as `namespace/name`.
+    pub unready_dependencies: Vec<String>,
+    /// Referenced ConfigMaps and Secrets that do not exist and are not optional.
+    pub missing_config: Vec<ConfigRef>,
+    /// The children, or why nothing is applied (the children keep running as they are).
+    pub outcome: Result<Build, Refusal>,
+}
+
+/// The children of an accepted Microservice.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Build {
+    /// The Microservice with its class's defaults merged in: what actually runs.
+    pub effective: Microservice,
+    /// In apply order; the Deployment is held while a dependency is missing.
+    pub children: Children,
+    /// The URL from outside the cluster, when exposed.
+    pub external_url: Option<String>,
+}
+
+impl Plan {
+    /// Whether the rollout waits for a missing dependency.
+    pub fn rollout_held(&self) -> bool {
+        !self.missing_dependencies.is_empty()
+    }
+}
+
+/// Plans `ms` among `inputs`.
+pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
+    let classes = inputs.classes.iter().copied();
+    let resolved = validate(ms)
+        .map_err(|error| Refusal::InvalidSpec(error.to_string()))
+        .and_then(|()| class::resolve(ms, classes.clone()));
+    // Neighbours are resolved for the spec that would run, or the refused one as written:
+    // status reports missing dependencies either way.
+    let effective = resolved.as_ref().map_or(ms, |r| &r.effective);
+    let mut neighbours = graph::resolve(effective, inputs.microservices.iter().copied());
+    let missing_dependencies = std::mem::take(&mut neighbours.missing);
+    let unready_dependencies = std::mem::take(&mut neighbours.unready);
+    let (config_hash, missing_config) = match inputs.config {
+        Some(lookup) => config_state(&config_refs(&effective.spec), lookup),
+        None => (String::new(), Vec::new()),
+    };
+    let outcome = resolved.and_then(
+        |Resolved {
+             effective,
+             settings,
+         }| {
+            let ctx = BuildContext::new(
+                inputs.capabilities.clone(),
+                neighbours,
+                config_hash,
+                settings,
+            );
+            let mut children = builders::build(&effective, &ctx)
+                // The builders only fail on what validation should have refused: a spec to
+                // fix, not an error to retry.
+                .map_err(|error| Refusal::InvalidSpec(error.to_string()))?;
+            if !missing_dependencies.is_empty() {
+                // Pods started without a dependency's `<NAME>_URL` would only crash and roll
+                // again once it appears: the rollout waits for every dependency.
+                children.hold(&deployment::KIND);
+            }
+            let external_url = builders::expose::external_url(&effective, &ctx);
+            Ok(Build {
+                effective,
+                children,
+                external_url,
+            })
+        },
+    );
+    Plan {
+        class_name: class::class_name(ms, classes),
+        missing_dependencies,
+        unready_dependencies,
+        missing_config,
+        outcome,
+    }
+}
+
+/// The config hash of the referenced ConfigMaps and Secrets, and the ones missing.
+fn config_state(refs: &[ConfigRef], lookup: ConfigLookup<'_>) -> (String, Vec<ConfigRef>) {
+    let versions: Vec<(&ConfigRef, Option<ConfigVersion>)> =
+        refs.iter().map(|r| (r, lookup(r))).collect();
+    let missing = versions
+        .iter()
+        .filter(|(r, v)| v.is_none() && !r.optional)
+        .map(|(r, _)| (*r).clone())
+        .collect();
+    (config_hash(&versions), missing)
+}
+
+/// A hash of the identity and version of every referenced ConfigMap and Secret: any edit
+/// changes the resourceVersion, so the pod template changes and the pods roll. Values are
+/// never read, so no secret material is copied anywhere. Empty when nothing is referenced.
+pub fn config_hash(versions: &[(&ConfigRef, Option<ConfigVersion>)]) -> String {
+    if versions.is_empty() {
+        return String::new();
+    }
+    let mut hasher = Sha256::new();
+    for (config, version) in versions {
+        let kind = match config.kind {
+            ConfigKind::ConfigMap => "ConfigMap",
+            ConfigKind::Secret => "Secret",
+        };
+        let (uid, resource_version) = version.as_ref().map_or(("missing", "missing"), |v| {
+            (v.uid.as_str(), v.resource_version.as_str())
+        });
+        hasher.update(format!("{kind}/{}={uid}@{resource_version}\n", config.name));
+    }
+    let digest = hasher.finalize();
+    digest[..12].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(name: &str, spec: &str) -> Microservice {
+        let mut ms = Microservice::new(name, serde_yaml::from_str(spec).unwrap());
+        ms.metadata.namespace = Some("shop".into());
+        ms
+    }
+
+    fn plan_among(target: &Microservice, all: &[&Microservice]) -> Plan {
+        let capabilities = Capabilities::newest();
+        plan(
+            target,
+            &Inputs {
+                capabilities: &capabilities,
+                classes: &[],
+                microservices: all,
+                config: None,
+            },
+        )
+    }
+
+    fn version(rv: &str) -> Option<ConfigVersion> {
+        Some(ConfigVersion {
+            uid: "u1".into(),
+            resource_version: rv.into(),
+        })
+    }
+
+    #[test]
+    fn the_own_spec_is_validated_before_the_class() {
+        // The class does not exist either, but the spec's own error comes first.
+        let bad = ms("users", "{image: 'a b', class: gone}");
+        let refusal = plan_among(&bad, &[]).outcome.unwrap_err();
+        assert_eq!(refusal.reason(), "InvalidSpec", "{refusal}");
+    }
+
+    #[test]
+    fn a_missing_dependency_holds_the_deployment_only() {
+        let orders = ms(
+            "orders",
+            "{image: a, ports: [{name: http, port: 80}], dependsOn: [{name: users}]}",
+        );
+        let held = plan_among(&orders, &[&orders]);
+        assert!(held.rollout_held());
+        let children = held.outcome.unwrap().children;
+        let held_kinds: Vec<&str> = children
+            .iter()
+            .filter(|c| c.held)
+            .map(|c| c.kind.kind)
+            .collect();
+        assert_eq!(held_kinds, ["Deployment"]);
+
+        let users = ms("users", "{image: a, ports: [{name: http, port: 80}]}");
+        let free = plan_among(&orders, &[&orders, &users]);
+        assert!(!free.rollout_held());
+        assert_eq!(free.unready_dependencies, ["shop/users"]);
+        assert!(free.outcome.unwrap().children.iter().all(|c| !c.held));
+    }
+
+    #[test]
+    fn config_hash_follows_config_versions() {
+        let settings = ConfigRef {
+            kind: ConfigKind::ConfigMap,
+            name: "settings".into(),
+            optional: false,
+        };
+        let first = config_hash(&[(&settings, version("10"))]);
+        assert_eq!(first, config_hash(&[(&settings, version("10"))]));
+        assert_ne!(first, config_hash(&[(&settings, version("11"))]));
+        assert_ne!(first, config_hash(&[(&settings, None)]));
+        assert_eq!(config_hash(&[]), "");
+    }
+
+    #[test]
+    fn missing_config_is_reported_unless_optional() {
+        let users = ms(
+            "users",
+            "{image: a, envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: extra, optional: true}}]}",
+        );
+        let capabilities = Capabilities::newest();
+        let plan = plan(
+            &users,
+            &Inputs {
+                capabilities: &capabilities,
+                classes: &[],
+                microservices: &[],
+                config: Some(&|_| None),
+            },
+        );
+        let missing: Vec<&str> = plan
+            .missing_config
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(missing, ["settings"]);
+    }
+}
