@@ -8,27 +8,22 @@ use k8s_openapi::api::autoscaling::v2::{
 };
 use kube::ResourceExt;
 
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::labels;
 use crate::api::Microservice;
 
 /// The HorizontalPodAutoscaler kind: `autoscaling/v2`, or `v2beta2` before 1.23 (the
 /// same fields for Resource metrics and behavior).
-pub static KIND: ChildKind = ChildKind {
-    kind: "HorizontalPodAutoscaler",
-    group: "autoscaling",
-    plural: "horizontalpodautoscalers",
-    versions: &[
+pub static KIND: ChildKind = ChildKind::new(
+    "HorizontalPodAutoscaler",
+    "autoscaling",
+    "horizontalpodautoscalers",
+    &[
         KindVersion::since("v2", 1, 23),
         KindVersion::since("v2beta2", 1, 12),
     ],
-    build: |ms, _| to_child(KIND.kind, build(ms)),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+    |ms, _| to_child(KIND.kind, build(ms)),
+);
 
 pub const DEFAULT_CPU_UTILIZATION: i32 = 80;
 

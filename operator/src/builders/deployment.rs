@@ -33,16 +33,15 @@ pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 
 /// The Deployment kind. Its cache keeps the managed fields: the replica hand-over reads
 /// who owns `spec.replicas`.
-pub static KIND: ChildKind = ChildKind {
-    kind: "Deployment",
-    group: "apps",
-    plural: "deployments",
-    versions: &[KindVersion::since("v1", 1, 9)],
-    build: |ms, ctx| to_child(KIND.kind, Some(build(ms, ctx)?)),
-    cache: |_| {},
-    on_create: start_at_minimum,
-    hand_over: hand_over_replicas,
-};
+pub static KIND: ChildKind = ChildKind::new(
+    "Deployment",
+    "apps",
+    "deployments",
+    &[KindVersion::since("v1", 1, 9)],
+    |ms, ctx| to_child(KIND.kind, Some(build(ms, ctx)?)),
+)
+.caching(|_| {})
+.with_hooks(start_at_minimum, hand_over_replicas);
 
 /// The field manager that holds only `spec.replicas` of a Deployment while the
 /// HorizontalPodAutoscaler takes it over (see [`hand_over_replicas`]).

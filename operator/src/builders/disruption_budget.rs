@@ -6,26 +6,21 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::{BuildError, deployment, labels};
 use crate::api::Microservice;
 
 /// The PodDisruptionBudget kind: `policy/v1`, or `v1beta1` before 1.21 (the same fields).
-pub static KIND: ChildKind = ChildKind {
-    kind: "PodDisruptionBudget",
-    group: "policy",
-    plural: "poddisruptionbudgets",
-    versions: &[
+pub static KIND: ChildKind = ChildKind::new(
+    "PodDisruptionBudget",
+    "policy",
+    "poddisruptionbudgets",
+    &[
         KindVersion::since("v1", 1, 21),
         KindVersion::since("v1beta1", 1, 5),
     ],
-    build: |ms, _| to_child(KIND.kind, build(ms)?),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+    |ms, _| to_child(KIND.kind, build(ms)?),
+);
 
 /// `spec.disruption` as given; otherwise `maxUnavailable: 1` when at least two pods run,
 /// and none for a single pod (a budget there would block every node drain).

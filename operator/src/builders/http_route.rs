@@ -7,9 +7,7 @@ use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
 use super::expose::{self, RoutedPath};
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::{BuildContext, BuildError, labels};
 use crate::api::{Microservice, PathType, Port};
 
@@ -83,19 +81,16 @@ pub struct HttpBackendRef {
 
 /// The HTTPRoute kind, served where the Gateway API's CRDs are installed (`v1`, or
 /// `v1beta1` on older installs; the same fields as far as Flotilla writes them).
-pub static KIND: ChildKind = ChildKind {
-    kind: "HTTPRoute",
-    group: GROUP,
-    plural: "httproutes",
-    versions: &[
+pub static KIND: ChildKind = ChildKind::new(
+    "HTTPRoute",
+    GROUP,
+    "httproutes",
+    &[
         KindVersion::installed("v1"),
         KindVersion::installed("v1beta1"),
     ],
-    build: |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+    |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
+);
 
 /// None unless `spec.expose.http` is set and [`expose::uses_gateway`] holds.
 ///

@@ -8,23 +8,18 @@ use k8s_openapi::api::networking::v1::{
 use kube::ResourceExt;
 
 use super::expose::{self, RoutedPath};
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::{BuildContext, BuildError, labels};
 use crate::api::{Microservice, PathType};
 
 /// The Ingress kind.
-pub static KIND: ChildKind = ChildKind {
-    kind: "Ingress",
-    group: "networking.k8s.io",
-    plural: "ingresses",
-    versions: &[KindVersion::since("v1", 1, 19)],
-    build: |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+pub static KIND: ChildKind = ChildKind::new(
+    "Ingress",
+    "networking.k8s.io",
+    "ingresses",
+    &[KindVersion::since("v1", 1, 19)],
+    |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
+);
 
 /// None when `spec.expose.http` is unset, or when the exposure goes through a Gateway
 /// (an HTTPRoute replaces the Ingress, see [`expose::uses_gateway`]).

@@ -60,9 +60,9 @@ pub struct ChildKind {
     pub versions: &'static [KindVersion],
     /// The desired object as JSON (`apiVersion` is set afterwards, from what the server
     /// serves); None when the spec asks for none of this kind.
-    pub build: fn(&Microservice, &BuildContext) -> Result<Option<Value>, BuildError>,
+    pub build: Builder,
     /// What the cache keeps of a live object: [`without_managed_fields`] unless the kind
-    /// reads its managed fields.
+    /// reads its managed fields (see `ChildKind::caching`).
     pub cache: fn(&mut DynamicObject),
     /// Adjusts the desired object before it is first created (never on later applies).
     pub on_create: fn(&Microservice, &mut Value),
@@ -81,7 +81,48 @@ pub struct Handover {
     pub patch: Value,
 }
 
+/// How a kind's builder returns its object (see [`ChildKind::build`]).
+pub type Builder = fn(&Microservice, &BuildContext) -> Result<Option<Value>, BuildError>;
+
 impl ChildKind {
+    /// A kind with the default cache policy and no hooks.
+    pub const fn new(
+        kind: &'static str,
+        group: &'static str,
+        plural: &'static str,
+        versions: &'static [KindVersion],
+        build: Builder,
+    ) -> Self {
+        ChildKind {
+            kind,
+            group,
+            plural,
+            versions,
+            build,
+            cache: without_managed_fields,
+            on_create: as_built,
+            hand_over: no_hand_over,
+        }
+    }
+
+    /// This kind, caching live objects with `cache` instead.
+    pub const fn caching(self, cache: fn(&mut DynamicObject)) -> Self {
+        ChildKind { cache, ..self }
+    }
+
+    /// This kind, with hooks for its first creation and for handing fields over.
+    pub const fn with_hooks(
+        self,
+        on_create: fn(&Microservice, &mut Value),
+        hand_over: fn(&Value, &Value) -> Option<Handover>,
+    ) -> Self {
+        ChildKind {
+            on_create,
+            hand_over,
+            ..self
+        }
+    }
+
     /// `group/version`, or `version` for the core group.
     pub fn api_version(&self, version: &str) -> String {
         if self.group.is_empty() {
@@ -132,15 +173,15 @@ impl Eq for ChildKind {}
 
 /// The default cache policy: managed fields are the bulk of a stored object and are not
 /// read.
-pub fn without_managed_fields(object: &mut DynamicObject) {
+fn without_managed_fields(object: &mut DynamicObject) {
     object.metadata.managed_fields = None;
 }
 
 /// The default `on_create`: the first apply is like any other.
-pub fn as_built(_: &Microservice, _: &mut Value) {}
+fn as_built(_: &Microservice, _: &mut Value) {}
 
 /// The default `hand_over`: Flotilla never gives a field away.
-pub fn no_hand_over(_: &Value, _: &Value) -> Option<Handover> {
+fn no_hand_over(_: &Value, _: &Value) -> Option<Handover> {
     None
 }
 

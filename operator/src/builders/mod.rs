@@ -192,3 +192,33 @@ pub(crate) fn find_port<'a>(
             port: name.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::KubeVersion;
+
+    #[test]
+    fn every_kind_is_registered_once_with_a_version() {
+        for (i, kind) in KINDS.iter().enumerate() {
+            assert!(!kind.versions.is_empty(), "{kind:?} has no version");
+            assert!(
+                KINDS[..i].iter().all(|other| other.kind != kind.kind),
+                "{kind:?} is registered twice"
+            );
+        }
+    }
+
+    #[test]
+    fn the_oldest_supported_server_serves_every_built_in_kind() {
+        let oldest = Capabilities::for_version(KubeVersion::new(1, 20));
+        for kind in KINDS.iter().filter(|k| !k.is_installed_separately()) {
+            assert!(oldest.serves(kind), "{kind:?} on 1.20");
+        }
+        assert_eq!(
+            oldest.api_version(&autoscaler::KIND).as_deref(),
+            Some("autoscaling/v2beta2")
+        );
+        assert!(!Capabilities::newest().serves(&http_route::KIND));
+    }
+}

@@ -15,9 +15,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::{
     BuildContext, BuildError, container_port, expose, find_port, labels, protocol_name,
     protocol_str,
@@ -33,16 +31,13 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
 
 /// The NetworkPolicy kind.
-pub static KIND: ChildKind = ChildKind {
-    kind: "NetworkPolicy",
-    group: "networking.k8s.io",
-    plural: "networkpolicies",
-    versions: &[KindVersion::since("v1", 1, 7)],
-    build: |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+pub static KIND: ChildKind = ChildKind::new(
+    "NetworkPolicy",
+    "networking.k8s.io",
+    "networkpolicies",
+    &[KindVersion::since("v1", 1, 7)],
+    |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
+);
 
 pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPolicy>, BuildError> {
     if ctx.class.network_mode == NetworkMode::Permissive {

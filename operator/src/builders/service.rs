@@ -4,23 +4,18 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::{container_port, labels, protocol_name};
 use crate::api::{Microservice, ServiceType};
 
 /// The Service kind.
-pub static KIND: ChildKind = ChildKind {
-    kind: "Service",
-    group: "",
-    plural: "services",
-    versions: &[KindVersion::since("v1", 1, 0)],
-    build: |ms, _| to_child(KIND.kind, build(ms)),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+pub static KIND: ChildKind = ChildKind::new(
+    "Service",
+    "",
+    "services",
+    &[KindVersion::since("v1", 1, 0)],
+    |ms, _| to_child(KIND.kind, build(ms)),
+);
 
 /// None when the Microservice declares no ports: a Service without ports is invalid.
 pub fn build(ms: &Microservice) -> Option<Service> {

@@ -2,23 +2,18 @@
 
 use k8s_openapi::api::core::v1::ServiceAccount;
 
-use super::kind::{
-    ChildKind, KindVersion, as_built, no_hand_over, to_child, without_managed_fields,
-};
+use super::kind::{ChildKind, KindVersion, to_child};
 use super::labels;
 use crate::api::Microservice;
 
 /// The ServiceAccount kind.
-pub static KIND: ChildKind = ChildKind {
-    kind: "ServiceAccount",
-    group: "",
-    plural: "serviceaccounts",
-    versions: &[KindVersion::since("v1", 1, 0)],
-    build: |ms, _| to_child(KIND.kind, Some(build(ms))),
-    cache: without_managed_fields,
-    on_create: as_built,
-    hand_over: no_hand_over,
-};
+pub static KIND: ChildKind = ChildKind::new(
+    "ServiceAccount",
+    "",
+    "serviceaccounts",
+    &[KindVersion::since("v1", 1, 0)],
+    |ms, _| to_child(KIND.kind, Some(build(ms))),
+);
 
 pub fn build(ms: &Microservice) -> ServiceAccount {
     let mut metadata = labels::child_meta(ms);
