@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{
     SecretKeySelector,
 };
 
-use super::{ResolvedDependency, container_port};
+use super::ResolvedDependency;
 use crate::api::{self, MicroserviceSpec, Port};
 
 /// `spec.env` first, then per dependency (in `dependsOn` order) `<NAME>_ADDR` and
@@ -131,11 +131,6 @@ pub fn env_from(spec: &MicroserviceSpec) -> Option<Vec<EnvFromSource>> {
             })
             .collect(),
     )
-}
-
-/// The container port a dependency's pods listen on, for egress rules.
-pub fn dependency_container_port(dependency: &ResolvedDependency) -> i32 {
-    container_port(&dependency.port)
 }
 
 #[cfg(test)]

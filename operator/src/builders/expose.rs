@@ -25,11 +25,6 @@ pub fn http(spec: &MicroserviceSpec) -> Option<&HttpExpose> {
     spec.expose.as_ref().and_then(|e| e.http.as_ref())
 }
 
-/// Whether `spec.expose.http` is set.
-pub fn is_exposed(spec: &MicroserviceSpec) -> bool {
-    http(spec).is_some()
-}
-
 /// Whether exposure goes through the Gateway API: the class names a Gateway *and* the
 /// cluster serves HTTPRoute. A class with a `gatewayRef` on a cluster without the
 /// Gateway API CRDs still gets Ingresses, so the same class works on both.
