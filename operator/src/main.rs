@@ -1,5 +1,6 @@
 //! The `flotilla` command: the controller (`run`) and its offline tools.
 
+use std::io::{ErrorKind, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,10 +127,7 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd { kube_version } => {
-            print!("{}", crds_yaml(kube_version));
-            ExitCode::SUCCESS
-        }
+        Command::Crd { kube_version } => write_stdout(&crds_yaml(kube_version)),
         Command::Render {
             files,
             kube_version,
@@ -140,10 +138,7 @@ fn main() -> ExitCode {
             namespace,
             format,
         } => graph(&files, namespace, format),
-        Command::Version => {
-            println!("flotilla {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
+        Command::Version => write_stdout(&format!("flotilla {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Run(args) => {
             init_logging(args.log_format);
             let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
@@ -179,8 +174,7 @@ fn graph(files: &[PathBuf], namespace: Option<String>, format: GraphFormat) -> E
         GraphFormat::Dot => Format::Dot,
         GraphFormat::Mermaid => Format::Mermaid,
     };
-    print!("{}", draw(&nodes, format));
-    ExitCode::SUCCESS
+    write_stdout(&draw(&nodes, format))
 }
 
 async fn live_microservices(namespace: Option<String>) -> Result<Vec<Microservice>, String> {
@@ -225,11 +219,27 @@ fn render(files: &[PathBuf], version: KubeVersion, gateway_api: bool) -> ExitCod
             for warning in &rendered.warnings {
                 eprintln!("warning: {warning}");
             }
-            print!("{}", rendered.yaml);
-            ExitCode::SUCCESS
+            write_stdout(&rendered.yaml)
         }
         Err(error) => {
             eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a command's output. A reader that went away (`flotilla crd | head -1`) ends the
+/// command quietly and successfully, as it does other Unix filters; `print!` would panic.
+fn write_stdout(text: &str) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if error.kind() == ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: writing to stdout: {error}");
             ExitCode::FAILURE
         }
     }

@@ -110,6 +110,16 @@ pub fn crds_yaml(version: KubeVersion) -> String {
         .join("---\n")
 }
 
+/// The file under `crds/` holding [`crds_yaml`] for `version`: servers before 1.25 refuse
+/// CRDs with CEL rules, so they get the copy without them.
+pub fn crd_file_name(version: KubeVersion) -> &'static str {
+    if version.supports_cel() {
+        "microservices.yaml"
+    } else {
+        "microservices-pre-1.25.yaml"
+    }
+}
+
 fn strip_key(value: &mut Value, key: &str) {
     match value {
         Value::Object(map) => {

@@ -6,5 +6,5 @@ mod crd;
 mod microservice;
 
 pub use class::*;
-pub use crd::{KubeVersion, crds, crds_yaml};
+pub use crd::{KubeVersion, crd_file_name, crds, crds_yaml};
 pub use microservice::*;

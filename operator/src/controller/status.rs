@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
 use crate::api::{Microservice, MicroserviceStatus};
-use crate::builders::{ConfigKind, labels};
+use crate::builders::{ConfigKind, ConfigRef, labels};
 use crate::graph::MissingDependency;
 
 pub const READY: &str = "Ready";
@@ -27,7 +27,7 @@ pub struct Observed<'a> {
     pub pods: Vec<&'a Pod>,
     pub missing_dependencies: &'a [MissingDependency],
     pub unready_dependencies: &'a [String],
-    pub missing_config: &'a [crate::builders::ConfigRef],
+    pub missing_config: &'a [ConfigRef],
     /// Why the spec was refused before anything was applied (InvalidSpec, ClassNotFound,
     /// AmbiguousDefaultClass, PolicyViolation): the children were left as they were.
     pub refused: Option<Cause>,
@@ -60,125 +60,35 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     let generation = ms.metadata.generation;
     let previous = ms.status.clone().unwrap_or_default();
     let rollout = Rollout::of(ms, observed.deployment);
-    let pod_cause = observed.pods.iter().find_map(|pod| pod_failure(pod));
+    let missing = missing_dependencies(observed.missing_dependencies);
     let stalled = observed.deployment.and_then(progress_deadline_exceeded);
-    let failure = pod_cause.clone().or(stalled.clone());
-
-    let missing_dependencies = (!observed.missing_dependencies.is_empty()).then(|| {
-        let all: Vec<String> = observed
-            .missing_dependencies
-            .iter()
-            .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
-            .collect();
-        Cause::new(
-            REASON_DEPENDENCY_NOT_FOUND,
-            format!("the rollout waits for every dependency; {}", all.join("; ")),
-        )
-    });
-    let ready = if let Some(refused) = &observed.refused {
-        ("False", refused.clone())
-    } else if let Some(cause) = missing_dependencies.clone() {
-        ("False", cause)
-    } else if rollout.complete() {
-        let cause = if observed.paused {
-            Cause::new(
-                REASON_PAUSED,
-                "reconciliation is paused; every pod is ready",
-            )
-        } else {
-            Cause::new(
-                "Available",
-                format!("{}/{} pods ready", rollout.ready, rollout.desired),
-            )
-        };
-        ("True", cause)
-    } else if let Some(cause) = failure.clone() {
-        ("False", cause)
-    } else if let Some(config) = observed.missing_config.first() {
-        let kind = match config.kind {
-            ConfigKind::ConfigMap => ("ConfigMapNotFound", "ConfigMap"),
-            ConfigKind::Secret => ("SecretNotFound", "Secret"),
-        };
-        (
-            "False",
-            Cause::new(
-                kind.0,
-                format!(
-                    "{} {} referenced by the pods does not exist",
-                    kind.1, config.name
-                ),
-            ),
-        )
-    } else if observed.paused {
-        (
-            "False",
-            Cause::new(REASON_PAUSED, "reconciliation is paused"),
-        )
-    } else {
-        ("False", rollout.waiting_cause())
-    };
-
-    let progressing = if let Some(refused) = &observed.refused {
-        (
-            "False",
-            Cause::new(
-                refused.reason.clone(),
-                "nothing is rolled out until the spec is accepted",
-            ),
-        )
-    } else if let Some(cause) = missing_dependencies.clone() {
-        ("False", cause)
-    } else if observed.paused {
-        (
-            "False",
-            Cause::new(REASON_PAUSED, "reconciliation is paused"),
-        )
-    } else if let Some(cause) = stalled {
-        ("False", cause)
-    } else if rollout.complete() {
-        (
-            "False",
-            Cause::new("Complete", "the current spec is rolled out"),
-        )
-    } else {
-        ("True", rollout.waiting_cause())
-    };
-
-    let degraded = match (&observed.refused, failure) {
-        (Some(refused), _) => ("True", refused.clone()),
-        (None, Some(cause)) => ("True", cause),
-        (None, None) => ("False", Cause::new("AsExpected", "no failure seen")),
-    };
-
-    let dependencies = if !observed.missing_dependencies.is_empty() {
-        let all: Vec<String> = observed
-            .missing_dependencies
-            .iter()
-            .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
-            .collect();
-        (
-            "False",
-            Cause::new(REASON_DEPENDENCY_NOT_FOUND, all.join("; ")),
-        )
-    } else if !observed.unready_dependencies.is_empty() {
-        (
-            "False",
-            Cause::new(
-                "DependencyNotReady",
-                format!("not ready: {}", observed.unready_dependencies.join(", ")),
-            ),
-        )
-    } else if ms.spec.depends_on.is_empty() {
-        ("True", Cause::new("NoDependencies", "depends on nothing"))
-    } else {
-        ("True", Cause::new("AllReady", "every dependency is ready"))
-    };
+    let failure = observed
+        .pods
+        .iter()
+        .find_map(|pod| pod_failure(pod))
+        .or_else(|| stalled.clone());
 
     let conditions = [
-        (READY, ready),
-        (PROGRESSING, progressing),
-        (DEGRADED, degraded),
-        (DEPENDENCIES_READY, dependencies),
+        (
+            READY,
+            ready(observed, &rollout, missing.as_deref(), failure.as_ref()),
+        ),
+        (
+            PROGRESSING,
+            progressing(observed, &rollout, missing.as_deref(), stalled.as_ref()),
+        ),
+        (
+            DEGRADED,
+            degraded(observed.refused.as_ref(), failure.as_ref()),
+        ),
+        (
+            DEPENDENCIES_READY,
+            dependencies_ready(
+                missing.as_deref(),
+                observed.unready_dependencies,
+                ms.spec.depends_on.is_empty(),
+            ),
+        ),
     ]
     .into_iter()
     .map(|(type_, (status, cause))| condition(&previous, type_, status, cause, generation, &now))
@@ -209,6 +119,148 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         external_url: observed.external_url.clone(),
         class_name: observed.class_name.clone(),
     }
+}
+
+/// A condition's status and why.
+type Verdict = (&'static str, Cause);
+
+/// Ready: every pod of the current spec is ready. Otherwise the deepest cause known: a
+/// refused spec, then missing dependencies (the rollout is held), then what the pods or
+/// the Deployment report, then a missing ConfigMap or Secret.
+fn ready(
+    observed: &Observed<'_>,
+    rollout: &Rollout,
+    missing_dependencies: Option<&str>,
+    failure: Option<&Cause>,
+) -> Verdict {
+    if let Some(refused) = &observed.refused {
+        ("False", refused.clone())
+    } else if let Some(missing) = missing_dependencies {
+        ("False", rollout_waits_for(missing))
+    } else if rollout.complete() {
+        let cause = if observed.paused {
+            Cause::new(
+                REASON_PAUSED,
+                "reconciliation is paused; every pod is ready",
+            )
+        } else {
+            Cause::new(
+                "Available",
+                format!("{}/{} pods ready", rollout.ready, rollout.desired),
+            )
+        };
+        ("True", cause)
+    } else if let Some(cause) = failure {
+        ("False", cause.clone())
+    } else if let Some(config) = observed.missing_config.first() {
+        ("False", config_not_found(config))
+    } else if observed.paused {
+        ("False", paused())
+    } else {
+        ("False", rollout.waiting_cause())
+    }
+}
+
+/// Progressing: a rollout of the current spec is under way. Nothing progresses while the
+/// spec is refused, a dependency is missing, reconciliation is paused or the Deployment
+/// gave up.
+fn progressing(
+    observed: &Observed<'_>,
+    rollout: &Rollout,
+    missing_dependencies: Option<&str>,
+    stalled: Option<&Cause>,
+) -> Verdict {
+    if let Some(refused) = &observed.refused {
+        (
+            "False",
+            Cause::new(
+                refused.reason.clone(),
+                "nothing is rolled out until the spec is accepted",
+            ),
+        )
+    } else if let Some(missing) = missing_dependencies {
+        ("False", rollout_waits_for(missing))
+    } else if observed.paused {
+        ("False", paused())
+    } else if let Some(cause) = stalled {
+        ("False", cause.clone())
+    } else if rollout.complete() {
+        (
+            "False",
+            Cause::new("Complete", "the current spec is rolled out"),
+        )
+    } else {
+        ("True", rollout.waiting_cause())
+    }
+}
+
+/// Degraded: the spec is refused, or a failure is seen that will not pass by itself.
+fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Verdict {
+    match refused.or(failure) {
+        Some(cause) => ("True", cause.clone()),
+        None => ("False", Cause::new("AsExpected", "no failure seen")),
+    }
+}
+
+/// DependenciesReady: every Microservice named in `dependsOn` exists and is ready.
+fn dependencies_ready(
+    missing_dependencies: Option<&str>,
+    unready_dependencies: &[String],
+    depends_on_nothing: bool,
+) -> Verdict {
+    if let Some(missing) = missing_dependencies {
+        ("False", Cause::new(REASON_DEPENDENCY_NOT_FOUND, missing))
+    } else if !unready_dependencies.is_empty() {
+        (
+            "False",
+            Cause::new(
+                "DependencyNotReady",
+                format!("not ready: {}", unready_dependencies.join(", ")),
+            ),
+        )
+    } else if depends_on_nothing {
+        ("True", Cause::new("NoDependencies", "depends on nothing"))
+    } else {
+        ("True", Cause::new("AllReady", "every dependency is ready"))
+    }
+}
+
+/// The dependencies that do not exist, each as `namespace/name: reason`; `None` when all
+/// exist.
+fn missing_dependencies(missing: &[MissingDependency]) -> Option<String> {
+    (!missing.is_empty()).then(|| {
+        missing
+            .iter()
+            .map(|m| format!("{}/{}: {}", m.namespace, m.name, m.reason))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Why Ready and Progressing are false while dependencies are missing.
+fn rollout_waits_for(missing_dependencies: &str) -> Cause {
+    Cause::new(
+        REASON_DEPENDENCY_NOT_FOUND,
+        format!("the rollout waits for every dependency; {missing_dependencies}"),
+    )
+}
+
+fn config_not_found(config: &ConfigRef) -> Cause {
+    let (reason, kind) = match config.kind {
+        ConfigKind::ConfigMap => ("ConfigMapNotFound", "ConfigMap"),
+        ConfigKind::Secret => ("SecretNotFound", "Secret"),
+    };
+    Cause::new(
+        reason,
+        format!(
+            "{kind} {} referenced by the pods does not exist",
+            config.name
+        ),
+    )
+}
+
+fn paused() -> Cause {
+    Cause::new(REASON_PAUSED, "reconciliation is paused")
 }
 
 fn condition(
@@ -569,6 +621,168 @@ mod tests {
             ("False", "DependencyNotFound")
         );
         assert!(ready.message.contains("shop/users"), "{}", ready.message);
+    }
+
+    fn rollout(deployment: &Deployment) -> Rollout {
+        Rollout::of(&ms(), Some(deployment))
+    }
+
+    fn users_not_found() -> [MissingDependency; 1] {
+        [MissingDependency {
+            name: "users".into(),
+            namespace: "shop".into(),
+            reason: "not found".into(),
+        }]
+    }
+
+    #[test]
+    fn paused_is_ready_only_once_rolled_out() {
+        let done = deployment(5, 5, 2, 2, 2);
+        let behind = deployment(6, 6, 2, 1, 1);
+        let mut observed = observed(Some(&done), vec![]);
+        observed.paused = true;
+        let (status, cause) = ready(&observed, &rollout(&done), None, None);
+        assert_eq!((status, cause.reason.as_str()), ("True", REASON_PAUSED));
+        let (status, cause) = ready(&observed, &rollout(&behind), None, None);
+        assert_eq!((status, cause.reason.as_str()), ("False", REASON_PAUSED));
+    }
+
+    #[test]
+    fn missing_config_is_the_reason_when_no_pod_fails() {
+        let behind = deployment(6, 6, 2, 2, 0);
+        for (kind, reason, message) in [
+            (
+                ConfigKind::ConfigMap,
+                "ConfigMapNotFound",
+                "ConfigMap users-config referenced by the pods does not exist",
+            ),
+            (
+                ConfigKind::Secret,
+                "SecretNotFound",
+                "Secret users-config referenced by the pods does not exist",
+            ),
+        ] {
+            let missing = [ConfigRef {
+                kind,
+                name: "users-config".into(),
+                optional: false,
+            }];
+            let mut observed = observed(Some(&behind), vec![]);
+            observed.missing_config = &missing;
+            let (status, cause) = ready(&observed, &rollout(&behind), None, None);
+            assert_eq!((status, cause), ("False", Cause::new(reason, message)));
+            // A pod's own failure says more than the missing reference.
+            let crash = Cause::new("CrashLoopBackOff", "pod users-abc");
+            let (_, cause) = ready(&observed, &rollout(&behind), None, Some(&crash));
+            assert_eq!(cause, crash);
+        }
+    }
+
+    #[test]
+    fn progress_deadline_exceeded_stalls_the_rollout() {
+        let mut stalled = deployment(6, 6, 2, 1, 1);
+        stalled.status.as_mut().unwrap().conditions = Some(vec![
+            serde_json::from_value(json!({
+                "type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                "message": "ReplicaSet \"users-7f\" has timed out progressing."
+            }))
+            .unwrap(),
+        ]);
+        let status = compute(&ms(), &observed(Some(&stalled), vec![]), now());
+        for type_ in [READY, PROGRESSING, DEGRADED] {
+            let condition = get(&status, type_);
+            assert_eq!(condition.reason, "ProgressDeadlineExceeded", "{type_}");
+            assert!(condition.message.contains("timed out"), "{type_}");
+        }
+        assert_eq!(get(&status, READY).status, "False");
+        assert_eq!(get(&status, PROGRESSING).status, "False");
+        assert_eq!(get(&status, DEGRADED).status, "True");
+    }
+
+    #[test]
+    fn progressing_stops_for_each_hold() {
+        let behind = deployment(6, 6, 2, 1, 1);
+        let done = deployment(5, 5, 2, 2, 2);
+        let mut observed = observed(Some(&behind), vec![]);
+        let missing = missing_dependencies(&users_not_found());
+
+        assert_eq!(
+            progressing(&observed, &rollout(&behind), None, None).0,
+            "True"
+        );
+        assert_eq!(
+            progressing(&observed, &rollout(&done), None, None),
+            (
+                "False",
+                Cause::new("Complete", "the current spec is rolled out")
+            )
+        );
+        assert_eq!(
+            progressing(&observed, &rollout(&behind), missing.as_deref(), None),
+            (
+                "False",
+                Cause::new(
+                    REASON_DEPENDENCY_NOT_FOUND,
+                    "the rollout waits for every dependency; shop/users: not found"
+                )
+            )
+        );
+        observed.paused = true;
+        assert_eq!(
+            progressing(&observed, &rollout(&behind), None, None),
+            ("False", paused())
+        );
+        observed.refused = Some(Cause::new("PolicyViolation", "registry not allowed"));
+        assert_eq!(
+            progressing(&observed, &rollout(&behind), missing.as_deref(), None),
+            (
+                "False",
+                Cause::new(
+                    "PolicyViolation",
+                    "nothing is rolled out until the spec is accepted"
+                )
+            )
+        );
+    }
+
+    #[test]
+    fn degraded_by_a_refusal_first_then_a_failure() {
+        let refused = Cause::new("InvalidSpec", "spec.replicas: must be positive");
+        let failure = Cause::new("ImagePullBackOff", "pod users-abc");
+        assert_eq!(
+            degraded(Some(&refused), Some(&failure)),
+            ("True", refused.clone())
+        );
+        assert_eq!(degraded(None, Some(&failure)), ("True", failure));
+        assert_eq!(
+            degraded(None, None),
+            ("False", Cause::new("AsExpected", "no failure seen"))
+        );
+    }
+
+    #[test]
+    fn dependencies_ready_names_what_is_missing_or_unready() {
+        let missing = missing_dependencies(&users_not_found());
+        let unready = ["inventory".to_string(), "payments".to_string()];
+        assert_eq!(
+            dependencies_ready(missing.as_deref(), &unready, false),
+            (
+                "False",
+                Cause::new(REASON_DEPENDENCY_NOT_FOUND, "shop/users: not found")
+            )
+        );
+        assert_eq!(
+            dependencies_ready(None, &unready, false),
+            (
+                "False",
+                Cause::new("DependencyNotReady", "not ready: inventory, payments")
+            )
+        );
+        assert_eq!(dependencies_ready(None, &[], false).1.reason, "AllReady");
+        assert_eq!(
+            dependencies_ready(None, &[], true).1.reason,
+            "NoDependencies"
+        );
     }
 
     #[test]
