@@ -37,6 +37,22 @@ fn args(deployment: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The operator's role grants every verb Flotilla uses on every registered child kind
+/// (`flotilla::builders::KINDS`): a kind added without its RBAC rule fails here. Kinds
+/// from separately installed CRDs (HTTPRoute) are granted whether or not they exist.
+fn assert_manages_every_child_kind(role: &Value) {
+    for kind in flotilla::builders::KINDS {
+        assert_eq!(
+            verbs(role, kind.group, kind.plural),
+            CHILD_VERBS,
+            "{} ({}/{})",
+            kind.kind,
+            kind.group,
+            kind.plural
+        );
+    }
+}
+
 /// The verbs a Role or ClusterRole grants on `group`/`resource`, over all its rules.
 fn verbs(role: &Value, group: &str, resource: &str) -> Vec<String> {
     let names = |rule: &Value, field: &str, want: &str| {
@@ -161,8 +177,8 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         kinds(&defaults)
     );
     // Classes: read cluster-wide; class status written by default (every namespace is
-    // watched), with the operator's own default (no --class-status flag); Ingresses and
-    // HTTPRoutes managed like the other children.
+    // watched), with the operator's own default (no --class-status flag); every child
+    // kind managed.
     let role = find(&defaults, "ClusterRole", "flotilla-ops").expect("the ClusterRole");
     assert_eq!(
         verbs(role, "flotilla.dev", "microserviceclasses"),
@@ -172,11 +188,7 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         verbs(role, "flotilla.dev", "microserviceclasses/status"),
         ["patch"]
     );
-    assert_eq!(verbs(role, "networking.k8s.io", "ingresses"), CHILD_VERBS);
-    assert_eq!(
-        verbs(role, "gateway.networking.k8s.io", "httproutes"),
-        CHILD_VERBS
-    );
+    assert_manages_every_child_kind(role);
     assert!(
         !args(d).iter().any(|a| a.starts_with("--class-status")),
         "{:?}",
@@ -215,11 +227,7 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
     );
     let role = find(&namespaced, "Role", "flotilla").expect("a Role");
     assert_eq!(role["metadata"]["namespace"], "ops");
-    assert_eq!(verbs(role, "networking.k8s.io", "ingresses"), CHILD_VERBS);
-    assert_eq!(
-        verbs(role, "gateway.networking.k8s.io", "httproutes"),
-        CHILD_VERBS
-    );
+    assert_manages_every_child_kind(role);
     assert!(verbs(role, "flotilla.dev", "microserviceclasses").is_empty());
     let bindings: Vec<&Value> = namespaced
         .iter()
