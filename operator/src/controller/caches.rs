@@ -60,6 +60,9 @@ pub struct Watches {
     pub secrets: BoxStream<'static, watcher::Result<PartialObjectMeta<Secret>>>,
 }
 
+/// The touched objects of one child kind's watch.
+pub type ChildStream = BoxStream<'static, watcher::Result<DynamicObject>>;
+
 /// Who hears the Microservice and class events besides the caches.
 pub struct Observers {
     pub microservices: MicroserviceWatch,
@@ -77,71 +80,23 @@ pub fn watch(
     observers: Observers,
 ) -> (Caches, Watches) {
     let Observers {
-        microservices: mut microservice_watch,
-        classes: mut class_watch,
+        microservices: microservice_watch,
+        classes: class_watch,
         class_status,
         metrics,
     } = observers;
-
-    let writer = Writer::default();
-    let microservices = writer.as_reader();
-    let gauge_store = microservices.clone();
-    let wake = class_status.clone();
-    let microservice_stream = decoded::<Microservice>(scoped_dynamic(
+    let (microservices, microservice_stream) = microservices(
         client,
         namespace,
-        &ApiResource::erase::<Microservice>(&()),
-    ))
-    .default_backoff()
-    .reflect(writer)
-    .inspect_ok(move |event| {
-        microservice_watch.observe(event);
-        wake.notify_one();
-        metrics.managed.set(gauge_store.len() as i64);
-    })
-    .touched_objects()
-    .boxed();
-
-    // Classes are cluster-scoped: every operator reads them all, whatever its namespace.
-    let writer = Writer::default();
-    let classes = writer.as_reader();
-    let class_stream = decoded::<MicroserviceClass>(Api::all_with(
-        client.clone(),
-        &ApiResource::erase::<MicroserviceClass>(&()),
-    ))
-    .default_backoff()
-    .modify(without_managed_fields)
-    .reflect(writer)
-    .inspect_ok(move |event| {
-        class_watch.observe(event);
-        class_status.notify_one();
-    })
-    .touched_objects()
-    .boxed();
-
-    // Children and pods: only what Flotilla manages, so memory follows the number of
-    // Microservices, not the size of the cluster.
-    let managed = watcher::Config::default().labels(labels::MANAGED_SELECTOR);
-    let (children, child_streams) = KINDS
-        .iter()
-        .filter_map(|&kind| {
-            let resource = capabilities.api_resource(kind)?;
-            let events = watcher(
-                scoped_dynamic(client, namespace, &resource),
-                managed.clone(),
-            );
-            let (store, stream) = cached(events, kind.cache, resource.clone());
-            let cache = ChildCache {
-                kind,
-                resource: resource.clone(),
-                store,
-            };
-            Some((cache, (resource, stream)))
-        })
-        .unzip();
-
+        microservice_watch,
+        class_status.clone(),
+        metrics,
+    );
+    let (classes, class_stream) = classes(client, class_watch, class_status);
+    let (children, child_streams) = children(client, namespace, capabilities);
+    // Pods: only Flotilla's, like the children.
     let (pods, pod_stream) = cached(
-        watcher(scoped::<Pod>(client, namespace), managed),
+        watcher(scoped::<Pod>(client, namespace), managed()),
         |pod: &mut Pod| {
             // Status decides readiness and root causes; the spec is never read.
             pod.metadata.managed_fields = None;
@@ -149,25 +104,8 @@ pub fn watch(
         },
         (),
     );
-    // Metadata only, and no annotations (kubectl's last-applied annotation copies the
-    // whole object): the uid and resourceVersion are all the config hash needs.
-    let (config_maps, config_map_stream) = cached(
-        watcher(
-            scoped::<PartialObjectMeta<ConfigMap>>(client, namespace),
-            watcher::Config::default(),
-        ),
-        metadata_only,
-        (),
-    );
-    let (secrets, secret_stream) = cached(
-        watcher(
-            scoped::<PartialObjectMeta<Secret>>(client, namespace),
-            watcher::Config::default(),
-        ),
-        metadata_only,
-        (),
-    );
-
+    let (config_maps, config_map_stream) = metadata(client, namespace);
+    let (secrets, secret_stream) = metadata(client, namespace);
     let caches = Caches {
         microservices,
         classes,
@@ -185,6 +123,114 @@ pub fn watch(
         secrets: secret_stream,
     };
     (caches, watches)
+}
+
+/// Children and pods: only what Flotilla manages, so memory follows the number of
+/// Microservices, not the size of the cluster.
+fn managed() -> watcher::Config {
+    watcher::Config::default().labels(labels::MANAGED_SELECTOR)
+}
+
+fn microservices(
+    client: &Client,
+    namespace: Option<&str>,
+    mut observer: MicroserviceWatch,
+    class_status: Arc<Notify>,
+    metrics: Arc<Metrics>,
+) -> (
+    Store<Microservice>,
+    BoxStream<'static, watcher::Result<Microservice>>,
+) {
+    let writer = Writer::default();
+    let store = writer.as_reader();
+    let gauge_store = store.clone();
+    let resource = ApiResource::erase::<Microservice>(&());
+    let stream = decoded::<Microservice>(scoped_dynamic(client, namespace, &resource))
+        .default_backoff()
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            observer.observe(event);
+            class_status.notify_one();
+            metrics.managed.set(gauge_store.len() as i64);
+        })
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+/// Classes are cluster-scoped: every operator reads them all, whatever its namespace.
+fn classes(
+    client: &Client,
+    mut observer: ClassWatch,
+    class_status: Arc<Notify>,
+) -> (
+    Store<MicroserviceClass>,
+    BoxStream<'static, watcher::Result<MicroserviceClass>>,
+) {
+    let writer = Writer::default();
+    let store = writer.as_reader();
+    let resource = ApiResource::erase::<MicroserviceClass>(&());
+    let stream = decoded::<MicroserviceClass>(Api::all_with(client.clone(), &resource))
+        .default_backoff()
+        .modify(without_managed_fields)
+        .reflect(writer)
+        .inspect_ok(move |event| {
+            observer.observe(event);
+            class_status.notify_one();
+        })
+        .touched_objects()
+        .boxed();
+    (store, stream)
+}
+
+/// One cache per child kind the server serves, each trimmed as its kind says.
+fn children(
+    client: &Client,
+    namespace: Option<&str>,
+    capabilities: &Capabilities,
+) -> (Vec<ChildCache>, Vec<(ApiResource, ChildStream)>) {
+    KINDS
+        .iter()
+        .filter_map(|&kind| {
+            let resource = capabilities.api_resource(kind)?;
+            let events = watcher(scoped_dynamic(client, namespace, &resource), managed());
+            let (store, stream) = cached(events, kind.cache, resource.clone());
+            let cache = ChildCache {
+                kind,
+                resource: resource.clone(),
+                store,
+            };
+            Some((cache, (resource, stream)))
+        })
+        .unzip()
+}
+
+/// Metadata only, and no annotations (kubectl's last-applied annotation copies the whole
+/// object): the uid and resourceVersion are all the config hash needs.
+fn metadata<K>(
+    client: &Client,
+    namespace: Option<&str>,
+) -> (
+    Store<PartialObjectMeta<K>>,
+    BoxStream<'static, watcher::Result<PartialObjectMeta<K>>>,
+)
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+{
+    cached(
+        watcher(
+            scoped::<PartialObjectMeta<K>>(client, namespace),
+            watcher::Config::default(),
+        ),
+        metadata_only,
+        (),
+    )
 }
 
 impl Caches {

@@ -27,6 +27,7 @@ use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, controller};
 use kube::{Client, Resource, ResourceExt};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::api::Microservice;
@@ -64,7 +65,7 @@ pub async fn run(
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
     let triggers = Triggers::new(triggers);
-    let class_status_wake = Arc::new(tokio::sync::Notify::new());
+    let class_status_wake = Arc::new(Notify::new());
     let (caches, watches) = caches::watch(
         &client,
         namespace,
@@ -78,16 +79,7 @@ pub async fn run(
     );
     spawn_readiness(caches.clone(), ready);
     if settings.class_status {
-        tokio::spawn(
-            ClassStatusWriter {
-                client: client.clone(),
-                classes: caches.classes.clone(),
-                microservices: caches.microservices.clone(),
-                wake: class_status_wake,
-                all_namespaces: namespace.is_none(),
-            }
-            .run(),
-        );
+        spawn_class_status(&client, &caches, class_status_wake, namespace.is_none());
     }
     let recorder = Recorder::new(
         client.clone(),
@@ -174,6 +166,19 @@ fn users<K: Resource>(
         .into_iter()
         .map(|key| ObjectRef::new(&key.name).within(&key.namespace))
         .collect()
+}
+
+fn spawn_class_status(client: &Client, caches: &Caches, wake: Arc<Notify>, all_namespaces: bool) {
+    tokio::spawn(
+        ClassStatusWriter {
+            client: client.clone(),
+            classes: caches.classes.clone(),
+            microservices: caches.microservices.clone(),
+            wake,
+            all_namespaces,
+        }
+        .run(),
+    );
 }
 
 fn spawn_readiness(caches: Caches, ready: Arc<AtomicBool>) {
