@@ -2,7 +2,7 @@
 //! (`flotilla crd | head -1`) ends the command quietly, with status 0.
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 /// What a Linux pipe holds by default. The output must be well beyond it, so the writer
 /// is still writing when the reader goes away and meets EPIPE; a smaller output would
@@ -15,22 +15,28 @@ fn flotilla(args: &[&str]) -> Command {
     command
 }
 
-/// Runs `command` with `stdin`, reads the first line of its output and closes the pipe,
-/// as `head -1` does; returns how the command ended and its stderr.
-fn first_line_then_close(mut command: Command, stdin: &str) -> (String, Output) {
+/// Starts `command` with piped stdio and feeds it `stdin`, closed at once: the commands
+/// read stdin to its end before they write.
+fn spawn_with_input(mut command: Command, stdin: &str) -> Child {
     let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("flotilla starts");
-    // Dropped at once: the commands read stdin to its end before they write.
     child
         .stdin
         .take()
         .unwrap()
         .write_all(stdin.as_bytes())
         .unwrap();
+    child
+}
+
+/// Runs `command` with `stdin`, reads the first line of its output and closes the pipe,
+/// as `head -1` does; returns how the command ended and its stderr.
+fn first_line_then_close(command: Command, stdin: &str) -> (String, Output) {
+    let mut child = spawn_with_input(command, stdin);
     let mut first = String::new();
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut first)
@@ -53,19 +59,10 @@ fn assert_quiet_success(command: &str, first: &str, output: &Output) {
     assert!(!first.is_empty(), "{command} printed nothing");
 }
 
-fn output_len(mut command: Command, stdin: &str) -> usize {
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("flotilla starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().expect("flotilla ends");
+fn output_len(command: Command, stdin: &str) -> usize {
+    let output = spawn_with_input(command, stdin)
+        .wait_with_output()
+        .expect("flotilla ends");
     assert!(output.status.success(), "{}", output.status);
     output.stdout.len()
 }
