@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 
 use crate::api::{Microservice, Port};
-use crate::builders::labels::selector_labels;
+use crate::builders::labels::pod_selector;
 use crate::builders::{Dependent, ResolvedDependency};
 
 /// The namespace of an object that has none, as `kubectl` assumes.
@@ -150,7 +150,7 @@ where
                 name: dep_key.name.clone(),
                 namespace: dep_key.namespace.clone(),
                 port: port.clone(),
-                pod_selector: selector_labels(&dep_key.name),
+                pod_selector: pod_selector(&dep_key.name),
             }),
             (None, Some(name)) => resolution
                 .missing
@@ -195,7 +195,7 @@ fn dependent_of(
         namespace: other_key.namespace.clone(),
         // In this Microservice's port order, whatever order dependsOn used.
         ports: called.into_iter().map(|i| ports[i].clone()).collect(),
-        pod_selector: selector_labels(&other_key.name),
+        pod_selector: pod_selector(&other_key.name),
     })
 }
 
@@ -265,7 +265,7 @@ mod tests {
         assert_eq!(resolution.dependencies[0].port.name, "admin");
         assert_eq!(
             resolution.dependencies[0].pod_selector,
-            selector_labels("users")
+            pod_selector("users")
         );
         let reasons: Vec<&str> = resolution
             .missing

@@ -29,6 +29,7 @@ pub struct Metrics {
     pub duration: Histogram,
     pub managed: Gauge,
     pub applies: Family<ApplyLabels, Counter>,
+    pub events_not_published: Family<ErrorLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -39,6 +40,7 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         let managed = Gauge::default();
         let applies = Family::<ApplyLabels, Counter>::default();
+        let events_not_published = Family::<ErrorLabels, Counter>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -60,6 +62,11 @@ impl Default for Metrics {
             "Children applied or found unchanged, by kind",
             applies.clone(),
         );
+        registry.register(
+            "events_not_published",
+            "Events the API server did not take, by event reason",
+            events_not_published.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -67,6 +74,7 @@ impl Default for Metrics {
             duration,
             managed,
             applies,
+            events_not_published,
         }
     }
 }
@@ -83,6 +91,14 @@ impl Metrics {
 
     pub fn error(&self, reason: &str) {
         self.errors
+            .get_or_create(&ErrorLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn event_not_published(&self, reason: &str) {
+        self.events_not_published
             .get_or_create(&ErrorLabels {
                 reason: reason.to_string(),
             })

@@ -80,11 +80,11 @@ fn every_document_has_api_version_kind_metadata_and_no_status() {
         kinds,
         [
             "ServiceAccount",
+            "NetworkPolicy",
             "Deployment",
             "Service",
             "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-            "NetworkPolicy"
+            "PodDisruptionBudget"
         ]
     );
     for d in &docs {
@@ -533,7 +533,8 @@ fn service_ports_always_carry_the_protocol() {
     assert_eq!(service["spec"]["type"], "NodePort");
     assert_eq!(
         service["spec"]["selector"],
-        json!({"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "gateway"})
+        json!({"app.kubernetes.io/name": "gateway", "app.kubernetes.io/instance": "gateway",
+               "app.kubernetes.io/managed-by": "flotilla"})
     );
     assert_eq!(
         service["spec"]["ports"],
@@ -568,8 +569,11 @@ fn dns() -> Value {
     serde_json::from_str(DNS_EGRESS).unwrap()
 }
 
+/// The selector of a Microservice's pods: its name and instance, and Flotilla's
+/// managed-by, so a namesake workload's pods are never selected.
 fn pods(name: &str) -> Value {
-    json!({"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name}})
+    json!({"matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": name,
+                           "app.kubernetes.io/managed-by": "flotilla"}})
 }
 
 fn namespace(name: &str) -> Value {
@@ -771,9 +775,9 @@ fn ingress_from_the_class_expose_settings() {
         kinds(&docs),
         [
             "ServiceAccount",
+            "NetworkPolicy",
             "Deployment",
             "Service",
-            "NetworkPolicy",
             "Ingress"
         ],
         "the Ingress comes last"
@@ -943,9 +947,9 @@ fn http_route_when_the_class_names_a_gateway_and_the_kind_is_served() {
         kinds(&docs),
         [
             "ServiceAccount",
+            "NetworkPolicy",
             "Deployment",
             "Service",
-            "NetworkPolicy",
             "HTTPRoute"
         ]
     );

@@ -26,11 +26,11 @@ fn renders_every_child_of_a_realistic_microservice() {
         kinds(&out),
         [
             "ServiceAccount",
+            "NetworkPolicy",
             "Deployment",
             "Service",
             "HorizontalPodAutoscaler",
-            "PodDisruptionBudget",
-            "NetworkPolicy"
+            "PodDisruptionBudget"
         ]
     );
     assert!(out.starts_with("---\n"));

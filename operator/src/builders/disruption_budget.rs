@@ -38,7 +38,7 @@ pub fn build(ms: &Microservice) -> Result<Option<PodDisruptionBudget>, BuildErro
         metadata: labels::child_meta(ms),
         spec: Some(PodDisruptionBudgetSpec {
             selector: Some(LabelSelector {
-                match_labels: Some(labels::selector_labels(&ms.name_any())),
+                match_labels: Some(labels::pod_selector(&ms.name_any())),
                 match_expressions: None,
             }),
             min_available,

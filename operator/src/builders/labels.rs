@@ -14,16 +14,33 @@ pub const PART_OF: &str = "app.kubernetes.io/part-of";
 pub const MANAGER: &str = "flotilla";
 /// The label selector of every watch on children: only objects Flotilla manages.
 pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=flotilla";
+/// Set on an existing object by its owner to hand it over to the Microservice it names
+/// (`flotilla.dev/adopt: <microservice name>`): Flotilla then applies to it, taking it
+/// over with its owner reference and labels. Without it Flotilla never touches an object
+/// it did not create.
+pub const ADOPT_ANNOTATION: &str = "flotilla.dev/adopt";
 /// Pod-template annotation holding the hash of referenced ConfigMaps and Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "flotilla.dev/config-hash";
 
-/// The labels that select the pods of a Microservice. Deployment selectors are immutable:
-/// never change this set.
+/// The Deployment's selector. Deployment selectors are immutable: never change this set.
 pub fn selector_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (NAME.to_string(), name.to_string()),
         (INSTANCE.to_string(), name.to_string()),
     ])
+}
+
+/// The labels that select the pods of a Microservice and nothing else: the Service, the
+/// NetworkPolicies (its own and its neighbours') and the PodDisruptionBudget use them. The
+/// Deployment's selector alone would also match the pods of another workload labelled
+/// the same way, such as a Helm release of that name (`helm create` labels pods with name
+/// and instance); `managed-by=flotilla` is on Flotilla's pod template only (a spec cannot
+/// replace it). Pods made before this selector existed already carry it, so switching to
+/// it restarts nothing.
+pub fn pod_selector(name: &str) -> BTreeMap<String, String> {
+    let mut labels = selector_labels(name);
+    labels.insert(MANAGED_BY.to_string(), MANAGER.to_string());
+    labels
 }
 
 /// The labels of every child and of the pods.

@@ -31,16 +31,18 @@ use crate::api::{Microservice, MicroserviceSpec, Port};
 /// The name every write is made under (server-side apply field manager).
 pub const FIELD_MANAGER: &str = "flotilla";
 
-/// Every kind of child, in apply order: the ServiceAccount before the pods that run as
-/// it, the Service and the NetworkPolicy with them, the Ingress or HTTPRoute last, once
-/// the Service and the policy letting the ingress controller in exist.
+/// Every kind of child, in apply order, which never runs pods unprotected: the
+/// ServiceAccount and the NetworkPolicy before the Deployment (its pods run as the one and
+/// are isolated by the other from their first start), the Ingress or HTTPRoute last, once
+/// the Service and the policy letting the ingress controller in exist. An apply that fails
+/// stops the rest.
 pub static KINDS: &[&ChildKind] = &[
     &service_account::KIND,
+    &network_policy::KIND,
     &deployment::KIND,
     &service::KIND,
     &autoscaler::KIND,
     &disruption_budget::KIND,
-    &network_policy::KIND,
     &ingress::KIND,
     &http_route::KIND,
 ];

@@ -172,7 +172,7 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
         metadata: labels::child_meta(ms),
         spec: Some(NetworkPolicySpec {
             pod_selector: Some(LabelSelector {
-                match_labels: Some(labels::selector_labels(&ms.name_any())),
+                match_labels: Some(labels::pod_selector(&ms.name_any())),
                 match_expressions: None,
             }),
             // Both listed so that a policy with no rules of a kind still denies it.

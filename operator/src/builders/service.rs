@@ -37,7 +37,7 @@ pub fn build(ms: &Microservice) -> Option<Service> {
         metadata,
         spec: Some(ServiceSpec {
             type_: Some(type_.to_string()),
-            selector: Some(labels::selector_labels(&ms.name_any())),
+            selector: Some(labels::pod_selector(&ms.name_any())),
             ports: Some(
                 spec.ports
                     .iter()

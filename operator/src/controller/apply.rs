@@ -14,6 +14,7 @@ use crate::builders::{Child, Children, FIELD_MANAGER, labels};
 use super::caches::ChildCache;
 use super::context::Context;
 use super::error::{Error, Result};
+use super::ownership::{Ownership, ownership};
 
 /// Annotation holding a hash of what Flotilla last applied to a child. With the subset
 /// check below it lets a reconcile with nothing to change send no write at all.
@@ -34,23 +35,70 @@ pub enum Action {
     Deleted,
 }
 
+/// An object with a child's kind and name that Flotilla does not control: left alone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Conflict {
+    pub kind: &'static str,
+    pub name: String,
+    /// Who manages it, as far as the object tells.
+    pub managed_by: String,
+}
+
+/// A child the API server refused to apply: the children after it were not applied.
+#[derive(Debug)]
+pub struct Failure {
+    pub kind: &'static str,
+    pub name: String,
+    pub error: kube::Error,
+}
+
+/// The outcome of applying a Microservice's children.
+#[derive(Debug, Default)]
+pub struct Applied {
+    pub changes: Vec<Change>,
+    pub conflicts: Vec<Conflict>,
+    pub failure: Option<Failure>,
+}
+
 /// Applies every child of `ms` (the Microservice as it runs, class defaults merged) but
-/// the held ones, then prunes what is no longer wanted. Returns what changed; the caller
-/// reports it.
-pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Vec<Change>> {
+/// the held ones, in order, then prunes what is no longer wanted. A child whose name is
+/// taken by an object Flotilla does not control is skipped (a conflict); a child the API
+/// server refuses stops the rest, so nothing later in the order (the Deployment after its
+/// NetworkPolicy) runs without what comes before it, and nothing is pruned. Only transport
+/// errors, where nothing can be known, are errors.
+pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Applied> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
-    let mut changes = Vec::new();
+    let mut applied = Applied::default();
     for child in children.iter().filter(|child| !child.held) {
         let cache = ctx
             .caches
             .child(child.kind)
             .ok_or(Error::NotServed(child.kind.kind))?;
-        if let Some(change) = apply_one(ctx, ms, child, cache, &namespace).await? {
-            changes.push(change);
+        match apply_one(ctx, ms, child, cache, &namespace).await {
+            Ok(Step::Unchanged) => {}
+            Ok(Step::Changed(change)) => applied.changes.push(change),
+            Ok(Step::Conflict(conflict)) => applied.conflicts.push(conflict),
+            Err(Error::Kube(error @ kube::Error::Api(_))) => {
+                applied.failure = Some(Failure {
+                    kind: child.kind.kind,
+                    name: child.name().to_string(),
+                    error,
+                });
+                return Ok(applied);
+            }
+            Err(error) => return Err(error),
         }
     }
-    changes.extend(prune(ctx, ms, children, &namespace).await?);
-    Ok(changes)
+    applied
+        .changes
+        .extend(prune(ctx, ms, children, &namespace).await?);
+    Ok(applied)
+}
+
+enum Step {
+    Unchanged,
+    Changed(Change),
+    Conflict(Conflict),
 }
 
 async fn apply_one(
@@ -59,12 +107,28 @@ async fn apply_one(
     child: &Child,
     cache: &ChildCache,
     namespace: &str,
-) -> Result<Option<Change>> {
+) -> Result<Step> {
     let (kind, name) = (child.kind, child.name().to_string());
-    let live = cache
-        .get(&name, namespace)
-        .map(|object| observed(&object, cache))
-        .transpose()?;
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
+    let live = match cache.get(&name, namespace) {
+        Some(object) => Some(observed(&object, cache)?),
+        // The cache holds only what carries Flotilla's label: an object of that name may
+        // still exist, made by someone else. One read before creating tells.
+        None => match api.get_opt(&name).await? {
+            Some(object) => Some(observed(&object, cache)?),
+            None => None,
+        },
+    };
+    if let Some(live) = &live
+        && let Ownership::Foreign { managed_by } = ownership(live, ms)
+    {
+        return Ok(Step::Conflict(Conflict {
+            kind: kind.kind,
+            name,
+            managed_by,
+        }));
+    }
     let mut desired = child.object.clone();
     if live.is_none() {
         (kind.on_create)(ms, &mut desired);
@@ -77,10 +141,8 @@ async fn apply_one(
     });
     ctx.metrics.apply(kind.kind, !unchanged);
     if unchanged {
-        return Ok(None);
+        return Ok(Step::Unchanged);
     }
-    let api: Api<DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
     if let Some(live) = &live {
         debug!(kind = kind.kind, %name, live_hash = ?live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
             %hash, subset = is_subset(&desired, live), "live object differs");
@@ -105,7 +167,7 @@ async fn apply_one(
         None => Action::Created,
         Some(_) => Action::Updated,
     };
-    Ok(Some(Change {
+    Ok(Step::Changed(Change {
         action,
         kind: kind.kind,
         name,

@@ -7,6 +7,13 @@ use crate::builders::BuildError;
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
+    /// The API server refused a child; the status names it.
+    #[error("applying {kind} {name}: {source}")]
+    Apply {
+        kind: &'static str,
+        name: String,
+        source: kube::Error,
+    },
     #[error("building children: {0}")]
     Build(#[from] BuildError),
     #[error("serializing {what}: {source}")]
@@ -29,6 +36,7 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) if status.code == 422 => "rejected",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
+            Error::Apply { .. } => "apply_failed",
             Error::Build(_) => "build",
             Error::Serialize { .. } => "serialize",
             Error::MissingNamespace => "missing_namespace",

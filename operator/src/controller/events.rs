@@ -54,6 +54,12 @@ pub async fn reconcile_failed(ctx: &Context, ms: &Microservice, reason: &str, me
     .await;
 }
 
+/// The API server refuses an events.k8s.io/v1 note over 1 KiB, and the whole event with
+/// it.
+const MAX_NOTE_BYTES: usize = 1024;
+/// The API server's limit on the reason.
+const MAX_REASON_BYTES: usize = 128;
+
 async fn publish(
     ctx: &Context,
     ms: &Microservice,
@@ -64,12 +70,45 @@ async fn publish(
 ) {
     let event = Event {
         type_,
-        reason: reason.to_string(),
-        note: Some(note),
+        reason: truncate(reason, MAX_REASON_BYTES),
+        note: Some(truncate(&note, MAX_NOTE_BYTES)),
         action: action.to_string(),
         secondary: None,
     };
     if let Err(error) = ctx.recorder.publish(&event, &ms.object_ref(&())).await {
+        // Never silent: the metric shows what the log may lose.
+        ctx.metrics.event_not_published(reason);
         warn!(%error, reason, "could not publish an event");
+    }
+}
+
+/// `text` cut to at most `max` bytes on a character boundary, an ellipsis marking the
+/// cut.
+pub fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    const ELLIPSIS: char = '…';
+    let mut end = max - ELLIPSIS.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ELLIPSIS}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncation_fits_the_limit_on_a_character_boundary() {
+        assert_eq!(truncate("short", 1024), "short");
+        let long = "é".repeat(600); // 1,200 bytes
+        let cut = truncate(&long, MAX_NOTE_BYTES);
+        assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
+        assert!(cut.ends_with('…'));
+        assert!(cut.len() > MAX_NOTE_BYTES - 8, "as much as fits is kept");
+        let exact = "a".repeat(MAX_NOTE_BYTES);
+        assert_eq!(truncate(&exact, MAX_NOTE_BYTES), exact);
     }
 }

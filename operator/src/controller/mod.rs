@@ -8,6 +8,7 @@ mod discovery;
 mod error;
 mod events;
 mod indexes;
+mod ownership;
 mod read;
 mod reconcile;
 mod reverse_index;

@@ -18,13 +18,14 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::{Microservice, MicroserviceStatus};
-use crate::builders::FIELD_MANAGER;
+use crate::builders::{FIELD_MANAGER, labels};
 use crate::class::Refusal;
 use crate::plan::Plan;
 
+use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
-use super::status::{self, Cause, Observed, READY};
+use super::status::{self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT};
 use super::{apply, events, read};
 
 /// How often a settled Microservice is looked at again even without any watch event.
@@ -44,16 +45,25 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
     let plan = read::plan(&ctx, &ms, &namespace);
-    if let Ok(build) = &plan.outcome
-        && !ms.spec.paused
-    {
-        let changes = apply::apply(&ctx, &build.effective, &build.children).await?;
-        for change in &changes {
-            info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
-            events::child_changed(&ctx, &ms, change).await;
+    let applied = match &plan.outcome {
+        Ok(build) if !ms.spec.paused => {
+            apply::apply(&ctx, &build.effective, &build.children).await?
         }
+        _ => Applied::default(),
+    };
+    for change in &applied.changes {
+        info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
+        events::child_changed(&ctx, &ms, change).await;
     }
-    let status = update_status(&ctx, &ms, &plan, &namespace).await?;
+    let status = update_status(&ctx, &ms, &plan, &applied, &namespace).await?;
+    if let Some(failure) = applied.failure {
+        // Status says it already; the error brings the backoff and the event.
+        return Err(Error::Apply {
+            kind: failure.kind,
+            name: failure.name,
+            source: failure.error,
+        });
+    }
     ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
 
     // A refusal waits for a change to the spec (a watch event) or to its class (the
@@ -67,18 +77,20 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     })
 }
 
-/// Computes the status from the plan and the caches, and writes it when it changed
-/// (announcing a refusal once).
+/// Computes the status from the plan, what applying did and the caches, and writes it
+/// when it changed (announcing a refusal or a conflict once).
 async fn update_status(
     ctx: &Context,
     ms: &Microservice,
     plan: &Plan,
+    applied: &Applied,
     namespace: &str,
 ) -> Result<MicroserviceStatus> {
     let name = ms.name_any();
     let deployment = read::deployment(&ctx.caches, &name, namespace);
     let pods = read::pods(&ctx.caches, &name, namespace);
     let refused = plan.outcome.as_ref().err();
+    let child_problem = child_problem(applied);
     let observed = Observed {
         deployment: deployment.as_ref(),
         pods: pods.iter().map(Arc::as_ref).collect(),
@@ -86,6 +98,7 @@ async fn update_status(
         unready_dependencies: &plan.unready_dependencies,
         missing_config: &plan.missing_config,
         refused: refused.map(|refusal| Cause::new(refusal.reason(), refusal.to_string())),
+        child_problem: child_problem.clone(),
         paused: ms.spec.paused,
         class_name: plan.class_name.clone(),
         external_url: plan
@@ -99,7 +112,7 @@ async fn update_status(
         return Ok(status);
     }
     if let Some(refusal) = refused
-        && !already_reported(ms, refusal)
+        && !already_reported(ms, refusal.reason(), &refusal.to_string())
     {
         let (reason, message) = (refusal.reason(), refusal.to_string());
         warn!(%namespace, %name, %reason, %message, "spec refused");
@@ -111,8 +124,55 @@ async fn update_status(
         });
         events::refused(ctx, ms, reason, &message).await;
     }
+    if let Some(cause) = &child_problem
+        && cause.reason == REASON_CHILD_CONFLICT
+        && !already_reported(ms, &cause.reason, &cause.message)
+    {
+        warn!(%namespace, %name, message = %cause.message, "child conflict");
+        ctx.metrics.error("child_conflict");
+        events::reconcile_failed(ctx, ms, &cause.reason, &cause.message).await;
+    }
     write_status(ctx, ms, &status).await?;
     Ok(status)
+}
+
+/// Why the children are not as the spec says though it was accepted: a child the API
+/// server refused (the rest of the order was not applied), else the objects Flotilla
+/// left alone because it does not control them.
+fn child_problem(applied: &Applied) -> Option<Cause> {
+    if let Some(failure) = &applied.failure {
+        return Some(Cause::new(
+            REASON_APPLY_FAILED,
+            format!(
+                "applying {} {}: {}",
+                failure.kind,
+                failure.name,
+                api_message(&failure.error)
+            ),
+        ));
+    }
+    if applied.conflicts.is_empty() {
+        return None;
+    }
+    let all: Vec<String> = applied
+        .conflicts
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {} exists and is not this Microservice's ({}): Flotilla leaves it alone; delete or rename it, or annotate it {}={} to hand it over",
+                c.kind, c.name, c.managed_by, labels::ADOPT_ANNOTATION, c.name
+            )
+        })
+        .collect();
+    Some(Cause::new(REASON_CHILD_CONFLICT, all.join("; ")))
+}
+
+/// What the API server said, without the client's wrapping.
+fn api_message(error: &kube::Error) -> String {
+    match error {
+        kube::Error::Api(status) => status.message.clone(),
+        other => other.to_string(),
+    }
 }
 
 /// Transient failures retry with a per-object exponential backoff.
@@ -122,7 +182,7 @@ pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> 
     warn!(namespace = ?ms.namespace(), name = %ms.name_any(), %error, retry_in = ?delay, "reconcile failed");
     let (ctx_for_event, ms_for_event, message) = (ctx.clone(), ms.clone(), error.to_string());
     let reason = match error {
-        Error::Kube(_) => "ApplyFailed",
+        Error::Kube(_) | Error::Apply { .. } => REASON_APPLY_FAILED,
         _ => "ReconcileFailed",
     };
     tokio::spawn(async move {
@@ -131,13 +191,13 @@ pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> 
     Action::requeue(delay)
 }
 
-/// A refusal is announced once per generation, reason and message, not on every pass.
-fn already_reported(ms: &Microservice, refusal: &Refusal) -> bool {
-    let message = refusal.to_string();
+/// A refusal or a conflict is announced once per generation, reason and message, not on
+/// every pass: the Ready condition already carries it.
+fn already_reported(ms: &Microservice, reason: &str, message: &str) -> bool {
     ms.status.as_ref().is_some_and(|status| {
         status.conditions.iter().any(|c| {
             c.type_ == READY
-                && c.reason == refusal.reason()
+                && c.reason == reason
                 && c.message == message
                 && c.observed_generation == ms.metadata.generation
         })

@@ -12,6 +12,8 @@ use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::{ConfigKind, ConfigRef, labels};
 use crate::graph::MissingDependency;
 
+use super::events::truncate;
+
 pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
@@ -19,6 +21,8 @@ pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
+pub const REASON_CHILD_CONFLICT: &str = "ChildConflict";
+pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
 
 /// Everything the status is computed from.
 pub struct Observed<'a> {
@@ -31,6 +35,9 @@ pub struct Observed<'a> {
     /// Why the spec was refused before anything was applied (InvalidSpec, ClassNotFound,
     /// AmbiguousDefaultClass, PolicyViolation): the children were left as they were.
     pub refused: Option<Cause>,
+    /// Why an accepted spec's children are not as it says: a child the API server
+    /// refused (ApplyFailed) or objects Flotilla does not control (ChildConflict).
+    pub child_problem: Option<Cause>,
     pub paused: bool,
     /// The MicroserviceClass in effect.
     pub class_name: Option<String>,
@@ -79,7 +86,13 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         ),
         (
             DEGRADED,
-            degraded(observed.refused.as_ref(), failure.as_ref()),
+            degraded(
+                observed
+                    .refused
+                    .as_ref()
+                    .or(observed.child_problem.as_ref()),
+                failure.as_ref(),
+            ),
         ),
         (
             DEPENDENCIES_READY,
@@ -104,7 +117,7 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         updated_replicas: rollout.updated,
         replica_summary: Some(format!("{}/{}", rollout.ready, rollout.desired)),
         selector: Some(
-            labels::selector_labels(&name)
+            labels::pod_selector(&name)
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect::<Vec<_>>()
@@ -125,7 +138,8 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
 type Verdict = (&'static str, Cause);
 
 /// Ready: every pod of the current spec is ready. Otherwise the deepest cause known: a
-/// refused spec, then missing dependencies (the rollout is held), then what the pods or
+/// refused spec, then a child that could not be applied or is someone else's, then missing
+/// dependencies (the rollout is held), then what the pods or
 /// the Deployment report, then a missing ConfigMap or Secret.
 fn ready(
     observed: &Observed<'_>,
@@ -135,6 +149,8 @@ fn ready(
 ) -> Verdict {
     if let Some(refused) = &observed.refused {
         ("False", refused.clone())
+    } else if let Some(problem) = &observed.child_problem {
+        ("False", problem.clone())
     } else if let Some(missing) = missing_dependencies {
         ("False", rollout_waits_for(missing))
     } else if rollout.complete() {
@@ -285,17 +301,6 @@ fn condition(
         observed_generation: generation,
         last_transition_time,
     }
-}
-
-fn truncate(message: &str, max: usize) -> String {
-    if message.len() <= max {
-        return message.to_string();
-    }
-    let mut end = max;
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &message[..end])
 }
 
 /// Replica counts of the Deployment and whether its rollout of the current spec is done.
@@ -518,6 +523,7 @@ mod tests {
             unready_dependencies: &[],
             missing_config: &[],
             refused: None,
+            child_problem: None,
             class_name: None,
             external_url: None,
             paused: false,
@@ -546,7 +552,9 @@ mod tests {
         );
         assert_eq!(
             status.selector.as_deref(),
-            Some("app.kubernetes.io/instance=users,app.kubernetes.io/name=users")
+            Some(
+                "app.kubernetes.io/instance=users,app.kubernetes.io/managed-by=flotilla,app.kubernetes.io/name=users"
+            )
         );
     }
 
