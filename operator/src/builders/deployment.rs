@@ -7,7 +7,8 @@ use k8s_openapi::api::apps::v1::{
 };
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, Lifecycle, LifecycleHandler, LocalObjectReference, PodSpec,
-    PodTemplateSpec, ResourceRequirements, SleepAction, TopologySpreadConstraint,
+    PodTemplateSpec, ResourceRequirements, SleepAction, TopologySpreadConstraint, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -20,7 +21,7 @@ use super::{
     BuildContext, BuildError, FIELD_MANAGER, container_port, env, labels, probes, protocol_name,
     security,
 };
-use crate::api::{ImagePullPolicy, Microservice, MicroserviceSpec, ResourceAmounts};
+use crate::api::{ImagePullPolicy, Microservice, MicroserviceSpec, PodTemplate, ResourceAmounts};
 
 /// The container's name. Fixed rather than the Microservice's name, which may be a DNS
 /// subdomain (dots, up to 253 characters) while container names must be DNS labels.
@@ -133,44 +134,117 @@ fn pod_template(
 ) -> Result<PodTemplateSpec, BuildError> {
     let spec = &ms.spec;
     let template = spec.pod_template.clone().unwrap_or_default();
+    let (volumes, mounts) = security::writable_volumes(spec)?;
+    let container = container(spec, ctx, mounts)?;
+    Ok(PodTemplateSpec {
+        metadata: Some(pod_metadata(ms, &template, &ctx.config_hash)),
+        spec: Some(pod_spec(ms, template, selector, container, volumes)),
+    })
+}
 
+/// The pod's labels and annotations: the template's, Flotilla's labels and the hash of
+/// the configuration the pods read.
+fn pod_metadata(ms: &Microservice, template: &PodTemplate, config_hash: &str) -> ObjectMeta {
     // Flotilla's labels are applied last so the selector labels cannot be replaced.
     let mut pod_labels = template.labels.clone();
     pod_labels.extend(labels::common_labels(ms));
 
     let mut annotations = template.annotations.clone();
-    if !ctx.config_hash.is_empty() {
+    if !config_hash.is_empty() {
         annotations.insert(
             labels::CONFIG_HASH_ANNOTATION.to_string(),
-            ctx.config_hash.clone(),
+            config_hash.to_string(),
         );
     }
+    ObjectMeta {
+        labels: Some(pod_labels),
+        annotations: (!annotations.is_empty()).then_some(annotations),
+        ..ObjectMeta::default()
+    }
+}
 
-    let (volumes, mounts) = security::writable_volumes(spec)?;
+fn pod_spec(
+    ms: &Microservice,
+    template: PodTemplate,
+    selector: &BTreeMap<String, String>,
+    container: Container,
+    volumes: Vec<Volume>,
+) -> PodSpec {
+    let spec = &ms.spec;
+    let image_pull_secrets = image_pull_secrets(spec);
+    PodSpec {
+        containers: vec![container],
+        service_account_name: Some(ms.name_any()),
+        automount_service_account_token: Some(false),
+        image_pull_secrets: (!image_pull_secrets.is_empty()).then_some(image_pull_secrets),
+        security_context: Some(security::pod_security_context(spec)),
+        termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
+        volumes: Some(volumes),
+        topology_spread_constraints: spread_constraints(
+            spec,
+            &template.topology_spread_constraints,
+            selector,
+        ),
+        node_selector: (!template.node_selector.is_empty()).then_some(template.node_selector),
+        tolerations: (!template.tolerations.is_empty()).then_some(template.tolerations),
+        affinity: template.affinity,
+        priority_class_name: template.priority_class_name,
+        ..PodSpec::default()
+    }
+}
+
+fn image_pull_secrets(spec: &MicroserviceSpec) -> Vec<LocalObjectReference> {
+    spec.image_pull_secrets
+        .iter()
+        .map(|name| LocalObjectReference { name: name.clone() })
+        .collect()
+}
+
+/// The template's constraints when it gives any; otherwise a spread across nodes once
+/// there can be more than one pod.
+fn spread_constraints(
+    spec: &MicroserviceSpec,
+    given: &[TopologySpreadConstraint],
+    selector: &BTreeMap<String, String>,
+) -> Option<Vec<TopologySpreadConstraint>> {
+    if !given.is_empty() {
+        Some(own_pods_spread(given, selector))
+    } else if max_replicas(spec) > 1 {
+        Some(vec![hostname_spread(selector)])
+    } else {
+        None
+    }
+}
+
+fn hostname_spread(selector: &BTreeMap<String, String>) -> TopologySpreadConstraint {
+    TopologySpreadConstraint {
+        max_skew: 1,
+        topology_key: HOSTNAME_TOPOLOGY_KEY.to_string(),
+        // A preference, not a rule: a one-node cluster must still run every pod.
+        when_unsatisfiable: "ScheduleAnyway".to_string(),
+        label_selector: Some(LabelSelector {
+            match_labels: Some(selector.clone()),
+            match_expressions: None,
+        }),
+        ..TopologySpreadConstraint::default()
+    }
+}
+
+/// The pod's only container; `mounts` are its writable paths.
+fn container(
+    spec: &MicroserviceSpec,
+    ctx: &BuildContext,
+    mounts: Vec<VolumeMount>,
+) -> Result<Container, BuildError> {
     let probes = probes::build(spec, &ctx.capabilities)?;
     let env = env::env_vars(spec, &ctx.dependencies);
-    let ports: Vec<ContainerPort> = spec
-        .ports
-        .iter()
-        .map(|port| ContainerPort {
-            name: Some(port.name.clone()),
-            container_port: container_port(port),
-            protocol: Some(protocol_name(port)),
-            ..ContainerPort::default()
-        })
-        .collect();
-
-    let container = Container {
+    let ports = container_ports(spec);
+    Ok(Container {
         name: CONTAINER_NAME.to_string(),
         image: Some(spec.image.clone()),
-        image_pull_policy: spec.image_pull_policy.map(|policy| {
-            match policy {
-                ImagePullPolicy::Always => "Always",
-                ImagePullPolicy::IfNotPresent => "IfNotPresent",
-                ImagePullPolicy::Never => "Never",
-            }
-            .to_string()
-        }),
+        image_pull_policy: spec
+            .image_pull_policy
+            .map(|policy| pull_policy_name(policy).to_string()),
         command: spec.command.clone(),
         args: spec.args.clone(),
         env: (!env.is_empty()).then_some(env),
@@ -180,69 +254,43 @@ fn pod_template(
         readiness_probe: probes.readiness,
         liveness_probe: probes.liveness,
         startup_probe: probes.startup,
-        lifecycle: ctx.capabilities.sleep_action.then(|| Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                sleep: Some(SleepAction {
-                    seconds: PRE_STOP_SLEEP_SECONDS,
-                }),
-                ..LifecycleHandler::default()
-            }),
-            ..Lifecycle::default()
-        }),
+        lifecycle: ctx.capabilities.sleep_action.then(pre_stop_sleep),
         security_context: Some(security::container_security_context(spec)),
         volume_mounts: Some(mounts),
         ..Container::default()
-    };
-
-    let topology_spread_constraints = if !template.topology_spread_constraints.is_empty() {
-        Some(own_pods_spread(
-            &template.topology_spread_constraints,
-            selector,
-        ))
-    } else if max_replicas(spec) > 1 {
-        Some(vec![TopologySpreadConstraint {
-            max_skew: 1,
-            topology_key: HOSTNAME_TOPOLOGY_KEY.to_string(),
-            // A preference, not a rule: a one-node cluster must still run every pod.
-            when_unsatisfiable: "ScheduleAnyway".to_string(),
-            label_selector: Some(LabelSelector {
-                match_labels: Some(selector.clone()),
-                match_expressions: None,
-            }),
-            ..TopologySpreadConstraint::default()
-        }])
-    } else {
-        None
-    };
-
-    let image_pull_secrets: Vec<LocalObjectReference> = spec
-        .image_pull_secrets
-        .iter()
-        .map(|name| LocalObjectReference { name: name.clone() })
-        .collect();
-
-    Ok(PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(pod_labels),
-            annotations: (!annotations.is_empty()).then_some(annotations),
-            ..ObjectMeta::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![container],
-            service_account_name: Some(ms.name_any()),
-            automount_service_account_token: Some(false),
-            image_pull_secrets: (!image_pull_secrets.is_empty()).then_some(image_pull_secrets),
-            security_context: Some(security::pod_security_context(spec)),
-            termination_grace_period_seconds: Some(TERMINATION_GRACE_PERIOD_SECONDS),
-            volumes: Some(volumes),
-            topology_spread_constraints,
-            node_selector: (!template.node_selector.is_empty()).then_some(template.node_selector),
-            tolerations: (!template.tolerations.is_empty()).then_some(template.tolerations),
-            affinity: template.affinity,
-            priority_class_name: template.priority_class_name,
-            ..PodSpec::default()
-        }),
     })
+}
+
+fn container_ports(spec: &MicroserviceSpec) -> Vec<ContainerPort> {
+    spec.ports
+        .iter()
+        .map(|port| ContainerPort {
+            name: Some(port.name.clone()),
+            container_port: container_port(port),
+            protocol: Some(protocol_name(port)),
+            ..ContainerPort::default()
+        })
+        .collect()
+}
+
+fn pull_policy_name(policy: ImagePullPolicy) -> &'static str {
+    match policy {
+        ImagePullPolicy::Always => "Always",
+        ImagePullPolicy::IfNotPresent => "IfNotPresent",
+        ImagePullPolicy::Never => "Never",
+    }
+}
+
+fn pre_stop_sleep() -> Lifecycle {
+    Lifecycle {
+        pre_stop: Some(LifecycleHandler {
+            sleep: Some(SleepAction {
+                seconds: PRE_STOP_SLEEP_SECONDS,
+            }),
+            ..LifecycleHandler::default()
+        }),
+        ..Lifecycle::default()
+    }
 }
 
 /// The given constraints, each without a `labelSelector` selecting the Microservice's
@@ -329,6 +377,45 @@ mod tests {
             ]},
             "spec": {"replicas": 3}
         })
+    }
+
+    fn microservice(spec: &str) -> Microservice {
+        serde_yaml::from_str(&format!(
+            "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec: {spec}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn every_pull_policy_has_its_kubernetes_name() {
+        assert_eq!(pull_policy_name(ImagePullPolicy::Always), "Always");
+        assert_eq!(
+            pull_policy_name(ImagePullPolicy::IfNotPresent),
+            "IfNotPresent"
+        );
+        assert_eq!(pull_policy_name(ImagePullPolicy::Never), "Never");
+    }
+
+    #[test]
+    fn no_annotations_without_template_annotations_or_config_hash() {
+        let ms = microservice("{image: a}");
+        let metadata = pod_metadata(&ms, &PodTemplate::default(), "");
+        assert_eq!(metadata.annotations, None);
+        assert_eq!(metadata.labels, Some(labels::common_labels(&ms)));
+    }
+
+    #[test]
+    fn a_pod_without_pull_secrets_or_ports_leaves_them_out() {
+        let ms = microservice("{image: a, command: [serve]}");
+        let ctx = BuildContext::standalone(crate::builders::Capabilities::newest());
+        let selector = labels::selector_labels("users");
+        let template = pod_template(&ms, &ctx, &selector).unwrap();
+        let pod = template.spec.unwrap();
+        assert_eq!(pod.image_pull_secrets, None);
+        let container = &pod.containers[0];
+        assert_eq!(container.ports, None);
+        assert_eq!(container.image_pull_policy, None);
+        assert_eq!(container.command, Some(vec!["serve".to_string()]));
     }
 
     #[test]

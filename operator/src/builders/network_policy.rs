@@ -17,10 +17,13 @@ use kube::ResourceExt;
 
 use super::kind::{ChildKind, KindVersion, to_child};
 use super::{
-    BuildContext, BuildError, container_port, expose, find_port, labels, protocol_name,
-    protocol_str,
+    BuildContext, BuildError, Dependent, ResolvedDependency, container_port, expose, find_port,
+    labels, protocol_name, protocol_str,
 };
-use crate::api::{ControllerPeer, Microservice, NetworkMode, Port, ServiceType};
+use crate::api::{
+    AllowFrom, ControllerPeer, EgressRule, Microservice, MicroserviceSpec, NetworkMode, Port,
+    ServiceType,
+};
 
 /// The namespace label a namespaceSelector matches on. The API server sets it on every
 /// namespace only from 1.21; on 1.20 cluster admins must label namespaces themselves for
@@ -45,128 +48,19 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     }
     let spec = &ms.spec;
     let namespace = ms.namespace().unwrap_or_default();
-    let all_ports: Vec<NetworkPolicyPort> = spec.ports.iter().map(policy_port).collect();
-
-    let mut ingress = Vec::new();
-
-    let mut dependents: Vec<_> = ctx.dependents.iter().collect();
-    dependents.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    for dependent in dependents {
-        // No ports means nothing to open; an empty port list would open every port.
-        if dependent.ports.is_empty() {
-            continue;
-        }
-        ingress.push(NetworkPolicyIngressRule {
-            from: Some(vec![pods_peer(
-                &dependent.pod_selector,
-                &dependent.namespace,
-                &namespace,
-            )]),
-            ports: Some(dependent.ports.iter().map(policy_port).collect()),
-        });
-    }
-
-    // The ingress controller (or the Gateway's proxies) forward the exposed paths; only
-    // their ports are opened, not every declared port.
-    let exposed: Vec<NetworkPolicyPort> = expose::exposed_ports(spec)?
-        .into_iter()
-        .map(policy_port)
-        .collect();
-    if !exposed.is_empty() {
-        ingress.push(NetworkPolicyIngressRule {
-            from: Some(vec![controller_peer(ctx.class.expose.controller.as_ref())]),
-            ports: Some(exposed),
-        });
-    }
-
-    let service_type = spec
-        .service
-        .as_ref()
-        .and_then(|s| s.type_)
-        .unwrap_or_default();
-    if matches!(
-        service_type,
-        ServiceType::NodePort | ServiceType::LoadBalancer
-    ) && !all_ports.is_empty()
-    {
-        // Node ports and load balancers forward from arbitrary client and node
-        // addresses, so no peer list can describe the sources.
-        ingress.push(NetworkPolicyIngressRule {
-            from: None,
-            ports: Some(all_ports.clone()),
-        });
-    }
-
     let network = spec.network.clone().unwrap_or_default();
-    for (i, allow) in network.allow_from.iter().enumerate() {
-        let field = format!("spec.network.allowFrom[{i}]");
-        if allow.namespace_selector.is_none() && allow.pod_selector.is_none() {
-            return Err(BuildError::EmptyPeer { field });
-        }
-        let ports = if allow.ports.is_empty() {
-            all_ports.clone()
-        } else {
-            allow
-                .ports
-                .iter()
-                .enumerate()
-                .map(|(j, name)| {
-                    find_port(spec, name, &format!("{field}.ports[{j}]")).map(policy_port)
-                })
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        ingress.push(NetworkPolicyIngressRule {
-            from: Some(vec![NetworkPolicyPeer {
-                namespace_selector: allow.namespace_selector.clone(),
-                pod_selector: allow.pod_selector.clone(),
-                ip_block: None,
-            }]),
-            // No declared ports at all: the rule covers every port.
-            ports: (!ports.is_empty()).then_some(ports),
-        });
-    }
 
-    // DNS to any destination: where cluster DNS runs (kube-system CoreDNS, NodeLocal
-    // DNSCache on a link-local address, a managed resolver) differs by cluster, and a
-    // narrower rule that misses it breaks every name lookup.
-    let mut egress = vec![NetworkPolicyEgressRule {
-        to: None,
-        ports: Some(vec![number_port(53, "UDP"), number_port(53, "TCP")]),
-    }];
+    let mut ingress = dependents_ingress(&ctx.dependents, &namespace);
+    ingress.extend(controller_ingress(
+        spec,
+        ctx.class.expose.controller.as_ref(),
+    )?);
+    ingress.extend(external_ingress(spec));
+    ingress.extend(allow_from_ingress(spec, &network.allow_from)?);
 
-    for dependency in &ctx.dependencies {
-        egress.push(NetworkPolicyEgressRule {
-            to: Some(vec![pods_peer(
-                &dependency.pod_selector,
-                &dependency.namespace,
-                &namespace,
-            )]),
-            ports: Some(vec![policy_port(&dependency.port)]),
-        });
-    }
-
-    for rule in &network.egress {
-        let ports: Vec<NetworkPolicyPort> = rule
-            .ports
-            .iter()
-            .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
-            .collect();
-        egress.push(NetworkPolicyEgressRule {
-            to: Some(
-                rule.cidrs
-                    .iter()
-                    .map(|cidr| NetworkPolicyPeer {
-                        ip_block: Some(IPBlock {
-                            cidr: cidr.0.clone(),
-                            except: None,
-                        }),
-                        ..NetworkPolicyPeer::default()
-                    })
-                    .collect(),
-            ),
-            ports: (!ports.is_empty()).then_some(ports),
-        });
-    }
+    let mut egress = vec![dns_egress()];
+    egress.extend(dependencies_egress(&ctx.dependencies, &namespace));
+    egress.extend(network.egress.iter().map(cidr_egress));
 
     Ok(Some(NetworkPolicy {
         metadata: labels::child_meta(ms),
@@ -181,6 +75,161 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
             egress: Some(egress),
         }),
     }))
+}
+
+/// The Microservices that call this one, each on the ports it calls, by namespace and
+/// name.
+fn dependents_ingress(dependents: &[Dependent], namespace: &str) -> Vec<NetworkPolicyIngressRule> {
+    let mut dependents: Vec<_> = dependents.iter().collect();
+    dependents.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    dependents
+        .into_iter()
+        // No ports means nothing to open; an empty port list would open every port.
+        .filter(|dependent| !dependent.ports.is_empty())
+        .map(|dependent| NetworkPolicyIngressRule {
+            from: Some(vec![pods_peer(
+                &dependent.pod_selector,
+                &dependent.namespace,
+                namespace,
+            )]),
+            ports: Some(dependent.ports.iter().map(policy_port).collect()),
+        })
+        .collect()
+}
+
+/// The ingress controller (or the Gateway's proxies) forward the exposed paths; only
+/// their ports are opened, not every declared port.
+fn controller_ingress(
+    spec: &MicroserviceSpec,
+    controller: Option<&ControllerPeer>,
+) -> Result<Option<NetworkPolicyIngressRule>, BuildError> {
+    let exposed: Vec<NetworkPolicyPort> = expose::exposed_ports(spec)?
+        .into_iter()
+        .map(policy_port)
+        .collect();
+    Ok((!exposed.is_empty()).then(|| NetworkPolicyIngressRule {
+        from: Some(vec![controller_peer(controller)]),
+        ports: Some(exposed),
+    }))
+}
+
+/// Every declared port from anywhere, for a NodePort or LoadBalancer Service: these
+/// forward from arbitrary client and node addresses, so no peer list can describe the
+/// sources.
+fn external_ingress(spec: &MicroserviceSpec) -> Option<NetworkPolicyIngressRule> {
+    let service_type = spec
+        .service
+        .as_ref()
+        .and_then(|s| s.type_)
+        .unwrap_or_default();
+    let all_ports = all_ports(spec);
+    let external = matches!(
+        service_type,
+        ServiceType::NodePort | ServiceType::LoadBalancer
+    );
+    if !external || all_ports.is_empty() {
+        return None;
+    }
+    Some(NetworkPolicyIngressRule {
+        from: None,
+        ports: Some(all_ports),
+    })
+}
+
+/// One rule per `spec.network.allowFrom` entry.
+fn allow_from_ingress(
+    spec: &MicroserviceSpec,
+    allow_from: &[AllowFrom],
+) -> Result<Vec<NetworkPolicyIngressRule>, BuildError> {
+    allow_from
+        .iter()
+        .enumerate()
+        .map(|(i, allow)| allow_from_rule(spec, allow, &format!("spec.network.allowFrom[{i}]")))
+        .collect()
+}
+
+fn allow_from_rule(
+    spec: &MicroserviceSpec,
+    allow: &AllowFrom,
+    field: &str,
+) -> Result<NetworkPolicyIngressRule, BuildError> {
+    if allow.namespace_selector.is_none() && allow.pod_selector.is_none() {
+        return Err(BuildError::EmptyPeer {
+            field: field.to_string(),
+        });
+    }
+    let ports = if allow.ports.is_empty() {
+        all_ports(spec)
+    } else {
+        allow
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(j, name)| find_port(spec, name, &format!("{field}.ports[{j}]")).map(policy_port))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            namespace_selector: allow.namespace_selector.clone(),
+            pod_selector: allow.pod_selector.clone(),
+            ip_block: None,
+        }]),
+        // No declared ports at all: the rule covers every port.
+        ports: (!ports.is_empty()).then_some(ports),
+    })
+}
+
+/// DNS to any destination: where cluster DNS runs (kube-system CoreDNS, NodeLocal
+/// DNSCache on a link-local address, a managed resolver) differs by cluster, and a
+/// narrower rule that misses it breaks every name lookup.
+fn dns_egress() -> NetworkPolicyEgressRule {
+    NetworkPolicyEgressRule {
+        to: None,
+        ports: Some(vec![number_port(53, "UDP"), number_port(53, "TCP")]),
+    }
+}
+
+/// The pods of each dependency, on the port called.
+fn dependencies_egress(
+    dependencies: &[ResolvedDependency],
+    namespace: &str,
+) -> Vec<NetworkPolicyEgressRule> {
+    dependencies
+        .iter()
+        .map(|dependency| NetworkPolicyEgressRule {
+            to: Some(vec![pods_peer(
+                &dependency.pod_selector,
+                &dependency.namespace,
+                namespace,
+            )]),
+            ports: Some(vec![policy_port(&dependency.port)]),
+        })
+        .collect()
+}
+
+/// One `spec.network.egress` entry: its CIDRs on its ports, or on every port when it
+/// lists none.
+fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
+    let ports: Vec<NetworkPolicyPort> = rule
+        .ports
+        .iter()
+        .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
+        .collect();
+    NetworkPolicyEgressRule {
+        to: Some(
+            rule.cidrs
+                .iter()
+                .map(|cidr| NetworkPolicyPeer {
+                    ip_block: Some(IPBlock {
+                        cidr: cidr.0.clone(),
+                        except: None,
+                    }),
+                    ..NetworkPolicyPeer::default()
+                })
+                .collect(),
+        ),
+        ports: (!ports.is_empty()).then_some(ports),
+    }
 }
 
 /// The ingress controller's pods: the class's namespaceSelector, else its namespace
@@ -229,6 +278,10 @@ fn pods_peer(
     }
 }
 
+fn all_ports(spec: &MicroserviceSpec) -> Vec<NetworkPolicyPort> {
+    spec.ports.iter().map(policy_port).collect()
+}
+
 fn policy_port(port: &Port) -> NetworkPolicyPort {
     number_port(container_port(port), &protocol_name(port))
 }
@@ -238,5 +291,88 @@ fn number_port(port: i32, protocol: &str) -> NetworkPolicyPort {
         port: Some(IntOrString::Int(port)),
         protocol: Some(protocol.to_string()),
         end_port: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> MicroserviceSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn dependent(name: &str, namespace: &str, ports: Vec<Port>) -> Dependent {
+        Dependent {
+            name: name.to_string(),
+            namespace: namespace.to_string(),
+            ports,
+            pod_selector: labels::selector_labels(name),
+        }
+    }
+
+    #[test]
+    fn dependents_are_sorted_and_those_calling_no_port_open_nothing() {
+        let http = spec("{image: a, ports: [{name: http, port: 80}]}").ports;
+        let rules = dependents_ingress(
+            &[
+                dependent("web", "shop", http.clone()),
+                dependent("idle", "shop", vec![]),
+                dependent("api", "shop", http),
+            ],
+            "shop",
+        );
+        let callers: Vec<_> = rules
+            .iter()
+            .map(|rule| rule.from.as_ref().unwrap()[0].pod_selector.clone())
+            .collect();
+        assert_eq!(
+            callers,
+            [
+                pods_peer(&labels::selector_labels("api"), "shop", "shop").pod_selector,
+                pods_peer(&labels::selector_labels("web"), "shop", "shop").pod_selector,
+            ]
+        );
+    }
+
+    #[test]
+    fn an_external_service_without_ports_opens_nothing() {
+        assert!(external_ingress(&spec("{image: a, service: {type: NodePort}}")).is_none());
+        let rule = external_ingress(&spec(
+            "{image: a, ports: [{name: http, port: 80}], service: {type: LoadBalancer}}",
+        ))
+        .expect("a rule");
+        assert_eq!(rule.from, None);
+        assert_eq!(rule.ports, Some(vec![number_port(80, "TCP")]));
+    }
+
+    #[test]
+    fn an_allow_from_entry_needs_a_selector() {
+        let allow_from = [AllowFrom::default()];
+        assert_eq!(
+            allow_from_ingress(&spec("{image: a}"), &allow_from),
+            Err(BuildError::EmptyPeer {
+                field: "spec.network.allowFrom[0]".into()
+            })
+        );
+    }
+
+    #[test]
+    fn without_declared_ports_an_allow_from_rule_covers_every_port() {
+        let spec = spec("{image: a, network: {allowFrom: [{podSelector: {matchLabels: {a: b}}}]}}");
+        let rules = allow_from_ingress(&spec, &spec.network.as_ref().unwrap().allow_from).unwrap();
+        assert_eq!(rules.len(), 1);
+        assert_eq!(rules[0].ports, None);
+    }
+
+    #[test]
+    fn an_egress_entry_without_ports_covers_every_port() {
+        let spec = spec("{image: a, network: {egress: [{cidrs: [10.0.0.0/8]}]}}");
+        let rule = cidr_egress(&spec.network.as_ref().unwrap().egress[0]);
+        assert_eq!(rule.ports, None);
+        assert_eq!(
+            rule.to.unwrap()[0].ip_block.as_ref().unwrap().cidr,
+            "10.0.0.0/8"
+        );
     }
 }

@@ -3,7 +3,7 @@
 
 use kube::ResourceExt;
 
-use crate::api::{MicroserviceClass, MicroserviceSpec, SecurityProfile};
+use crate::api::{ClassPolicy, MicroserviceClass, MicroserviceSpec, SecurityProfile};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -41,125 +41,185 @@ pub fn check_policy(
         return Vec::new();
     };
     let class_name = class.name_any();
-    let mut violations = Vec::new();
-    let mut violate = |rule: &'static str, field: String, message: String| {
-        violations.push(Violation {
-            rule,
-            field,
-            message,
-            class: class_name.clone(),
-        })
-    };
+    [
+        registry_breaches(policy, effective),
+        max_replicas_breaches(policy, effective),
+        resource_request_breaches(policy, effective),
+        pod_template_breaches(policy, own),
+        cross_namespace_breaches(policy, own, namespace),
+        baseline_breaches(policy, effective),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|breach| breach.of(&class_name))
+    .collect()
+}
 
-    if !policy.allowed_image_registries.is_empty()
-        && !policy
-            .allowed_image_registries
+/// A broken rule, before it is attributed to the class that sets it.
+struct Breach {
+    rule: &'static str,
+    field: String,
+    message: String,
+}
+
+impl Breach {
+    fn new(rule: &'static str, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Breach {
+            rule,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    fn of(self, class: &str) -> Violation {
+        Violation {
+            rule: self.rule,
+            field: self.field,
+            message: self.message,
+            class: class.to_string(),
+        }
+    }
+}
+
+fn registry_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let allowed = &policy.allowed_image_registries;
+    if allowed.is_empty()
+        || allowed
             .iter()
             .any(|prefix| image_matches(&effective.image, &prefix.0))
     {
-        let allowed: Vec<&str> = policy
-            .allowed_image_registries
-            .iter()
-            .map(|p| p.0.as_str())
-            .collect();
-        violate(
-            "allowedImageRegistries",
-            "spec.image".into(),
-            format!(
-                "image {} is not from an allowed registry ({})",
-                effective.image,
-                allowed.join(", ")
-            ),
-        );
+        return Vec::new();
     }
+    let allowed: Vec<&str> = allowed.iter().map(|p| p.0.as_str()).collect();
+    vec![Breach::new(
+        "allowedImageRegistries",
+        "spec.image",
+        format!(
+            "image {} is not from an allowed registry ({})",
+            effective.image,
+            allowed.join(", ")
+        ),
+    )]
+}
 
-    if let Some(max) = policy.max_replicas {
-        if let Some(replicas) = effective.replicas.filter(|r| *r > max)
-            && effective.autoscaling.is_none()
-        {
-            violate(
-                "maxReplicas",
-                "spec.replicas".into(),
-                format!("{replicas} replicas exceed the class's maximum of {max}"),
-            );
-        }
-        if let Some(autoscaling) = effective
-            .autoscaling
-            .as_ref()
-            .filter(|a| a.max_replicas > max)
-        {
-            violate(
-                "maxReplicas",
-                "spec.autoscaling.maxReplicas".into(),
-                format!(
-                    "{} exceeds the class's maximum of {max} replicas",
-                    autoscaling.max_replicas
-                ),
-            );
-        }
-    }
-
-    if policy.require_resource_requests {
-        let requests = effective
-            .resources
-            .as_ref()
-            .and_then(|r| r.requests.as_ref());
-        if requests.and_then(|r| r.cpu.as_ref()).is_none() {
-            violate(
-                "requireResourceRequests",
-                "spec.resources.requests.cpu".into(),
-                "must be set: the class requires explicit CPU and memory requests".into(),
-            );
-        }
-        if requests.and_then(|r| r.memory.as_ref()).is_none() {
-            violate(
-                "requireResourceRequests",
-                "spec.resources.requests.memory".into(),
-                "must be set: the class requires explicit CPU and memory requests".into(),
-            );
-        }
-    }
-
-    if policy.allow_pod_template == Some(false)
-        && own
-            .pod_template
-            .as_ref()
-            .is_some_and(|template| *template != Default::default())
+/// The fixed count is judged only without autoscaling, which makes it irrelevant; the
+/// autoscaler's maximum is judged whenever there is one.
+fn max_replicas_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let Some(max) = policy.max_replicas else {
+        return Vec::new();
+    };
+    let mut breaches = Vec::new();
+    if let Some(replicas) = effective.replicas.filter(|r| *r > max)
+        && effective.autoscaling.is_none()
     {
-        violate(
-            "allowPodTemplate",
-            "spec.podTemplate".into(),
-            "the class does not allow the podTemplate escape hatch".into(),
-        );
+        breaches.push(Breach::new(
+            "maxReplicas",
+            "spec.replicas",
+            format!("{replicas} replicas exceed the class's maximum of {max}"),
+        ));
     }
+    if let Some(autoscaling) = effective
+        .autoscaling
+        .as_ref()
+        .filter(|a| a.max_replicas > max)
+    {
+        breaches.push(Breach::new(
+            "maxReplicas",
+            "spec.autoscaling.maxReplicas",
+            format!(
+                "{} exceeds the class's maximum of {max} replicas",
+                autoscaling.max_replicas
+            ),
+        ));
+    }
+    breaches
+}
 
-    if policy.allow_cross_namespace_dependencies == Some(false) {
-        for (i, dependency) in own.depends_on.iter().enumerate() {
-            if let Some(other) = dependency
+fn resource_request_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    if !policy.require_resource_requests {
+        return Vec::new();
+    }
+    let requests = effective
+        .resources
+        .as_ref()
+        .and_then(|r| r.requests.as_ref());
+    let amounts = [
+        (
+            "spec.resources.requests.cpu",
+            requests.and_then(|r| r.cpu.as_ref()),
+        ),
+        (
+            "spec.resources.requests.memory",
+            requests.and_then(|r| r.memory.as_ref()),
+        ),
+    ];
+    amounts
+        .into_iter()
+        .filter(|(_, amount)| amount.is_none())
+        .map(|(field, _)| {
+            Breach::new(
+                "requireResourceRequests",
+                field,
+                "must be set: the class requires explicit CPU and memory requests",
+            )
+        })
+        .collect()
+}
+
+/// Judged on the written spec: class pod labels land in the effective podTemplate but
+/// are not the team's.
+fn pod_template_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let uses_template = own
+        .pod_template
+        .as_ref()
+        .is_some_and(|template| *template != Default::default());
+    if policy.allow_pod_template != Some(false) || !uses_template {
+        return Vec::new();
+    }
+    vec![Breach::new(
+        "allowPodTemplate",
+        "spec.podTemplate",
+        "the class does not allow the podTemplate escape hatch",
+    )]
+}
+
+fn cross_namespace_breaches(
+    policy: &ClassPolicy,
+    own: &MicroserviceSpec,
+    namespace: &str,
+) -> Vec<Breach> {
+    if policy.allow_cross_namespace_dependencies != Some(false) {
+        return Vec::new();
+    }
+    own.depends_on
+        .iter()
+        .enumerate()
+        .filter_map(|(i, dependency)| {
+            let other = dependency
                 .namespace
                 .as_deref()
-                .filter(|other| *other != namespace)
-            {
-                violate(
-                    "allowCrossNamespaceDependencies",
-                    format!("spec.dependsOn[{i}].namespace"),
-                    format!(
-                        "{other}/{} is in another namespace, which the class does not allow",
-                        dependency.name
-                    ),
-                );
-            }
-        }
-    }
+                .filter(|other| *other != namespace)?;
+            Some(Breach::new(
+                "allowCrossNamespaceDependencies",
+                format!("spec.dependsOn[{i}].namespace"),
+                format!(
+                    "{other}/{} is in another namespace, which the class does not allow",
+                    dependency.name
+                ),
+            ))
+        })
+        .collect()
+}
 
-    if runs_baseline(effective) && policy.allow_baseline_security != Some(true) {
-        violate(
-            "allowBaselineSecurity",
-            "spec.security.profile".into(),
-            "baseline is not allowed by the class; use restricted".into(),
-        );
+fn baseline_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    if !runs_baseline(effective) || policy.allow_baseline_security == Some(true) {
+        return Vec::new();
     }
-    violations
+    vec![Breach::new(
+        "allowBaselineSecurity",
+        "spec.security.profile",
+        "baseline is not allowed by the class; use restricted",
+    )]
 }
 
 /// Without a class, `baseline` has no class to allow it: it is refused the same way.
@@ -369,6 +429,61 @@ mod tests {
         assert!(rules(own, "{policy: {allowBaselineSecurity: true}}").is_empty());
         assert_eq!(classless_violations(&spec(own)).len(), 1);
         assert!(classless_violations(&spec("{image: a}")).is_empty());
+    }
+
+    #[test]
+    fn fixed_replicas_are_not_judged_under_autoscaling() {
+        assert!(
+            rules(
+                "{image: a, replicas: 9, autoscaling: {minReplicas: 1, maxReplicas: 4}}",
+                "{policy: {maxReplicas: 4}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn an_empty_pod_template_is_no_escape_hatch() {
+        assert!(
+            rules(
+                "{image: a, podTemplate: {}}",
+                "{policy: {allowPodTemplate: false}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn violations_come_in_rule_order() {
+        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowPodTemplate: false, allowCrossNamespaceDependencies: false}}";
+        assert_eq!(
+            rules(
+                "{image: evil.io/x, replicas: 3, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
+                everything
+            ),
+            vec![
+                ("allowedImageRegistries", "spec.image".to_string()),
+                ("maxReplicas", "spec.replicas".to_string()),
+                (
+                    "requireResourceRequests",
+                    "spec.resources.requests.cpu".to_string()
+                ),
+                (
+                    "requireResourceRequests",
+                    "spec.resources.requests.memory".to_string()
+                ),
+                ("allowPodTemplate", "spec.podTemplate".to_string()),
+                (
+                    "allowCrossNamespaceDependencies",
+                    "spec.dependsOn[0].namespace".to_string()
+                ),
+                (
+                    "allowCrossNamespaceDependencies",
+                    "spec.dependsOn[1].namespace".to_string()
+                ),
+                ("allowBaselineSecurity", "spec.security.profile".to_string()),
+            ]
+        );
     }
 
     #[test]

@@ -2,108 +2,150 @@
 //! (servers before 1.25 ignore CEL). Defaults that land in a Microservice's spec are
 //! checked once more there, merged, by `crate::validate`.
 
-use crate::api::{MicroserviceClassSpec, SecurityProfile};
+use crate::api::{ClassDefaults, ClassExpose, ClassPolicy, MicroserviceClassSpec, SecurityProfile};
 use crate::validate::{FieldError, InvalidSpec};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
-    let mut errors = Vec::new();
-    let mut add = |field: &str, message: String| {
-        errors.push(FieldError {
-            field: field.to_string(),
-            message,
-        })
-    };
     let policy = spec.policy.clone().unwrap_or_default();
     let defaults = spec.defaults.clone().unwrap_or_default();
-
-    if let Some(max) = policy.max_replicas
-        && !(1..=1000).contains(&max)
-    {
-        add(
-            "spec.policy.maxReplicas",
-            format!("must be between 1 and 1000, got {max}"),
-        );
-    }
-    for (i, prefix) in policy.allowed_image_registries.iter().enumerate() {
-        if prefix.0.is_empty() || prefix.0.chars().any(char::is_whitespace) {
-            add(
-                &format!("spec.policy.allowedImageRegistries[{i}]"),
-                format!("`{}` is not an image reference prefix", prefix.0),
-            );
-        }
-    }
-    if let Some(replicas) = defaults.replicas {
-        if !(0..=1000).contains(&replicas) {
-            add(
-                "spec.defaults.replicas",
-                format!("must be between 0 and 1000, got {replicas}"),
-            );
-        }
-        if let Some(max) = policy.max_replicas
-            && replicas > max
-        {
-            add(
-                "spec.defaults.replicas",
-                format!("{replicas} exceeds spec.policy.maxReplicas ({max})"),
-            );
-        }
-    }
-    if let Some(autoscaling) = &defaults.autoscaling {
-        if autoscaling.min_replicas > autoscaling.max_replicas {
-            add(
-                "spec.defaults.autoscaling.minReplicas",
-                "must not exceed spec.defaults.autoscaling.maxReplicas".to_string(),
-            );
-        }
-        if let Some(max) = policy.max_replicas
-            && autoscaling.max_replicas > max
-        {
-            add(
-                "spec.defaults.autoscaling.maxReplicas",
-                format!(
-                    "{} exceeds spec.policy.maxReplicas ({max})",
-                    autoscaling.max_replicas
-                ),
-            );
-        }
-        if let Some(replicas) = defaults.replicas
-            && (replicas < autoscaling.min_replicas || replicas > autoscaling.max_replicas)
-        {
-            add(
-                "spec.defaults.replicas",
-                "must lie inside spec.defaults.autoscaling minReplicas..maxReplicas".to_string(),
-            );
-        }
-    }
-    if let Some(disruption) = &defaults.disruption
-        && disruption.min_available.is_some() == disruption.max_unavailable.is_some()
-    {
-        add(
-            "spec.defaults.disruption",
-            "set exactly one of minAvailable or maxUnavailable".to_string(),
-        );
-    }
-    if defaults.security_profile == Some(SecurityProfile::Baseline)
-        && policy.allow_baseline_security != Some(true)
-    {
-        add(
-            "spec.defaults.securityProfile",
-            "baseline needs spec.policy.allowBaselineSecurity: true".to_string(),
-        );
-    }
-    if let Some(gateway) = spec.expose.as_ref().and_then(|e| e.gateway_ref.as_ref())
-        && (gateway.name.is_empty() || gateway.namespace.is_empty())
-    {
-        add(
-            "spec.expose.gatewayRef",
-            "name and namespace must both be set".to_string(),
-        );
-    }
+    let errors: Vec<FieldError> = [
+        policy_errors(&policy),
+        default_replicas_errors(&defaults, &policy),
+        default_autoscaling_errors(&defaults, &policy),
+        default_disruption_errors(&defaults),
+        default_security_errors(&defaults, &policy),
+        expose_errors(spec.expose.as_ref()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     if errors.is_empty() {
         Ok(())
     } else {
         Err(InvalidSpec(errors))
+    }
+}
+
+fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    if let Some(max) = policy.max_replicas
+        && !(1..=1000).contains(&max)
+    {
+        errors.push(error(
+            "spec.policy.maxReplicas",
+            format!("must be between 1 and 1000, got {max}"),
+        ));
+    }
+    for (i, prefix) in policy.allowed_image_registries.iter().enumerate() {
+        if prefix.0.is_empty() || prefix.0.chars().any(char::is_whitespace) {
+            errors.push(error(
+                format!("spec.policy.allowedImageRegistries[{i}]"),
+                format!("`{}` is not an image reference prefix", prefix.0),
+            ));
+        }
+    }
+    errors
+}
+
+fn default_replicas_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
+    let Some(replicas) = defaults.replicas else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    if !(0..=1000).contains(&replicas) {
+        errors.push(error(
+            "spec.defaults.replicas",
+            format!("must be between 0 and 1000, got {replicas}"),
+        ));
+    }
+    if let Some(max) = policy.max_replicas
+        && replicas > max
+    {
+        errors.push(error(
+            "spec.defaults.replicas",
+            format!("{replicas} exceeds spec.policy.maxReplicas ({max})"),
+        ));
+    }
+    errors
+}
+
+fn default_autoscaling_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
+    let Some(autoscaling) = &defaults.autoscaling else {
+        return Vec::new();
+    };
+    let mut errors = Vec::new();
+    if autoscaling.min_replicas > autoscaling.max_replicas {
+        errors.push(error(
+            "spec.defaults.autoscaling.minReplicas",
+            "must not exceed spec.defaults.autoscaling.maxReplicas",
+        ));
+    }
+    if let Some(max) = policy.max_replicas
+        && autoscaling.max_replicas > max
+    {
+        errors.push(error(
+            "spec.defaults.autoscaling.maxReplicas",
+            format!(
+                "{} exceeds spec.policy.maxReplicas ({max})",
+                autoscaling.max_replicas
+            ),
+        ));
+    }
+    if let Some(replicas) = defaults.replicas
+        && (replicas < autoscaling.min_replicas || replicas > autoscaling.max_replicas)
+    {
+        errors.push(error(
+            "spec.defaults.replicas",
+            "must lie inside spec.defaults.autoscaling minReplicas..maxReplicas",
+        ));
+    }
+    errors
+}
+
+fn default_disruption_errors(defaults: &ClassDefaults) -> Vec<FieldError> {
+    match &defaults.disruption {
+        Some(disruption)
+            if disruption.min_available.is_some() == disruption.max_unavailable.is_some() =>
+        {
+            vec![error(
+                "spec.defaults.disruption",
+                "set exactly one of minAvailable or maxUnavailable",
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn default_security_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
+    if defaults.security_profile == Some(SecurityProfile::Baseline)
+        && policy.allow_baseline_security != Some(true)
+    {
+        vec![error(
+            "spec.defaults.securityProfile",
+            "baseline needs spec.policy.allowBaselineSecurity: true",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+fn expose_errors(expose: Option<&ClassExpose>) -> Vec<FieldError> {
+    match expose.and_then(|e| e.gateway_ref.as_ref()) {
+        Some(gateway) if gateway.name.is_empty() || gateway.namespace.is_empty() => {
+            vec![error(
+                "spec.expose.gatewayRef",
+                "name and namespace must both be set",
+            )]
+        }
+        _ => Vec::new(),
     }
 }
 
@@ -155,5 +197,63 @@ mod tests {
             let error = check(yaml).expect_err(yaml);
             assert!(error.starts_with(field), "{yaml}: {error}");
         }
+    }
+
+    #[test]
+    fn more_refusals_name_their_field() {
+        let cases = [
+            ("{policy: {maxReplicas: 1001}}", "spec.policy.maxReplicas"),
+            (
+                "{policy: {allowedImageRegistries: ['']}}",
+                "spec.policy.allowedImageRegistries[0]",
+            ),
+            ("{defaults: {replicas: -1}}", "spec.defaults.replicas"),
+            (
+                "{defaults: {disruption: {minAvailable: 1, maxUnavailable: 1}}}",
+                "spec.defaults.disruption",
+            ),
+            (
+                "{expose: {gatewayRef: {name: '', namespace: gateways}}}",
+                "spec.expose.gatewayRef",
+            ),
+            (
+                "{expose: {gatewayRef: {name: public, namespace: ''}}}",
+                "spec.expose.gatewayRef",
+            ),
+        ];
+        for (yaml, field) in cases {
+            let error = check(yaml).expect_err(yaml);
+            assert!(error.starts_with(field), "{yaml}: {error}");
+        }
+        check("{expose: {gatewayRef: {name: public, namespace: gateways}}}").unwrap();
+    }
+
+    #[test]
+    fn errors_come_in_spec_order() {
+        let spec: MicroserviceClassSpec = serde_yaml::from_str(
+            "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: ['']}, expose: {gatewayRef: {name: '', namespace: ''}}}",
+        )
+        .unwrap();
+        let fields: Vec<String> = validate_class(&spec)
+            .unwrap_err()
+            .0
+            .into_iter()
+            .map(|error| error.field)
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.policy.maxReplicas",
+                "spec.policy.allowedImageRegistries[0]",
+                "spec.defaults.replicas",
+                "spec.defaults.replicas",
+                "spec.defaults.autoscaling.minReplicas",
+                "spec.defaults.autoscaling.maxReplicas",
+                "spec.defaults.replicas",
+                "spec.defaults.disruption",
+                "spec.defaults.securityProfile",
+                "spec.expose.gatewayRef",
+            ]
+        );
     }
 }
