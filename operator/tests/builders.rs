@@ -1168,7 +1168,9 @@ fn a_spread_constraint_without_selector_selects_the_own_pods() {
         doc(&docs, "Deployment")["spec"]["template"]["spec"]["topologySpreadConstraints"],
         json!([
             {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
-             "whenUnsatisfiable": "ScheduleAnyway", "labelSelector": pods("legacy-cms")},
+             "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "legacy-cms",
+                                               "app.kubernetes.io/instance": "legacy-cms"}}},
             {"maxSkew": 2, "topologyKey": "kubernetes.io/hostname",
              "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {"matchLabels": {"tier": "web"}}}
         ]),

@@ -201,7 +201,9 @@ fn image_pull_secrets(spec: &MicroserviceSpec) -> Vec<LocalObjectReference> {
 }
 
 /// The template's constraints when it gives any; otherwise a spread across nodes once
-/// there can be more than one pod.
+/// there can be more than one pod. They select by the Deployment's selector, not by
+/// `labels::pod_selector`: a changed constraint would roll every running pod, for a skew
+/// only a namesake workload's pods could cause.
 fn spread_constraints(
     spec: &MicroserviceSpec,
     given: &[TopologySpreadConstraint],
