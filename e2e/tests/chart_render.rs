@@ -189,6 +189,8 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         ["patch"]
     );
     assert_manages_every_child_kind(role);
+    // Namespace labels decide consent across namespaces: read, never written.
+    assert_eq!(verbs(role, "", "namespaces"), ["list", "watch"]);
     assert!(
         !args(d).iter().any(|a| a.starts_with("--class-status")),
         "{:?}",
@@ -229,6 +231,10 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
     assert_eq!(role["metadata"]["namespace"], "ops");
     assert_manages_every_child_kind(role);
     assert!(verbs(role, "flotilla.dev", "microserviceclasses").is_empty());
+    assert!(
+        verbs(role, "", "namespaces").is_empty(),
+        "a namespaced operator reads no namespace"
+    );
     let bindings: Vec<&Value> = namespaced
         .iter()
         .filter(|d| d["kind"] == "ClusterRoleBinding")

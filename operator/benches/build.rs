@@ -74,7 +74,7 @@ fn bench_build(c: &mut Criterion) {
     all.extend(
         (0..5).map(|i| microservice("shop", &format!("frontend-{i}"), vec![dep("hub", None)])),
     );
-    let resolution = graph::resolve(&hub, all.iter());
+    let resolution = graph::resolve(&hub, all.iter(), &Default::default());
     assert_eq!(
         (resolution.dependencies.len(), resolution.dependents.len()),
         (5, 5)
@@ -96,6 +96,7 @@ fn bench_build(c: &mut Criterion) {
         classes: &[],
         microservices: &neighbours,
         config: None,
+        namespace_labels: None,
     };
     assert!(plan(&hub, &inputs).outcome.is_ok());
     c.bench_function("plan hub (validate, class, graph, build)", |b| {
@@ -115,13 +116,19 @@ fn bench_resolve(c: &mut Criterion) {
         })
         .collect();
     let target = &all[500];
-    let resolution = graph::resolve(target, all.iter());
+    let resolution = graph::resolve(target, all.iter(), &Default::default());
     assert_eq!(
         (resolution.dependencies.len(), resolution.dependents.len()),
         (3, 3)
     );
     c.bench_function("resolve among 1,000 Microservices", |b| {
-        b.iter(|| graph::resolve(black_box(target), black_box(&all).iter()))
+        b.iter(|| {
+            graph::resolve(
+                black_box(target),
+                black_box(&all).iter(),
+                &Default::default(),
+            )
+        })
     });
 }
 

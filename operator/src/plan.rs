@@ -11,7 +11,7 @@ use crate::builders::{
     self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
 };
 use crate::class::{self, Refusal, Resolved};
-use crate::graph::{self, MissingDependency};
+use crate::graph::{self, Admission, MissingDependency, NamespaceLabels};
 use crate::validate::validate;
 
 /// What surrounds one Microservice: the controller reads it from its caches, `flotilla
@@ -25,6 +25,9 @@ pub struct Inputs<'a> {
     /// The version of each ConfigMap and Secret by reference (None: it does not exist).
     /// Without a lookup (offline) nothing is hashed and nothing is reported missing.
     pub config: Option<ConfigLookup<'a>>,
+    /// The labels of a namespace, for consent across namespaces; without a lookup a
+    /// namespace is known by its name label only.
+    pub namespace_labels: Option<NamespaceLabels<'a>>,
 }
 
 /// The version of a ConfigMap or Secret by reference; None when it does not exist.
@@ -44,6 +47,9 @@ pub struct Plan {
     pub class_name: Option<String>,
     /// `dependsOn` entries that do not resolve: the rollout waits for them.
     pub missing_dependencies: Vec<MissingDependency>,
+    /// Dependencies in other namespaces that do not admit this caller: left out of the
+    /// env and the NetworkPolicy, reported in `DependenciesReady`.
+    pub refused_dependencies: Vec<MissingDependency>,
     /// Dependencies that exist but are not Ready, as `namespace/name`.
     pub unready_dependencies: Vec<String>,
     /// Referenced ConfigMaps and Secrets that do not exist and are not optional.
@@ -79,9 +85,15 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     // Neighbours are resolved for the spec that would run, or the refused one as written:
     // status reports missing dependencies either way.
     let effective = resolved.as_ref().map_or(ms, |r| &r.effective);
-    let mut neighbours = graph::resolve(effective, inputs.microservices.iter().copied());
+    let admission = Admission {
+        classes: inputs.classes,
+        namespace_labels: inputs.namespace_labels,
+    };
+    let mut neighbours =
+        graph::resolve(effective, inputs.microservices.iter().copied(), &admission);
     let missing_dependencies = std::mem::take(&mut neighbours.missing);
     let unready_dependencies = std::mem::take(&mut neighbours.unready);
+    let refused_dependencies = std::mem::take(&mut neighbours.refused);
     let (config_hash, missing_config) = match inputs.config {
         Some(lookup) => config_state(&config_refs(&effective.spec), lookup),
         None => (String::new(), Vec::new()),
@@ -117,6 +129,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     Plan {
         class_name: class::class_name(ms, classes),
         missing_dependencies,
+        refused_dependencies,
         unready_dependencies,
         missing_config,
         outcome,
@@ -176,6 +189,7 @@ mod tests {
                 classes: &[],
                 microservices: all,
                 config: None,
+                namespace_labels: None,
             },
         )
     }
@@ -246,6 +260,7 @@ mod tests {
                 classes: &[],
                 microservices: &[],
                 config: Some(&|_| None),
+                namespace_labels: None,
             },
         );
         let missing: Vec<&str> = plan

@@ -74,6 +74,7 @@ pub fn render_for(
         microservices: &all,
         // Offline there are no ConfigMaps or Secrets to hash.
         config: None,
+        namespace_labels: None,
     };
     let mut rendered = Rendered::default();
     for ms in &microservices {

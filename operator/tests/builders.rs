@@ -22,7 +22,7 @@ fn one(name: &str) -> Microservice {
 }
 
 fn ctx_in(ms: &Microservice, all: &[Microservice], caps: Capabilities) -> BuildContext {
-    let resolution = graph::resolve(ms, all.iter());
+    let resolution = graph::resolve(ms, all.iter(), &Default::default());
     assert!(resolution.missing.is_empty(), "{:?}", resolution.missing);
     BuildContext::new(caps, resolution, String::new(), Default::default())
 }
@@ -582,8 +582,9 @@ fn namespace(name: &str) -> Value {
 
 #[test]
 fn network_policy_from_the_three_service_graph() {
-    // users: called by orders (no port named: all of users' ports) and by storefront
-    // from namespace web (admin port only). Container ports, not Service ports.
+    // users: called by orders (no port named: its primary port only) and by storefront
+    // from namespace web (admin port only), which users admits by its allowFrom (that
+    // rule comes last). Container ports, not Service ports.
     let users = graph_children("users");
     let np = &doc(&users, "NetworkPolicy")["spec"];
     assert_eq!(np["podSelector"], pods("users"));
@@ -592,8 +593,11 @@ fn network_policy_from_the_three_service_graph() {
         np["ingress"],
         json!([
             {"from": [{"podSelector": pods("orders")}],
-             "ports": [{"port": 8080, "protocol": "TCP"}, {"port": 9001, "protocol": "TCP"}]},
+             "ports": [{"port": 8080, "protocol": "TCP"}]},
             {"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+             "ports": [{"port": 9001, "protocol": "TCP"}]},
+            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "storefront"}},
+                       "namespaceSelector": namespace("web")}],
              "ports": [{"port": 9001, "protocol": "TCP"}]}
         ])
     );
@@ -604,6 +608,9 @@ fn network_policy_from_the_three_service_graph() {
     assert_eq!(
         np["ingress"],
         json!([{"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+                "ports": [{"port": 50051, "protocol": "TCP"}]},
+               {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "storefront"}},
+                          "namespaceSelector": namespace("web")}],
                 "ports": [{"port": 50051, "protocol": "TCP"}]}])
     );
     assert_eq!(

@@ -285,7 +285,7 @@ proptest! {
     fn build_never_panics_and_valid_specs_build(all in microservices(), newest in any::<bool>()) {
         let caps = if newest { Capabilities::newest() } else { Capabilities::for_version(KubeVersion::new(1, 20)) };
         for ms in &all {
-            let resolution = graph::resolve(ms, all.iter());
+            let resolution = graph::resolve(ms, all.iter(), &Default::default());
             let ctx = BuildContext::new(caps.clone(), resolution, "h".to_string(), Default::default());
             let built = builders::build(ms, &ctx);
             if flotilla::validate::validate(ms).is_ok() {

@@ -148,8 +148,18 @@ pub struct ClassPolicy {
     pub network_mode: Option<NetworkMode>,
 
     /// Whether `dependsOn` may name Microservices of other namespaces. Allowed when unset.
+    /// This is the caller's side; the target still has to admit the caller (see
+    /// `callerNamespaces`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_cross_namespace_dependencies: Option<bool>,
+
+    /// Namespaces whose Microservices may call this class's services across namespaces:
+    /// a `dependsOn` from a selected namespace gets the address and is let in on the port
+    /// it calls. A caller from any other namespace is admitted only by the target's own
+    /// `spec.network.allowFrom`; otherwise it is refused (its `DependenciesReady` says so)
+    /// and nothing is opened. Only the service's own namespace when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_namespaces: Option<LabelSelector>,
 
     /// Whether Microservices may run under the `baseline` Pod Security profile
     /// (`security.profile: baseline`). Only `restricted` when unset.

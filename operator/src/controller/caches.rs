@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
 use kube::runtime::reflector::store::{Writer, WriterDropped};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -36,6 +36,9 @@ pub struct Caches {
     pub pods: Store<Pod>,
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
     pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// Namespace labels, for consent across namespaces; only when watching every
+    /// namespace (an operator of one namespace sees no caller from another).
+    pub namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
 }
 
 /// The cache of one child kind, in the version the server serves.
@@ -58,6 +61,7 @@ pub struct Watches {
     pub pods: BoxStream<'static, watcher::Result<Pod>>,
     pub config_maps: BoxStream<'static, watcher::Result<PartialObjectMeta<ConfigMap>>>,
     pub secrets: BoxStream<'static, watcher::Result<PartialObjectMeta<Secret>>>,
+    pub namespaces: Option<BoxStream<'static, watcher::Result<PartialObjectMeta<Namespace>>>>,
 }
 
 /// The touched objects of one child kind's watch.
@@ -106,6 +110,20 @@ pub fn watch(
     );
     let (config_maps, config_map_stream) = metadata(client, namespace);
     let (secrets, secret_stream) = metadata(client, namespace);
+    let (namespaces, namespace_stream) = match namespace {
+        Some(_) => (None, None),
+        None => {
+            let (store, stream) = cached(
+                watcher(
+                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
+                without_managed_fields,
+                (),
+            );
+            (Some(store), Some(stream))
+        }
+    };
     let caches = Caches {
         microservices,
         classes,
@@ -113,6 +131,7 @@ pub fn watch(
         pods,
         config_maps,
         secrets,
+        namespaces,
     };
     let watches = Watches {
         microservices: microservice_stream,
@@ -121,6 +140,7 @@ pub fn watch(
         pods: pod_stream,
         config_maps: config_map_stream,
         secrets: secret_stream,
+        namespaces: namespace_stream,
     };
     (caches, watches)
 }
@@ -248,6 +268,9 @@ impl Caches {
         }
         synced(&self.pods).await?;
         synced(&self.config_maps).await?;
+        if let Some(namespaces) = &self.namespaces {
+            synced(namespaces).await?;
+        }
         synced(&self.secrets).await
     }
 }

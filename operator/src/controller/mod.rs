@@ -120,8 +120,7 @@ pub async fn run(
 
 /// The controller over every watch: a child event reconciles its owner, a pod event its
 /// Microservice (by instance label), a ConfigMap or Secret event the Microservices that
-/// reference it (by index). Class changes reach their users through the class index (the
-/// triggers); the class stream is polled only to keep its cache fed.
+/// reference it (by index).
 fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<Microservice> {
     let Watches {
         microservices,
@@ -130,6 +129,7 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
         pods,
         config_maps,
         secrets,
+        namespaces,
     } = watches;
     let mut controller = Controller::for_stream(microservices, caches.microservices.clone());
     for (resource, stream) in children {
@@ -148,7 +148,13 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
         .watches_stream(secrets, move |secret| {
             users(&indexes, ConfigKind::Secret, &secret)
         })
-        .watches_stream(classes, |_class| Vec::<ObjectRef<Microservice>>::new())
+        // Classes reach their users through the class index (the triggers); namespace
+        // labels are read at the next reconcile. Both streams only feed their caches.
+        .watches_stream(classes, |_| Vec::<ObjectRef<Microservice>>::new())
+        .watches_stream(
+            namespaces.unwrap_or_else(|| futures::stream::empty().boxed()),
+            |_| Vec::<ObjectRef<Microservice>>::new(),
+        )
 }
 
 fn users<K: Resource>(

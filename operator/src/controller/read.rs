@@ -10,6 +10,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, deployment, labels};
+use crate::graph::NamespaceLabels;
 use crate::plan::{self, ConfigVersion, Inputs, Plan};
 
 use super::caches::Caches;
@@ -26,6 +27,14 @@ pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
         ConfigKind::ConfigMap => cached_version(&caches.config_maps, &config.name, namespace),
         ConfigKind::Secret => cached_version(&caches.secrets, &config.name, namespace),
     };
+    let lookup = |name: &str| {
+        let namespace = caches.namespaces.as_ref()?.get(&ObjectRef::new(name))?;
+        Some(namespace.metadata.labels.clone().unwrap_or_default())
+    };
+    let namespace_labels: Option<NamespaceLabels<'_>> = caches
+        .namespaces
+        .as_ref()
+        .map(|_| &lookup as NamespaceLabels<'_>);
     plan::plan(
         ms,
         &Inputs {
@@ -33,6 +42,7 @@ pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
             classes: &classes,
             microservices: &microservices,
             config: Some(&config),
+            namespace_labels,
         },
     )
 }

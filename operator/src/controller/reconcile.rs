@@ -95,6 +95,7 @@ async fn update_status(
         deployment: deployment.as_ref(),
         pods: pods.iter().map(Arc::as_ref).collect(),
         missing_dependencies: &plan.missing_dependencies,
+        refused_dependencies: &plan.refused_dependencies,
         unready_dependencies: &plan.unready_dependencies,
         missing_config: &plan.missing_config,
         refused: refused.map(|refusal| Cause::new(refusal.reason(), refusal.to_string())),

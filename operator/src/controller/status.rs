@@ -22,6 +22,8 @@ pub const DEPENDENCIES_READY: &str = "DependenciesReady";
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
 pub const REASON_CHILD_CONFLICT: &str = "ChildConflict";
+/// A dependency in another namespace does not admit this caller.
+pub const REASON_DEPENDENCY_NOT_ADMITTED: &str = "DependencyNotAdmitted";
 pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
 
 /// Everything the status is computed from.
@@ -30,6 +32,8 @@ pub struct Observed<'a> {
     /// Pods of this Microservice (by instance label), any ReplicaSet.
     pub pods: Vec<&'a Pod>,
     pub missing_dependencies: &'a [MissingDependency],
+    /// Dependencies in other namespaces that do not admit this caller.
+    pub refused_dependencies: &'a [MissingDependency],
     pub unready_dependencies: &'a [String],
     pub missing_config: &'a [ConfigRef],
     /// Why the spec was refused before anything was applied (InvalidSpec, ClassNotFound,
@@ -98,6 +102,7 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             DEPENDENCIES_READY,
             dependencies_ready(
                 missing.as_deref(),
+                missing_dependencies(observed.refused_dependencies).as_deref(),
                 observed.unready_dependencies,
                 ms.spec.depends_on.is_empty(),
             ),
@@ -221,11 +226,14 @@ fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Verdict {
 /// DependenciesReady: every Microservice named in `dependsOn` exists and is ready.
 fn dependencies_ready(
     missing_dependencies: Option<&str>,
+    not_admitted: Option<&str>,
     unready_dependencies: &[String],
     depends_on_nothing: bool,
 ) -> Verdict {
     if let Some(missing) = missing_dependencies {
         ("False", Cause::new(REASON_DEPENDENCY_NOT_FOUND, missing))
+    } else if let Some(refused) = not_admitted {
+        ("False", Cause::new(REASON_DEPENDENCY_NOT_ADMITTED, refused))
     } else if !unready_dependencies.is_empty() {
         (
             "False",
@@ -520,6 +528,7 @@ mod tests {
             deployment,
             pods,
             missing_dependencies: &[],
+            refused_dependencies: &[],
             unready_dependencies: &[],
             missing_config: &[],
             refused: None,
@@ -769,26 +778,43 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_ready_names_a_dependency_that_does_not_admit_the_caller() {
+        let refused = [MissingDependency {
+            name: "payments".into(),
+            namespace: "prod".into(),
+            reason: "prod/payments does not admit callers from namespace evil".into(),
+        }];
+        let verdict =
+            dependencies_ready(None, missing_dependencies(&refused).as_deref(), &[], false);
+        assert_eq!(verdict.0, "False");
+        assert_eq!(verdict.1.reason, REASON_DEPENDENCY_NOT_ADMITTED);
+        assert!(verdict.1.message.contains("namespace evil"));
+    }
+
+    #[test]
     fn dependencies_ready_names_what_is_missing_or_unready() {
         let missing = missing_dependencies(&users_not_found());
         let unready = ["inventory".to_string(), "payments".to_string()];
         assert_eq!(
-            dependencies_ready(missing.as_deref(), &unready, false),
+            dependencies_ready(missing.as_deref(), None, &unready, false),
             (
                 "False",
                 Cause::new(REASON_DEPENDENCY_NOT_FOUND, "shop/users: not found")
             )
         );
         assert_eq!(
-            dependencies_ready(None, &unready, false),
+            dependencies_ready(None, None, &unready, false),
             (
                 "False",
                 Cause::new("DependencyNotReady", "not ready: inventory, payments")
             )
         );
-        assert_eq!(dependencies_ready(None, &[], false).1.reason, "AllReady");
         assert_eq!(
-            dependencies_ready(None, &[], true).1.reason,
+            dependencies_ready(None, None, &[], false).1.reason,
+            "AllReady"
+        );
+        assert_eq!(
+            dependencies_ready(None, None, &[], true).1.reason,
             "NoDependencies"
         );
     }

@@ -6,6 +6,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use kube::ResourceExt;
 
+mod admission;
+
+pub use admission::{Admission, NamespaceLabels};
+
 use crate::api::{Microservice, Port};
 use crate::builders::labels::pod_selector;
 use crate::builders::{Dependent, ResolvedDependency};
@@ -58,6 +62,9 @@ pub struct Resolution {
     pub missing: Vec<MissingDependency>,
     /// Dependencies that resolve but are not Ready, as `namespace/name`.
     pub unready: Vec<String>,
+    /// Dependencies in other namespaces that do not admit this caller: no address, no
+    /// traffic.
+    pub refused: Vec<MissingDependency>,
 }
 
 fn namespace_of(ms: &Microservice) -> String {
@@ -81,9 +88,10 @@ pub fn dependency_keys(ms: &Microservice) -> BTreeSet<ObjectKey> {
 }
 
 /// Resolves the dependencies and dependents of `ms` among `all` (which may contain `ms`
-/// itself). One pass over `all`, so resolving every object of a set is O(n²) at worst
-/// but each call stays linear.
-pub fn resolve<'a, I>(ms: &Microservice, all: I) -> Resolution
+/// itself); callers from other namespaces count only where `admission` lets them in.
+/// One pass over `all`, so resolving every object of a set is O(n²) at worst but each
+/// call stays linear.
+pub fn resolve<'a, I>(ms: &Microservice, all: I, admission: &Admission<'_>) -> Resolution
 where
     I: IntoIterator<Item = &'a Microservice>,
 {
@@ -100,7 +108,9 @@ where
         if other_key == key {
             continue;
         }
-        if let Some(dependent) = dependent_of(&key, &ms.spec.ports, other, &other_key) {
+        if let Some(dependent) = dependent_of(&key, &ms.spec.ports, other, &other_key)
+            && admission.admits(ms, &other_key.namespace).is_ok()
+        {
             dependents.push(dependent);
         }
     }
@@ -138,6 +148,10 @@ where
                 .push(missing(format!("Microservice {dep_key} not found")));
             continue;
         };
+        if let Err(reason) = admission.admits(target, &key.namespace) {
+            resolution.refused.push(missing(reason));
+            continue;
+        }
         let port = match &entry.port {
             Some(name) => target.spec.ports.iter().find(|p| &p.name == name),
             None => target.spec.ports.first(),
@@ -164,8 +178,9 @@ where
 }
 
 /// `other` as a dependent of the Microservice `key` (whose ports are `ports`), when one
-/// of its `dependsOn` entries names it: with the named ports, or all ports for an entry
-/// that names none. None when nothing it names exists (then nothing is opened).
+/// of its `dependsOn` entries names it: with the named ports, or the primary (first) port
+/// for an entry that names none, the one its address points at. None when nothing it
+/// names exists (then nothing is opened).
 fn dependent_of(
     key: &ObjectKey,
     ports: &[Port],
@@ -184,7 +199,10 @@ fn dependent_of(
                     called.insert(index);
                 }
             }
-            None => called.extend(0..ports.len()),
+            None if !ports.is_empty() => {
+                called.insert(0);
+            }
+            None => {}
         }
     }
     if called.is_empty() {
@@ -260,7 +278,7 @@ mod tests {
             ],
         );
         let all = [users.clone(), empty, orders.clone()];
-        let resolution = resolve(&orders, all.iter());
+        let resolution = resolve(&orders, all.iter(), &Default::default());
         assert_eq!(resolution.dependencies.len(), 1);
         assert_eq!(resolution.dependencies[0].port.name, "admin");
         assert_eq!(
@@ -281,7 +299,7 @@ mod tests {
             ]
         );
 
-        let resolution = resolve(&users, all.iter());
+        let resolution = resolve(&users, all.iter(), &Default::default());
         assert_eq!(resolution.dependents.len(), 1);
         let ports: Vec<&str> = resolution.dependents[0]
             .ports
@@ -292,12 +310,19 @@ mod tests {
     }
 
     #[test]
-    fn dependents_across_namespaces_and_unnamed_ports_get_all_ports() {
-        let users = ms(
+    fn callers_across_namespaces_need_the_target_s_consent_and_unnamed_ports_get_the_primary() {
+        let closed = ms(
             "shop",
             "users",
             vec![port("http", 80), port("admin", 9000)],
             vec![],
+        );
+        let mut open_to_web = closed.clone();
+        open_to_web.spec.network = Some(
+            serde_yaml::from_str(
+                "{allowFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: web}}}]}",
+            )
+            .unwrap(),
         );
         let web = ms(
             "web",
@@ -307,10 +332,37 @@ mod tests {
         );
         // Same name in another namespace does not count.
         let other = ms("web", "caller", vec![], vec![dep("users", None, None)]);
-        let all = [users.clone(), web, other];
-        let resolution = resolve(&users, all.iter());
+
+        let all = [open_to_web.clone(), web.clone(), other.clone()];
+        let resolution = resolve(&open_to_web, all.iter(), &Default::default());
         assert_eq!(resolution.dependents.len(), 1);
         assert_eq!(resolution.dependents[0].namespace, "web");
-        assert_eq!(resolution.dependents[0].ports.len(), 2);
+        let ports: Vec<&str> = resolution.dependents[0]
+            .ports
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(ports, ["http"], "no port named: the primary port only");
+        let caller = resolve(&web, all.iter(), &Default::default());
+        assert_eq!(caller.dependencies.len(), 1);
+        assert!(caller.refused.is_empty());
+
+        // Without consent: nothing opened on the target, the caller told why.
+        let all = [closed.clone(), web.clone(), other];
+        assert!(
+            resolve(&closed, all.iter(), &Default::default())
+                .dependents
+                .is_empty()
+        );
+        let caller = resolve(&web, all.iter(), &Default::default());
+        assert!(caller.dependencies.is_empty() && caller.missing.is_empty());
+        assert_eq!(caller.refused.len(), 1);
+        assert!(
+            caller.refused[0]
+                .reason
+                .contains("does not admit callers from namespace web"),
+            "{}",
+            caller.refused[0].reason
+        );
     }
 }
