@@ -273,20 +273,27 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         ["patch"]
     );
     // Secrets: list/watch for metadata-only watches, never get.
-    let secret_verbs: Vec<&Value> = role["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| {
-            r["resources"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|x| x == "secrets")
-        })
-        .flat_map(|r| r["verbs"].as_array().unwrap())
-        .collect();
-    assert_eq!(secret_verbs, vec!["list", "watch"]);
+    assert_eq!(verbs(role, "", "secrets"), ["list", "watch"]);
+    assert!(
+        args(find(&namespaced, "Deployment", "flotilla").unwrap())
+            .contains(&"--watch-secrets=true".to_string())
+    );
+    // watchSecrets=false: no access to Secrets at all, and the operator told so.
+    let secretless = render(&[
+        "-n",
+        "ops",
+        "--set",
+        "rbac.scope=namespace",
+        "--set",
+        "watchSecrets=false",
+    ])?;
+    let role = find(&secretless, "Role", "flotilla").unwrap();
+    assert!(verbs(role, "", "secrets").is_empty(), "{role}");
+    assert_eq!(verbs(role, "", "configmaps"), ["list", "watch"]);
+    assert!(
+        args(find(&secretless, "Deployment", "flotilla").unwrap())
+            .contains(&"--watch-secrets=false".to_string())
+    );
 
     // HA: leader election, a PDB (policy/v1beta1 on 1.20), the lease Role scoped by name.
     let d = find(&ha, "Deployment", "flotilla").unwrap();

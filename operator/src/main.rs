@@ -116,6 +116,12 @@ struct RunArgs {
     /// then only the classes used in its namespace.
     #[arg(long, env = "FLOTILLA_CLASS_STATUS", num_args = 0..=1, default_missing_value = "true")]
     class_status: Option<bool>,
+    /// Watch Secrets (metadata only: names and versions, never their data), so editing a
+    /// Secret a Microservice references rolls its pods. With false the operator needs no
+    /// access to Secrets at all; then only ConfigMap edits roll pods, and a missing
+    /// Secret shows up as the pods' CreateContainerConfigError instead of SecretNotFound.
+    #[arg(long, env = "FLOTILLA_WATCH_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
+    watch_secrets: bool,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -284,6 +290,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         concurrency: args.concurrency,
         instance: identity.clone(),
         class_status: args.class_status.unwrap_or(args.namespace.is_none()),
+        watch_secrets: args.watch_secrets,
     };
 
     if !args.leader_elect {

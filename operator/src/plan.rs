@@ -22,16 +22,26 @@ pub struct Inputs<'a> {
     pub classes: &'a [&'a MicroserviceClass],
     /// The Microservices it may call or be called by; it may be among them.
     pub microservices: &'a [&'a Microservice],
-    /// The version of each ConfigMap and Secret by reference (None: it does not exist).
-    /// Without a lookup (offline) nothing is hashed and nothing is reported missing.
+    /// What the caches know of each referenced ConfigMap and Secret. Without a lookup
+    /// (offline) nothing is hashed and nothing is reported missing.
     pub config: Option<ConfigLookup<'a>>,
     /// The labels of a namespace, for consent across namespaces; without a lookup a
     /// namespace is known by its name label only.
     pub namespace_labels: Option<NamespaceLabels<'a>>,
 }
 
-/// The version of a ConfigMap or Secret by reference; None when it does not exist.
-pub type ConfigLookup<'a> = &'a dyn Fn(&ConfigRef) -> Option<ConfigVersion>;
+/// What the caches know of a ConfigMap or Secret by reference.
+pub type ConfigLookup<'a> = &'a dyn Fn(&ConfigRef) -> ConfigState;
+
+/// A referenced ConfigMap or Secret as the caches know it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigState {
+    Exists(ConfigVersion),
+    Missing,
+    /// Not watched (Secrets, when the operator runs without access to them): it neither
+    /// rolls the pods nor is reported missing.
+    Unwatched,
+}
 
 /// Metadata of a ConfigMap or Secret that matters for a rollout.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,13 +148,20 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
 
 /// The config hash of the referenced ConfigMaps and Secrets, and the ones missing.
 fn config_state(refs: &[ConfigRef], lookup: ConfigLookup<'_>) -> (String, Vec<ConfigRef>) {
-    let versions: Vec<(&ConfigRef, Option<ConfigVersion>)> =
-        refs.iter().map(|r| (r, lookup(r))).collect();
-    let missing = versions
-        .iter()
-        .filter(|(r, v)| v.is_none() && !r.optional)
-        .map(|(r, _)| (*r).clone())
-        .collect();
+    let mut versions: Vec<(&ConfigRef, Option<ConfigVersion>)> = Vec::new();
+    let mut missing = Vec::new();
+    for config in refs {
+        match lookup(config) {
+            ConfigState::Exists(version) => versions.push((config, Some(version))),
+            ConfigState::Missing => {
+                versions.push((config, None));
+                if !config.optional {
+                    missing.push(config.clone());
+                }
+            }
+            ConfigState::Unwatched => {}
+        }
+    }
     (config_hash(&versions), missing)
 }
 
@@ -247,6 +264,54 @@ mod tests {
     }
 
     #[test]
+    fn unwatched_config_neither_rolls_nor_is_missing() {
+        let users = ms(
+            "users",
+            "{image: a, envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: token}}]}",
+        );
+        let capabilities = Capabilities::newest();
+        let lookup = |config: &ConfigRef| match config.kind {
+            ConfigKind::ConfigMap => ConfigState::Exists(version("1").unwrap()),
+            ConfigKind::Secret => ConfigState::Unwatched,
+        };
+        let plan = plan(
+            &users,
+            &Inputs {
+                capabilities: &capabilities,
+                classes: &[],
+                microservices: &[],
+                config: Some(&lookup),
+                namespace_labels: None,
+            },
+        );
+        assert!(plan.missing_config.is_empty());
+        let settings = ConfigRef {
+            kind: ConfigKind::ConfigMap,
+            name: "settings".into(),
+            optional: false,
+        };
+        let hash = config_hash(&[(&settings, version("1"))]);
+        let deployment: k8s_openapi::api::apps::v1::Deployment = plan
+            .outcome
+            .unwrap()
+            .children
+            .typed(&deployment::KIND)
+            .unwrap();
+        let annotations = deployment
+            .spec
+            .unwrap()
+            .template
+            .metadata
+            .unwrap()
+            .annotations;
+        assert_eq!(
+            annotations.unwrap()[crate::builders::labels::CONFIG_HASH_ANNOTATION],
+            hash,
+            "the hash covers the ConfigMap only"
+        );
+    }
+
+    #[test]
     fn missing_config_is_reported_unless_optional() {
         let users = ms(
             "users",
@@ -259,7 +324,7 @@ mod tests {
                 capabilities: &capabilities,
                 classes: &[],
                 microservices: &[],
-                config: Some(&|_| None),
+                config: Some(&|_| ConfigState::Missing),
                 namespace_labels: None,
             },
         );

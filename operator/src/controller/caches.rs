@@ -35,7 +35,8 @@ pub struct Caches {
     pub children: Vec<ChildCache>,
     pub pods: Store<Pod>,
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
-    pub secrets: Store<PartialObjectMeta<Secret>>,
+    /// None when the operator runs without access to Secrets (`--watch-secrets=false`).
+    pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
     /// Namespace labels, for consent across namespaces; only when watching every
     /// namespace (an operator of one namespace sees no caller from another).
     pub namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
@@ -60,7 +61,7 @@ pub struct Watches {
     )>,
     pub pods: BoxStream<'static, watcher::Result<Pod>>,
     pub config_maps: BoxStream<'static, watcher::Result<PartialObjectMeta<ConfigMap>>>,
-    pub secrets: BoxStream<'static, watcher::Result<PartialObjectMeta<Secret>>>,
+    pub secrets: Option<BoxStream<'static, watcher::Result<PartialObjectMeta<Secret>>>>,
     pub namespaces: Option<BoxStream<'static, watcher::Result<PartialObjectMeta<Namespace>>>>,
 }
 
@@ -80,6 +81,7 @@ pub struct Observers {
 pub fn watch(
     client: &Client,
     namespace: Option<&str>,
+    watch_secrets: bool,
     capabilities: &Capabilities,
     observers: Observers,
 ) -> (Caches, Watches) {
@@ -109,7 +111,12 @@ pub fn watch(
         (),
     );
     let (config_maps, config_map_stream) = metadata(client, namespace);
-    let (secrets, secret_stream) = metadata(client, namespace);
+    let (secrets, secret_stream) = if watch_secrets {
+        let (store, stream) = metadata(client, namespace);
+        (Some(store), Some(stream))
+    } else {
+        (None, None)
+    };
     let (namespaces, namespace_stream) = match namespace {
         Some(_) => (None, None),
         None => {
@@ -271,7 +278,10 @@ impl Caches {
         if let Some(namespaces) = &self.namespaces {
             synced(namespaces).await?;
         }
-        synced(&self.secrets).await
+        if let Some(secrets) = &self.secrets {
+            synced(secrets).await?;
+        }
+        Ok(())
     }
 }
 

@@ -50,6 +50,9 @@ pub struct Settings {
     pub instance: String,
     /// Write MicroserviceClass status (users and violations per class).
     pub class_status: bool,
+    /// Watch Secrets' metadata, so an edited Secret rolls the pods that read it. Off,
+    /// the operator needs no access to Secrets and only ConfigMaps roll pods.
+    pub watch_secrets: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `ready` turns true once every cache
@@ -70,6 +73,7 @@ pub async fn run(
     let (caches, watches) = caches::watch(
         &client,
         namespace,
+        settings.watch_secrets,
         &capabilities,
         Observers {
             microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone()),
@@ -145,9 +149,10 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
         .watches_stream(config_maps, move |cm| {
             users(&config_indexes, ConfigKind::ConfigMap, &cm)
         })
-        .watches_stream(secrets, move |secret| {
-            users(&indexes, ConfigKind::Secret, &secret)
-        })
+        .watches_stream(
+            secrets.unwrap_or_else(|| futures::stream::empty().boxed()),
+            move |secret| users(&indexes, ConfigKind::Secret, &secret),
+        )
         // Classes reach their users through the class index (the triggers); namespace
         // labels are read at the next reconcile. Both streams only feed their caches.
         .watches_stream(classes, |_| Vec::<ObjectRef<Microservice>>::new())

@@ -11,7 +11,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, deployment, labels};
 use crate::graph::NamespaceLabels;
-use crate::plan::{self, ConfigVersion, Inputs, Plan};
+use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
 
 use super::caches::Caches;
 use super::context::Context;
@@ -23,9 +23,10 @@ pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
     let microservices = caches.microservices.state();
     let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
-    let config = |config: &ConfigRef| match config.kind {
-        ConfigKind::ConfigMap => cached_version(&caches.config_maps, &config.name, namespace),
-        ConfigKind::Secret => cached_version(&caches.secrets, &config.name, namespace),
+    let config = |config: &ConfigRef| match (config.kind, &caches.secrets) {
+        (ConfigKind::ConfigMap, _) => cached_state(&caches.config_maps, &config.name, namespace),
+        (ConfigKind::Secret, Some(secrets)) => cached_state(secrets, &config.name, namespace),
+        (ConfigKind::Secret, None) => ConfigState::Unwatched,
     };
     let lookup = |name: &str| {
         let namespace = caches.namespaces.as_ref()?.get(&ObjectRef::new(name))?;
@@ -64,15 +65,17 @@ pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
         .collect()
 }
 
-/// The version of a ConfigMap or Secret as the metadata caches know it.
-fn cached_version<K>(store: &Store<K>, name: &str, namespace: &str) -> Option<ConfigVersion>
+/// A ConfigMap or Secret as the metadata caches know it.
+fn cached_state<K>(store: &Store<K>, name: &str, namespace: &str) -> ConfigState
 where
     K: kube::Resource + Clone + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let object = store.get(&ObjectRef::new(name).within(namespace))?;
-    Some(ConfigVersion {
-        uid: object.meta().uid.clone().unwrap_or_default(),
-        resource_version: object.resource_version().unwrap_or_default(),
-    })
+    match store.get(&ObjectRef::new(name).within(namespace)) {
+        Some(object) => ConfigState::Exists(ConfigVersion {
+            uid: object.meta().uid.clone().unwrap_or_default(),
+            resource_version: object.resource_version().unwrap_or_default(),
+        }),
+        None => ConfigState::Missing,
+    }
 }
