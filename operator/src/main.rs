@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flotilla::api::{KubeVersion, Microservice, crds_yaml};
-use flotilla::controller::{self, Settings};
+use flotilla::controller::{self, Scope, Settings};
 use flotilla::diagram::{Format, Node, draw};
 use flotilla::leader::{Leadership, LeaseSettings};
 use flotilla::metrics::Metrics;
@@ -86,6 +86,12 @@ struct RunArgs {
     /// Watch and manage one namespace only (every namespace when unset).
     #[arg(long, env = "FLOTILLA_NAMESPACE")]
     namespace: Option<String>,
+    /// Manage only the Microservices matching this label selector, e.g.
+    /// `flotilla.dev/shard=b`, so that several operators share a cluster without
+    /// overlapping (every Microservice when unset). Class status then defaults to off:
+    /// this operator sees only part of each class's users.
+    #[arg(long, env = "FLOTILLA_SELECTOR")]
+    selector: Option<String>,
     /// Elect a leader through a Lease, so only one replica writes.
     #[arg(long, env = "FLOTILLA_LEADER_ELECT")]
     leader_elect: bool,
@@ -285,12 +291,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("flotilla-{}", std::process::id()));
+    let sees_every_microservice = args.namespace.is_none() && args.selector.is_none();
     let settings = Settings {
-        namespace: args.namespace.clone(),
+        scope: Scope {
+            namespace: args.namespace,
+            selector: args.selector,
+            watch_secrets: args.watch_secrets,
+        },
         concurrency: args.concurrency,
         instance: identity.clone(),
-        class_status: args.class_status.unwrap_or(args.namespace.is_none()),
-        watch_secrets: args.watch_secrets,
+        class_status: args.class_status.unwrap_or(sees_every_microservice),
     };
 
     if !args.leader_elect {

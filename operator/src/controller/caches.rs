@@ -68,6 +68,18 @@ pub struct Watches {
 /// The touched objects of one child kind's watch.
 pub type ChildStream = BoxStream<'static, watcher::Result<DynamicObject>>;
 
+/// What the operator watches.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// One namespace; every namespace when None.
+    pub namespace: Option<String>,
+    /// Only the Microservices with these labels (a label selector), so several operators
+    /// can share a cluster by shard; every Microservice when None.
+    pub selector: Option<String>,
+    /// Watch Secrets' metadata (see `Settings::watch_secrets`).
+    pub watch_secrets: bool,
+}
+
 /// Who hears the Microservice and class events besides the caches.
 pub struct Observers {
     pub microservices: MicroserviceWatch,
@@ -80,11 +92,11 @@ pub struct Observers {
 /// Sets up every watch (nothing runs until the streams are polled).
 pub fn watch(
     client: &Client,
-    namespace: Option<&str>,
-    watch_secrets: bool,
+    scope: &Scope,
     capabilities: &Capabilities,
     observers: Observers,
 ) -> (Caches, Watches) {
+    let namespace = scope.namespace.as_deref();
     let Observers {
         microservices: microservice_watch,
         classes: class_watch,
@@ -93,7 +105,7 @@ pub fn watch(
     } = observers;
     let (microservices, microservice_stream) = microservices(
         client,
-        namespace,
+        scope,
         microservice_watch,
         class_status.clone(),
         metrics,
@@ -111,7 +123,7 @@ pub fn watch(
         (),
     );
     let (config_maps, config_map_stream) = metadata(client, namespace);
-    let (secrets, secret_stream) = if watch_secrets {
+    let (secrets, secret_stream) = if scope.watch_secrets {
         let (store, stream) = metadata(client, namespace);
         (Some(store), Some(stream))
     } else {
@@ -160,7 +172,7 @@ fn managed() -> watcher::Config {
 
 fn microservices(
     client: &Client,
-    namespace: Option<&str>,
+    scope: &Scope,
     mut observer: MicroserviceWatch,
     class_status: Arc<Notify>,
     metrics: Arc<Metrics>,
@@ -172,7 +184,12 @@ fn microservices(
     let store = writer.as_reader();
     let gauge_store = store.clone();
     let resource = ApiResource::erase::<Microservice>(&());
-    let stream = decoded::<Microservice>(scoped_dynamic(client, namespace, &resource))
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &scope.selector {
+        config = config.labels(selector);
+    }
+    let api = scoped_dynamic(client, scope.namespace.as_deref(), &resource);
+    let stream = decoded::<Microservice>(api, config)
         .default_backoff()
         .reflect(writer)
         .inspect_ok(move |event| {
@@ -197,7 +214,8 @@ fn classes(
     let writer = Writer::default();
     let store = writer.as_reader();
     let resource = ApiResource::erase::<MicroserviceClass>(&());
-    let stream = decoded::<MicroserviceClass>(Api::all_with(client.clone(), &resource))
+    let api = Api::all_with(client.clone(), &resource);
+    let stream = decoded::<MicroserviceClass>(api, watcher::Config::default())
         .default_backoff()
         .modify(without_managed_fields)
         .reflect(writer)

@@ -35,6 +35,8 @@ use crate::api::Microservice;
 use crate::builders::{ConfigKind, labels};
 use crate::metrics::Metrics;
 
+pub use caches::Scope;
+
 use caches::{Caches, Observers, Watches};
 use class_status::ClassStatusWriter;
 use context::Context;
@@ -42,17 +44,14 @@ use indexes::{ClassWatch, Indexes, MicroserviceWatch, Triggers};
 
 /// How the controller runs.
 pub struct Settings {
-    /// Watch one namespace only; every namespace when None.
-    pub namespace: Option<String>,
+    /// What it watches: a namespace or all, a label selector on Microservices, Secrets.
+    pub scope: Scope,
     /// Reconciliations running at once.
     pub concurrency: u16,
     /// Name of this instance in events (the pod name in a cluster).
     pub instance: String,
     /// Write MicroserviceClass status (users and violations per class).
     pub class_status: bool,
-    /// Watch Secrets' metadata, so an edited Secret rolls the pods that read it. Off,
-    /// the operator needs no access to Secrets and only ConfigMaps roll pods.
-    pub watch_secrets: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `ready` turns true once every cache
@@ -65,15 +64,14 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
     let capabilities = discovery::capabilities(&client).await?;
-    let namespace = settings.namespace.as_deref();
+    let namespace = settings.scope.namespace.as_deref();
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
     let triggers = Triggers::new(triggers);
     let class_status_wake = Arc::new(Notify::new());
     let (caches, watches) = caches::watch(
         &client,
-        namespace,
-        settings.watch_secrets,
+        &settings.scope,
         &capabilities,
         Observers {
             microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone()),
@@ -84,7 +82,8 @@ pub async fn run(
     );
     spawn_readiness(caches.clone(), ready);
     if settings.class_status {
-        spawn_class_status(&client, &caches, class_status_wake, namespace.is_none());
+        let sees_every_microservice = namespace.is_none() && settings.scope.selector.is_none();
+        spawn_class_status(&client, &caches, class_status_wake, sees_every_microservice);
     }
     let recorder = Recorder::new(
         client.clone(),

@@ -12,11 +12,12 @@ use tracing::warn;
 /// decodes each one on its own.
 pub fn decoded<K>(
     api: Api<DynamicObject>,
+    config: watcher::Config,
 ) -> impl Stream<Item = watcher::Result<Event<K>>> + Send + 'static
 where
     K: Resource + DeserializeOwned + Send + 'static,
 {
-    watcher::watcher(api, watcher::Config::default()).filter_map(|event| async move {
+    watcher::watcher(api, config).filter_map(|event| async move {
         match event {
             Ok(event) => decode_event(event).map(Ok),
             Err(error) => Some(Err(error)),
