@@ -123,7 +123,8 @@ fn workspace_target() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-fn binary() -> PathBuf {
+/// The `flotilla` binary under test: `$FLOTILLA_BIN`, else the workspace's debug build.
+pub fn binary() -> PathBuf {
     std::env::var_os("FLOTILLA_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_target().join("debug/flotilla"))
