@@ -44,12 +44,14 @@ pub struct Conflict {
     pub managed_by: String,
 }
 
-/// A child the API server refused to apply: the children after it were not applied.
-#[derive(Debug)]
+/// A child that could not be applied (the API server refused it, or does not serve its
+/// kind): the children after it were not applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Failure {
     pub kind: &'static str,
     pub name: String,
-    pub error: kube::Error,
+    /// The API server's message.
+    pub message: String,
 }
 
 /// The outcome of applying a Microservice's children.
@@ -70,20 +72,22 @@ pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Res
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut applied = Applied::default();
     for child in children.iter().filter(|child| !child.held) {
-        let cache = ctx
-            .caches
-            .child(child.kind)
-            .ok_or(Error::NotServed(child.kind.kind))?;
+        let failure = |message: String| Failure {
+            kind: child.kind.kind,
+            name: child.name().to_string(),
+            message,
+        };
+        let Some(cache) = ctx.caches.child(child.kind) else {
+            let message = format!("the cluster does not serve {}", child.kind.kind);
+            applied.failure = Some(failure(message));
+            return Ok(applied);
+        };
         match apply_one(ctx, ms, child, cache, &namespace).await {
             Ok(Step::Unchanged) => {}
             Ok(Step::Changed(change)) => applied.changes.push(change),
             Ok(Step::Conflict(conflict)) => applied.conflicts.push(conflict),
-            Err(Error::Kube(error @ kube::Error::Api(_))) => {
-                applied.failure = Some(Failure {
-                    kind: child.kind.kind,
-                    name: child.name().to_string(),
-                    error,
-                });
+            Err(Error::Kube(kube::Error::Api(status))) => {
+                applied.failure = Some(failure(status.message));
                 return Ok(applied);
             }
             Err(error) => return Err(error),

@@ -7,12 +7,12 @@ use crate::builders::BuildError;
 pub enum Error {
     #[error("Kubernetes API: {0}")]
     Kube(#[from] kube::Error),
-    /// The API server refused a child; the status names it.
-    #[error("applying {kind} {name}: {source}")]
+    /// A child could not be applied; the status names it.
+    #[error("applying {kind} {name}: {message}")]
     Apply {
         kind: &'static str,
         name: String,
-        source: kube::Error,
+        message: String,
     },
     #[error("building children: {0}")]
     Build(#[from] BuildError),
@@ -23,9 +23,6 @@ pub enum Error {
     },
     #[error("the Microservice has no namespace")]
     MissingNamespace,
-    /// A child kind the server does not serve in any version Flotilla writes.
-    #[error("{0} is not served by this cluster")]
-    NotServed(&'static str),
 }
 
 impl Error {
@@ -40,7 +37,6 @@ impl Error {
             Error::Build(_) => "build",
             Error::Serialize { .. } => "serialize",
             Error::MissingNamespace => "missing_namespace",
-            Error::NotServed(_) => "not_served",
         }
     }
 }

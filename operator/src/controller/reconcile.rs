@@ -61,7 +61,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         return Err(Error::Apply {
             kind: failure.kind,
             name: failure.name,
-            source: failure.error,
+            message: failure.message,
         });
     }
     ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
@@ -146,9 +146,7 @@ fn child_problem(applied: &Applied) -> Option<Cause> {
             REASON_APPLY_FAILED,
             format!(
                 "applying {} {}: {}",
-                failure.kind,
-                failure.name,
-                api_message(&failure.error)
+                failure.kind, failure.name, failure.message
             ),
         ));
     }
@@ -166,14 +164,6 @@ fn child_problem(applied: &Applied) -> Option<Cause> {
         })
         .collect();
     Some(Cause::new(REASON_CHILD_CONFLICT, all.join("; ")))
-}
-
-/// What the API server said, without the client's wrapping.
-fn api_message(error: &kube::Error) -> String {
-    match error {
-        kube::Error::Api(status) => status.message.clone(),
-        other => other.to_string(),
-    }
 }
 
 /// Transient failures retry with a per-object exponential backoff.
