@@ -40,6 +40,11 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     if ctx.caches.wait_until_ready().await.is_err() {
         return Ok(Action::await_change());
     }
+    // A Microservice being deleted gets no new children: garbage collection removes the
+    // ones it has, and an apply now could only recreate what is going away.
+    if ms.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile_timer();
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
