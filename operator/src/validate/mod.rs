@@ -2,6 +2,8 @@
 //! (servers before 1.25 ignore CEL; objects may predate a schema change) and adds the
 //! checks a schema cannot express. Every problem names its field.
 
+pub mod names;
+
 use std::collections::BTreeSet;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
