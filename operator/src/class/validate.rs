@@ -2,8 +2,8 @@
 //! (servers before 1.25 ignore CEL). Defaults that land in a Microservice's spec are
 //! checked once more there, merged, by `crate::validate`.
 
-use crate::api::{MicroserviceClassSpec, SecurityProfile};
-use crate::validate::{FieldError, InvalidSpec};
+use crate::api::{ClassDefaults, MicroserviceClassSpec, SecurityProfile};
+use crate::validate::{FieldError, InvalidSpec, names};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
@@ -100,11 +100,30 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
             "name and namespace must both be set".to_string(),
         );
     }
+    errors.extend(pod_metadata_errors(&defaults));
     if errors.is_empty() {
         Ok(())
     } else {
         Err(InvalidSpec(errors))
     }
+}
+
+/// The default pod labels and annotations reach every pod of the class's Microservices:
+/// the API server's rules for them, reported against the class.
+fn pod_metadata_errors(defaults: &ClassDefaults) -> Vec<FieldError> {
+    let labels = names::labels(&defaults.pod_labels)
+        .into_iter()
+        .map(|message| ("spec.defaults.podLabels", message));
+    let annotations = names::annotations(&defaults.pod_annotations)
+        .into_iter()
+        .map(|message| ("spec.defaults.podAnnotations", message));
+    labels
+        .chain(annotations)
+        .map(|(field, message)| FieldError {
+            field: field.to_string(),
+            message,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -118,7 +137,7 @@ mod tests {
 
     #[test]
     fn accepts_a_full_class() {
-        check("{default: true, defaults: {replicas: 2, autoscaling: {minReplicas: 2, maxReplicas: 4}, disruption: {maxUnavailable: 1}, securityProfile: baseline}, policy: {maxReplicas: 4, allowBaselineSecurity: true, allowedImageRegistries: [a.io/]}}").unwrap();
+        check("{default: true, defaults: {replicas: 2, autoscaling: {minReplicas: 2, maxReplicas: 4}, disruption: {maxUnavailable: 1}, securityProfile: baseline, podLabels: {example.com/team: A_1, empty: ''}, podAnnotations: {Example.COM/note: any value}}, policy: {maxReplicas: 4, allowBaselineSecurity: true, allowedImageRegistries: [a.io/]}}").unwrap();
     }
 
     #[test]
@@ -149,6 +168,18 @@ mod tests {
             (
                 "{defaults: {securityProfile: baseline}}",
                 "spec.defaults.securityProfile",
+            ),
+            (
+                "{defaults: {podLabels: {Example.com/team: a}}}",
+                "spec.defaults.podLabels",
+            ),
+            (
+                "{defaults: {podLabels: {team: a b}}}",
+                "spec.defaults.podLabels",
+            ),
+            (
+                "{defaults: {podAnnotations: {a/b/c: v}}}",
+                "spec.defaults.podAnnotations",
             ),
         ];
         for (yaml, field) in cases {
