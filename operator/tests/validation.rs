@@ -279,6 +279,117 @@ const CASES: &[(&str, &str, &str)] = &[
         "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {paths: [{path: /, port: admin}]}}",
         "spec.expose.http.paths[0].port",
     ),
+    // What the API server would refuse in a child, caught first.
+    (
+        "port name of digits only",
+        "image: x\nports: [{name: '8080', port: 80}]",
+        "spec.ports[0].name",
+    ),
+    (
+        "port name with two hyphens in a row",
+        "image: x\nports: [{name: a--b, port: 80}]",
+        "spec.ports[0].name",
+    ),
+    (
+        "env name under ..",
+        "image: x\nenv: [{name: ..A, value: v}]",
+        "spec.env[0].name",
+    ),
+    (
+        "env key with a slash",
+        "image: x\nenv: [{name: A, valueFrom: {configMapKeyRef: {name: c, key: a/b}}}]",
+        "spec.env[0].valueFrom.configMapKeyRef.key",
+    ),
+    (
+        "env Secret name uppercase",
+        "image: x\nenv: [{name: A, valueFrom: {secretKeyRef: {name: Creds, key: k}}}]",
+        "spec.env[0].valueFrom.secretKeyRef.name",
+    ),
+    (
+        "envFrom name uppercase",
+        "image: x\nenvFrom: [{configMapRef: {name: Config}}]",
+        "spec.envFrom[0].configMapRef.name",
+    ),
+    (
+        "envFrom prefix with a leading digit",
+        "image: x\nenvFrom: [{configMapRef: {name: c}, prefix: 1X_}]",
+        "spec.envFrom[0].prefix",
+    ),
+    (
+        "probe header with an underscore",
+        "image: x\nports: [{name: http, port: 80}]\nprobes: {readiness: {http: {headers: [{name: X_Token, value: v}]}}}",
+        "spec.probes.readiness.http.headers[0].name",
+    ),
+    (
+        "Service annotation key with two slashes",
+        "image: x\nports: [{name: http, port: 80}]\nservice: {annotations: {a/b/c: v}}",
+        "spec.service.annotations",
+    ),
+    (
+        "ServiceAccount annotation key with a leading hyphen",
+        "image: x\nserviceAccount: {annotations: {-x: v}}",
+        "spec.serviceAccount.annotations",
+    ),
+    (
+        "pod label key with an uppercase prefix",
+        "image: x\npodTemplate: {labels: {Example.com/team: a}}",
+        "spec.podTemplate.labels",
+    ),
+    (
+        "pod label value with a space",
+        "image: x\npodTemplate: {labels: {team: a b}}",
+        "spec.podTemplate.labels",
+    ),
+    (
+        "pod label value too long",
+        "image: x\npodTemplate: {labels: {team: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}}",
+        "spec.podTemplate.labels",
+    ),
+    (
+        "pod annotation key with an underscore in the prefix",
+        "image: x\npodTemplate: {annotations: {ex_ample.com/a: v}}",
+        "spec.podTemplate.annotations",
+    ),
+    (
+        "node selector value with a slash",
+        "image: x\npodTemplate: {nodeSelector: {zone: a/b}}",
+        "spec.podTemplate.nodeSelector",
+    ),
+    (
+        "toleration key with a space",
+        "image: x\npodTemplate: {tolerations: [{key: a b, operator: Exists}]}",
+        "spec.podTemplate.tolerations[0].key",
+    ),
+    (
+        "topology key empty",
+        "image: x\npodTemplate: {topologySpreadConstraints: [{maxSkew: 1, topologyKey: '', whenUnsatisfiable: DoNotSchedule}]}",
+        "spec.podTemplate.topologySpreadConstraints[0].topologyKey",
+    ),
+    (
+        "topology selector value with a space",
+        "image: x\npodTemplate: {topologySpreadConstraints: [{maxSkew: 1, topologyKey: zone, whenUnsatisfiable: DoNotSchedule, labelSelector: {matchLabels: {a: b c}}}]}",
+        "spec.podTemplate.topologySpreadConstraints[0].labelSelector.matchLabels",
+    ),
+    (
+        "priority class uppercase",
+        "image: x\npodTemplate: {priorityClassName: High}",
+        "spec.podTemplate.priorityClassName",
+    ),
+    (
+        "allowFrom label key with two slashes",
+        "image: x\nnetwork: {allowFrom: [{podSelector: {matchLabels: {a/b/c: x}}}]}",
+        "spec.network.allowFrom[0].podSelector.matchLabels",
+    ),
+    (
+        "allowFrom expression value with a space",
+        "image: x\nnetwork: {allowFrom: [{namespaceSelector: {matchExpressions: [{key: team, operator: In, values: [a b]}]}}]}",
+        "spec.network.allowFrom[0].namespaceSelector.matchExpressions[0].values[0]",
+    ),
+    (
+        "host that is an IP address",
+        "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {host: 10.0.0.1}}",
+        "spec.expose.http.host",
+    ),
 ];
 
 #[test]
@@ -307,6 +418,77 @@ fn every_rule_refuses_and_names_its_field() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn names_keys_and_values_the_api_server_accepts_pass() {
+    let spec = "image: x
+ports: [{name: http, port: 80}, {name: 1a, port: 81}]
+env: [{name: .a, value: v}, {name: B, valueFrom: {configMapKeyRef: {name: c.d, key: .k_1}}}]
+envFrom: [{configMapRef: {name: c}, prefix: my.prefix_}]
+probes: {readiness: {http: {headers: [{name: X-Token-1, value: v}]}}}
+service: {annotations: {Example.COM/Key: v}}
+serviceAccount: {annotations: {eks.amazonaws.com/role-arn: 'arn:aws:iam::1:role/x'}}
+podTemplate:
+  labels: {example.com/Team: A_b.c, empty: ''}
+  annotations: {A: any value at all}
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations: [{operator: Exists}, {key: dedicated, operator: Equal, value: web}]
+  topologySpreadConstraints: [{maxSkew: 1, topologyKey: topology.kubernetes.io/zone, whenUnsatisfiable: ScheduleAnyway}]
+  priorityClassName: high.priority
+network: {allowFrom: [{podSelector: {matchExpressions: [{key: app.kubernetes.io/name, operator: Exists}]}}]}
+expose: {http: {host: '*.example.com'}}";
+    assert_eq!(validate(&microservice(spec)), Ok(()));
+}
+
+/// Every child takes the Microservice's name, and its Service needs a DNS-1035 label.
+#[test]
+fn the_name_must_suit_every_child() {
+    let named = |name: &str| {
+        let mut ms = microservice(VALID);
+        ms.metadata.name = Some(name.to_string());
+        ms
+    };
+    let longest = "a".repeat(63);
+    for name in ["a", "users", "order-history", "a1", longest.as_str()] {
+        assert_eq!(validate(&named(name)), Ok(()), "{name}");
+    }
+    let too_long = "a".repeat(64);
+    for name in [
+        "my.app",
+        "1users",
+        "Users",
+        "users-",
+        "-users",
+        "a_b",
+        too_long.as_str(),
+    ] {
+        let invalid = validate(&named(name)).expect_err(name);
+        assert_eq!(invalid.0[0].field, "metadata.name", "{name}: {invalid}");
+        assert!(
+            invalid.to_string().contains("DNS-1035"),
+            "{name}: {invalid}"
+        );
+    }
+}
+
+#[test]
+fn pod_annotations_leave_room_for_the_config_hash() {
+    let with_value_of = |length: usize| {
+        let mut ms = microservice(VALID);
+        let template = ms.spec.pod_template.get_or_insert_default();
+        template
+            .annotations
+            .insert("a".to_string(), "v".repeat(length));
+        ms
+    };
+    assert_eq!(validate(&with_value_of(200 * 1024)), Ok(()));
+    // Alone the annotation fits exactly; with Flotilla's own it would not.
+    let invalid = validate(&with_value_of(256 * 1024 - 1)).unwrap_err();
+    assert_eq!(
+        invalid.0[0].field, "spec.podTemplate.annotations",
+        "{invalid}"
+    );
 }
 
 #[test]

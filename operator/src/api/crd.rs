@@ -1,6 +1,10 @@
 //! The CRDs as YAML, adjusted to the Kubernetes version they are for.
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
+    CustomResourceDefinition, JSONSchemaProps,
+};
 use kube::CustomResourceExt;
 use serde_json::Value;
 
@@ -68,9 +72,44 @@ impl std::fmt::Display for KubeVersion {
 /// Every CRD Flotilla serves, for the given server version.
 pub fn crds(version: KubeVersion) -> Vec<CustomResourceDefinition> {
     vec![
-        adjust(Microservice::crd(), version),
+        adjust(restrict_name(Microservice::crd()), version),
         adjust(MicroserviceClass::crd(), version),
     ]
+}
+
+/// What `metadata.name` of a Microservice must match: a DNS-1035 label, as
+/// `crate::validate` demands too.
+const MICROSERVICE_NAME_PATTERN: &str = "^[a-z]([-a-z0-9]*[a-z0-9])?$";
+const MICROSERVICE_NAME_MAX_LENGTH: i64 = 63;
+
+/// Every child takes the Microservice's name and its Service needs a DNS-1035 label,
+/// so admission refuses any other name rather than letting some children apply and the
+/// Service fail. Structural schemas may restrict `metadata.name` (and `generateName`),
+/// nothing else of `metadata`; every served CRD version (1.16 on) accepts it.
+fn restrict_name(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    let name = JSONSchemaProps {
+        type_: Some("string".to_string()),
+        max_length: Some(MICROSERVICE_NAME_MAX_LENGTH),
+        pattern: Some(MICROSERVICE_NAME_PATTERN.to_string()),
+        ..JSONSchemaProps::default()
+    };
+    let metadata = JSONSchemaProps {
+        type_: Some("object".to_string()),
+        properties: Some(BTreeMap::from([("name".to_string(), name)])),
+        ..JSONSchemaProps::default()
+    };
+    for version in &mut crd.spec.versions {
+        let schema = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+            .expect("a derived CRD has a schema");
+        schema
+            .properties
+            .get_or_insert_default()
+            .insert("metadata".to_string(), metadata.clone());
+    }
+    crd
 }
 
 fn adjust(crd: CustomResourceDefinition, version: KubeVersion) -> CustomResourceDefinition {
@@ -156,6 +195,31 @@ mod tests {
     fn old_servers_get_no_cel() {
         assert!(crds_yaml(KubeVersion::NEWEST).contains("x-kubernetes-validations"));
         assert!(!crds_yaml(KubeVersion::new(1, 20)).contains("x-kubernetes-validations"));
+    }
+
+    #[test]
+    fn microservice_names_are_restricted_for_every_server() {
+        for version in [
+            KubeVersion::NEWEST,
+            KubeVersion::new(1, 24),
+            KubeVersion::new(1, 20),
+        ] {
+            let crd = &crds(version)[0];
+            assert_eq!(crd.spec.names.kind, "Microservice");
+            for served in &crd.spec.versions {
+                let schema = served.schema.as_ref().unwrap().open_api_v3_schema.as_ref();
+                let metadata = &schema.unwrap().properties.as_ref().unwrap()["metadata"];
+                assert_eq!(metadata.type_.as_deref(), Some("object"));
+                let name = &metadata.properties.as_ref().unwrap()["name"];
+                assert_eq!(name.type_.as_deref(), Some("string"), "{version}");
+                assert_eq!(name.max_length, Some(63), "{version}");
+                assert_eq!(
+                    name.pattern.as_deref(),
+                    Some("^[a-z]([-a-z0-9]*[a-z0-9])?$"),
+                    "{version}"
+                );
+            }
+        }
     }
 
     #[test]

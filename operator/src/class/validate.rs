@@ -3,7 +3,7 @@
 //! checked once more there, merged, by `crate::validate`.
 
 use crate::api::{ClassDefaults, ClassExpose, ClassPolicy, MicroserviceClassSpec, SecurityProfile};
-use crate::validate::{FieldError, InvalidSpec};
+use crate::validate::{FieldError, InvalidSpec, names};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
@@ -16,6 +16,7 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
         default_disruption_errors(&defaults),
         default_security_errors(&defaults, &policy),
         expose_errors(spec.expose.as_ref()),
+        pod_metadata_errors(&defaults),
     ]
     .into_iter()
     .flatten()
@@ -149,6 +150,24 @@ fn expose_errors(expose: Option<&ClassExpose>) -> Vec<FieldError> {
     }
 }
 
+/// The default pod labels and annotations reach every pod of the class's Microservices:
+/// the API server's rules for them, reported against the class.
+fn pod_metadata_errors(defaults: &ClassDefaults) -> Vec<FieldError> {
+    let labels = names::labels(&defaults.pod_labels)
+        .into_iter()
+        .map(|message| ("spec.defaults.podLabels", message));
+    let annotations = names::annotations(&defaults.pod_annotations)
+        .into_iter()
+        .map(|message| ("spec.defaults.podAnnotations", message));
+    labels
+        .chain(annotations)
+        .map(|(field, message)| FieldError {
+            field: field.to_string(),
+            message,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,6 +207,18 @@ mod tests {
                 "spec.defaults.replicas",
             ),
             ("{defaults: {disruption: {}}}", "spec.defaults.disruption"),
+            (
+                "{defaults: {podLabels: {Example.com/team: a}}}",
+                "spec.defaults.podLabels",
+            ),
+            (
+                "{defaults: {podLabels: {team: a b}}}",
+                "spec.defaults.podLabels",
+            ),
+            (
+                "{defaults: {podAnnotations: {a/b/c: v}}}",
+                "spec.defaults.podAnnotations",
+            ),
             (
                 "{defaults: {securityProfile: baseline}}",
                 "spec.defaults.securityProfile",

@@ -13,6 +13,7 @@ pub use admission::{Admission, NamespaceLabels};
 use crate::api::{Microservice, Port};
 use crate::builders::labels::pod_selector;
 use crate::builders::{Dependent, ResolvedDependency};
+use crate::validate::names;
 
 /// The namespace of an object that has none, as `kubectl` assumes.
 pub const DEFAULT_NAMESPACE: &str = "default";
@@ -180,13 +181,18 @@ where
 /// `other` as a dependent of the Microservice `key` (whose ports are `ports`), when one
 /// of its `dependsOn` entries names it: with the named ports, or the primary (first) port
 /// for an entry that names none, the one its address points at. None when nothing it
-/// names exists (then nothing is opened).
+/// names exists (then nothing is opened), and when its name cannot be a label value: it
+/// has no pods (its Deployment would carry that label too), and a selector naming it
+/// would get the NetworkPolicy refused.
 fn dependent_of(
     key: &ObjectKey,
     ports: &[Port],
     other: &Microservice,
     other_key: &ObjectKey,
 ) -> Option<Dependent> {
+    if names::label_value(&other_key.name).is_err() {
+        return None;
+    }
     let mut called = BTreeSet::new();
     for entry in &other.spec.depends_on {
         let namespace = entry.namespace.as_deref().unwrap_or(&other_key.namespace);
@@ -307,6 +313,25 @@ mod tests {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(ports, ["admin"]);
+    }
+
+    #[test]
+    fn a_dependent_whose_name_cannot_be_a_label_value_is_left_out() {
+        let users = ms("shop", "users", vec![port("http", 80)], vec![]);
+        let long_name = format!("{}.{}", "a".repeat(40), "b".repeat(40));
+        let legacy = ms("shop", &long_name, vec![], vec![dep("users", None, None)]);
+        let orders = ms("shop", "orders", vec![], vec![dep("users", None, None)]);
+        let resolution = resolve(
+            &users,
+            [users.clone(), legacy, orders].iter(),
+            &Default::default(),
+        );
+        let names: Vec<&str> = resolution
+            .dependents
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(names, ["orders"]);
     }
 
     #[test]

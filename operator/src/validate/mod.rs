@@ -1,13 +1,19 @@
 //! The operator's own check of a Microservice spec. It repeats every schema and CEL rule
 //! (servers before 1.25 ignore CEL; objects may predate a schema change) and adds the
-//! checks a schema cannot express. Every problem names its field.
+//! checks a schema cannot express. Every problem names its field. Whatever reaches a
+//! child (its name, label, annotation, port, header and variable names) is held to the
+//! API server's rules in [`names`], so that no child is refused after the others applied.
 
-use std::collections::BTreeSet;
+pub mod names;
 
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::api::{Microservice, MicroserviceSpec, Probe, ServiceType};
+use crate::builders::labels::CONFIG_HASH_ANNOTATION;
 
 /// One problem with a spec, with the path of the field at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +36,7 @@ pub struct InvalidSpec(pub Vec<FieldError>);
 /// Checks a Microservice; `Ok` means the builders may run.
 pub fn validate(ms: &Microservice) -> Result<(), InvalidSpec> {
     let mut errors = Errors::default();
+    check_name(ms, &mut errors);
     check_spec(&ms.spec, &mut errors);
     check_self_dependency(ms, &mut errors);
     if errors.0.is_empty() {
@@ -58,6 +65,60 @@ impl Errors {
             );
         }
     }
+
+    /// Reports `value` at `field` with the API server's reason when `rule` refuses it.
+    fn rule(
+        &mut self,
+        field: impl Into<String>,
+        value: &str,
+        rule: fn(&str) -> Result<(), String>,
+    ) {
+        if let Err(reason) = rule(value) {
+            self.add(field, format!("`{value}`: {reason}"));
+        }
+    }
+
+    /// Reports every problem of a label map at `field`.
+    fn labels(&mut self, field: &str, labels: &BTreeMap<String, String>) {
+        for problem in names::labels(labels) {
+            self.add(field, problem);
+        }
+    }
+
+    /// Reports every problem of an annotation map at `field`.
+    fn annotations(&mut self, field: &str, annotations: &BTreeMap<String, String>) {
+        for problem in names::annotations(annotations) {
+            self.add(field, problem);
+        }
+    }
+
+    /// Reports the label keys and values of a selector at `field`.
+    fn selector(&mut self, field: &str, selector: &LabelSelector) {
+        if let Some(match_labels) = &selector.match_labels {
+            self.labels(&format!("{field}.matchLabels"), match_labels);
+        }
+        for (i, requirement) in selector.match_expressions.iter().flatten().enumerate() {
+            let field = format!("{field}.matchExpressions[{i}]");
+            self.rule(format!("{field}.key"), &requirement.key, names::label_key);
+            for (j, value) in requirement.values.iter().flatten().enumerate() {
+                self.rule(format!("{field}.values[{j}]"), value, names::label_value);
+            }
+        }
+    }
+}
+
+/// Every child takes the Microservice's name, and a Service's name must be a DNS-1035
+/// label: the strictest of the rules for the names of the children.
+fn check_name(ms: &Microservice, errors: &mut Errors) {
+    let name = ms.name_any();
+    if let Err(reason) = names::dns1035_label(&name) {
+        errors.add(
+            "metadata.name",
+            format!(
+                "`{name}` cannot name the children (its Service needs a DNS-1035 label): {reason}"
+            ),
+        );
+    }
 }
 
 const DNS_LABEL_MAX: usize = 63;
@@ -82,13 +143,16 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_image(spec, errors);
     check_env(spec, errors);
     let port_names = check_ports(spec, errors);
+    check_service(spec, errors);
     check_replicas(spec, errors);
     check_probes(spec, &port_names, errors);
     check_dependencies(spec, errors);
     check_network(spec, &port_names, errors);
     check_expose(spec, &port_names, errors);
     check_disruption(spec, errors);
+    check_service_account(spec, errors);
     check_security(spec, errors);
+    check_pod_template(spec, errors);
     check_part_of(spec, errors);
 }
 
@@ -128,6 +192,9 @@ fn check_expose(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors: 
                 "spec.expose.http.host",
                 format!("`{host}` is not a DNS name such as shop.example.com"),
             );
+        } else {
+            // What remains is the Ingress's own rule: no IP addresses.
+            errors.rule("spec.expose.http.host", host, names::ingress_host);
         }
     }
     if let Some(prefix) = &http.host_prefix
@@ -183,6 +250,8 @@ fn check_env(spec: &MicroserviceSpec, errors: &mut Errors) {
                 format!("{field}.name"),
                 format!("`{}` is not a valid variable name", env.name),
             );
+        } else {
+            errors.rule(format!("{field}.name"), &env.name, names::env_var_name);
         }
         if !seen.insert(env.name.as_str()) {
             errors.add(
@@ -201,10 +270,23 @@ fn check_env(spec: &MicroserviceSpec, errors: &mut Errors) {
                     "set exactly one of configMapKeyRef or secretKeyRef",
                 );
             }
-            for key_ref in refs.into_iter().flatten() {
+            let named_refs = [
+                ("configMapKeyRef", &source.config_map_key_ref),
+                ("secretKeyRef", &source.secret_key_ref),
+            ];
+            for (ref_field, key_ref) in named_refs {
+                let Some(key_ref) = key_ref else { continue };
                 if key_ref.name.is_empty() || key_ref.key.is_empty() {
                     errors.add(format!("{field}.valueFrom"), "name and key are required");
+                    continue;
                 }
+                let ref_field = format!("{field}.valueFrom.{ref_field}");
+                errors.rule(
+                    format!("{ref_field}.name"),
+                    &key_ref.name,
+                    names::dns1123_subdomain,
+                );
+                errors.rule(format!("{ref_field}.key"), &key_ref.key, names::config_key);
             }
         }
     }
@@ -219,12 +301,34 @@ fn check_env(spec: &MicroserviceSpec, errors: &mut Errors) {
         if refs.into_iter().flatten().any(|r| r.name.is_empty()) {
             errors.add(format!("spec.envFrom[{i}]"), "name is required");
         }
+        let named_refs = [
+            ("configMapRef", &source.config_map_ref),
+            ("secretRef", &source.secret_ref),
+        ];
+        for (ref_field, object_ref) in named_refs {
+            if let Some(object_ref) = object_ref
+                && !object_ref.name.is_empty()
+            {
+                errors.rule(
+                    format!("spec.envFrom[{i}].{ref_field}.name"),
+                    &object_ref.name,
+                    names::dns1123_subdomain,
+                );
+            }
+        }
+        if let Some(prefix) = source.prefix.as_deref().filter(|p| !p.is_empty()) {
+            errors.rule(
+                format!("spec.envFrom[{i}].prefix"),
+                prefix,
+                names::env_var_name,
+            );
+        }
     }
 }
 
 /// Checks the ports and returns the names declared.
 fn check_ports(spec: &MicroserviceSpec, errors: &mut Errors) -> BTreeSet<String> {
-    let mut names = BTreeSet::new();
+    let mut port_names = BTreeSet::new();
     let mut numbers = BTreeSet::new();
     let mut target_numbers = BTreeSet::new();
     if spec.ports.len() > 32 {
@@ -240,8 +344,11 @@ fn check_ports(spec: &MicroserviceSpec, errors: &mut Errors) -> BTreeSet<String>
                     port.name
                 ),
             );
+        } else {
+            // Container ports take IANA service names: a letter, and no `--`.
+            errors.rule(format!("{field}.name"), &port.name, names::port_name);
         }
-        if !names.insert(port.name.clone()) {
+        if !port_names.insert(port.name.clone()) {
             errors.add(
                 format!("{field}.name"),
                 format!("`{}` is declared twice", port.name),
@@ -289,7 +396,66 @@ fn check_ports(spec: &MicroserviceSpec, errors: &mut Errors) -> BTreeSet<String>
             format!("{exposed:?} needs at least one entry in spec.ports"),
         );
     }
-    names
+    port_names
+}
+
+fn check_service(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if let Some(service) = &spec.service {
+        errors.annotations("spec.service.annotations", &service.annotations);
+    }
+}
+
+fn check_service_account(spec: &MicroserviceSpec, errors: &mut Errors) {
+    if let Some(account) = &spec.service_account {
+        errors.annotations("spec.serviceAccount.annotations", &account.annotations);
+    }
+}
+
+/// The longest config-hash annotation value the pods can get: a SHA-256 in hex.
+const CONFIG_HASH_MAX_LEN: usize = 64;
+
+fn check_pod_template(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(template) = &spec.pod_template else {
+        return;
+    };
+    errors.labels("spec.podTemplate.labels", &template.labels);
+    // The pods carry Flotilla's config-hash annotation as well; it counts towards the
+    // size limit, so the check sees it at its largest.
+    let mut annotations = template.annotations.clone();
+    annotations.insert(
+        CONFIG_HASH_ANNOTATION.to_string(),
+        "0".repeat(CONFIG_HASH_MAX_LEN),
+    );
+    errors.annotations("spec.podTemplate.annotations", &annotations);
+    errors.labels("spec.podTemplate.nodeSelector", &template.node_selector);
+    for (i, toleration) in template.tolerations.iter().enumerate() {
+        let field = format!("spec.podTemplate.tolerations[{i}]");
+        if let Some(key) = toleration.key.as_deref().filter(|k| !k.is_empty()) {
+            errors.rule(format!("{field}.key"), key, names::label_key);
+        }
+        if toleration.operator.as_deref() != Some("Exists") {
+            let value = toleration.value.as_deref().unwrap_or_default();
+            errors.rule(format!("{field}.value"), value, names::label_value);
+        }
+    }
+    for (i, constraint) in template.topology_spread_constraints.iter().enumerate() {
+        let field = format!("spec.podTemplate.topologySpreadConstraints[{i}]");
+        errors.rule(
+            format!("{field}.topologyKey"),
+            &constraint.topology_key,
+            names::label_key,
+        );
+        if let Some(selector) = &constraint.label_selector {
+            errors.selector(&format!("{field}.labelSelector"), selector);
+        }
+    }
+    if let Some(priority_class) = &template.priority_class_name {
+        errors.rule(
+            "spec.podTemplate.priorityClassName",
+            priority_class,
+            names::dns1123_subdomain,
+        );
+    }
 }
 
 fn check_replicas(spec: &MicroserviceSpec, errors: &mut Errors) {
@@ -408,6 +574,13 @@ fn check_probe(
             format!("`{path}` must start with '/'"),
         );
     }
+    for (i, header) in probe.http.iter().flat_map(|h| &h.headers).enumerate() {
+        errors.rule(
+            format!("{field}.http.headers[{i}].name"),
+            &header.name,
+            names::http_header_name,
+        );
+    }
     let timings = [
         ("initialDelaySeconds", probe.initial_delay_seconds, 0, 3600),
         ("periodSeconds", probe.period_seconds, 1, 3600),
@@ -483,6 +656,12 @@ fn check_network(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors:
         let field = format!("spec.network.allowFrom[{i}]");
         if allow.namespace_selector.is_none() && allow.pod_selector.is_none() {
             errors.add(field.clone(), "set namespaceSelector, podSelector or both");
+        }
+        if let Some(selector) = &allow.namespace_selector {
+            errors.selector(&format!("{field}.namespaceSelector"), selector);
+        }
+        if let Some(selector) = &allow.pod_selector {
+            errors.selector(&format!("{field}.podSelector"), selector);
         }
         for (j, port) in allow.ports.iter().enumerate() {
             if !port_names.contains(port) {
@@ -601,17 +780,14 @@ fn check_security(spec: &MicroserviceSpec, errors: &mut Errors) {
 
 fn check_part_of(spec: &MicroserviceSpec, errors: &mut Errors) {
     let Some(part_of) = &spec.part_of else { return };
-    let valid = !part_of.is_empty()
-        && part_of.len() <= 63
-        && part_of
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && part_of.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && part_of.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if !valid {
-        errors.add(
-            "spec.partOf",
-            format!("`{part_of}` is not a valid label value"),
-        );
-    }
+    // A label value may be empty; an empty application name is still a mistake.
+    let reason = match names::label_value(part_of) {
+        Err(reason) => reason,
+        Ok(()) if part_of.is_empty() => "must be non-empty".to_string(),
+        Ok(()) => return,
+    };
+    errors.add(
+        "spec.partOf",
+        format!("`{part_of}` is not a valid label value: {reason}"),
+    );
 }
