@@ -23,8 +23,8 @@ use super::{
 };
 use crate::api::{ImagePullPolicy, Microservice, MicroserviceSpec, PodTemplate, ResourceAmounts};
 
-/// The container's name. Fixed rather than the Microservice's name, which may be a DNS
-/// subdomain (dots, up to 253 characters) while container names must be DNS labels.
+/// The container's name. Fixed rather than the Microservice's name, so that renaming a
+/// service never changes what `kubectl logs -c` or a sidecar injector refers to.
 pub const CONTAINER_NAME: &str = "app";
 pub const TERMINATION_GRACE_PERIOD_SECONDS: i64 = 30;
 /// Long enough for endpoints to drop the pod before the process gets SIGTERM.
