@@ -37,17 +37,17 @@ pub fn check_policy(
     namespace: &str,
     class: &MicroserviceClass,
 ) -> Vec<Violation> {
-    let Some(policy) = &class.spec.policy else {
-        return Vec::new();
-    };
+    // Unset rules are not all permissive (baseline is refused unless allowed), so a class
+    // without a policy is held to the unset one rather than to none.
+    let policy = class.spec.policy.clone().unwrap_or_default();
     let class_name = class.name_any();
     [
-        registry_breaches(policy, effective),
-        max_replicas_breaches(policy, effective),
-        resource_request_breaches(policy, effective),
-        pod_template_breaches(policy, own),
-        cross_namespace_breaches(policy, own, namespace),
-        baseline_breaches(policy, effective),
+        registry_breaches(&policy, effective),
+        max_replicas_breaches(&policy, effective),
+        resource_request_breaches(&policy, effective),
+        pod_template_breaches(&policy, own),
+        cross_namespace_breaches(&policy, own, namespace),
+        baseline_breaches(&policy, effective),
     ]
     .into_iter()
     .flatten()
@@ -427,6 +427,11 @@ mod tests {
             vec![("allowBaselineSecurity", "spec.security.profile".to_string())]
         );
         assert!(rules(own, "{policy: {allowBaselineSecurity: true}}").is_empty());
+        // A class without a policy allows no more than one with an empty policy.
+        assert_eq!(
+            rules(own, "{}"),
+            vec![("allowBaselineSecurity", "spec.security.profile".to_string())]
+        );
         assert_eq!(classless_violations(&spec(own)).len(), 1);
         assert!(classless_violations(&spec("{image: a}")).is_empty());
     }
