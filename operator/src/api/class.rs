@@ -12,7 +12,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::microservice::{Autoscaling, Disruption, Probes, Resources, SecurityProfile};
+use super::microservice::{
+    Autoscaling, Disruption, Probes, Resources, SecurityProfile, ServiceType,
+};
 
 /// A class of Microservices: defaults, guardrails and exposure settings shared by every
 /// Microservice that names it in `spec.class` (or, for the class marked `default`, by
@@ -135,6 +137,13 @@ pub struct ClassPolicy {
     /// applied), so the scheduler and the autoscaler have something to work with.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_resource_requests: bool,
+
+    /// The Service types Microservices may ask for in `spec.service.type` (ClusterIP when
+    /// they leave it unset), e.g. `[ClusterIP]` to keep every service inside the
+    /// cluster: NodePort and LoadBalancer open it to any source. Any type when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), extend("x-kubernetes-list-type" = "set"))]
+    pub allowed_service_types: Vec<ServiceType>,
 
     /// Whether Microservices may use the `podTemplate` escape hatch (node selectors,
     /// tolerations, affinity, extra labels...). Allowed when unset.

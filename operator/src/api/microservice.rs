@@ -350,6 +350,17 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
+impl ServiceType {
+    /// The name the Service API and the CRD use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
 /// HorizontalPodAutoscaler settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]

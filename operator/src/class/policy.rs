@@ -45,6 +45,7 @@ pub fn check_policy(
         registry_breaches(&policy, effective),
         max_replicas_breaches(&policy, effective),
         resource_request_breaches(&policy, effective),
+        service_type_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
         cross_namespace_breaches(&policy, own, namespace),
         baseline_breaches(&policy, effective),
@@ -164,6 +165,29 @@ fn resource_request_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec)
             )
         })
         .collect()
+}
+
+fn service_type_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let allowed = &policy.allowed_service_types;
+    let asked = effective.service.as_ref().and_then(|s| s.type_);
+    let type_ = asked.unwrap_or_default();
+    if allowed.is_empty() || allowed.contains(&type_) {
+        return Vec::new();
+    }
+    let allowed: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
+    // An unset type is still at fault: the fix is to set one the class allows.
+    let shown = match asked {
+        Some(_) => type_.as_str().to_string(),
+        None => format!("{} (the default)", type_.as_str()),
+    };
+    vec![Breach::new(
+        "allowedServiceTypes",
+        "spec.service.type",
+        format!(
+            "{shown} is not an allowed Service type ({})",
+            allowed.join(", ")
+        ),
+    )]
 }
 
 /// Judged on the written spec: class pod labels land in the effective podTemplate but
@@ -386,6 +410,43 @@ mod tests {
     }
 
     #[test]
+    fn service_types_are_limited_when_listed() {
+        let policy = "{policy: {allowedServiceTypes: [ClusterIP, NodePort]}}";
+        let own =
+            spec("{image: a, ports: [{name: http, port: 80}], service: {type: LoadBalancer}}");
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        let text = violations[0].to_string();
+        assert_eq!(
+            text,
+            "spec.service.type: LoadBalancer is not an allowed Service type (ClusterIP, NodePort) (policy.allowedServiceTypes of MicroserviceClass golden)"
+        );
+        assert!(rules("{image: a, service: {type: NodePort}}", policy).is_empty());
+        assert!(rules("{image: a}", policy).is_empty());
+        assert!(rules("{image: a, service: {type: LoadBalancer}}", "{policy: {}}").is_empty());
+    }
+
+    #[test]
+    fn an_unset_service_type_is_clusterip() {
+        let own = spec("{image: a}");
+        let violations = check_policy(
+            &own,
+            &own,
+            "shop",
+            &class("{policy: {allowedServiceTypes: [LoadBalancer]}}"),
+        );
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "spec.service.type");
+        assert!(
+            violations[0]
+                .message
+                .starts_with("ClusterIP (the default) is not an allowed Service type"),
+            "{}",
+            violations[0]
+        );
+    }
+
+    #[test]
     fn pod_template_is_judged_on_the_written_spec() {
         let policy = "{policy: {allowPodTemplate: false}}";
         assert_eq!(
@@ -460,10 +521,10 @@ mod tests {
 
     #[test]
     fn violations_come_in_rule_order() {
-        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowPodTemplate: false, allowCrossNamespaceDependencies: false}}";
+        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowedServiceTypes: [ClusterIP], allowPodTemplate: false, allowCrossNamespaceDependencies: false}}";
         assert_eq!(
             rules(
-                "{image: evil.io/x, replicas: 3, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
+                "{image: evil.io/x, replicas: 3, service: {type: NodePort}, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
                 everything
             ),
             vec![
@@ -477,6 +538,7 @@ mod tests {
                     "requireResourceRequests",
                     "spec.resources.requests.memory".to_string()
                 ),
+                ("allowedServiceTypes", "spec.service.type".to_string()),
                 ("allowPodTemplate", "spec.podTemplate".to_string()),
                 (
                     "allowCrossNamespaceDependencies",
