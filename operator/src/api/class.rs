@@ -42,6 +42,7 @@ use super::microservice::{
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.securityProfile) || self.defaults.securityProfile != 'baseline' || (has(self.policy) && has(self.policy.allowBaselineSecurity) && self.policy.allowBaselineSecurity)").message("spec.defaults.securityProfile: baseline needs spec.policy.allowBaselineSecurity: true").field_path(".defaults.securityProfile"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.replicas) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.replicas <= self.policy.maxReplicas").message("spec.defaults.replicas exceeds spec.policy.maxReplicas").field_path(".defaults.replicas"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.autoscaling) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.autoscaling.maxReplicas <= self.policy.maxReplicas").message("spec.defaults.autoscaling.maxReplicas exceeds spec.policy.maxReplicas").field_path(".defaults.autoscaling.maxReplicas"),
+    validation = Rule::new("!has(self.policy) || !has(self.policy.hostsWithinSuffix) || !self.policy.hostsWithinSuffix || (has(self.expose) && has(self.expose.hostSuffix))").message("spec.policy.hostsWithinSuffix needs spec.expose.hostSuffix").field_path(".policy.hostsWithinSuffix"),
 )]
 pub struct MicroserviceClassSpec {
     /// This class applies to every Microservice that names no class in `spec.class`.
@@ -144,6 +145,19 @@ pub struct ClassPolicy {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 3), extend("x-kubernetes-list-type" = "set"))]
     pub allowed_service_types: Vec<ServiceType>,
+
+    /// Whether an explicit `spec.expose.http.host` must lie within the class's
+    /// `expose.hostSuffix`: be the suffix itself or end with `.` and the suffix, so no
+    /// Microservice claims a host of another domain. Hosts made from `hostPrefix`, or
+    /// the default host, always do. Needs `expose.hostSuffix`. Any host when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosts_within_suffix: bool,
+
+    /// Whether `spec.expose.http.host` may be a wildcard such as `*.shop.example.com`,
+    /// which claims every host of that subdomain at the ingress controller. Refused when
+    /// unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_wildcard_hosts: bool,
 
     /// Whether Microservices may use the `podTemplate` escape hatch (node selectors,
     /// tolerations, affinity, extra labels...). Allowed when unset.

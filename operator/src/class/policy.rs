@@ -41,11 +41,18 @@ pub fn check_policy(
     // without a policy is held to the unset one rather than to none.
     let policy = class.spec.policy.clone().unwrap_or_default();
     let class_name = class.name_any();
+    let host_suffix = class
+        .spec
+        .expose
+        .as_ref()
+        .and_then(|e| e.host_suffix.as_deref());
     [
         registry_breaches(&policy, effective),
         max_replicas_breaches(&policy, effective),
         resource_request_breaches(&policy, effective),
         service_type_breaches(&policy, effective),
+        host_suffix_breaches(&policy, host_suffix, effective),
+        wildcard_host_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
         cross_namespace_breaches(&policy, own, namespace),
         baseline_breaches(&policy, effective),
@@ -188,6 +195,64 @@ fn service_type_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> 
             allowed.join(", ")
         ),
     )]
+}
+
+/// Only an explicit `host` can leave the suffix: `hostPrefix` and the default host are
+/// built on it.
+fn host_suffix_breaches(
+    policy: &ClassPolicy,
+    suffix: Option<&str>,
+    effective: &MicroserviceSpec,
+) -> Vec<Breach> {
+    let Some(host) = explicit_host(effective).filter(|_| policy.hosts_within_suffix) else {
+        return Vec::new();
+    };
+    // The class is refused without a suffix before its policy is checked; failing closed
+    // keeps a direct caller from reading that as "any host".
+    let message = match suffix {
+        Some(suffix) if host_within(host, suffix) => return Vec::new(),
+        Some(suffix) => format!(
+            "{host} is outside the class's domain {suffix}; use hostPrefix, or a host ending in .{suffix}"
+        ),
+        None => format!("{host} cannot be held to a domain: the class sets no expose.hostSuffix"),
+    };
+    vec![Breach::new(
+        "hostsWithinSuffix",
+        "spec.expose.http.host",
+        message,
+    )]
+}
+
+fn wildcard_host_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let Some(host) = explicit_host(effective) else {
+        return Vec::new();
+    };
+    match host.strip_prefix("*.") {
+        Some(domain) if !policy.allow_wildcard_hosts => vec![Breach::new(
+            "allowWildcardHosts",
+            "spec.expose.http.host",
+            format!(
+                "{host} claims every host under {domain}; the class does not allow wildcard hosts"
+            ),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn explicit_host(spec: &MicroserviceSpec) -> Option<&str> {
+    spec.expose
+        .as_ref()
+        .and_then(|e| e.http.as_ref())
+        .and_then(|http| http.host.as_deref())
+}
+
+/// Whether `host` is `suffix` or a name under it, on a label boundary:
+/// `shop.apps.example.com` is within `apps.example.com`, `evilapps.example.com` is not.
+pub fn host_within(host: &str, suffix: &str) -> bool {
+    host == suffix
+        || host
+            .strip_suffix(suffix)
+            .is_some_and(|rest| rest.ends_with('.'))
 }
 
 /// Judged on the written spec: class pod labels land in the effective podTemplate but
@@ -443,6 +508,97 @@ mod tests {
                 .starts_with("ClusterIP (the default) is not an allowed Service type"),
             "{}",
             violations[0]
+        );
+    }
+
+    #[test]
+    fn hosts_match_whole_labels() {
+        assert!(host_within("apps.example.com", "apps.example.com"));
+        assert!(host_within("shop.apps.example.com", "apps.example.com"));
+        assert!(host_within("*.shop.apps.example.com", "apps.example.com"));
+        assert!(!host_within("evilapps.example.com", "apps.example.com"));
+        assert!(!host_within("apps.example.com.evil.io", "apps.example.com"));
+        assert!(!host_within("example.com", "apps.example.com"));
+    }
+
+    #[test]
+    fn hosts_within_suffix_holds_explicit_hosts_to_the_domain() {
+        let policy = "{policy: {hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}";
+        let own = spec(
+            "{image: a, ports: [{name: http, port: 80}], expose: {http: {host: shop.example.com}}}",
+        );
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.expose.http.host: shop.example.com is outside the class's domain apps.example.com; use hostPrefix, or a host ending in .apps.example.com (policy.hostsWithinSuffix of MicroserviceClass golden)"
+        );
+        for within in [
+            "{image: a, expose: {http: {host: shop.apps.example.com}}}",
+            "{image: a, expose: {http: {host: apps.example.com}}}",
+            "{image: a, expose: {http: {hostPrefix: shop}}}",
+            "{image: a, expose: {http: {}}}",
+            "{image: a}",
+        ] {
+            assert!(rules(within, policy).is_empty(), "{within}");
+        }
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: shop.example.com}}}",
+                "{policy: {}, expose: {hostSuffix: apps.example.com}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn hosts_within_suffix_without_a_suffix_refuses_every_explicit_host() {
+        assert_eq!(
+            rules(
+                "{image: a, expose: {http: {host: shop.example.com}}}",
+                "{policy: {hostsWithinSuffix: true}}"
+            ),
+            vec![("hostsWithinSuffix", "spec.expose.http.host".to_string())]
+        );
+    }
+
+    #[test]
+    fn wildcard_hosts_need_the_class() {
+        let own = spec("{image: a, expose: {http: {host: '*.shop.example.com'}}}");
+        for class_spec in ["{}", "{policy: {}}"] {
+            let violations = check_policy(&own, &own, "shop", &class(class_spec));
+            assert_eq!(violations.len(), 1, "{class_spec}");
+            assert_eq!(
+                violations[0].to_string(),
+                "spec.expose.http.host: *.shop.example.com claims every host under shop.example.com; the class does not allow wildcard hosts (policy.allowWildcardHosts of MicroserviceClass golden)"
+            );
+        }
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: '*.shop.example.com'}}}",
+                "{policy: {allowWildcardHosts: true}}"
+            )
+            .is_empty()
+        );
+        assert!(rules("{image: a, expose: {http: {host: shop.example.com}}}", "{}").is_empty());
+    }
+
+    #[test]
+    fn an_allowed_wildcard_still_lies_within_the_suffix() {
+        let policy = "{policy: {allowWildcardHosts: true, hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}";
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: '*.apps.example.com'}}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules(
+                "{image: a, expose: {http: {host: '*.example.com'}}}",
+                policy
+            ),
+            vec![("hostsWithinSuffix", "spec.expose.http.host".to_string())]
         );
     }
 

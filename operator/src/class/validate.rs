@@ -11,6 +11,7 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
     let defaults = spec.defaults.clone().unwrap_or_default();
     let errors: Vec<FieldError> = [
         policy_errors(&policy),
+        host_policy_errors(&policy, spec.expose.as_ref()),
         default_replicas_errors(&defaults, &policy),
         default_autoscaling_errors(&defaults, &policy),
         default_disruption_errors(&defaults),
@@ -53,6 +54,17 @@ fn policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+fn host_policy_errors(policy: &ClassPolicy, expose: Option<&ClassExpose>) -> Vec<FieldError> {
+    if policy.hosts_within_suffix && expose.and_then(|e| e.host_suffix.as_ref()).is_none() {
+        vec![error(
+            "spec.policy.hostsWithinSuffix",
+            "needs spec.expose.hostSuffix, the domain hosts must lie within",
+        )]
+    } else {
+        Vec::new()
+    }
 }
 
 fn default_replicas_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
@@ -192,6 +204,10 @@ mod tests {
                 "{defaults: {securityProfile: baseline}}",
                 "spec.defaults.securityProfile",
             ),
+            (
+                "{policy: {hostsWithinSuffix: true}, expose: {ingressClassName: nginx}}",
+                "spec.policy.hostsWithinSuffix",
+            ),
         ];
         for (yaml, field) in cases {
             let error = check(yaml).expect_err(yaml);
@@ -226,12 +242,14 @@ mod tests {
             assert!(error.starts_with(field), "{yaml}: {error}");
         }
         check("{expose: {gatewayRef: {name: public, namespace: gateways}}}").unwrap();
+        check("{policy: {hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}")
+            .unwrap();
     }
 
     #[test]
     fn errors_come_in_spec_order() {
         let spec: MicroserviceClassSpec = serde_yaml::from_str(
-            "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: ['']}, expose: {gatewayRef: {name: '', namespace: ''}}}",
+            "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: [''], hostsWithinSuffix: true}, expose: {gatewayRef: {name: '', namespace: ''}}}",
         )
         .unwrap();
         let fields: Vec<String> = validate_class(&spec)
@@ -245,6 +263,7 @@ mod tests {
             [
                 "spec.policy.maxReplicas",
                 "spec.policy.allowedImageRegistries[0]",
+                "spec.policy.hostsWithinSuffix",
                 "spec.defaults.replicas",
                 "spec.defaults.replicas",
                 "spec.defaults.autoscaling.minReplicas",
