@@ -160,9 +160,18 @@ pub struct ClassPolicy {
     pub allow_wildcard_hosts: bool,
 
     /// Whether Microservices may use the `podTemplate` escape hatch (node selectors,
-    /// tolerations, affinity, extra labels...). Allowed when unset.
+    /// tolerations, affinity, extra labels...). Allowed when unset; `podTemplate` limits
+    /// single fields of it instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_pod_template: Option<bool>,
+
+    /// Limits on the `spec.podTemplate` fields that change a pod's isolation: its
+    /// priority, the nodes it runs on and its annotations. Judged on what the
+    /// Microservice sets, not on the class's own `defaults.podAnnotations`. Once set,
+    /// what it does not allow is refused; no limit when unset. `allowPodTemplate: false`
+    /// still forbids the whole podTemplate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplatePolicy>,
 
     /// `strict` (default): a NetworkPolicy per Microservice denies all traffic but DNS,
     /// the dependency graph, `network` rules and the ingress controller.
@@ -188,6 +197,45 @@ pub struct ClassPolicy {
     /// (`security.profile: baseline`). Only `restricted` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_baseline_security: Option<bool>,
+}
+
+/// What `spec.podTemplate` may set. Each field refuses what it does not name, so
+/// `podTemplate: {}` leaves only labels and topology spread constraints.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplatePolicy {
+    /// PriorityClasses `spec.podTemplate.priorityClassName` may name: a higher priority
+    /// can preempt other teams' pods. No priorityClassName when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub priority_class_names: Vec<String>,
+
+    /// Whether `spec.podTemplate.tolerations` may be set: tolerations let pods onto
+    /// tainted nodes, such as nodes set aside for another team. Refused when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_tolerations: bool,
+
+    /// Whether `spec.podTemplate.nodeSelector` and `spec.podTemplate.affinity` (node, pod
+    /// and pod anti-affinity) may be set: they choose the pods' nodes and neighbours.
+    /// Refused when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_node_placement: bool,
+
+    /// Prefixes every key of `spec.podTemplate.annotations` must start with, e.g.
+    /// `prometheus.io/`: some annotations change how a pod is treated (a service mesh's
+    /// `sidecar.istio.io/inject`, AppArmor profiles). No pod annotations when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 253), regex(pattern = r"^[^\s]+$"))
+    )]
+    pub annotation_prefixes: Vec<String>,
 }
 
 /// An image reference prefix such as `registry.example.com/` or `ghcr.io/acme/`.

@@ -3,7 +3,10 @@
 
 use kube::ResourceExt;
 
-use crate::api::{ClassPolicy, MicroserviceClass, MicroserviceSpec, SecurityProfile};
+use crate::api::{
+    ClassPolicy, MicroserviceClass, MicroserviceSpec, PodTemplate, PodTemplatePolicy,
+    SecurityProfile,
+};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub fn check_policy(
         host_suffix_breaches(&policy, host_suffix, effective),
         wildcard_host_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
+        priority_class_breaches(&policy, own),
+        toleration_breaches(&policy, own),
+        node_placement_breaches(&policy, own),
+        pod_annotation_breaches(&policy, own),
         cross_namespace_breaches(&policy, own, namespace),
         baseline_breaches(&policy, effective),
     ]
@@ -270,6 +277,119 @@ fn pod_template_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Br
         "spec.podTemplate",
         "the class does not allow the podTemplate escape hatch",
     )]
+}
+
+/// The class's podTemplate limits and the podTemplate the team wrote, when both are set.
+/// Judged on the written spec, like `allowPodTemplate`: the class's own pod annotations
+/// land in the effective podTemplate but are not the team's.
+fn limited_template<'a>(
+    policy: &'a ClassPolicy,
+    own: &'a MicroserviceSpec,
+) -> Option<(&'a PodTemplatePolicy, &'a PodTemplate)> {
+    Some((policy.pod_template.as_ref()?, own.pod_template.as_ref()?))
+}
+
+fn priority_class_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    let allowed = &limits.priority_class_names;
+    let Some(name) = template
+        .priority_class_name
+        .as_ref()
+        .filter(|name| !allowed.contains(name))
+    else {
+        return Vec::new();
+    };
+    let message = if allowed.is_empty() {
+        format!("PriorityClass {name} is not allowed: the class allows none")
+    } else {
+        format!(
+            "PriorityClass {name} is not allowed ({})",
+            allowed.join(", ")
+        )
+    };
+    vec![Breach::new(
+        "podTemplate.priorityClassNames",
+        "spec.podTemplate.priorityClassName",
+        message,
+    )]
+}
+
+fn toleration_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    match limited_template(policy, own) {
+        Some((limits, template))
+            if !limits.allow_tolerations && !template.tolerations.is_empty() =>
+        {
+            vec![Breach::new(
+                "podTemplate.allowTolerations",
+                "spec.podTemplate.tolerations",
+                "the class does not allow tolerations: they let pods onto tainted nodes",
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn node_placement_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    if limits.allow_node_placement {
+        return Vec::new();
+    }
+    let sets_affinity = template
+        .affinity
+        .as_ref()
+        .is_some_and(|affinity| *affinity != Default::default());
+    [
+        (
+            "spec.podTemplate.nodeSelector",
+            !template.node_selector.is_empty(),
+        ),
+        ("spec.podTemplate.affinity", sets_affinity),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(field, _)| {
+        Breach::new(
+            "podTemplate.allowNodePlacement",
+            field,
+            "the class does not allow choosing the pods' nodes or neighbours",
+        )
+    })
+    .collect()
+}
+
+fn pod_annotation_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    let prefixes = &limits.annotation_prefixes;
+    template
+        .annotations
+        .keys()
+        .filter(|key| {
+            !prefixes
+                .iter()
+                .any(|prefix| key.starts_with(prefix.as_str()))
+        })
+        .map(|key| {
+            let message = if prefixes.is_empty() {
+                format!("annotation {key} is not allowed: the class allows no pod annotations")
+            } else {
+                format!(
+                    "annotation {key} does not start with an allowed prefix ({})",
+                    prefixes.join(", ")
+                )
+            };
+            Breach::new(
+                "podTemplate.annotationPrefixes",
+                format!("spec.podTemplate.annotations[{key}]"),
+                message,
+            )
+        })
+        .collect()
 }
 
 fn cross_namespace_breaches(
@@ -621,6 +741,146 @@ mod tests {
     }
 
     #[test]
+    fn priority_classes_are_limited_to_the_listed_ones() {
+        let policy = "{policy: {podTemplate: {priorityClassNames: [standard, batch]}}}";
+        let own = spec("{image: a, podTemplate: {priorityClassName: system-cluster-critical}}");
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.priorityClassName: PriorityClass system-cluster-critical is not allowed (standard, batch) (policy.podTemplate.priorityClassNames of MicroserviceClass golden)"
+        );
+        assert!(
+            rules(
+                "{image: a, podTemplate: {priorityClassName: batch}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert!(rules("{image: a, podTemplate: {labels: {a: b}}}", policy).is_empty());
+        let none = rules(
+            "{image: a, podTemplate: {priorityClassName: batch}}",
+            "{policy: {podTemplate: {}}}",
+        );
+        assert_eq!(
+            none,
+            vec![(
+                "podTemplate.priorityClassNames",
+                "spec.podTemplate.priorityClassName".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn tolerations_need_the_class() {
+        let own = "{image: a, podTemplate: {tolerations: [{key: dedicated, operator: Exists}]}}";
+        let violations = check_policy(
+            &spec(own),
+            &spec(own),
+            "shop",
+            &class("{policy: {podTemplate: {}}}"),
+        );
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.tolerations: the class does not allow tolerations: they let pods onto tainted nodes (policy.podTemplate.allowTolerations of MicroserviceClass golden)"
+        );
+        assert!(rules(own, "{policy: {podTemplate: {allowTolerations: true}}}").is_empty());
+    }
+
+    #[test]
+    fn node_placement_needs_the_class() {
+        let own = "{image: a, podTemplate: {nodeSelector: {disk: ssd}, affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, podAffinityTerm: {topologyKey: kubernetes.io/hostname}}]}}}}";
+        assert_eq!(
+            rules(own, "{policy: {podTemplate: {}}}"),
+            vec![
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.nodeSelector".to_string()
+                ),
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.affinity".to_string()
+                ),
+            ]
+        );
+        let violations = check_policy(
+            &spec(own),
+            &spec(own),
+            "shop",
+            &class("{policy: {podTemplate: {}}}"),
+        );
+        assert!(
+            violations[0]
+                .to_string()
+                .ends_with("(policy.podTemplate.allowNodePlacement of MicroserviceClass golden)"),
+            "{}",
+            violations[0]
+        );
+        assert!(rules(own, "{policy: {podTemplate: {allowNodePlacement: true}}}").is_empty());
+        assert!(
+            rules(
+                "{image: a, podTemplate: {affinity: {}}}",
+                "{policy: {podTemplate: {}}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn pod_annotations_must_carry_an_allowed_prefix() {
+        let policy = "{policy: {podTemplate: {annotationPrefixes: [prometheus.io/]}}}";
+        let own = spec(
+            "{image: a, podTemplate: {annotations: {prometheus.io/scrape: 'true', sidecar.istio.io/inject: 'false'}}}",
+        );
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.annotations[sidecar.istio.io/inject]: annotation sidecar.istio.io/inject does not start with an allowed prefix (prometheus.io/) (policy.podTemplate.annotationPrefixes of MicroserviceClass golden)"
+        );
+        assert!(
+            rules(
+                "{image: a, podTemplate: {annotations: {prometheus.io/port: '9090'}}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules(
+                "{image: a, podTemplate: {annotations: {prometheus.io/port: '9090'}}}",
+                "{policy: {podTemplate: {}}}"
+            ),
+            vec![(
+                "podTemplate.annotationPrefixes",
+                "spec.podTemplate.annotations[prometheus.io/port]".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn pod_template_limits_judge_the_written_spec_only() {
+        // The class's own pod annotations land in the effective podTemplate.
+        let class = class(
+            "{defaults: {podAnnotations: {sidecar.istio.io/inject: 'true'}}, policy: {podTemplate: {}}}",
+        );
+        let own = spec("{image: a}");
+        let effective = crate::class::apply_defaults(&own, class.spec.defaults.as_ref().unwrap());
+        assert!(check_policy(&own, &effective, "shop", &class).is_empty());
+    }
+
+    #[test]
+    fn without_pod_template_limits_any_pod_template_passes() {
+        assert!(
+            rules(
+                "{image: a, podTemplate: {priorityClassName: high, tolerations: [{key: k, operator: Exists}], nodeSelector: {a: b}, annotations: {x: y}}}",
+                "{policy: {}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
     fn cross_namespace_dependencies() {
         let policy = "{policy: {allowCrossNamespaceDependencies: false}}";
         assert_eq!(
@@ -677,10 +937,10 @@ mod tests {
 
     #[test]
     fn violations_come_in_rule_order() {
-        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowedServiceTypes: [ClusterIP], allowPodTemplate: false, allowCrossNamespaceDependencies: false}}";
+        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowedServiceTypes: [ClusterIP], hostsWithinSuffix: true, allowPodTemplate: false, podTemplate: {}, allowCrossNamespaceDependencies: false}, expose: {hostSuffix: apps.example.com}}";
         assert_eq!(
             rules(
-                "{image: evil.io/x, replicas: 3, service: {type: NodePort}, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
+                "{image: evil.io/x, replicas: 3, service: {type: NodePort}, expose: {http: {host: '*.evil.io'}}, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
                 everything
             ),
             vec![
@@ -695,7 +955,13 @@ mod tests {
                     "spec.resources.requests.memory".to_string()
                 ),
                 ("allowedServiceTypes", "spec.service.type".to_string()),
+                ("hostsWithinSuffix", "spec.expose.http.host".to_string()),
+                ("allowWildcardHosts", "spec.expose.http.host".to_string()),
                 ("allowPodTemplate", "spec.podTemplate".to_string()),
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.nodeSelector".to_string()
+                ),
                 (
                     "allowCrossNamespaceDependencies",
                     "spec.dependsOn[0].namespace".to_string()

@@ -3,7 +3,7 @@
 //! checked once more there, merged, by `crate::validate`.
 
 use crate::api::{ClassDefaults, ClassExpose, ClassPolicy, MicroserviceClassSpec, SecurityProfile};
-use crate::validate::{FieldError, InvalidSpec};
+use crate::validate::{FieldError, InvalidSpec, is_dns_subdomain};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
@@ -12,6 +12,7 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
     let errors: Vec<FieldError> = [
         policy_errors(&policy),
         host_policy_errors(&policy, spec.expose.as_ref()),
+        pod_template_policy_errors(&policy),
         default_replicas_errors(&defaults, &policy),
         default_autoscaling_errors(&defaults, &policy),
         default_disruption_errors(&defaults),
@@ -65,6 +66,35 @@ fn host_policy_errors(policy: &ClassPolicy, expose: Option<&ClassExpose>) -> Vec
     } else {
         Vec::new()
     }
+}
+
+fn pod_template_policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
+    let Some(limits) = &policy.pod_template else {
+        return Vec::new();
+    };
+    let priority_classes = limits
+        .priority_class_names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !is_dns_subdomain(name))
+        .map(|(i, name)| {
+            error(
+                format!("spec.policy.podTemplate.priorityClassNames[{i}]"),
+                format!("`{name}` is not a PriorityClass name (lowercase DNS subdomain)"),
+            )
+        });
+    let prefixes = limits
+        .annotation_prefixes
+        .iter()
+        .enumerate()
+        .filter(|(_, prefix)| prefix.is_empty() || prefix.chars().any(char::is_whitespace))
+        .map(|(i, prefix)| {
+            error(
+                format!("spec.policy.podTemplate.annotationPrefixes[{i}]"),
+                format!("`{prefix}` is not an annotation key prefix"),
+            )
+        });
+    priority_classes.chain(prefixes).collect()
 }
 
 fn default_replicas_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
@@ -208,6 +238,14 @@ mod tests {
                 "{policy: {hostsWithinSuffix: true}, expose: {ingressClassName: nginx}}",
                 "spec.policy.hostsWithinSuffix",
             ),
+            (
+                "{policy: {podTemplate: {priorityClassNames: [High_Priority]}}}",
+                "spec.policy.podTemplate.priorityClassNames[0]",
+            ),
+            (
+                "{policy: {podTemplate: {annotationPrefixes: ['']}}}",
+                "spec.policy.podTemplate.annotationPrefixes[0]",
+            ),
         ];
         for (yaml, field) in cases {
             let error = check(yaml).expect_err(yaml);
@@ -243,6 +281,8 @@ mod tests {
         }
         check("{expose: {gatewayRef: {name: public, namespace: gateways}}}").unwrap();
         check("{policy: {hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}")
+            .unwrap();
+        check("{policy: {podTemplate: {priorityClassNames: [batch, high.example.com], annotationPrefixes: [prometheus.io/]}}}")
             .unwrap();
     }
 
