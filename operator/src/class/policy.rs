@@ -32,8 +32,8 @@ impl std::fmt::Display for Violation {
 
 /// Every rule of `class` that the Microservice breaks. `own` is its spec as written
 /// (escape hatches and dependencies are judged on what the team wrote); `effective` has
-/// the class's defaults merged in (images, replicas, requests and the security profile
-/// are judged on what would run).
+/// the class's defaults merged in (images, replicas, requests, the Service type, the host
+/// and the security profile are judged on what would run).
 pub fn check_policy(
     own: &MicroserviceSpec,
     effective: &MicroserviceSpec,
