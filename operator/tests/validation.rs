@@ -578,12 +578,20 @@ const CLASS_CEL_CASES: &[(&str, &str)] = &[
         "{defaults: {replicas: 1, autoscaling: {minReplicas: 2, maxReplicas: 3}}}",
         "spec.defaults.replicas",
     ),
+    (
+        "{policy: {hostsWithinSuffix: true}}",
+        "spec.policy.hostsWithinSuffix",
+    ),
+    (
+        "{policy: {hostsWithinSuffix: true}, expose: {ingressClassName: nginx}}",
+        "spec.policy.hostsWithinSuffix",
+    ),
 ];
 
 #[test]
 fn class_cel_rules_agree_with_the_operator() {
     let valid = class(
-        "{default: true, defaults: {replicas: 2, autoscaling: {minReplicas: 2, maxReplicas: 4}, securityProfile: baseline}, policy: {maxReplicas: 4, allowBaselineSecurity: true}}",
+        "{default: true, defaults: {replicas: 2, autoscaling: {minReplicas: 2, maxReplicas: 4}, securityProfile: baseline}, policy: {maxReplicas: 4, allowBaselineSecurity: true, hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}",
     );
     kube::core::cel::validate_cel(&valid)
         .unwrap_or_else(|e| panic!("the CEL rules refuse a valid class: {e:?}"));

@@ -12,7 +12,9 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::microservice::{Autoscaling, Disruption, Probes, Resources, SecurityProfile};
+use super::microservice::{
+    Autoscaling, Disruption, Probes, Resources, SecurityProfile, ServiceType,
+};
 
 /// A class of Microservices: defaults, guardrails and exposure settings shared by every
 /// Microservice that names it in `spec.class` (or, for the class marked `default`, by
@@ -40,6 +42,7 @@ use super::microservice::{Autoscaling, Disruption, Probes, Resources, SecurityPr
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.securityProfile) || self.defaults.securityProfile != 'baseline' || (has(self.policy) && has(self.policy.allowBaselineSecurity) && self.policy.allowBaselineSecurity)").message("spec.defaults.securityProfile: baseline needs spec.policy.allowBaselineSecurity: true").field_path(".defaults.securityProfile"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.replicas) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.replicas <= self.policy.maxReplicas").message("spec.defaults.replicas exceeds spec.policy.maxReplicas").field_path(".defaults.replicas"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.autoscaling) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.autoscaling.maxReplicas <= self.policy.maxReplicas").message("spec.defaults.autoscaling.maxReplicas exceeds spec.policy.maxReplicas").field_path(".defaults.autoscaling.maxReplicas"),
+    validation = Rule::new("!has(self.policy) || !has(self.policy.hostsWithinSuffix) || !self.policy.hostsWithinSuffix || (has(self.expose) && has(self.expose.hostSuffix))").message("spec.policy.hostsWithinSuffix needs spec.expose.hostSuffix").field_path(".policy.hostsWithinSuffix"),
 )]
 pub struct MicroserviceClassSpec {
     /// This class applies to every Microservice that names no class in `spec.class`.
@@ -136,10 +139,39 @@ pub struct ClassPolicy {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_resource_requests: bool,
 
+    /// The Service types Microservices may ask for in `spec.service.type` (ClusterIP when
+    /// they leave it unset), e.g. `[ClusterIP]` to keep every service inside the
+    /// cluster: NodePort and LoadBalancer open it to any source. Any type when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3), extend("x-kubernetes-list-type" = "set"))]
+    pub allowed_service_types: Vec<ServiceType>,
+
+    /// Whether an explicit `spec.expose.http.host` must lie within the class's
+    /// `expose.hostSuffix`: be the suffix itself or end with `.` and the suffix, so no
+    /// Microservice claims a host of another domain. Hosts made from `hostPrefix`, or
+    /// the default host, always do. Needs `expose.hostSuffix`. Any host when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosts_within_suffix: bool,
+
+    /// Whether `spec.expose.http.host` may be a wildcard such as `*.shop.example.com`,
+    /// which claims every host of that subdomain at the ingress controller. Refused when
+    /// unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_wildcard_hosts: bool,
+
     /// Whether Microservices may use the `podTemplate` escape hatch (node selectors,
-    /// tolerations, affinity, extra labels...). Allowed when unset.
+    /// tolerations, affinity, extra labels...). Allowed when unset; `podTemplate` limits
+    /// single fields of it instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_pod_template: Option<bool>,
+
+    /// Limits on the `spec.podTemplate` fields that change a pod's isolation: its
+    /// priority, the nodes it runs on and its annotations. Judged on what the
+    /// Microservice sets, not on the class's own `defaults.podAnnotations`. Once set,
+    /// what it does not allow is refused; no limit when unset. `allowPodTemplate: false`
+    /// still forbids the whole podTemplate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_template: Option<PodTemplatePolicy>,
 
     /// `strict` (default): a NetworkPolicy per Microservice denies all traffic but DNS,
     /// the dependency graph, `network` rules and the ingress controller.
@@ -165,6 +197,45 @@ pub struct ClassPolicy {
     /// (`security.profile: baseline`). Only `restricted` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_baseline_security: Option<bool>,
+}
+
+/// What `spec.podTemplate` may set. Each field refuses what it does not name, so
+/// `podTemplate: {}` leaves only labels and topology spread constraints.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplatePolicy {
+    /// PriorityClasses `spec.podTemplate.priorityClassName` may name: a higher priority
+    /// can preempt other teams' pods. No priorityClassName when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(
+            length(min = 1, max = 253),
+            regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+        )
+    )]
+    pub priority_class_names: Vec<String>,
+
+    /// Whether `spec.podTemplate.tolerations` may be set: tolerations let pods onto
+    /// tainted nodes, such as nodes set aside for another team. Refused when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_tolerations: bool,
+
+    /// Whether `spec.podTemplate.nodeSelector` and `spec.podTemplate.affinity` (node, pod
+    /// and pod anti-affinity) may be set: they choose the pods' nodes and neighbours.
+    /// Refused when unset.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_node_placement: bool,
+
+    /// Prefixes every key of `spec.podTemplate.annotations` must start with, e.g.
+    /// `prometheus.io/`: some annotations change how a pod is treated (a service mesh's
+    /// `sidecar.istio.io/inject`, AppArmor profiles). No pod annotations when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 64),
+        inner(length(min = 1, max = 253), regex(pattern = r"^[^\s]+$"))
+    )]
+    pub annotation_prefixes: Vec<String>,
 }
 
 /// An image reference prefix such as `registry.example.com/` or `ghcr.io/acme/`.

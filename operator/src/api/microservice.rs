@@ -350,6 +350,17 @@ pub enum ServiceType {
     LoadBalancer,
 }
 
+impl ServiceType {
+    /// The name the Service API and the CRD use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceType::ClusterIP => "ClusterIP",
+            ServiceType::NodePort => "NodePort",
+            ServiceType::LoadBalancer => "LoadBalancer",
+        }
+    }
+}
+
 /// HorizontalPodAutoscaler settings.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -645,7 +656,9 @@ pub struct Expose {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!(has(self.host) && has(self.hostPrefix))").message("spec.expose.http: set host or hostPrefix, not both").field_path(".hostPrefix"))]
 pub struct HttpExpose {
-    /// The full host name, e.g. `shop.example.com`.
+    /// The full host name, e.g. `shop.example.com`. Under a class, a wildcard
+    /// (`*.shop.example.com`) needs its `policy.allowWildcardHosts`, and its
+    /// `policy.hostsWithinSuffix` may hold the host to its `expose.hostSuffix`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(
         length(min = 1, max = 253),

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 
 use super::kind::{ChildKind, KindVersion, to_child};
 use super::{container_port, labels, protocol_name};
-use crate::api::{Microservice, ServiceType};
+use crate::api::Microservice;
 
 /// The Service kind.
 pub static KIND: ChildKind = ChildKind::new(
@@ -28,11 +28,7 @@ pub fn build(ms: &Microservice) -> Option<Service> {
     if !settings.annotations.is_empty() {
         metadata.annotations = Some(settings.annotations);
     }
-    let type_ = match settings.type_.unwrap_or_default() {
-        ServiceType::ClusterIP => "ClusterIP",
-        ServiceType::NodePort => "NodePort",
-        ServiceType::LoadBalancer => "LoadBalancer",
-    };
+    let type_ = settings.type_.unwrap_or_default().as_str();
     Some(Service {
         metadata,
         spec: Some(ServiceSpec {

@@ -188,6 +188,22 @@ mod tests {
     }
 
     #[test]
+    fn wildcard_hosts_are_refused_under_a_class_only() {
+        let wildcard =
+            "{image: a, ports: [{name: http, port: 80}], expose: {http: {host: '*.example.com'}}}";
+        resolve(&ms(wildcard), &[]).expect("a classless Microservice may claim a wildcard");
+        let golden = class("golden", "{default: true}");
+        let refusal = resolve(&ms(wildcard), [&golden]).unwrap_err();
+        assert_eq!(refusal.reason(), "PolicyViolation");
+        assert!(
+            refusal
+                .to_string()
+                .contains("policy.allowWildcardHosts of MicroserviceClass golden"),
+            "{refusal}"
+        );
+    }
+
+    #[test]
     fn class_defaults_are_validated_with_the_spec() {
         // The class probes a port the Microservice does not have.
         let golden = class("golden", "{defaults: {probes: {readiness: {port: admin}}}}");

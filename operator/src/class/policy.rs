@@ -3,7 +3,10 @@
 
 use kube::ResourceExt;
 
-use crate::api::{ClassPolicy, MicroserviceClass, MicroserviceSpec, SecurityProfile};
+use crate::api::{
+    ClassPolicy, MicroserviceClass, MicroserviceSpec, PodTemplate, PodTemplatePolicy,
+    SecurityProfile,
+};
 
 /// One broken rule.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,25 +32,37 @@ impl std::fmt::Display for Violation {
 
 /// Every rule of `class` that the Microservice breaks. `own` is its spec as written
 /// (escape hatches and dependencies are judged on what the team wrote); `effective` has
-/// the class's defaults merged in (images, replicas, requests and the security profile
-/// are judged on what would run).
+/// the class's defaults merged in (images, replicas, requests, the Service type, the host
+/// and the security profile are judged on what would run).
 pub fn check_policy(
     own: &MicroserviceSpec,
     effective: &MicroserviceSpec,
     namespace: &str,
     class: &MicroserviceClass,
 ) -> Vec<Violation> {
-    let Some(policy) = &class.spec.policy else {
-        return Vec::new();
-    };
+    // Unset rules are not all permissive (baseline is refused unless allowed), so a class
+    // without a policy is held to the unset one rather than to none.
+    let policy = class.spec.policy.clone().unwrap_or_default();
     let class_name = class.name_any();
+    let host_suffix = class
+        .spec
+        .expose
+        .as_ref()
+        .and_then(|e| e.host_suffix.as_deref());
     [
-        registry_breaches(policy, effective),
-        max_replicas_breaches(policy, effective),
-        resource_request_breaches(policy, effective),
-        pod_template_breaches(policy, own),
-        cross_namespace_breaches(policy, own, namespace),
-        baseline_breaches(policy, effective),
+        registry_breaches(&policy, effective),
+        max_replicas_breaches(&policy, effective),
+        resource_request_breaches(&policy, effective),
+        service_type_breaches(&policy, effective),
+        host_suffix_breaches(&policy, host_suffix, effective),
+        wildcard_host_breaches(&policy, effective),
+        pod_template_breaches(&policy, own),
+        priority_class_breaches(&policy, own),
+        toleration_breaches(&policy, own),
+        node_placement_breaches(&policy, own),
+        pod_annotation_breaches(&policy, own),
+        cross_namespace_breaches(&policy, own, namespace),
+        baseline_breaches(&policy, effective),
     ]
     .into_iter()
     .flatten()
@@ -166,6 +181,87 @@ fn resource_request_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec)
         .collect()
 }
 
+fn service_type_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let allowed = &policy.allowed_service_types;
+    let asked = effective.service.as_ref().and_then(|s| s.type_);
+    let type_ = asked.unwrap_or_default();
+    if allowed.is_empty() || allowed.contains(&type_) {
+        return Vec::new();
+    }
+    let allowed: Vec<&str> = allowed.iter().map(|t| t.as_str()).collect();
+    // An unset type is still at fault: the fix is to set one the class allows.
+    let shown = match asked {
+        Some(_) => type_.as_str().to_string(),
+        None => format!("{} (the default)", type_.as_str()),
+    };
+    vec![Breach::new(
+        "allowedServiceTypes",
+        "spec.service.type",
+        format!(
+            "{shown} is not an allowed Service type ({})",
+            allowed.join(", ")
+        ),
+    )]
+}
+
+/// Only an explicit `host` can leave the suffix: `hostPrefix` and the default host are
+/// built on it.
+fn host_suffix_breaches(
+    policy: &ClassPolicy,
+    suffix: Option<&str>,
+    effective: &MicroserviceSpec,
+) -> Vec<Breach> {
+    let Some(host) = explicit_host(effective).filter(|_| policy.hosts_within_suffix) else {
+        return Vec::new();
+    };
+    // The class is refused without a suffix before its policy is checked; failing closed
+    // keeps a direct caller from reading that as "any host".
+    let message = match suffix {
+        Some(suffix) if host_within(host, suffix) => return Vec::new(),
+        Some(suffix) => format!(
+            "{host} is outside the class's domain {suffix}; use hostPrefix, or a host ending in .{suffix}"
+        ),
+        None => format!("{host} cannot be held to a domain: the class sets no expose.hostSuffix"),
+    };
+    vec![Breach::new(
+        "hostsWithinSuffix",
+        "spec.expose.http.host",
+        message,
+    )]
+}
+
+fn wildcard_host_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let Some(host) = explicit_host(effective) else {
+        return Vec::new();
+    };
+    match host.strip_prefix("*.") {
+        Some(domain) if !policy.allow_wildcard_hosts => vec![Breach::new(
+            "allowWildcardHosts",
+            "spec.expose.http.host",
+            format!(
+                "{host} claims every host under {domain}; the class does not allow wildcard hosts"
+            ),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+fn explicit_host(spec: &MicroserviceSpec) -> Option<&str> {
+    spec.expose
+        .as_ref()
+        .and_then(|e| e.http.as_ref())
+        .and_then(|http| http.host.as_deref())
+}
+
+/// Whether `host` is `suffix` or a name under it, on a label boundary:
+/// `shop.apps.example.com` is within `apps.example.com`, `evilapps.example.com` is not.
+pub fn host_within(host: &str, suffix: &str) -> bool {
+    host == suffix
+        || host
+            .strip_suffix(suffix)
+            .is_some_and(|rest| rest.ends_with('.'))
+}
+
 /// Judged on the written spec: class pod labels land in the effective podTemplate but
 /// are not the team's.
 fn pod_template_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
@@ -181,6 +277,119 @@ fn pod_template_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Br
         "spec.podTemplate",
         "the class does not allow the podTemplate escape hatch",
     )]
+}
+
+/// The class's podTemplate limits and the podTemplate the team wrote, when both are set.
+/// Judged on the written spec, like `allowPodTemplate`: the class's own pod annotations
+/// land in the effective podTemplate but are not the team's.
+fn limited_template<'a>(
+    policy: &'a ClassPolicy,
+    own: &'a MicroserviceSpec,
+) -> Option<(&'a PodTemplatePolicy, &'a PodTemplate)> {
+    Some((policy.pod_template.as_ref()?, own.pod_template.as_ref()?))
+}
+
+fn priority_class_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    let allowed = &limits.priority_class_names;
+    let Some(name) = template
+        .priority_class_name
+        .as_ref()
+        .filter(|name| !allowed.contains(name))
+    else {
+        return Vec::new();
+    };
+    let message = if allowed.is_empty() {
+        format!("PriorityClass {name} is not allowed: the class allows none")
+    } else {
+        format!(
+            "PriorityClass {name} is not allowed ({})",
+            allowed.join(", ")
+        )
+    };
+    vec![Breach::new(
+        "podTemplate.priorityClassNames",
+        "spec.podTemplate.priorityClassName",
+        message,
+    )]
+}
+
+fn toleration_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    match limited_template(policy, own) {
+        Some((limits, template))
+            if !limits.allow_tolerations && !template.tolerations.is_empty() =>
+        {
+            vec![Breach::new(
+                "podTemplate.allowTolerations",
+                "spec.podTemplate.tolerations",
+                "the class does not allow tolerations: they let pods onto tainted nodes",
+            )]
+        }
+        _ => Vec::new(),
+    }
+}
+
+fn node_placement_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    if limits.allow_node_placement {
+        return Vec::new();
+    }
+    let sets_affinity = template
+        .affinity
+        .as_ref()
+        .is_some_and(|affinity| *affinity != Default::default());
+    [
+        (
+            "spec.podTemplate.nodeSelector",
+            !template.node_selector.is_empty(),
+        ),
+        ("spec.podTemplate.affinity", sets_affinity),
+    ]
+    .into_iter()
+    .filter(|(_, set)| *set)
+    .map(|(field, _)| {
+        Breach::new(
+            "podTemplate.allowNodePlacement",
+            field,
+            "the class does not allow choosing the pods' nodes or neighbours",
+        )
+    })
+    .collect()
+}
+
+fn pod_annotation_breaches(policy: &ClassPolicy, own: &MicroserviceSpec) -> Vec<Breach> {
+    let Some((limits, template)) = limited_template(policy, own) else {
+        return Vec::new();
+    };
+    let prefixes = &limits.annotation_prefixes;
+    template
+        .annotations
+        .keys()
+        .filter(|key| {
+            !prefixes
+                .iter()
+                .any(|prefix| key.starts_with(prefix.as_str()))
+        })
+        .map(|key| {
+            let message = if prefixes.is_empty() {
+                format!("annotation {key} is not allowed: the class allows no pod annotations")
+            } else {
+                format!(
+                    "annotation {key} does not start with an allowed prefix ({})",
+                    prefixes.join(", ")
+                )
+            };
+            Breach::new(
+                "podTemplate.annotationPrefixes",
+                format!("spec.podTemplate.annotations[{key}]"),
+                message,
+            )
+        })
+        .collect()
 }
 
 fn cross_namespace_breaches(
@@ -386,6 +595,134 @@ mod tests {
     }
 
     #[test]
+    fn service_types_are_limited_when_listed() {
+        let policy = "{policy: {allowedServiceTypes: [ClusterIP, NodePort]}}";
+        let own =
+            spec("{image: a, ports: [{name: http, port: 80}], service: {type: LoadBalancer}}");
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        let text = violations[0].to_string();
+        assert_eq!(
+            text,
+            "spec.service.type: LoadBalancer is not an allowed Service type (ClusterIP, NodePort) (policy.allowedServiceTypes of MicroserviceClass golden)"
+        );
+        assert!(rules("{image: a, service: {type: NodePort}}", policy).is_empty());
+        assert!(rules("{image: a}", policy).is_empty());
+        assert!(rules("{image: a, service: {type: LoadBalancer}}", "{policy: {}}").is_empty());
+    }
+
+    #[test]
+    fn an_unset_service_type_is_clusterip() {
+        let own = spec("{image: a}");
+        let violations = check_policy(
+            &own,
+            &own,
+            "shop",
+            &class("{policy: {allowedServiceTypes: [LoadBalancer]}}"),
+        );
+        assert_eq!(violations.len(), 1);
+        assert_eq!(violations[0].field, "spec.service.type");
+        assert!(
+            violations[0]
+                .message
+                .starts_with("ClusterIP (the default) is not an allowed Service type"),
+            "{}",
+            violations[0]
+        );
+    }
+
+    #[test]
+    fn hosts_match_whole_labels() {
+        assert!(host_within("apps.example.com", "apps.example.com"));
+        assert!(host_within("shop.apps.example.com", "apps.example.com"));
+        assert!(host_within("*.shop.apps.example.com", "apps.example.com"));
+        assert!(!host_within("evilapps.example.com", "apps.example.com"));
+        assert!(!host_within("apps.example.com.evil.io", "apps.example.com"));
+        assert!(!host_within("example.com", "apps.example.com"));
+    }
+
+    #[test]
+    fn hosts_within_suffix_holds_explicit_hosts_to_the_domain() {
+        let policy = "{policy: {hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}";
+        let own = spec(
+            "{image: a, ports: [{name: http, port: 80}], expose: {http: {host: shop.example.com}}}",
+        );
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.expose.http.host: shop.example.com is outside the class's domain apps.example.com; use hostPrefix, or a host ending in .apps.example.com (policy.hostsWithinSuffix of MicroserviceClass golden)"
+        );
+        for within in [
+            "{image: a, expose: {http: {host: shop.apps.example.com}}}",
+            "{image: a, expose: {http: {host: apps.example.com}}}",
+            "{image: a, expose: {http: {hostPrefix: shop}}}",
+            "{image: a, expose: {http: {}}}",
+            "{image: a}",
+        ] {
+            assert!(rules(within, policy).is_empty(), "{within}");
+        }
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: shop.example.com}}}",
+                "{policy: {}, expose: {hostSuffix: apps.example.com}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn hosts_within_suffix_without_a_suffix_refuses_every_explicit_host() {
+        assert_eq!(
+            rules(
+                "{image: a, expose: {http: {host: shop.example.com}}}",
+                "{policy: {hostsWithinSuffix: true}}"
+            ),
+            vec![("hostsWithinSuffix", "spec.expose.http.host".to_string())]
+        );
+    }
+
+    #[test]
+    fn wildcard_hosts_need_the_class() {
+        let own = spec("{image: a, expose: {http: {host: '*.shop.example.com'}}}");
+        for class_spec in ["{}", "{policy: {}}"] {
+            let violations = check_policy(&own, &own, "shop", &class(class_spec));
+            assert_eq!(violations.len(), 1, "{class_spec}");
+            assert_eq!(
+                violations[0].to_string(),
+                "spec.expose.http.host: *.shop.example.com claims every host under shop.example.com; the class does not allow wildcard hosts (policy.allowWildcardHosts of MicroserviceClass golden)"
+            );
+        }
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: '*.shop.example.com'}}}",
+                "{policy: {allowWildcardHosts: true}}"
+            )
+            .is_empty()
+        );
+        assert!(rules("{image: a, expose: {http: {host: shop.example.com}}}", "{}").is_empty());
+    }
+
+    #[test]
+    fn an_allowed_wildcard_still_lies_within_the_suffix() {
+        let policy = "{policy: {allowWildcardHosts: true, hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}";
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: '*.apps.example.com'}}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules(
+                "{image: a, expose: {http: {host: '*.example.com'}}}",
+                policy
+            ),
+            vec![("hostsWithinSuffix", "spec.expose.http.host".to_string())]
+        );
+    }
+
+    #[test]
     fn pod_template_is_judged_on_the_written_spec() {
         let policy = "{policy: {allowPodTemplate: false}}";
         assert_eq!(
@@ -401,6 +738,146 @@ mod tests {
         let own = spec("{image: a}");
         let effective = crate::class::apply_defaults(&own, class.spec.defaults.as_ref().unwrap());
         assert!(check_policy(&own, &effective, "shop", &class).is_empty());
+    }
+
+    #[test]
+    fn priority_classes_are_limited_to_the_listed_ones() {
+        let policy = "{policy: {podTemplate: {priorityClassNames: [standard, batch]}}}";
+        let own = spec("{image: a, podTemplate: {priorityClassName: system-cluster-critical}}");
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.priorityClassName: PriorityClass system-cluster-critical is not allowed (standard, batch) (policy.podTemplate.priorityClassNames of MicroserviceClass golden)"
+        );
+        assert!(
+            rules(
+                "{image: a, podTemplate: {priorityClassName: batch}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert!(rules("{image: a, podTemplate: {labels: {a: b}}}", policy).is_empty());
+        let none = rules(
+            "{image: a, podTemplate: {priorityClassName: batch}}",
+            "{policy: {podTemplate: {}}}",
+        );
+        assert_eq!(
+            none,
+            vec![(
+                "podTemplate.priorityClassNames",
+                "spec.podTemplate.priorityClassName".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn tolerations_need_the_class() {
+        let own = "{image: a, podTemplate: {tolerations: [{key: dedicated, operator: Exists}]}}";
+        let violations = check_policy(
+            &spec(own),
+            &spec(own),
+            "shop",
+            &class("{policy: {podTemplate: {}}}"),
+        );
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.tolerations: the class does not allow tolerations: they let pods onto tainted nodes (policy.podTemplate.allowTolerations of MicroserviceClass golden)"
+        );
+        assert!(rules(own, "{policy: {podTemplate: {allowTolerations: true}}}").is_empty());
+    }
+
+    #[test]
+    fn node_placement_needs_the_class() {
+        let own = "{image: a, podTemplate: {nodeSelector: {disk: ssd}, affinity: {podAntiAffinity: {preferredDuringSchedulingIgnoredDuringExecution: [{weight: 1, podAffinityTerm: {topologyKey: kubernetes.io/hostname}}]}}}}";
+        assert_eq!(
+            rules(own, "{policy: {podTemplate: {}}}"),
+            vec![
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.nodeSelector".to_string()
+                ),
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.affinity".to_string()
+                ),
+            ]
+        );
+        let violations = check_policy(
+            &spec(own),
+            &spec(own),
+            "shop",
+            &class("{policy: {podTemplate: {}}}"),
+        );
+        assert!(
+            violations[0]
+                .to_string()
+                .ends_with("(policy.podTemplate.allowNodePlacement of MicroserviceClass golden)"),
+            "{}",
+            violations[0]
+        );
+        assert!(rules(own, "{policy: {podTemplate: {allowNodePlacement: true}}}").is_empty());
+        assert!(
+            rules(
+                "{image: a, podTemplate: {affinity: {}}}",
+                "{policy: {podTemplate: {}}}"
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn pod_annotations_must_carry_an_allowed_prefix() {
+        let policy = "{policy: {podTemplate: {annotationPrefixes: [prometheus.io/]}}}";
+        let own = spec(
+            "{image: a, podTemplate: {annotations: {prometheus.io/scrape: 'true', sidecar.istio.io/inject: 'false'}}}",
+        );
+        let violations = check_policy(&own, &own, "shop", &class(policy));
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            violations[0].to_string(),
+            "spec.podTemplate.annotations[sidecar.istio.io/inject]: annotation sidecar.istio.io/inject does not start with an allowed prefix (prometheus.io/) (policy.podTemplate.annotationPrefixes of MicroserviceClass golden)"
+        );
+        assert!(
+            rules(
+                "{image: a, podTemplate: {annotations: {prometheus.io/port: '9090'}}}",
+                policy
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            rules(
+                "{image: a, podTemplate: {annotations: {prometheus.io/port: '9090'}}}",
+                "{policy: {podTemplate: {}}}"
+            ),
+            vec![(
+                "podTemplate.annotationPrefixes",
+                "spec.podTemplate.annotations[prometheus.io/port]".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn pod_template_limits_judge_the_written_spec_only() {
+        // The class's own pod annotations land in the effective podTemplate.
+        let class = class(
+            "{defaults: {podAnnotations: {sidecar.istio.io/inject: 'true'}}, policy: {podTemplate: {}}}",
+        );
+        let own = spec("{image: a}");
+        let effective = crate::class::apply_defaults(&own, class.spec.defaults.as_ref().unwrap());
+        assert!(check_policy(&own, &effective, "shop", &class).is_empty());
+    }
+
+    #[test]
+    fn without_pod_template_limits_any_pod_template_passes() {
+        assert!(
+            rules(
+                "{image: a, podTemplate: {priorityClassName: high, tolerations: [{key: k, operator: Exists}], nodeSelector: {a: b}, annotations: {x: y}}}",
+                "{policy: {}}"
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -427,6 +904,11 @@ mod tests {
             vec![("allowBaselineSecurity", "spec.security.profile".to_string())]
         );
         assert!(rules(own, "{policy: {allowBaselineSecurity: true}}").is_empty());
+        // A class without a policy allows no more than one with an empty policy.
+        assert_eq!(
+            rules(own, "{}"),
+            vec![("allowBaselineSecurity", "spec.security.profile".to_string())]
+        );
         assert_eq!(classless_violations(&spec(own)).len(), 1);
         assert!(classless_violations(&spec("{image: a}")).is_empty());
     }
@@ -455,10 +937,10 @@ mod tests {
 
     #[test]
     fn violations_come_in_rule_order() {
-        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowPodTemplate: false, allowCrossNamespaceDependencies: false}}";
+        let everything = "{policy: {allowedImageRegistries: [flotilla.local/], maxReplicas: 2, requireResourceRequests: true, allowedServiceTypes: [ClusterIP], hostsWithinSuffix: true, allowPodTemplate: false, podTemplate: {}, allowCrossNamespaceDependencies: false}, expose: {hostSuffix: apps.example.com}}";
         assert_eq!(
             rules(
-                "{image: evil.io/x, replicas: 3, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
+                "{image: evil.io/x, replicas: 3, service: {type: NodePort}, expose: {http: {host: '*.evil.io'}}, podTemplate: {nodeSelector: {a: b}}, dependsOn: [{name: d, namespace: other}, {name: e, namespace: third}], security: {profile: baseline}}",
                 everything
             ),
             vec![
@@ -472,7 +954,14 @@ mod tests {
                     "requireResourceRequests",
                     "spec.resources.requests.memory".to_string()
                 ),
+                ("allowedServiceTypes", "spec.service.type".to_string()),
+                ("hostsWithinSuffix", "spec.expose.http.host".to_string()),
+                ("allowWildcardHosts", "spec.expose.http.host".to_string()),
                 ("allowPodTemplate", "spec.podTemplate".to_string()),
+                (
+                    "podTemplate.allowNodePlacement",
+                    "spec.podTemplate.nodeSelector".to_string()
+                ),
                 (
                     "allowCrossNamespaceDependencies",
                     "spec.dependsOn[0].namespace".to_string()

@@ -3,7 +3,7 @@
 //! checked once more there, merged, by `crate::validate`.
 
 use crate::api::{ClassDefaults, ClassExpose, ClassPolicy, MicroserviceClassSpec, SecurityProfile};
-use crate::validate::{FieldError, InvalidSpec, names};
+use crate::validate::{FieldError, InvalidSpec, is_dns_subdomain, names};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
@@ -11,6 +11,8 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
     let defaults = spec.defaults.clone().unwrap_or_default();
     let errors: Vec<FieldError> = [
         policy_errors(&policy),
+        host_policy_errors(&policy, spec.expose.as_ref()),
+        pod_template_policy_errors(&policy),
         default_replicas_errors(&defaults, &policy),
         default_autoscaling_errors(&defaults, &policy),
         default_disruption_errors(&defaults),
@@ -54,6 +56,46 @@ fn policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
         }
     }
     errors
+}
+
+fn host_policy_errors(policy: &ClassPolicy, expose: Option<&ClassExpose>) -> Vec<FieldError> {
+    if policy.hosts_within_suffix && expose.and_then(|e| e.host_suffix.as_ref()).is_none() {
+        vec![error(
+            "spec.policy.hostsWithinSuffix",
+            "needs spec.expose.hostSuffix, the domain hosts must lie within",
+        )]
+    } else {
+        Vec::new()
+    }
+}
+
+fn pod_template_policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
+    let Some(limits) = &policy.pod_template else {
+        return Vec::new();
+    };
+    let priority_classes = limits
+        .priority_class_names
+        .iter()
+        .enumerate()
+        .filter(|(_, name)| !is_dns_subdomain(name))
+        .map(|(i, name)| {
+            error(
+                format!("spec.policy.podTemplate.priorityClassNames[{i}]"),
+                format!("`{name}` is not a PriorityClass name (lowercase DNS subdomain)"),
+            )
+        });
+    let prefixes = limits
+        .annotation_prefixes
+        .iter()
+        .enumerate()
+        .filter(|(_, prefix)| prefix.is_empty() || prefix.chars().any(char::is_whitespace))
+        .map(|(i, prefix)| {
+            error(
+                format!("spec.policy.podTemplate.annotationPrefixes[{i}]"),
+                format!("`{prefix}` is not an annotation key prefix"),
+            )
+        });
+    priority_classes.chain(prefixes).collect()
 }
 
 fn default_replicas_errors(defaults: &ClassDefaults, policy: &ClassPolicy) -> Vec<FieldError> {
@@ -223,6 +265,18 @@ mod tests {
                 "{defaults: {securityProfile: baseline}}",
                 "spec.defaults.securityProfile",
             ),
+            (
+                "{policy: {hostsWithinSuffix: true}, expose: {ingressClassName: nginx}}",
+                "spec.policy.hostsWithinSuffix",
+            ),
+            (
+                "{policy: {podTemplate: {priorityClassNames: [High_Priority]}}}",
+                "spec.policy.podTemplate.priorityClassNames[0]",
+            ),
+            (
+                "{policy: {podTemplate: {annotationPrefixes: ['']}}}",
+                "spec.policy.podTemplate.annotationPrefixes[0]",
+            ),
         ];
         for (yaml, field) in cases {
             let error = check(yaml).expect_err(yaml);
@@ -257,12 +311,16 @@ mod tests {
             assert!(error.starts_with(field), "{yaml}: {error}");
         }
         check("{expose: {gatewayRef: {name: public, namespace: gateways}}}").unwrap();
+        check("{policy: {hostsWithinSuffix: true}, expose: {hostSuffix: apps.example.com}}")
+            .unwrap();
+        check("{policy: {podTemplate: {priorityClassNames: [batch, high.example.com], annotationPrefixes: [prometheus.io/]}}}")
+            .unwrap();
     }
 
     #[test]
     fn errors_come_in_spec_order() {
         let spec: MicroserviceClassSpec = serde_yaml::from_str(
-            "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: ['']}, expose: {gatewayRef: {name: '', namespace: ''}}}",
+            "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: [''], hostsWithinSuffix: true}, expose: {gatewayRef: {name: '', namespace: ''}}}",
         )
         .unwrap();
         let fields: Vec<String> = validate_class(&spec)
@@ -276,6 +334,7 @@ mod tests {
             [
                 "spec.policy.maxReplicas",
                 "spec.policy.allowedImageRegistries[0]",
+                "spec.policy.hostsWithinSuffix",
                 "spec.defaults.replicas",
                 "spec.defaults.replicas",
                 "spec.defaults.autoscaling.minReplicas",

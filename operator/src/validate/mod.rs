@@ -168,7 +168,7 @@ fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {
 }
 
 /// A DNS-1123 subdomain: dot-separated labels, at most 253 characters.
-fn is_dns_subdomain(s: &str) -> bool {
+pub(crate) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(|label| is_dns_label(label, DNS_LABEL_MAX))
 }
 
