@@ -190,9 +190,7 @@ fn graph(files: &[PathBuf], namespace: Option<String>, format: GraphFormat) -> E
 }
 
 async fn live_microservices(namespace: Option<String>) -> Result<Vec<Microservice>, String> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let client = flotilla::client::client().await?;
     let api: kube::Api<Microservice> = match namespace {
         Some(namespace) => kube::Api::namespaced(client, &namespace),
         None => kube::Api::all(client),
@@ -272,9 +270,7 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    let client = flotilla::client::client().await?;
     let metrics = Arc::new(Metrics::default());
     // A standby replica has no caches to wait for: it reports ready while it waits.
     let ready = Arc::new(AtomicBool::new(false));

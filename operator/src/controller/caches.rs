@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{Capabilities, ChildKind, KINDS, labels};
+use crate::client::{WatchBackoff, watch_config};
 use crate::metrics::Metrics;
 
 use super::indexes::{ClassWatch, MicroserviceWatch};
@@ -135,7 +136,7 @@ pub fn watch(
             let (store, stream) = cached(
                 watcher(
                     Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                    watcher::Config::default(),
+                    watch_config(),
                 ),
                 without_managed_fields,
                 (),
@@ -167,7 +168,7 @@ pub fn watch(
 /// Children and pods: only what Flotilla manages, so memory follows the number of
 /// Microservices, not the size of the cluster.
 fn managed() -> watcher::Config {
-    watcher::Config::default().labels(labels::MANAGED_SELECTOR)
+    watch_config().labels(labels::MANAGED_SELECTOR)
 }
 
 fn microservices(
@@ -184,13 +185,13 @@ fn microservices(
     let store = writer.as_reader();
     let gauge_store = store.clone();
     let resource = ApiResource::erase::<Microservice>(&());
-    let mut config = watcher::Config::default();
+    let mut config = watch_config();
     if let Some(selector) = &scope.selector {
         config = config.labels(selector);
     }
     let api = scoped_dynamic(client, scope.namespace.as_deref(), &resource);
     let stream = decoded::<Microservice>(api, config)
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .reflect(writer)
         .inspect_ok(move |event| {
             observer.observe(event);
@@ -215,8 +216,8 @@ fn classes(
     let store = writer.as_reader();
     let resource = ApiResource::erase::<MicroserviceClass>(&());
     let api = Api::all_with(client.clone(), &resource);
-    let stream = decoded::<MicroserviceClass>(api, watcher::Config::default())
-        .default_backoff()
+    let stream = decoded::<MicroserviceClass>(api, watch_config())
+        .backoff(WatchBackoff::default())
         .modify(without_managed_fields)
         .reflect(writer)
         .inspect_ok(move |event| {
@@ -271,7 +272,7 @@ where
     cached(
         watcher(
             scoped::<PartialObjectMeta<K>>(client, namespace),
-            watcher::Config::default(),
+            watch_config(),
         ),
         metadata_only,
         (),
@@ -362,7 +363,7 @@ where
     let writer = Writer::new(dyntype);
     let store = writer.as_reader();
     let stream = events
-        .default_backoff()
+        .backoff(WatchBackoff::default())
         .modify(trim)
         .reflect(writer)
         .touched_objects()

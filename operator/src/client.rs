@@ -1,0 +1,108 @@
+//! The Kubernetes client every command uses, and how its watches behave, so that an API
+//! server that goes away is noticed in seconds, not at the end of a five-minute watch.
+
+use std::time::Duration;
+
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher;
+use kube::{Client, Config};
+
+/// A server that does not accept the connection in this time is not there.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a request may take to be sent.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the server keeps a watch open before ending it (kube's watcher then
+/// resumes from the last version seen). Bounded, so a watch on a connection the server
+/// forgot is replaced within this time plus [`READ_TIMEOUT`]'s margin.
+pub const WATCH_TIMEOUT_SECS: u32 = 30;
+/// No byte of a response for this long means the connection is dead. Longer than a
+/// watch's lifetime: an idle watch may say nothing until the server ends it.
+const READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_SECS as u64 + 15);
+
+/// A client from the kubeconfig or the in-cluster config, with every request timed out.
+pub async fn client() -> Result<Client, String> {
+    let mut config = Config::infer()
+        .await
+        .map_err(|e| format!("reading the Kubernetes configuration: {e}"))?;
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    config.write_timeout = Some(WRITE_TIMEOUT);
+    config.read_timeout = Some(READ_TIMEOUT);
+    // Count the read timeout from each request, not from when a pooled connection went
+    // idle.
+    config.reset_reader_on_write = true;
+    Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))
+}
+
+/// The configuration of every watch: bounded in time.
+pub fn watch_config() -> watcher::Config {
+    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+}
+
+/// How watches retry after an error: from half a second, doubling up to five seconds,
+/// so a watch is back within seconds of the API server's return (kube's default grows to
+/// 30 s). Reset once the watch has run without error for a minute.
+#[derive(Clone, Debug)]
+pub struct WatchBackoff {
+    next: Duration,
+    last: Option<tokio::time::Instant>,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const LAST_RETRY: Duration = Duration::from_secs(5);
+const HEALTHY_FOR: Duration = Duration::from_secs(60);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        WatchBackoff {
+            next: FIRST_RETRY,
+            last: None,
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let now = tokio::time::Instant::now();
+        if self.last.is_some_and(|last| now - last > HEALTHY_FOR) {
+            self.next = FIRST_RETRY;
+        }
+        self.last = Some(now);
+        let delay = self.next;
+        self.next = (self.next * 2).min(LAST_RETRY);
+        Some(delay)
+    }
+}
+
+impl Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = FIRST_RETRY;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watch_retries_double_up_to_five_seconds_and_start_over_after_a_quiet_minute() {
+        let mut backoff = WatchBackoff::default();
+        let delays: Vec<u128> = (0..6)
+            .map(|_| backoff.next().unwrap().as_millis())
+            .collect();
+        assert_eq!(delays, [500, 1000, 2000, 4000, 5000, 5000]);
+        // The last retry was over a minute ago: the watch has been healthy since.
+        backoff.last = Some(tokio::time::Instant::now() - Duration::from_secs(61));
+        assert_eq!(backoff.next(), Some(FIRST_RETRY));
+        backoff.next();
+        backoff.reset();
+        assert_eq!(backoff.next(), Some(FIRST_RETRY));
+    }
+
+    #[test]
+    fn a_dead_watch_is_noticed_before_the_read_timeout_would_cut_a_live_one() {
+        assert!(READ_TIMEOUT > Duration::from_secs(WATCH_TIMEOUT_SECS.into()));
+        assert_eq!(watch_config().timeout, Some(WATCH_TIMEOUT_SECS));
+    }
+}
