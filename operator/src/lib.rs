@@ -14,6 +14,7 @@ pub mod client;
 pub mod controller;
 pub mod diagram;
 pub mod graph;
+pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod plan;

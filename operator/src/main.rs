@@ -5,13 +5,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use flotilla::api::{KubeVersion, Microservice, crds_yaml};
 use flotilla::controller::{self, Scope, Settings};
 use flotilla::diagram::{Format, Node, draw};
+use flotilla::health::Health;
 use flotilla::leader::{Leadership, LeaseSettings};
 use flotilla::metrics::Metrics;
 use tracing::{error, info};
@@ -272,17 +272,16 @@ fn init_logging(format: LogFormat) {
 async fn run(args: RunArgs) -> Result<(), String> {
     let client = flotilla::client::client().await?;
     let metrics = Arc::new(Metrics::default());
-    // A standby replica has no caches to wait for: it reports ready while it waits.
-    let ready = Arc::new(AtomicBool::new(false));
-    let (health, metrics_bound) = flotilla::server::serve(
+    let health = Arc::new(Health::default());
+    let (health_bound, metrics_bound) = flotilla::server::serve(
         args.health_addr,
         args.metrics_addr,
         metrics.clone(),
-        ready.clone(),
+        health.clone(),
     )
     .await
     .map_err(|e| format!("binding the HTTP endpoints: {e}"))?;
-    flotilla::server::log_bound(health, metrics_bound);
+    flotilla::server::log_bound(health_bound, metrics_bound);
 
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
@@ -300,7 +299,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     };
 
     if !args.leader_elect {
-        return controller::run(client, settings, metrics, ready, shutdown_signal())
+        return controller::run(client, settings, metrics, health, shutdown_signal())
             .await
             .map_err(|e| format!("controller: {e}"));
     }
@@ -313,14 +312,14 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let mut leadership = Leadership::start(client.clone(), lease)
         .await
         .map_err(|e| format!("starting leader election: {e}"))?;
-    ready.store(true, Ordering::SeqCst);
+    // A standby replica has no caches to wait for: it reports ready while it waits.
+    health.set_ready(true);
     tokio::select! {
         () = leadership.acquired() => {}
         () = shutdown_signal() => return Ok(()),
     }
-    ready.store(false, Ordering::SeqCst);
     tokio::select! {
-        result = controller::run(client, settings, metrics, ready, shutdown_signal()) => {
+        result = controller::run(client, settings, metrics, health, shutdown_signal()) => {
             result.map_err(|e| format!("controller: {e}"))
         }
         () = leadership.lost() => Err("lost the leader lease; exiting so a restart rejoins as a standby".into()),

@@ -21,6 +21,12 @@ pub struct ApplyLabels {
     pub result: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WatchLabels {
+    /// The kind the watch is on, e.g. `Deployment`.
+    pub watch: String,
+}
+
 /// Every metric Flotilla exports, under the `flotilla_` prefix.
 pub struct Metrics {
     registry: Registry,
@@ -30,6 +36,9 @@ pub struct Metrics {
     pub managed: Gauge,
     pub applies: Family<ApplyLabels, Counter>,
     pub events_not_published: Family<ErrorLabels, Counter>,
+    pub watch_errors: Family<WatchLabels, Counter>,
+    pub watch_relists: Family<WatchLabels, Counter>,
+    pub watch_last_event: Family<WatchLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -41,6 +50,9 @@ impl Default for Metrics {
         let managed = Gauge::default();
         let applies = Family::<ApplyLabels, Counter>::default();
         let events_not_published = Family::<ErrorLabels, Counter>::default();
+        let watch_errors = Family::<WatchLabels, Counter>::default();
+        let watch_relists = Family::<WatchLabels, Counter>::default();
+        let watch_last_event = Family::<WatchLabels, Gauge>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -67,6 +79,21 @@ impl Default for Metrics {
             "Events the API server did not take, by event reason",
             events_not_published.clone(),
         );
+        registry.register(
+            "watch_errors",
+            "Watch requests that failed, by watch (each is retried: a restart)",
+            watch_errors.clone(),
+        );
+        registry.register(
+            "watch_relists",
+            "Full lists a watch made (start, expired versions after a compaction or an outage)",
+            watch_relists.clone(),
+        );
+        registry.register(
+            "watch_last_event_timestamp_seconds",
+            "When a watch last delivered an object, in seconds since the epoch",
+            watch_last_event.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -75,6 +102,9 @@ impl Default for Metrics {
             managed,
             applies,
             events_not_published,
+            watch_errors,
+            watch_relists,
+            watch_last_event,
         }
     }
 }
@@ -101,6 +131,27 @@ impl Metrics {
         self.events_not_published
             .get_or_create(&ErrorLabels {
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn watch_event(&self, watch: &str, relist: bool) {
+        let labels = WatchLabels {
+            watch: watch.to_string(),
+        };
+        if relist {
+            self.watch_relists.get_or_create(&labels).inc();
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.watch_last_event.get_or_create(&labels).set(now);
+    }
+
+    pub fn watch_error(&self, watch: &str) {
+        self.watch_errors
+            .get_or_create(&WatchLabels {
+                watch: watch.to_string(),
             })
             .inc();
     }

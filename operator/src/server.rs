@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::State;
@@ -13,12 +12,13 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tracing::info;
 
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 struct Shared {
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
 }
 
 /// Binds both listeners and serves them in the background. Returns the bound addresses
@@ -27,9 +27,9 @@ pub async fn serve(
     health_addr: SocketAddr,
     metrics_addr: SocketAddr,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
 ) -> std::io::Result<(SocketAddr, SocketAddr)> {
-    let shared = Shared { metrics, ready };
+    let shared = Shared { metrics, health };
     let health = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
@@ -54,14 +54,19 @@ async fn spawn(addr: SocketAddr, router: Router) -> std::io::Result<SocketAddr> 
     Ok(bound)
 }
 
-async fn healthz() -> &'static str {
-    "ok"
+/// Fails when the controller cannot make progress (see `crate::health`), so the kubelet
+/// restarts it.
+async fn healthz(State(shared): State<Shared>) -> impl IntoResponse {
+    match shared.health.live() {
+        Ok(()) => (StatusCode::OK, "ok".to_string()),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
+    }
 }
 
 /// Ready once every watch has finished its first list (or while standing by for the
 /// leader lease, when there are no caches to wait for).
 async fn readyz(State(shared): State<Shared>) -> impl IntoResponse {
-    if shared.ready.load(Ordering::SeqCst) {
+    if shared.health.is_ready() {
         (StatusCode::OK, "ready")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "caches are syncing")

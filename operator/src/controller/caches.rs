@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{Capabilities, ChildKind, KINDS, labels};
 use crate::client::{WatchBackoff, watch_config};
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 use super::indexes::{ClassWatch, MicroserviceWatch};
@@ -88,6 +89,33 @@ pub struct Observers {
     /// The class status writer, woken by any class or Microservice change.
     pub class_status: Arc<Notify>,
     pub metrics: Arc<Metrics>,
+    /// Told what each watch does, for `/healthz`.
+    pub health: Arc<Health>,
+}
+
+/// Reports every watch's events and errors to the health and the metrics, before the
+/// backoff hides the errors.
+#[derive(Clone)]
+struct WatchProbe {
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+}
+
+impl WatchProbe {
+    fn observe<K>(
+        &self,
+        watch: &'static str,
+        events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
+    ) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
+        let probe = self.clone();
+        events.inspect(move |item| match item {
+            Ok(event) => {
+                let relist = matches!(event, watcher::Event::Init);
+                probe.health.watch_event(watch, relist, &probe.metrics);
+            }
+            Err(_) => probe.health.watch_error(watch, &probe.metrics),
+        })
+    }
 }
 
 /// Sets up every watch (nothing runs until the streams are polled).
@@ -103,19 +131,24 @@ pub fn watch(
         classes: class_watch,
         class_status,
         metrics,
+        health,
     } = observers;
+    let probe = WatchProbe {
+        health,
+        metrics: metrics.clone(),
+    };
     let (microservices, microservice_stream) = microservices(
         client,
         scope,
         microservice_watch,
         class_status.clone(),
-        metrics,
+        &probe,
     );
-    let (classes, class_stream) = classes(client, class_watch, class_status);
-    let (children, child_streams) = children(client, namespace, capabilities);
+    let (classes, class_stream) = classes(client, class_watch, class_status, &probe);
+    let (children, child_streams) = children(client, namespace, capabilities, &probe);
     // Pods: only Flotilla's, like the children.
     let (pods, pod_stream) = cached(
-        watcher(scoped::<Pod>(client, namespace), managed()),
+        probe.observe("Pod", watcher(scoped::<Pod>(client, namespace), managed())),
         |pod: &mut Pod| {
             // Status decides readiness and root causes; the spec is never read.
             pod.metadata.managed_fields = None;
@@ -123,9 +156,9 @@ pub fn watch(
         },
         (),
     );
-    let (config_maps, config_map_stream) = metadata(client, namespace);
+    let (config_maps, config_map_stream) = metadata(client, namespace, "ConfigMap", &probe);
     let (secrets, secret_stream) = if scope.watch_secrets {
-        let (store, stream) = metadata(client, namespace);
+        let (store, stream) = metadata(client, namespace, "Secret", &probe);
         (Some(store), Some(stream))
     } else {
         (None, None)
@@ -134,9 +167,12 @@ pub fn watch(
         Some(_) => (None, None),
         None => {
             let (store, stream) = cached(
-                watcher(
-                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
-                    watch_config(),
+                probe.observe(
+                    "Namespace",
+                    watcher(
+                        Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                        watch_config(),
+                    ),
                 ),
                 without_managed_fields,
                 (),
@@ -176,7 +212,7 @@ fn microservices(
     scope: &Scope,
     mut observer: MicroserviceWatch,
     class_status: Arc<Notify>,
-    metrics: Arc<Metrics>,
+    probe: &WatchProbe,
 ) -> (
     Store<Microservice>,
     BoxStream<'static, watcher::Result<Microservice>>,
@@ -184,13 +220,15 @@ fn microservices(
     let writer = Writer::default();
     let store = writer.as_reader();
     let gauge_store = store.clone();
+    let metrics = probe.metrics.clone();
     let resource = ApiResource::erase::<Microservice>(&());
     let mut config = watch_config();
     if let Some(selector) = &scope.selector {
         config = config.labels(selector);
     }
     let api = scoped_dynamic(client, scope.namespace.as_deref(), &resource);
-    let stream = decoded::<Microservice>(api, config)
+    let stream = probe
+        .observe("Microservice", decoded::<Microservice>(api, config))
         .backoff(WatchBackoff::default())
         .reflect(writer)
         .inspect_ok(move |event| {
@@ -208,6 +246,7 @@ fn classes(
     client: &Client,
     mut observer: ClassWatch,
     class_status: Arc<Notify>,
+    probe: &WatchProbe,
 ) -> (
     Store<MicroserviceClass>,
     BoxStream<'static, watcher::Result<MicroserviceClass>>,
@@ -216,7 +255,11 @@ fn classes(
     let store = writer.as_reader();
     let resource = ApiResource::erase::<MicroserviceClass>(&());
     let api = Api::all_with(client.clone(), &resource);
-    let stream = decoded::<MicroserviceClass>(api, watch_config())
+    let stream = probe
+        .observe(
+            "MicroserviceClass",
+            decoded::<MicroserviceClass>(api, watch_config()),
+        )
         .backoff(WatchBackoff::default())
         .modify(without_managed_fields)
         .reflect(writer)
@@ -234,12 +277,16 @@ fn children(
     client: &Client,
     namespace: Option<&str>,
     capabilities: &Capabilities,
+    probe: &WatchProbe,
 ) -> (Vec<ChildCache>, Vec<(ApiResource, ChildStream)>) {
     KINDS
         .iter()
         .filter_map(|&kind| {
             let resource = capabilities.api_resource(kind)?;
-            let events = watcher(scoped_dynamic(client, namespace, &resource), managed());
+            let events = probe.observe(
+                kind.kind,
+                watcher(scoped_dynamic(client, namespace, &resource), managed()),
+            );
             let (store, stream) = cached(events, kind.cache, resource.clone());
             let cache = ChildCache {
                 kind,
@@ -256,6 +303,8 @@ fn children(
 fn metadata<K>(
     client: &Client,
     namespace: Option<&str>,
+    watch: &'static str,
+    probe: &WatchProbe,
 ) -> (
     Store<PartialObjectMeta<K>>,
     BoxStream<'static, watcher::Result<PartialObjectMeta<K>>>,
@@ -269,14 +318,11 @@ where
         + Sync
         + 'static,
 {
-    cached(
-        watcher(
-            scoped::<PartialObjectMeta<K>>(client, namespace),
-            watch_config(),
-        ),
-        metadata_only,
-        (),
-    )
+    let events = watcher(
+        scoped::<PartialObjectMeta<K>>(client, namespace),
+        watch_config(),
+    );
+    cached(probe.observe(watch, events), metadata_only, ())
 }
 
 impl Caches {

@@ -21,7 +21,6 @@ pub use status::pod_failure;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use kube::runtime::events::{Recorder, Reporter};
@@ -33,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::api::Microservice;
 use crate::builders::{ConfigKind, labels};
+use crate::health::Health;
 use crate::metrics::Metrics;
 
 pub use caches::Scope;
@@ -54,15 +54,16 @@ pub struct Settings {
     pub class_status: bool,
 }
 
-/// Runs the controller until `shutdown` resolves. `ready` turns true once every cache
-/// has finished its first list.
+/// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
+/// has finished its first list, and hears what every watch does.
 pub async fn run(
     client: Client,
     settings: Settings,
     metrics: Arc<Metrics>,
-    ready: Arc<AtomicBool>,
+    health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
+    health.controller_started();
     let capabilities = discovery::capabilities(&client).await?;
     let namespace = settings.scope.namespace.as_deref();
     let indexes = Arc::new(Indexes::default());
@@ -78,9 +79,10 @@ pub async fn run(
             classes: ClassWatch::new(indexes.clone(), triggers),
             class_status: class_status_wake.clone(),
             metrics: metrics.clone(),
+            health: health.clone(),
         },
     );
-    spawn_readiness(caches.clone(), ready);
+    spawn_readiness(caches.clone(), health);
     if settings.class_status {
         let sees_every_microservice = namespace.is_none() && settings.scope.selector.is_none();
         spawn_class_status(&client, &caches, class_status_wake, sees_every_microservice);
@@ -192,12 +194,12 @@ fn spawn_class_status(client: &Client, caches: &Caches, wake: Arc<Notify>, all_n
     );
 }
 
-fn spawn_readiness(caches: Caches, ready: Arc<AtomicBool>) {
+fn spawn_readiness(caches: Caches, health: Arc<Health>) {
     tokio::spawn(async move {
         match caches.wait_until_ready().await {
             Ok(()) => {
                 info!("every cache has synced");
-                ready.store(true, Ordering::SeqCst);
+                health.synced();
             }
             Err(error) => warn!(%error, "a cache stopped before its first list completed"),
         }

@@ -1,0 +1,161 @@
+//! What `/healthz` and `/readyz` say, and why. Ready once every cache has listed (or
+//! while standing by for the lease). Live unless the controller cannot make progress: a
+//! watch failing without a single success for longer than [`STUCK_AFTER`], or caches
+//! that have not synced [`SYNC_DEADLINE`] after the controller started. The kubelet then
+//! restarts the process, which a stuck watch needs and a short API outage does not
+//! trigger.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::metrics::Metrics;
+
+/// A watch failing for this long has not reconnected through its backoff: restart.
+pub const STUCK_AFTER: Duration = Duration::from_secs(120);
+/// Caches not synced this long after the controller started will not sync by themselves.
+pub const SYNC_DEADLINE: Duration = Duration::from_secs(300);
+
+#[derive(Default)]
+pub struct Health {
+    ready: AtomicBool,
+    /// When the controller started waiting for its caches; None while standing by.
+    syncing_since: Mutex<Option<Instant>>,
+    watches: Mutex<BTreeMap<&'static str, WatchState>>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct WatchState {
+    /// The first error of the current run of errors; None after any success.
+    failing_since: Option<Instant>,
+}
+
+impl Health {
+    /// Ready: the caches have synced, or the process stands by for the lease.
+    pub fn set_ready(&self, ready: bool) {
+        self.ready.store(ready, Ordering::SeqCst);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::SeqCst)
+    }
+
+    /// The controller starts: its caches must sync within [`SYNC_DEADLINE`].
+    pub fn controller_started(&self) {
+        *self.syncing_since.lock().expect("health lock") = Some(Instant::now());
+        self.set_ready(false);
+    }
+
+    /// Every cache has listed once.
+    pub fn synced(&self) {
+        *self.syncing_since.lock().expect("health lock") = None;
+        self.set_ready(true);
+    }
+
+    /// A watch delivered something: it works.
+    pub fn watch_event(&self, watch: &'static str, relist: bool, metrics: &Metrics) {
+        self.watches
+            .lock()
+            .expect("health lock")
+            .entry(watch)
+            .or_default()
+            .failing_since = None;
+        metrics.watch_event(watch, relist);
+    }
+
+    /// A watch failed; it retries through its backoff.
+    pub fn watch_error(&self, watch: &'static str, metrics: &Metrics) {
+        let mut watches = self.watches.lock().expect("health lock");
+        let state = watches.entry(watch).or_default();
+        state.failing_since.get_or_insert_with(Instant::now);
+        metrics.watch_error(watch);
+    }
+
+    /// Ok while the controller can make progress; otherwise why not.
+    pub fn live(&self) -> Result<(), String> {
+        self.live_at(Instant::now())
+    }
+
+    fn live_at(&self, now: Instant) -> Result<(), String> {
+        let stuck: Vec<String> = self
+            .watches
+            .lock()
+            .expect("health lock")
+            .iter()
+            .filter_map(|(watch, state)| {
+                let since = state.failing_since?;
+                (now.duration_since(since) > STUCK_AFTER).then(|| {
+                    format!(
+                        "the {watch} watch has failed for {}s",
+                        now.duration_since(since).as_secs()
+                    )
+                })
+            })
+            .collect();
+        if !stuck.is_empty() {
+            return Err(stuck.join("; "));
+        }
+        if let Some(since) = *self.syncing_since.lock().expect("health lock")
+            && now.duration_since(since) > SYNC_DEADLINE
+        {
+            return Err(format!(
+                "the caches have not synced in {}s",
+                now.duration_since(since).as_secs()
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_failing_past_the_bound_is_not_live_and_one_success_heals_it() {
+        let health = Health::default();
+        let metrics = Metrics::default();
+        health.watch_error("Deployment", &metrics);
+        let now = Instant::now();
+        assert!(
+            health.live_at(now + Duration::from_secs(30)).is_ok(),
+            "a short outage is fine"
+        );
+        let stuck = health
+            .live_at(now + STUCK_AFTER + Duration::from_secs(5))
+            .unwrap_err();
+        assert!(stuck.contains("Deployment"), "{stuck}");
+        // Errors after the first do not move the start of the run.
+        health.watch_error("Deployment", &metrics);
+        assert!(
+            health
+                .live_at(now + STUCK_AFTER + Duration::from_secs(5))
+                .is_err()
+        );
+        health.watch_event("Deployment", false, &metrics);
+        assert!(health.live_at(now + STUCK_AFTER * 2).is_ok());
+        assert!(
+            metrics
+                .render()
+                .contains("flotilla_watch_errors_total{watch=\"Deployment\"} 2")
+        );
+    }
+
+    #[test]
+    fn caches_that_never_sync_are_not_live() {
+        let health = Health::default();
+        health.controller_started();
+        assert!(!health.is_ready());
+        let now = Instant::now();
+        assert!(health.live_at(now).is_ok());
+        assert!(
+            health
+                .live_at(now + SYNC_DEADLINE + Duration::from_secs(1))
+                .is_err()
+        );
+        health.synced();
+        assert!(health.is_ready());
+        assert!(health.live_at(now + SYNC_DEADLINE * 2).is_ok());
+    }
+}
