@@ -1,9 +1,11 @@
 //! What `/healthz` and `/readyz` say, and why. Ready once every cache has listed (or
 //! while standing by for the lease). Live unless the controller cannot make progress: a
-//! watch failing without a single success for longer than [`STUCK_AFTER`], or caches
-//! that have not synced [`SYNC_DEADLINE`] after the controller started. The kubelet then
-//! restarts the process, which a stuck watch needs and a short API outage does not
-//! trigger.
+//! watch whose errors have kept coming for longer than [`STUCK_AFTER`] without a success
+//! in between, or caches that have not synced [`SYNC_DEADLINE`] after the controller
+//! started. The kubelet then restarts the process, which a stuck watch needs and a short
+//! API outage does not trigger. A watch that failed once and then went quiet has
+//! reconnected (kube's watcher says nothing when it resumes an idle watch): it counts as
+//! recovered once no error has come for [`QUIET_AFTER`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,6 +16,9 @@ use crate::metrics::Metrics;
 
 /// A watch failing for this long has not reconnected through its backoff: restart.
 pub const STUCK_AFTER: Duration = Duration::from_secs(120);
+/// A watch that has not failed for this long (longer than a watch lives, so a watch still
+/// failing fails again within it) has recovered.
+pub const QUIET_AFTER: Duration = Duration::from_secs(60);
 /// Caches not synced this long after the controller started will not sync by themselves.
 pub const SYNC_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -29,6 +34,8 @@ pub struct Health {
 struct WatchState {
     /// The first error of the current run of errors; None after any success.
     failing_since: Option<Instant>,
+    /// The latest error.
+    last_error: Option<Instant>,
 }
 
 impl Health {
@@ -68,7 +75,16 @@ impl Health {
     pub fn watch_error(&self, watch: &'static str, metrics: &Metrics) {
         let mut watches = self.watches.lock().expect("health lock");
         let state = watches.entry(watch).or_default();
-        state.failing_since.get_or_insert_with(Instant::now);
+        let now = Instant::now();
+        if state
+            .last_error
+            .is_some_and(|last| now.duration_since(last) > QUIET_AFTER)
+        {
+            // The previous run of errors ended in a quiet reconnect: a new run starts.
+            state.failing_since = None;
+        }
+        state.failing_since.get_or_insert(now);
+        state.last_error = Some(now);
         metrics.watch_error(watch);
     }
 
@@ -85,7 +101,10 @@ impl Health {
             .iter()
             .filter_map(|(watch, state)| {
                 let since = state.failing_since?;
-                (now.duration_since(since) > STUCK_AFTER).then(|| {
+                let still_failing = state
+                    .last_error
+                    .is_some_and(|last| now.duration_since(last) <= QUIET_AFTER);
+                (still_failing && now.duration_since(since) > STUCK_AFTER).then(|| {
                     format!(
                         "the {watch} watch has failed for {}s",
                         now.duration_since(since).as_secs()
@@ -113,32 +132,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_watch_failing_past_the_bound_is_not_live_and_one_success_heals_it() {
+    fn a_watch_failing_past_the_bound_is_not_live_until_it_recovers() {
         let health = Health::default();
         let metrics = Metrics::default();
+        let start = Instant::now();
+        let failing = |seconds: u64| {
+            let mut watches = health.watches.lock().unwrap();
+            let state = watches.entry("Deployment").or_default();
+            state.failing_since = Some(start);
+            state.last_error = Some(start + Duration::from_secs(seconds));
+        };
         health.watch_error("Deployment", &metrics);
-        let now = Instant::now();
         assert!(
-            health.live_at(now + Duration::from_secs(30)).is_ok(),
+            health.live_at(start + Duration::from_secs(30)).is_ok(),
             "a short outage is fine"
         );
+        // Errors kept coming for longer than the bound: stuck.
+        failing(STUCK_AFTER.as_secs());
         let stuck = health
-            .live_at(now + STUCK_AFTER + Duration::from_secs(5))
+            .live_at(start + STUCK_AFTER + Duration::from_secs(5))
             .unwrap_err();
         assert!(stuck.contains("Deployment"), "{stuck}");
-        // Errors after the first do not move the start of the run.
-        health.watch_error("Deployment", &metrics);
+        // The errors stopped long ago: it reconnected quietly.
+        failing(10);
+        assert!(health.live_at(start + STUCK_AFTER * 2).is_ok());
+        // Or it delivered something.
+        failing(STUCK_AFTER.as_secs());
+        health.watch_event("Deployment", false, &metrics);
         assert!(
             health
-                .live_at(now + STUCK_AFTER + Duration::from_secs(5))
-                .is_err()
+                .live_at(start + STUCK_AFTER + Duration::from_secs(5))
+                .is_ok()
         );
-        health.watch_event("Deployment", false, &metrics);
-        assert!(health.live_at(now + STUCK_AFTER * 2).is_ok());
         assert!(
             metrics
                 .render()
-                .contains("flotilla_watch_errors_total{watch=\"Deployment\"} 2")
+                .contains("flotilla_watch_errors_total{watch=\"Deployment\"} 1")
         );
     }
 
