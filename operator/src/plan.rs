@@ -198,6 +198,15 @@ mod tests {
     }
 
     fn plan_among(target: &Microservice, all: &[&Microservice]) -> Plan {
+        plan_with(target, all, None)
+    }
+
+    /// Plans `target` among `all`, no class, on the newest server, with `config`.
+    fn plan_with(
+        target: &Microservice,
+        all: &[&Microservice],
+        config: Option<ConfigLookup<'_>>,
+    ) -> Plan {
         let capabilities = Capabilities::newest();
         plan(
             target,
@@ -205,7 +214,7 @@ mod tests {
                 capabilities: &capabilities,
                 classes: &[],
                 microservices: all,
-                config: None,
+                config,
                 namespace_labels: None,
             },
         )
@@ -269,21 +278,11 @@ mod tests {
             "users",
             "{image: a, envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: token}}]}",
         );
-        let capabilities = Capabilities::newest();
         let lookup = |config: &ConfigRef| match config.kind {
             ConfigKind::ConfigMap => ConfigState::Exists(version("1").unwrap()),
             ConfigKind::Secret => ConfigState::Unwatched,
         };
-        let plan = plan(
-            &users,
-            &Inputs {
-                capabilities: &capabilities,
-                classes: &[],
-                microservices: &[],
-                config: Some(&lookup),
-                namespace_labels: None,
-            },
-        );
+        let plan = plan_with(&users, &[], Some(&lookup));
         assert!(plan.missing_config.is_empty());
         let settings = ConfigRef {
             kind: ConfigKind::ConfigMap,
@@ -317,17 +316,7 @@ mod tests {
             "users",
             "{image: a, envFrom: [{configMapRef: {name: settings}}, {secretRef: {name: extra, optional: true}}]}",
         );
-        let capabilities = Capabilities::newest();
-        let plan = plan(
-            &users,
-            &Inputs {
-                capabilities: &capabilities,
-                classes: &[],
-                microservices: &[],
-                config: Some(&|_| ConfigState::Missing),
-                namespace_labels: None,
-            },
-        );
+        let plan = plan_with(&users, &[], Some(&|_| ConfigState::Missing));
         let missing: Vec<&str> = plan
             .missing_config
             .iter()
