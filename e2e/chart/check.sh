@@ -66,9 +66,11 @@ for values in "$CHART"/ci/*-values.yaml; do
 		awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/\nkind: ServiceMonitor\n/' "$out" >"$docs"
 	fi
 	kinds=$(grep -E '^kind: ' "$docs" | awk '{print $2}' | sort | uniq -c | awk '{printf "%s%s×%s", sep, $2, $1; sep=", "}')
-	# The field manager of helm's own server-side apply: equal values shared with other
-	# managers (kubectl applying crds/) never conflict.
-	if ! result=$(kubectl apply --server-side --dry-run=server --field-manager=helm -n "$ns" -f "$docs" 2>&1); then
+	# The field manager of helm's own server-side apply. Forced: the cluster's CRDs may
+	# have been applied by kubectl from another commit (an earlier run on the same
+	# cluster), and a conflict on them says nothing about this rendering; the dry run
+	# changes nothing either way.
+	if ! result=$(kubectl apply --server-side --dry-run=server --force-conflicts --field-manager=helm -n "$ns" -f "$docs" 2>&1); then
 		echo "$result" >&2
 		die "server-side dry run of the $name rendering failed ($out)"
 	fi
