@@ -1,6 +1,6 @@
-//! The HorizontalPodAutoscaler, when `spec.autoscaling` is set. Built as
-//! `autoscaling/v2`; `Children::to_documents` relabels it `v2beta2` for older servers,
-//! whose field shapes are the same.
+//! The HorizontalPodAutoscaler, when `spec.autoscaling` is set. Built with the
+//! `autoscaling/v2` types; `builders::build` writes it in the version the server serves
+//! (`v2beta2` before 1.23), whose field shapes are the same.
 
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec, MetricSpec,

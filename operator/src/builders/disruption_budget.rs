@@ -1,5 +1,5 @@
-//! The PodDisruptionBudget. Built as `policy/v1`; `Children::to_documents` relabels it
-//! `v1beta1` for 1.20, whose field shapes are the same.
+//! The PodDisruptionBudget. Built with the `policy/v1` types; `builders::build` writes it
+//! in the version the server serves (`v1beta1` on 1.20), whose field shapes are the same.
 
 use k8s_openapi::api::policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
