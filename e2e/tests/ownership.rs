@@ -620,6 +620,7 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
     for ns in [&target, &caller, &evil] {
         kubectl(&[
             "label",
+            "--overwrite",
             "namespace",
             ns.name(),
             &format!("kubernetes.io/metadata.name={}", ns.name()),
