@@ -11,12 +11,12 @@ CLUSTER_DIR ?= $(HOME)/.cache/flotilla/cluster
 export CLUSTER_DIR
 CARGO ?= cargo
 
-.PHONY: help test lint fmt unit crds crd-drift e2e cluster cluster-down images bench demo tools chart-crds chart-lint chart-check
+.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench demo tools chart-crds chart-lint chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit e2e ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs and end-to-end
+test: lint unit e2e chaos ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs, end-to-end and the fault suite
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -49,6 +49,9 @@ images: ## build the OCI images (no Docker needed) and load them into the cluste
 
 e2e: ## the end-to-end suite against $$KUBECONFIG, or the embedded cluster when unset
 	e2e/run.sh
+
+chaos: ## the fault suite on the embedded cluster, alone: the API server down mid-rollout (figures printed)
+	e2e/run.sh chaos
 
 bench: ## criterion benchmarks
 	$(CARGO) bench --locked -p flotilla

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make e2e`: the end-to-end suite against $KUBECONFIG, or against the embedded cluster
 # (brought up here) when KUBECONFIG is unset. Builds and loads the images, builds the
-# operator, then runs the flotilla-e2e tests.
+# operator, then runs the flotilla-e2e tests. `e2e/run.sh chaos` (`make chaos`) runs the
+# fault suite instead, without the chart tier.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 # shellcheck source=e2e/cluster/lib.sh
 source "$REPO/e2e/cluster/lib.sh"
+SUITE=${1:-e2e}
 
 if [[ -z ${KUBECONFIG:-} ]]; then
 	log "KUBECONFIG unset: bringing up the $CLUSTER cluster (make cluster)"
@@ -22,20 +24,30 @@ make --no-print-directory images
 
 # The chart tier: lint, schema, renderings and server-side dry runs; the chart's
 # end-to-end tests (e2e/tests/chart.rs) then run with the others below.
-log "checking the Helm chart (e2e/chart/check.sh)"
-e2e/chart/check.sh
+if [[ $SUITE != chaos ]]; then
+	log "checking the Helm chart (e2e/chart/check.sh)"
+	e2e/chart/check.sh
+fi
 export HELM=$REPO/.tools/bin/helm
 
 log "building the operator (cargo build -p flotilla --locked)"
 cargo build -p flotilla --locked
 export FLOTILLA_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/flotilla
 
+if [[ $SUITE == chaos ]]; then
+	# Alone and one at a time: the scenarios take parts of the cluster down.
+	log "running the fault suite (e2e/tests/chaos.rs; operator logs in target/e2e-logs/)"
+	cargo test -p flotilla-e2e --locked --test chaos -- --test-threads=1 --nocapture
+	log "fault suite passed"
+	exit 0
+fi
+
 # Every test target of e2e/tests but chart_render, which needs no cluster and runs in
-# `make unit` (as do the crate's own unit tests).
+# `make unit` (as do the crate's own unit tests), and chaos, the fault suite (`make chaos`).
 targets=()
 for file in e2e/tests/*.rs; do
 	name=$(basename "$file" .rs)
-	[[ $name == chart_render ]] || targets+=(--test "$name")
+	[[ $name == chart_render || $name == chaos ]] || targets+=(--test "$name")
 done
 log "running the e2e suite (FLOTILLA_BIN=$FLOTILLA_BIN; operator logs in target/e2e-logs/)"
 cargo test -p flotilla-e2e --locked "${targets[@]}" -- --test-threads=2

@@ -1,0 +1,149 @@
+//! The fault suite (`make chaos`): what the operator does when the cluster misbehaves,
+//! measured and printed. It takes parts of the embedded cluster down, so it runs alone,
+//! after the end-to-end suite, never beside other tests.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use flotilla::api::Microservice;
+use flotilla_e2e::steps::{CONVERGE, start_operator, testapp, wait_ready};
+use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+
+/// Microservices rolling out when the API server goes away (`CHAOS_N` to change).
+fn fleet_size() -> usize {
+    std::env::var("CHAOS_N")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(20)
+}
+
+/// What the issue asks: changes made after the API server's return are acted on within
+/// this time, without restarting the operator.
+const AFTER_RETURN: Duration = Duration::from_secs(30);
+const OUTAGE_SECONDS: &str = "20";
+
+/// Runs `e2e/cluster/component.sh ARGS`; the embedded cluster only.
+fn component(args: &[&str]) -> anyhow::Result<()> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/component.sh");
+    let status = Command::new(script).args(args).status()?;
+    anyhow::ensure!(status.success(), "component.sh {args:?} failed ({status})");
+    Ok(())
+}
+
+fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
+}
+
+// 2. The API server stopped for 20 s mid-rollout, then edits, deletions and creations:
+//    acted on within 30 s of its return, with no operator restart.
+#[tokio::test]
+async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyhow::Result<()> {
+    if std::env::var("CLUSTER").as_deref() == Ok("kind") {
+        eprintln!("skipped on kind: component.sh restarts the embedded cluster's API server only");
+        return Ok(());
+    }
+    let client = client().await?;
+    flotilla_e2e::steps::ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "chaos-api").await?;
+    let n = ns.name();
+    let mut operator = start_operator(n)?;
+    let size = fleet_size();
+    let names: Vec<String> = (0..size).map(|i| format!("svc-{i}")).collect();
+    for name in &names {
+        apply_yaml(
+            n,
+            &testapp(name, "  env:\n  - {name: VERSION, value: \"1\"}\n"),
+        )?;
+    }
+    let deployments = Api::<Deployment>::namespaced(client.clone(), n);
+    wait_for("every Deployment to be applied", CONVERGE, || async {
+        let count = deployments.list(&Default::default()).await?.items.len();
+        Ok(if count == size {
+            Poll::Ready(())
+        } else {
+            Poll::Pending(format!("{count} of {size}"))
+        })
+    })
+    .await?;
+
+    // Mid-rollout: the Deployments exist, their pods are still coming up.
+    component(&["outage", "kube-apiserver", OUTAGE_SECONDS])?;
+    let returned = Instant::now();
+    let (edited, rest) = names.split_at(size / 4);
+    let (deleted, kept) = rest.split_at(size / 4);
+    let microservices = Api::<Microservice>::namespaced(client.clone(), n);
+    for name in edited {
+        let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "2"}]}});
+        microservices
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+    }
+    for name in deleted {
+        microservices
+            .delete(name, &DeleteParams::background())
+            .await?;
+    }
+    let created: Vec<String> = (0..2).map(|i| format!("late-{i}")).collect();
+    for name in &created {
+        apply_yaml(n, &testapp(name, ""))?;
+    }
+    let changes_made = returned.elapsed();
+
+    wait_for(
+        "edits and creations made after the API server's return to reach the cluster",
+        AFTER_RETURN,
+        || async {
+            let mut waiting = Vec::new();
+            for name in edited {
+                let deployment = deployments.get(name).await?;
+                if env_value(&deployment, "VERSION").as_deref() != Some("2") {
+                    waiting.push(format!("{name} not edited"));
+                }
+            }
+            for name in &created {
+                if deployments.get_opt(name).await?.is_none() {
+                    waiting.push(format!("{name} not created"));
+                }
+            }
+            Ok(if waiting.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(waiting.join(", "))
+            })
+        },
+    )
+    .await?;
+    let acted_on = returned.elapsed();
+    assert!(operator.is_running(), "the operator was restarted or died");
+
+    // Deletions: garbage collection (the controller-manager, also reconnecting) removes
+    // their children; every other Microservice is Ready.
+    for name in deleted {
+        flotilla_e2e::steps::wait_gone(&deployments, name).await?;
+    }
+    for name in kept.iter().chain(edited).chain(&created) {
+        wait_ready(&client, n, name).await?;
+    }
+    let settled = returned.elapsed();
+    println!(
+        "chaos: API server down {OUTAGE_SECONDS} s mid-rollout of {size} Microservices; after its return: \
+         {} edits, {} deletions and {} creations made in {:.1} s, edits and creations applied at {:.1} s, \
+         deleted children gone and all Ready at {:.1} s; operator not restarted",
+        edited.len(),
+        deleted.len(),
+        created.len(),
+        changes_made.as_secs_f64(),
+        acted_on.as_secs_f64(),
+        settled.as_secs_f64(),
+    );
+    Ok(())
+}
