@@ -31,6 +31,13 @@ fi
 grep -q "additional properties 'replicaz' not allowed" <<<"$out" ||
 	die "helm template --set replicaz=2 failed without the schema's message: $out"
 
+log "chart: a lease too short to renew safely is refused by the schema"
+if out=$("$HELM" template flotilla "$CHART" --set replicas=2 --set leaderElection.leaseDurationSeconds=2 2>&1); then
+	die "helm template with leaseDurationSeconds=2 succeeded: the schema lets a lease that cannot be renewed safely through"
+fi
+grep -q "leaseDurationSeconds" <<<"$out" ||
+	die "leaseDurationSeconds=2 failed without naming the value: $out"
+
 if $OFFLINE; then
 	for values in "$CHART"/ci/*-values.yaml; do
 		"$HELM" template flotilla "$CHART" -f "$values" >/dev/null || die "rendering with $values failed"

@@ -101,8 +101,9 @@ struct RunArgs {
     /// Namespace of the Lease (the pod's namespace in a cluster).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    /// Seconds a leader holds the lease without renewing it.
-    #[arg(long, default_value_t = 15)]
+    /// Seconds a leader holds the lease without renewing it; 10 to 300. The leader renews
+    /// 2 s before expiry: a shorter lease leaves no room for a slow renewal.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(10..=300))]
     lease_duration_seconds: u64,
     /// Address of the Prometheus `/metrics` endpoint.
     #[arg(long, default_value = "0.0.0.0:8080")]

@@ -99,3 +99,13 @@ fn render_into_a_closed_pipe_ends_quietly() {
     let (first, output) = first_line_then_close(flotilla(&["render", "-f", "-"]), &input);
     assert_quiet_success("flotilla render", &first, &output);
 }
+
+#[test]
+fn a_lease_too_short_to_renew_safely_is_refused_before_anything_runs() {
+    let output = flotilla(&["run", "--leader-elect", "--lease-duration-seconds", "2"])
+        .output()
+        .expect("flotilla starts");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--lease-duration-seconds"), "{stderr}");
+}
