@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use flotilla::api::{KubeVersion, Microservice, crd_file_name};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::ListParams;
@@ -225,4 +226,14 @@ spec:
     value: {name}
 {extra}"
     )
+}
+
+/// The literal value of an env var of a Deployment's (only) container.
+pub fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
+    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == name)
+        .and_then(|e| e.value.clone())
 }

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
-use flotilla_e2e::steps::{CONVERGE, start_operator, testapp, wait_ready};
+use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
@@ -32,15 +32,6 @@ fn component(args: &[&str]) -> anyhow::Result<()> {
     let status = Command::new(script).args(args).status()?;
     anyhow::ensure!(status.success(), "component.sh {args:?} failed ({status})");
     Ok(())
-}
-
-fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
-    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.clone())
 }
 
 // 2. The API server stopped for 20 s mid-rollout, then edits, deletions and creations:

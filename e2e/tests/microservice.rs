@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use flotilla::api::Microservice;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, names, start_operator, testapp, wait_gone,
-    wait_microservice, wait_ready,
+    CONVERGE, condition, describe, ensure_crds, env_value, names, start_operator, testapp,
+    wait_gone, wait_microservice, wait_ready,
 };
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, http_get, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -41,15 +41,6 @@ async fn wait_http(url: &str, what: &str, accept: impl Fn(&str) -> bool) -> anyh
         },
     )
     .await
-}
-
-fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
-    deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]
-        .env
-        .as_ref()?
-        .iter()
-        .find(|e| e.name == name)
-        .and_then(|e| e.value.clone())
 }
 
 fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
