@@ -100,6 +100,22 @@ host_network() {
 
 write_configs() {
 	mkdir -p "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/containerd" "$CLUSTER_DIR/kubelet" "$DNS_DIR"
+	# The fault suite reads who wrote what, and when, from the audit log (leader fencing:
+	# no two lease holders' writes overlap). Only writes, without bodies; the node and the
+	# control plane's own controllers, which write all the time, are left out.
+	cat >"$CLUSTER_DIR/audit-policy.yaml" <<AUDIT
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  userGroups: [system:nodes, "system:serviceaccounts:kube-system"]
+- level: None
+  users: [system:kube-controller-manager, system:kube-scheduler, system:kube-proxy, system:apiserver]
+- level: Metadata
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+AUDIT
 	cat >"$CLUSTER_DIR/cni/net.d/10-flotilla.conflist" <<CNI
 {
   "cniVersion": "0.4.0",
@@ -215,7 +231,9 @@ start_control_plane() {
 		--kubelet-client-key "$PKI/apiserver-kubelet-client.key" \
 		--kubelet-certificate-authority "$PKI/ca.crt" \
 		--kubelet-preferred-address-types InternalIP \
-		--allow-privileged=true --profiling=false
+		--allow-privileged=true --profiling=false \
+		--audit-policy-file "$CLUSTER_DIR/audit-policy.yaml" --audit-log-path "$LOGS/audit.log" \
+		--audit-log-maxsize 200 --audit-log-maxbackup 1
 	healthy kube-apiserver 90 api_get /readyz
 
 	start kube-controller-manager "$K8S_BIN/kube-controller-manager" \

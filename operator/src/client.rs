@@ -3,9 +3,12 @@
 
 use std::time::Duration;
 
+use kube::client::ClientBuilder;
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::{Client, Config};
+
+use crate::leader::{Fence, FenceLayer};
 
 /// A server that does not accept the connection in this time is not there.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,6 +24,17 @@ const READ_TIMEOUT: Duration = Duration::from_secs(WATCH_TIMEOUT_SECS as u64 + 1
 
 /// A client from the kubeconfig or the in-cluster config, with every request timed out.
 pub async fn client() -> Result<Client, String> {
+    Client::try_from(config().await?).map_err(|e| format!("connecting to Kubernetes: {e}"))
+}
+
+/// The same client behind a [`Fence`]: its writes pass only while the fence is open.
+pub async fn fenced_client(fence: Fence) -> Result<Client, String> {
+    let builder = ClientBuilder::try_from(config().await?)
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    Ok(builder.with_layer(&FenceLayer(fence)).build())
+}
+
+async fn config() -> Result<Config, String> {
     let mut config = Config::infer()
         .await
         .map_err(|e| format!("reading the Kubernetes configuration: {e}"))?;
@@ -30,7 +44,7 @@ pub async fn client() -> Result<Client, String> {
     // Count the read timeout from each request, not from when a pooled connection went
     // idle.
     config.reset_reader_on_write = true;
-    Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))
+    Ok(config)
 }
 
 /// The configuration of every watch: bounded in time.

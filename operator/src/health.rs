@@ -48,6 +48,14 @@ impl Health {
         self.ready.load(Ordering::SeqCst)
     }
 
+    /// Standing by for the lease (again, after losing it): ready, nothing to sync, and
+    /// the watches of a stopped controller forgotten.
+    pub fn standing_by(&self) {
+        *self.syncing_since.lock().expect("health lock") = None;
+        self.watches.lock().expect("health lock").clear();
+        self.set_ready(true);
+    }
+
     /// The controller starts: its caches must sync within [`SYNC_DEADLINE`].
     pub fn controller_started(&self) {
         *self.syncing_since.lock().expect("health lock") = Some(Instant::now());

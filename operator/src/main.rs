@@ -12,9 +12,9 @@ use flotilla::api::{KubeVersion, Microservice, crds_yaml};
 use flotilla::controller::{self, Scope, Settings};
 use flotilla::diagram::{Format, Node, draw};
 use flotilla::health::Health;
-use flotilla::leader::{Leadership, LeaseSettings};
+use flotilla::leader::{Elector, LeaseSettings};
 use flotilla::metrics::Metrics;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Parser)]
@@ -101,8 +101,10 @@ struct RunArgs {
     /// Namespace of the Lease (the pod's namespace in a cluster).
     #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
     lease_namespace: String,
-    /// Seconds a leader holds the lease without renewing it; 10 to 300. The leader renews
-    /// 2 s before expiry: a shorter lease leaves no room for a slow renewal.
+    /// Seconds a leader holds the lease without renewing it: how long a standby waits
+    /// after the leader died; 10 to 300. The leader renews every fifth of it and stops
+    /// writing when it has not renewed for two thirds of it; a shorter lease leaves no
+    /// room for a slow renewal.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(10..=300))]
     lease_duration_seconds: u64,
     /// Address of the Prometheus `/metrics` endpoint.
@@ -310,20 +312,56 @@ async fn run(args: RunArgs) -> Result<(), String> {
         identity,
         duration: Duration::from_secs(args.lease_duration_seconds),
     };
-    let mut leadership = Leadership::start(client.clone(), lease)
-        .await
-        .map_err(|e| format!("starting leader election: {e}"))?;
-    // A standby replica has no caches to wait for: it reports ready while it waits.
-    health.set_ready(true);
-    tokio::select! {
-        () = leadership.acquired() => {}
-        () = shutdown_signal() => return Ok(()),
-    }
-    tokio::select! {
-        result = controller::run(client, settings, metrics, health, shutdown_signal()) => {
-            result.map_err(|e| format!("controller: {e}"))
+    lead_when_elected(client, lease, settings, metrics, health).await
+}
+
+/// Stands by until this process holds the lease, runs the controller while it does, and
+/// stands by again when it loses it: each term starts a new controller on fresh caches.
+/// On shutdown the lease is released once the controller has stopped.
+async fn lead_when_elected(
+    client: kube::Client,
+    lease: LeaseSettings,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Result<(), String> {
+    let mut elector = Elector::new(client, lease, metrics.clone());
+    // Every write the controller makes passes the elector's fence.
+    let fenced = flotilla::client::fenced_client(elector.fence()).await?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let shutdown = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
         }
-        () = leadership.lost() => Err("lost the leader lease; exiting so a restart rejoins as a standby".into()),
+    };
+    loop {
+        // A standby has no caches to wait for: it reports ready while it waits.
+        health.standing_by();
+        tokio::select! {
+            () = elector.acquire() => {}
+            () = shutdown() => return Ok(()),
+        }
+        let controller = controller::run(
+            fenced.clone(),
+            settings.clone(),
+            metrics.clone(),
+            health.clone(),
+            shutdown(),
+        );
+        tokio::select! {
+            result = controller => {
+                elector.release().await;
+                return result.map_err(|e| format!("controller: {e}"));
+            }
+            () = elector.hold() => {
+                warn!("lost the leader lease: the controller stopped; standing by to re-acquire it");
+            }
+        }
     }
 }
 

@@ -39,6 +39,14 @@ pub struct Metrics {
     pub watch_errors: Family<WatchLabels, Counter>,
     pub watch_relists: Family<WatchLabels, Counter>,
     pub watch_last_event: Family<WatchLabels, Gauge>,
+    pub leader: Gauge,
+    pub lease_renewals: Family<ResultLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    /// `ok` or `failed`.
+    pub result: String,
 }
 
 impl Default for Metrics {
@@ -53,6 +61,8 @@ impl Default for Metrics {
         let watch_errors = Family::<WatchLabels, Counter>::default();
         let watch_relists = Family::<WatchLabels, Counter>::default();
         let watch_last_event = Family::<WatchLabels, Gauge>::default();
+        let leader = Gauge::default();
+        let lease_renewals = Family::<ResultLabels, Counter>::default();
         registry.register("reconciles", "Reconciliations run", reconciles.clone());
         registry.register(
             "reconcile_errors",
@@ -94,6 +104,16 @@ impl Default for Metrics {
             "When a watch last delivered an object, in seconds since the epoch",
             watch_last_event.clone(),
         );
+        registry.register(
+            "leader",
+            "1 while this replica holds a fresh leader lease and may write, else 0",
+            leader.clone(),
+        );
+        registry.register(
+            "lease_renewals",
+            "Renewals of the leader lease, by result (failed ones are retried until the renew deadline)",
+            lease_renewals.clone(),
+        );
         Metrics {
             registry,
             reconciles,
@@ -105,6 +125,8 @@ impl Default for Metrics {
             watch_errors,
             watch_relists,
             watch_last_event,
+            leader,
+            lease_renewals,
         }
     }
 }
@@ -152,6 +174,18 @@ impl Metrics {
         self.watch_errors
             .get_or_create(&WatchLabels {
                 watch: watch.to_string(),
+            })
+            .inc();
+    }
+
+    pub fn leading(&self, leading: bool) {
+        self.leader.set(i64::from(leading));
+    }
+
+    pub fn lease_renewal(&self, ok: bool) {
+        self.lease_renewals
+            .get_or_create(&ResultLabels {
+                result: if ok { "ok" } else { "failed" }.into(),
             })
             .inc();
     }

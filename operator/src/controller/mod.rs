@@ -28,6 +28,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, controller};
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use crate::api::Microservice;
@@ -43,6 +44,7 @@ use context::Context;
 use indexes::{ClassWatch, Indexes, MicroserviceWatch, Triggers};
 
 /// How the controller runs.
+#[derive(Clone)]
 pub struct Settings {
     /// What it watches: a namespace or all, a label selector on Microservices, Secrets.
     pub scope: Scope,
@@ -82,10 +84,21 @@ pub async fn run(
             health: health.clone(),
         },
     );
-    spawn_readiness(caches.clone(), health);
+    // Tasks that live as long as this controller: dropping `run` (a lost lease) ends them.
+    let mut tasks = JoinSet::new();
+    tasks.spawn(readiness(caches.clone(), health));
     if settings.class_status {
         let sees_every_microservice = namespace.is_none() && settings.scope.selector.is_none();
-        spawn_class_status(&client, &caches, class_status_wake, sees_every_microservice);
+        tasks.spawn(
+            ClassStatusWriter {
+                client: client.clone(),
+                classes: caches.classes.clone(),
+                microservices: caches.microservices.clone(),
+                wake: class_status_wake,
+                all_namespaces: sees_every_microservice,
+            }
+            .run(),
+        );
     }
     let recorder = Recorder::new(
         client.clone(),
@@ -119,6 +132,7 @@ pub async fn run(
             }
         })
         .await;
+    tasks.shutdown().await;
     info!("controller stopped");
     Ok(())
 }
@@ -181,27 +195,12 @@ fn users<K: Resource>(
         .collect()
 }
 
-fn spawn_class_status(client: &Client, caches: &Caches, wake: Arc<Notify>, all_namespaces: bool) {
-    tokio::spawn(
-        ClassStatusWriter {
-            client: client.clone(),
-            classes: caches.classes.clone(),
-            microservices: caches.microservices.clone(),
-            wake,
-            all_namespaces,
+async fn readiness(caches: Caches, health: Arc<Health>) {
+    match caches.wait_until_ready().await {
+        Ok(()) => {
+            info!("every cache has synced");
+            health.synced();
         }
-        .run(),
-    );
-}
-
-fn spawn_readiness(caches: Caches, health: Arc<Health>) {
-    tokio::spawn(async move {
-        match caches.wait_until_ready().await {
-            Ok(()) => {
-                info!("every cache has synced");
-                health.synced();
-            }
-            Err(error) => warn!(%error, "a cache stopped before its first list completed"),
-        }
-    });
+        Err(error) => warn!(%error, "a cache stopped before its first list completed"),
+    }
 }
