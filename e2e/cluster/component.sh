@@ -5,6 +5,9 @@
 #   component.sh start NAME       start it again with that command line, record its pid
 #                                 (so `make cluster-down` stops it) and wait until healthy
 #   component.sh outage NAME SECS stop, keep it down SECS seconds, start
+#   component.sh compact         compact etcd's history up to its current revision (every
+#                                 older resource version is gone: watches resuming from one
+#                                 get 410 Gone); prints the revision
 # NAME is a process of e2e/cluster/up.sh: kube-apiserver, etcd, kube-controller-manager…
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -13,7 +16,17 @@ source "$REPO/e2e/cluster/lib.sh"
 RUN=$CLUSTER_DIR/run
 LOGS=$CLUSTER_DIR/logs
 
-action=${1:?usage: component.sh stop|start|outage NAME [SECONDS]}
+action=${1:?usage: component.sh stop|start|outage NAME [SECONDS] | compact}
+if [[ $action == compact ]]; then
+	# etcd's JSON gateway: no etcdctl needed.
+	etcd_url=http://127.0.0.1:$ETCD_CLIENT_PORT/v3/kv
+	revision=$(curl -fsS -X POST "$etcd_url/range" -d '{"key":"Lw=="}' | jq -r .header.revision)
+	[[ $revision =~ ^[0-9]+$ ]] || die "could not read etcd's revision"
+	curl -fsS -X POST "$etcd_url/compaction" -d "{\"revision\":\"$revision\",\"physical\":true}" >/dev/null
+	log "etcd compacted at revision $revision"
+	echo "$revision"
+	exit 0
+fi
 name=${2:?usage: component.sh stop|start|outage NAME [SECONDS]}
 
 stop() {

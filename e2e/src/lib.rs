@@ -9,6 +9,7 @@
 pub mod apply;
 pub mod classes;
 pub mod client;
+pub mod fault;
 pub mod helm;
 pub mod http;
 pub mod kubectl;

@@ -14,6 +14,8 @@ use anyhow::Context;
 pub struct Operator {
     name: String,
     args: Vec<String>,
+    /// Environment variables set for the process on top of the test's.
+    env: Vec<(String, String)>,
     log_path: PathBuf,
     child: Option<Child>,
 }
@@ -23,11 +25,21 @@ const TAIL_LINES: usize = 60;
 impl Operator {
     /// Starts `$FLOTILLA_BIN <args>`, e.g. `["run", "--health-addr", "127.0.0.1:0"]`.
     pub fn start(name: &str, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_with_env(name, args, &[])
+    }
+
+    /// [`Operator::start`] with environment variables, e.g. another `KUBECONFIG` or a
+    /// `POD_NAME` (its leader election identity).
+    pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let dir = logs_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let mut op = Self {
             name: name.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             log_path: dir.join(format!("{name}.log")),
             child: None,
         };
@@ -48,6 +60,7 @@ impl Operator {
         )?;
         let child = Command::new(&bin)
             .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -66,6 +79,26 @@ impl Operator {
             writeln!(log, "=== killed with SIGKILL")?;
         }
         Ok(())
+    }
+
+    /// Sends a signal (`TERM`, `STOP`, `CONT`…) with kill(1).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let pid = self.pid().context("the operator is not running")?;
+        let status = Command::new("kill")
+            .args([format!("-{signal}"), pid.to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill -{signal} {pid} failed");
+        let mut log = OpenOptions::new().append(true).open(&self.log_path)?;
+        writeln!(log, "=== sent SIG{signal}")?;
+        Ok(())
+    }
+
+    /// The address its log says `/metrics` is served on.
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.log().lines().rev().find_map(|line| {
+            let (_, rest) = line.split_once("metrics=")?;
+            Some(rest.split_whitespace().next()?.to_string())
+        })
     }
 
     /// Kills the process if it runs and starts it again with the same arguments.

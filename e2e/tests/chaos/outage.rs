@@ -1,12 +1,9 @@
-//! The fault suite (`make chaos`): what the operator does when the cluster misbehaves,
-//! measured and printed. It takes parts of the embedded cluster down, so it runs alone,
-//! after the end-to-end suite, never beside other tests.
+//! Scenario 2: the API server stopped for 20 s mid-rollout.
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
+use flotilla_e2e::fault::{component, on_embedded_cluster};
 use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -26,19 +23,11 @@ fn fleet_size() -> usize {
 const AFTER_RETURN: Duration = Duration::from_secs(30);
 const OUTAGE_SECONDS: &str = "20";
 
-/// Runs `e2e/cluster/component.sh ARGS`; the embedded cluster only.
-fn component(args: &[&str]) -> anyhow::Result<()> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/component.sh");
-    let status = Command::new(script).args(args).status()?;
-    anyhow::ensure!(status.success(), "component.sh {args:?} failed ({status})");
-    Ok(())
-}
-
 // 2. The API server stopped for 20 s mid-rollout, then edits, deletions and creations:
 //    acted on within 30 s of its return, with no operator restart.
 #[tokio::test]
 async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyhow::Result<()> {
-    if std::env::var("CLUSTER").as_deref() == Ok("kind") {
+    if !on_embedded_cluster() {
         eprintln!("skipped on kind: component.sh restarts the embedded cluster's API server only");
         return Ok(());
     }

@@ -1,0 +1,192 @@
+//! What the fault suite needs from the embedded cluster: stopping one of its components,
+//! compacting etcd, reading the API server's audit log, and operators that authenticate
+//! as their own ServiceAccounts (so the audit log tells their writes apart and RBAC can
+//! refuse one of them).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::config::Kubeconfig;
+use serde::Deserialize;
+
+use crate::{Poll, wait_for};
+
+/// Whether the suite runs on the embedded cluster (the only one whose control plane it
+/// can stop and whose audit log it can read).
+pub fn on_embedded_cluster() -> bool {
+    std::env::var("CLUSTER").as_deref() != Ok("kind")
+}
+
+/// Runs `e2e/cluster/component.sh ARGS` and returns its standard output.
+pub fn component(args: &[&str]) -> anyhow::Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("cluster/component.sh");
+    let output = Command::new(script).args(args).output()?;
+    eprint!("{}", String::from_utf8_lossy(&output.stderr));
+    anyhow::ensure!(
+        output.status.success(),
+        "component.sh {args:?} failed ({})",
+        output.status
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+fn cluster_dir() -> PathBuf {
+    std::env::var_os("CLUSTER_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/flotilla/cluster")
+        })
+}
+
+/// One write the API server audited (see the policy in `e2e/cluster/up.sh`).
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub user: String,
+    pub verb: String,
+    pub resource: String,
+    pub namespace: String,
+    pub name: String,
+    pub code: u16,
+    /// When the API server received it.
+    pub received: Timestamp,
+    /// When it answered.
+    pub completed: Timestamp,
+}
+
+impl Write {
+    /// Accepted: it changed the cluster.
+    pub fn succeeded(&self) -> bool {
+        self.code < 300
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditEvent {
+    verb: String,
+    user: AuditUser,
+    #[serde(default)]
+    object_ref: Option<AuditObject>,
+    #[serde(default)]
+    response_status: Option<AuditStatus>,
+    request_received_timestamp: Timestamp,
+    stage_timestamp: Timestamp,
+}
+
+#[derive(Deserialize)]
+struct AuditUser {
+    username: String,
+}
+
+#[derive(Deserialize, Default)]
+struct AuditObject {
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct AuditStatus {
+    #[serde(default)]
+    code: u16,
+}
+
+/// Every audited write by `users`.
+pub fn audited_writes(users: &[&str]) -> anyhow::Result<Vec<Write>> {
+    let path = cluster_dir().join("logs/audit.log");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "reading {} (a cluster started before the audit log existed: make cluster-down cluster)",
+            path.display()
+        )
+    })?;
+    Ok(text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<AuditEvent>(line).ok())
+        .filter(|event| users.contains(&event.user.username.as_str()))
+        .map(|event| {
+            let object = event.object_ref.unwrap_or_default();
+            Write {
+                user: event.user.username,
+                verb: event.verb,
+                resource: object.resource,
+                namespace: object.namespace,
+                name: object.name,
+                code: event.response_status.map_or(0, |s| s.code),
+                received: event.request_received_timestamp,
+                completed: event.stage_timestamp,
+            }
+        })
+        .collect())
+}
+
+/// The user name a ServiceAccount authenticates as.
+pub fn service_account_user(namespace: &str, name: &str) -> String {
+    format!("system:serviceaccount:{namespace}:{name}")
+}
+
+/// Creates the ServiceAccount `name` and writes a kubeconfig that authenticates as it
+/// (its token Secret, which 1.20 creates by itself) to the same server as `$KUBECONFIG`.
+pub async fn service_account_kubeconfig(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<PathBuf> {
+    let accounts = Api::<ServiceAccount>::namespaced(client.clone(), namespace);
+    let account: ServiceAccount = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name}
+    }))?;
+    accounts.create(&Default::default(), &account).await?;
+    let secrets = Api::<Secret>::namespaced(client.clone(), namespace);
+    let token = wait_for(
+        format!("the token Secret of ServiceAccount {name}"),
+        std::time::Duration::from_secs(30),
+        || async {
+            let account = accounts.get(name).await?;
+            let Some(secret) = account
+                .secrets
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|s| s.name)
+            else {
+                return Ok(Poll::Pending("no Secret listed yet".into()));
+            };
+            let secret = secrets.get(&secret).await?;
+            Ok(match secret.data.and_then(|d| d.get("token").cloned()) {
+                Some(token) => Poll::Ready(String::from_utf8(token.0)?),
+                None => Poll::Pending("the Secret has no token yet".into()),
+            })
+        },
+    )
+    .await?;
+    let mut config = Kubeconfig::read()?;
+    for auth in &mut config.auth_infos {
+        if let Some(info) = auth.auth_info.as_mut() {
+            *info = serde_json::from_value(serde_json::json!({ "token": token }))?;
+        }
+    }
+    let path = std::env::temp_dir().join(format!("{namespace}-{name}.kubeconfig"));
+    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    Ok(path)
+}
+
+/// The sum of a Prometheus metric's samples whose line starts with `prefix` (a name, or a
+/// name and labels), from the operator's `/metrics` at `addr`.
+pub async fn metric(addr: &str, prefix: &str) -> anyhow::Result<f64> {
+    let body = crate::http_get(&format!("http://{addr}/metrics"))
+        .await?
+        .body;
+    Ok(body
+        .lines()
+        .filter(|line| line.starts_with(prefix))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}

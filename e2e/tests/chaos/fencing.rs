@@ -1,0 +1,204 @@
+//! Scenario 3: two replicas with leader election; the leader's lease renewals are refused
+//! while it can still write everything else (its RBAC grant on Leases is taken away).
+//! The old leader must stop writing before the new one starts: the API server's audit
+//! log shows every write of both, and their spans must not overlap.
+
+use std::time::{Duration, Instant};
+
+use flotilla::api::Microservice;
+use flotilla_e2e::fault::{
+    audited_writes, on_embedded_cluster, service_account_kubeconfig, service_account_user,
+};
+use flotilla_e2e::steps::{CONVERGE, ensure_crds, env_value};
+use flotilla_e2e::{
+    ClusterObject, Poll, TestNamespace, apply_cluster_yaml, apply_yaml, client, wait_for,
+};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::Api;
+use kube::api::{DeleteParams, Patch, PatchParams};
+
+use crate::fleet::{apply_fleet, elected_operator, wait_deployments, wait_holder};
+
+const LEASE: &str = "fence";
+
+/// Everything an operator for one namespace writes, except Leases: RBAC cannot take one
+/// resource out of a wildcard, so the Lease grant is a separate Role.
+fn operator_rbac(namespace: &str, role: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {role}
+rules:
+- apiGroups: ['', apps, autoscaling, policy, networking.k8s.io, flotilla.dev, events.k8s.io]
+  resources: ['*']
+  verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {role}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
+subjects:
+- {{kind: ServiceAccount, name: op-a, namespace: {namespace}}}
+- {{kind: ServiceAccount, name: op-b, namespace: {namespace}}}
+"
+    )
+}
+
+fn lease_rbac() -> String {
+    let mut yaml = String::from(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: lease
+rules:
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: ['*']
+",
+    );
+    for account in ["op-a", "op-b"] {
+        yaml.push_str(&format!(
+            "---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: lease-{account}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: lease}}
+subjects:
+- {{kind: ServiceAccount, name: {account}}}
+"
+        ));
+    }
+    yaml
+}
+
+#[tokio::test]
+async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts()
+-> anyhow::Result<()> {
+    if !on_embedded_cluster() {
+        eprintln!("skipped on kind: the check reads the embedded cluster's audit log");
+        return Ok(());
+    }
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "chaos-fence").await?;
+    let n = ns.name();
+    let role = format!("{n}-operator");
+    apply_cluster_yaml(&operator_rbac(n, &role))?;
+    let _cleanup = [
+        ClusterObject::new("clusterrole", &role),
+        ClusterObject::new("clusterrolebinding", &role),
+    ];
+    apply_yaml(n, &lease_rbac())?;
+    let kubeconfig_a = service_account_kubeconfig(&client, n, "op-a").await?;
+    let kubeconfig_b = service_account_kubeconfig(&client, n, "op-b").await?;
+    let kubeconfig_a = kubeconfig_a.to_string_lossy();
+    let kubeconfig_b = kubeconfig_b.to_string_lossy();
+
+    let _a = elected_operator(n, "op-a", LEASE, &[("KUBECONFIG", &kubeconfig_a)])?;
+    wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
+    let _b = elected_operator(n, "op-b", LEASE, &[("KUBECONFIG", &kubeconfig_b)])?;
+    let names = apply_fleet(n, "svc", 3, 0);
+    wait_deployments(&client, n, names.len(), CONVERGE).await?;
+
+    // From here on the leader cannot renew, yet could still write its children; edits
+    // keep coming, so a leader that kept writing would show in the audit log.
+    Api::<RoleBinding>::namespaced(client.clone(), n)
+        .delete("lease-op-a", &DeleteParams::default())
+        .await?;
+    let refused = Instant::now();
+    let refused_at = Timestamp::now();
+    let microservices = Api::<Microservice>::namespaced(client.clone(), n);
+    let deployments = Api::<Deployment>::namespaced(client.clone(), n);
+    let mut version = 1;
+    let mut edits = tokio::time::interval(Duration::from_millis(500));
+    let taken_over = loop {
+        edits.tick().await;
+        version += 1;
+        let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": version.to_string()}]}});
+        microservices
+            .patch(&names[0], &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        let holder = crate::fleet::lease_holder(&client, n, LEASE).await?;
+        if holder.as_deref() == Some("op-b") {
+            break refused.elapsed();
+        }
+        anyhow::ensure!(
+            refused.elapsed() < Duration::from_secs(60),
+            "op-b did not take the lease within 60 s (holder {holder:?})"
+        );
+    };
+    // The new leader acts on the edits.
+    let last = version.to_string();
+    wait_for(
+        "the new leader to apply the latest edit",
+        CONVERGE,
+        || async {
+            let deployment = deployments.get(&names[0]).await?;
+            let seen = env_value(&deployment, "VERSION");
+            Ok(if seen.as_deref() == Some(last.as_str()) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("VERSION {seen:?}"))
+            })
+        },
+    )
+    .await?;
+
+    let (a, b) = (
+        service_account_user(n, "op-a"),
+        service_account_user(n, "op-b"),
+    );
+    let writes = audited_writes(&[&a, &b])?;
+    let accepted = |user: &str| {
+        writes
+            .iter()
+            .filter(|w| w.user == user && w.succeeded())
+            .collect::<Vec<_>>()
+    };
+    let (by_a, by_b) = (accepted(&a), accepted(&b));
+    let a_last = by_a
+        .iter()
+        .map(|w| w.completed)
+        .max()
+        .ok_or_else(|| anyhow::anyhow!("no write by op-a in the audit log"))?;
+    let b_first = by_b
+        .iter()
+        .map(|w| w.received)
+        .min()
+        .ok_or_else(|| anyhow::anyhow!("no write by op-b in the audit log"))?;
+    let a_after_refusal: Vec<_> = by_a
+        .iter()
+        .filter(|w| w.resource != "leases" && w.received > refused_at)
+        .collect();
+    let a_wrote_for = a_after_refusal
+        .iter()
+        .map(|w| w.completed.duration_since(refused_at).as_secs_f64())
+        .fold(0.0, f64::max);
+    let refused_renewals = writes
+        .iter()
+        .filter(|w| w.user == a && w.resource == "leases" && w.code == 403)
+        .count();
+    let gap = b_first.duration_since(a_last);
+    println!(
+        "chaos: leader's lease renewals refused (403) {refused_renewals} times; \
+         the old leader made {} writes in the {:.1} s after the refusals began, then stopped; \
+         the new leader took the lease {:.1} s after the refusals began and made {} writes; the \
+         old leader's last write ended {:.2} s before the new leader's first began",
+        a_after_refusal.len(),
+        a_wrote_for,
+        taken_over.as_secs_f64(),
+        by_b.len(),
+        gap.as_secs_f64(),
+    );
+    assert!(
+        a_last < b_first,
+        "the old leader wrote at {a_last} after the new leader began at {b_first}"
+    );
+    assert!(refused_renewals > 0, "the old leader never tried to renew");
+    Ok(())
+}
