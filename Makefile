@@ -50,7 +50,7 @@ images: ## build the OCI images (no Docker needed) and load them into the cluste
 e2e: ## the end-to-end suite against $$KUBECONFIG, or the embedded cluster when unset
 	e2e/run.sh
 
-chaos: ## the fault suite on the embedded cluster, alone: the API server down mid-rollout (figures printed)
+chaos: ## the fault suite on the embedded cluster, alone: kill storm, API server outage, lease fencing, etcd compaction, graceful handover (figures printed)
 	e2e/run.sh chaos
 
 bench: ## criterion benchmarks

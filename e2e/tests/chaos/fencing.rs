@@ -99,9 +99,9 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     let kubeconfig_a = kubeconfig_a.to_string_lossy();
     let kubeconfig_b = kubeconfig_b.to_string_lossy();
 
-    let _a = elected_operator(n, "op-a", LEASE, &[("KUBECONFIG", &kubeconfig_a)])?;
+    let op_a = elected_operator(n, "op-a", LEASE, &[("KUBECONFIG", &kubeconfig_a)])?;
     wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
-    let _b = elected_operator(n, "op-b", LEASE, &[("KUBECONFIG", &kubeconfig_b)])?;
+    let op_b = elected_operator(n, "op-b", LEASE, &[("KUBECONFIG", &kubeconfig_b)])?;
     let names = apply_fleet(n, "svc", 3, 0);
     wait_deployments(&client, n, names.len(), CONVERGE).await?;
 
@@ -200,5 +200,37 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
         "the old leader wrote at {a_last} after the new leader began at {b_first}"
     );
     assert!(refused_renewals > 0, "the old leader never tried to renew");
+
+    // The old leader, still running, stood by: given its grant back, it takes over when
+    // the new leader shuts down, on new caches, and acts.
+    assert!(
+        op_a.log().contains("standing by to re-acquire"),
+        "op-a did not stand by"
+    );
+    apply_yaml(n, &lease_rbac())?;
+    op_b.signal("TERM")?;
+    wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
+    let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "final"}]}});
+    microservices
+        .patch(&names[1], &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    wait_for(
+        "the re-elected leader to apply an edit",
+        CONVERGE,
+        || async {
+            let seen = env_value(&deployments.get(&names[1]).await?, "VERSION");
+            Ok(if seen.as_deref() == Some("final") {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("VERSION {seen:?}"))
+            })
+        },
+    )
+    .await?;
+    assert_eq!(
+        op_a.log().matches("acquired the leader lease").count(),
+        2,
+        "op-a should have led twice"
+    );
     Ok(())
 }
