@@ -11,9 +11,12 @@ use k8s_openapi::api::core::v1::{
     VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    FieldsV1, LabelSelector, ManagedFieldsEntry, ObjectMeta,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
+use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::kind::{ChildKind, Handover, KindVersion, to_child};
@@ -32,8 +35,9 @@ pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 pub const REVISION_HISTORY_LIMIT: i32 = 5;
 pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 
-/// The Deployment kind. Its cache keeps the managed fields: the replica hand-over reads
-/// who owns `spec.replicas`.
+/// The Deployment kind. Its cache keeps the status (readiness, root causes) and, of the
+/// managed fields, only whether Flotilla's apply owns `spec.replicas`: what the replica
+/// hand-over reads.
 pub static KIND: ChildKind = ChildKind::new(
     "Deployment",
     "apps",
@@ -41,8 +45,41 @@ pub static KIND: ChildKind = ChildKind::new(
     &[KindVersion::since("v1", 1, 9)],
     |ms, ctx| to_child(KIND.kind, Some(build(ms, ctx)?)),
 )
-.caching(|_| {})
+.caching(keep_replicas_ownership)
 .with_hooks(start_at_minimum, hand_over_replicas);
+
+/// Where `spec.replicas` sits in a managed fields entry.
+const REPLICAS_FIELD: [&str; 2] = ["f:spec", "f:replicas"];
+
+/// Reduces the managed fields to Flotilla's apply entry, holding `spec.replicas` alone,
+/// when that entry owns it; drops them otherwise. The full list is most of a
+/// Deployment's size.
+pub fn keep_replicas_ownership(object: &mut DynamicObject) {
+    let owns = object
+        .metadata
+        .managed_fields
+        .take()
+        .unwrap_or_default()
+        .into_iter()
+        .any(|entry| {
+            entry.manager.as_deref() == Some(FIELD_MANAGER)
+                && entry.operation.as_deref() == Some("Apply")
+                && entry.fields_v1.is_some_and(|fields| {
+                    REPLICAS_FIELD
+                        .iter()
+                        .try_fold(&fields.0, |node, key| node.get(*key))
+                        .is_some()
+                })
+        });
+    object.metadata.managed_fields = owns.then(|| {
+        vec![ManagedFieldsEntry {
+            manager: Some(FIELD_MANAGER.to_string()),
+            operation: Some("Apply".to_string()),
+            fields_v1: Some(FieldsV1(json!({ "f:spec": { "f:replicas": {} } }))),
+            ..ManagedFieldsEntry::default()
+        }]
+    });
+}
 
 /// The field manager that holds only `spec.replicas` of a Deployment while the
 /// HorizontalPodAutoscaler takes it over (see [`hand_over_replicas`]).
@@ -62,7 +99,7 @@ fn start_at_minimum(ms: &Microservice, desired: &mut Value) {
 /// field to a separate manager first, at its current value, keeps the pods running.
 pub fn hand_over_replicas(desired: &Value, live: &Value) -> Option<Handover> {
     let wants_replicas = desired["spec"].get("replicas").is_some();
-    if wants_replicas || !owns_field(live, FIELD_MANAGER, &["f:spec", "f:replicas"]) {
+    if wants_replicas || !owns_field(live, FIELD_MANAGER, &REPLICAS_FIELD) {
         return None;
     }
     let current = live["spec"]["replicas"].as_i64()?;
@@ -444,5 +481,23 @@ mod tests {
         assert!(hand_over_replicas(&desired, &live_with_replicas_owned_by("hpa")).is_none());
         let fixed = json!({"spec": {"replicas": 2}});
         assert!(hand_over_replicas(&fixed, &live_with_replicas_owned_by("flotilla")).is_none());
+    }
+
+    #[test]
+    fn the_cache_keeps_only_whether_flotilla_owns_replicas_and_the_hand_over_still_works() {
+        let desired = json!({"apiVersion": "apps/v1", "metadata": {"name": "users"}, "spec": {}});
+        for (manager, handed_over) in [("flotilla", true), ("hpa", false)] {
+            let live = live_with_replicas_owned_by(manager);
+            let mut cached: DynamicObject = serde_json::from_value(live).unwrap();
+            keep_replicas_ownership(&mut cached);
+            let entries = cached.metadata.managed_fields.clone().unwrap_or_default();
+            assert!(entries.len() <= 1, "{entries:?}");
+            let cached = serde_json::to_value(&cached).unwrap();
+            assert_eq!(
+                hand_over_replicas(&desired, &cached).is_some(),
+                handed_over,
+                "{manager}"
+            );
+        }
     }
 }

@@ -172,9 +172,12 @@ impl PartialEq for ChildKind {
 impl Eq for ChildKind {}
 
 /// The default cache policy: managed fields are the bulk of a stored object and are not
-/// read.
+/// read, nor is the status of any kind but the Deployment (drift is judged on the spec).
 fn without_managed_fields(object: &mut DynamicObject) {
     object.metadata.managed_fields = None;
+    if let Some(data) = object.data.as_object_mut() {
+        data.remove("status");
+    }
 }
 
 /// The default `on_create`: the first apply is like any other.

@@ -133,10 +133,11 @@ async fn apply_one(
             managed_by,
         }));
     }
+    // The hash is of the object as built, before `on_create`: what a first apply adds
+    // (an autoscaled Deployment's starting replicas) must not make the next pass see a
+    // change and apply it all again. The field stays Flotilla's until a real change
+    // comes, when the kind's hand-over runs.
     let mut desired = child.object.clone();
-    if live.is_none() {
-        (kind.on_create)(ms, &mut desired);
-    }
     let hash = content_hash(&desired);
     desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
     let unchanged = live.as_ref().is_some_and(|live| {
@@ -159,6 +160,9 @@ async fn apply_one(
             )
             .await?;
         }
+    }
+    if live.is_none() {
+        (kind.on_create)(ms, &mut desired);
     }
     debug!(kind = kind.kind, %name, "applying");
     api.patch(
