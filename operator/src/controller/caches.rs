@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
-use kube::api::{Api, ApiResource, DynamicObject, PartialObjectMeta};
+use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PartialObjectMeta};
 use kube::runtime::reflector::store::{Writer, WriterDropped};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -19,12 +19,12 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::{Capabilities, ChildKind, KINDS, labels};
+use crate::builders::{Capabilities, ChildKind, ConfigKind, KINDS, labels};
 use crate::client::{WatchBackoff, watch_config};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
-use super::indexes::{ClassWatch, MicroserviceWatch};
+use super::indexes::{ClassWatch, Indexes, MicroserviceWatch};
 use super::watches::decoded;
 
 /// Read-only caches of everything a reconciliation looks at.
@@ -84,6 +84,8 @@ pub struct Scope {
 
 /// Who hears the Microservice and class events besides the caches.
 pub struct Observers {
+    /// Which ConfigMaps and Secrets are referenced: only those are cached.
+    pub indexes: Arc<Indexes>,
     pub microservices: MicroserviceWatch,
     pub classes: ClassWatch,
     /// The class status writer, woken by any class or Microservice change.
@@ -130,6 +132,7 @@ pub fn watch(
 ) -> (Caches, Watches) {
     let namespace = scope.namespace.as_deref();
     let Observers {
+        indexes,
         microservices: microservice_watch,
         classes: class_watch,
         class_status,
@@ -159,9 +162,15 @@ pub fn watch(
         },
         (),
     );
-    let (config_maps, config_map_stream) = metadata(client, namespace, "ConfigMap", &probe);
+    let (config_maps, config_map_stream) = metadata(
+        client,
+        namespace,
+        ConfigKind::ConfigMap,
+        indexes.clone(),
+        &probe,
+    );
     let (secrets, secret_stream) = if scope.watch_secrets {
-        let (store, stream) = metadata(client, namespace, "Secret", &probe);
+        let (store, stream) = metadata(client, namespace, ConfigKind::Secret, indexes, &probe);
         (Some(store), Some(stream))
     } else {
         (None, None)
@@ -305,10 +314,16 @@ fn children(
 
 /// Metadata only, and no annotations (kubectl's last-applied annotation copies the whole
 /// object): the uid and resourceVersion are all the config hash needs.
+/// The metadata of the ConfigMaps or Secrets that some Microservice references, for
+/// config-hash rollouts. The watch sees them all, but the cache keeps only the referenced
+/// ones, and of those only name, UID and version: unrelated objects cost nothing but
+/// their passage. One referenced after its last change is not cached until it changes
+/// again; `read::plan` reads it from the API server meanwhile.
 fn metadata<K>(
     client: &Client,
     namespace: Option<&str>,
-    watch: &'static str,
+    kind: ConfigKind,
+    indexes: Arc<Indexes>,
     probe: &WatchProbe,
 ) -> (
     Store<PartialObjectMeta<K>>,
@@ -327,7 +342,29 @@ where
         scoped::<PartialObjectMeta<K>>(client, namespace),
         watch_config(),
     );
-    cached(probe.observe(watch, events), metadata_only, ())
+    let watch = match kind {
+        ConfigKind::ConfigMap => "ConfigMap",
+        ConfigKind::Secret => "Secret",
+    };
+    let referenced = move |item: &watcher::Result<watcher::Event<PartialObjectMeta<K>>>| {
+        let keep = match item {
+            Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                let meta = object.meta();
+                indexes.config_referenced(
+                    meta.namespace.as_deref().unwrap_or_default(),
+                    kind,
+                    meta.name.as_deref().unwrap_or_default(),
+                )
+            }
+            _ => true,
+        };
+        std::future::ready(keep)
+    };
+    cached(
+        probe.observe(watch, events).filter(referenced),
+        name_and_version_only,
+        (),
+    )
 }
 
 impl Caches {
@@ -436,8 +473,14 @@ fn without_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
 
-fn metadata_only<K: Resource>(object: &mut K) {
+/// All a config hash needs: which object (name, UID) at which version.
+fn name_and_version_only<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
-    meta.managed_fields = None;
-    meta.annotations = None;
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        ..ObjectMeta::default()
+    };
 }

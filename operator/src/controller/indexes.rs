@@ -88,6 +88,12 @@ impl Indexes {
         self.lock().configs.users(&key).cloned().collect()
     }
 
+    /// Whether any Microservice references this ConfigMap or Secret.
+    pub fn config_referenced(&self, namespace: &str, kind: ConfigKind, name: &str) -> bool {
+        let key = (namespace.to_string(), kind, name.to_string());
+        self.lock().configs.users(&key).next().is_some()
+    }
+
     /// The Microservices a change to `class` affects: those naming it, and with
     /// `default_involved` those naming no class.
     pub fn class_users(&self, class: &str, default_involved: bool) -> BTreeSet<ObjectKey> {

@@ -77,6 +77,7 @@ pub async fn run(
         &settings.scope,
         &capabilities,
         Observers {
+            indexes: indexes.clone(),
             microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone()),
             classes: ClassWatch::new(indexes.clone(), triggers),
             class_status: class_status_wake.clone(),

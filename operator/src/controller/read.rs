@@ -4,29 +4,45 @@
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use kube::ResourceExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::{Api, Client, ResourceExt};
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::{ConfigKind, ConfigRef, deployment, labels};
+use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment, labels};
 use crate::graph::NamespaceLabels;
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
 
 use super::caches::Caches;
 use super::context::Context;
 
-/// Plans `ms` against what the caches hold.
-pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
+/// Plans `ms` against what the caches hold, reading from the API server only the
+/// ConfigMaps and Secrets it references that the caches do not hold (see
+/// `caches::metadata`).
+pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<Plan, kube::Error> {
     let caches = &ctx.caches;
     let classes = caches.classes.state();
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
     let microservices = caches.microservices.state();
     let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
-    let config = |config: &ConfigRef| match (config.kind, &caches.secrets) {
+    let cached = |config: &ConfigRef| match (config.kind, &caches.secrets) {
         (ConfigKind::ConfigMap, _) => cached_state(&caches.config_maps, &config.name, namespace),
         (ConfigKind::Secret, Some(secrets)) => cached_state(secrets, &config.name, namespace),
         (ConfigKind::Secret, None) => ConfigState::Unwatched,
+    };
+    let mut uncached = Vec::new();
+    for config in config_refs(&ms.spec) {
+        if cached(&config) == ConfigState::Missing {
+            let state = read_config(&ctx.client, &config, namespace).await?;
+            uncached.push((config, state));
+        }
+    }
+    let config = |config: &ConfigRef| match cached(config) {
+        ConfigState::Missing => uncached
+            .iter()
+            .find(|(known, _)| known == config)
+            .map_or(ConfigState::Missing, |(_, state)| state.clone()),
+        state => state,
     };
     let lookup = |name: &str| {
         let namespace = caches.namespaces.as_ref()?.get(&ObjectRef::new(name))?;
@@ -36,7 +52,7 @@ pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
         .namespaces
         .as_ref()
         .map(|_| &lookup as NamespaceLabels<'_>);
-    plan::plan(
+    Ok(plan::plan(
         ms,
         &Inputs {
             capabilities: &ctx.capabilities,
@@ -45,7 +61,31 @@ pub fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Plan {
             config: Some(&config),
             namespace_labels,
         },
-    )
+    ))
+}
+
+/// A ConfigMap's or Secret's metadata, from the API server.
+async fn read_config(
+    client: &Client,
+    config: &ConfigRef,
+    namespace: &str,
+) -> Result<ConfigState, kube::Error> {
+    let meta = match config.kind {
+        ConfigKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
+            .get_metadata_opt(&config.name)
+            .await?
+            .map(|object| object.metadata),
+        ConfigKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
+            .get_metadata_opt(&config.name)
+            .await?
+            .map(|object| object.metadata),
+    };
+    Ok(meta.map_or(ConfigState::Missing, |meta| {
+        ConfigState::Exists(ConfigVersion {
+            uid: meta.uid.unwrap_or_default(),
+            resource_version: meta.resource_version.unwrap_or_default(),
+        })
+    }))
 }
 
 /// The Microservice's Deployment as the cache holds it.

@@ -49,7 +49,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
-    let plan = read::plan(&ctx, &ms, &namespace);
+    let plan = read::plan(&ctx, &ms, &namespace).await?;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
             apply::apply(&ctx, &build.effective, &build.children).await?
