@@ -158,6 +158,7 @@ pub fn watch(
         |pod: &mut Pod| {
             // Status decides readiness and root causes; the spec is never read.
             pod.metadata.managed_fields = None;
+            pod.metadata.annotations = None;
             pod.spec = None;
         },
         (),
@@ -242,6 +243,7 @@ fn microservices(
     let stream = probe
         .observe("Microservice", decoded::<Microservice>(api, config))
         .backoff(WatchBackoff::default())
+        .modify(without_write_history)
         .reflect(writer)
         .inspect_ok(move |event| {
             observer.observe(event);
@@ -274,7 +276,7 @@ fn classes(
             decoded::<MicroserviceClass>(api, watch_config()),
         )
         .backoff(WatchBackoff::default())
-        .modify(without_managed_fields)
+        .modify(without_write_history)
         .reflect(writer)
         .inspect_ok(move |event| {
             observer.observe(event);
@@ -467,6 +469,17 @@ where
 /// on for over 10 minutes; without them it is acted on about 15 s after the return.
 fn objects_only<K>(item: &watcher::Result<K>) -> std::future::Ready<bool> {
     std::future::ready(item.is_ok())
+}
+
+/// What `kubectl apply` and server-side apply record of past writes (the managed fields,
+/// and a copy of the whole object in an annotation): often more than the object itself,
+/// and never read.
+fn without_write_history<K: Resource>(object: &mut K) {
+    let meta = object.meta_mut();
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove("kubectl.kubernetes.io/last-applied-configuration");
+    }
 }
 
 fn without_managed_fields<K: Resource>(object: &mut K) {
