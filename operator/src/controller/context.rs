@@ -14,11 +14,15 @@ use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
 use super::caches::Caches;
+use super::indexes::Indexes;
 
 pub struct Context {
     pub client: Client,
     pub capabilities: Capabilities,
     pub caches: Caches,
+    /// Who depends on whom: a reconcile looks at its own neighbours, never at every
+    /// Microservice.
+    pub indexes: Arc<Indexes>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
@@ -29,6 +33,7 @@ impl Context {
         client: Client,
         capabilities: Capabilities,
         caches: Caches,
+        indexes: Arc<Indexes>,
         metrics: Arc<Metrics>,
         recorder: Recorder,
     ) -> Self {
@@ -36,6 +41,7 @@ impl Context {
             client,
             capabilities,
             caches,
+            indexes,
             metrics,
             recorder,
             failures: Mutex::default(),

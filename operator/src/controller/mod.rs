@@ -108,11 +108,12 @@ pub async fn run(
             instance: Some(settings.instance.clone()),
         },
     );
-    let controller = wire(watches, &caches, indexes).reconcile_on(trigger_stream);
+    let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
     let context = Arc::new(Context::new(
         client,
         capabilities,
         caches,
+        indexes,
         metrics,
         recorder,
     ));

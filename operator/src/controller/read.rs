@@ -10,7 +10,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment, labels};
-use crate::graph::NamespaceLabels;
+use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
 
 use super::caches::Caches;
@@ -23,7 +23,7 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
     let caches = &ctx.caches;
     let classes = caches.classes.state();
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
-    let microservices = caches.microservices.state();
+    let microservices = neighbours(ctx, ms);
     let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
     let cached = |config: &ConfigRef| match (config.kind, &caches.secrets) {
         (ConfigKind::ConfigMap, _) => cached_state(&caches.config_maps, &config.name, namespace),
@@ -62,6 +62,23 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
             namespace_labels,
         },
     ))
+}
+
+/// The Microservices the graph of `ms` involves: those it depends on (by name) and those
+/// that depend on it (by the dependency index). A reconcile's cost does not grow with the
+/// number of Microservices in the cluster.
+fn neighbours(ctx: &Context, ms: &Microservice) -> Vec<Arc<Microservice>> {
+    let key = ObjectKey::of(ms);
+    let mut keys = dependency_keys(ms);
+    keys.extend(ctx.indexes.dependents_of(&key));
+    keys.remove(&key);
+    keys.iter()
+        .filter_map(|key| {
+            ctx.caches
+                .microservices
+                .get(&ObjectRef::new(&key.name).within(&key.namespace))
+        })
+        .collect()
 }
 
 /// A ConfigMap's or Secret's metadata, from the API server.
