@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 
 use super::indexes::{ClassWatch, Indexes, MicroserviceWatch};
+use super::pod_index::PodIndex;
 use super::watches::decoded;
 
 /// Read-only caches of everything a reconciliation looks at.
@@ -36,6 +37,8 @@ pub struct Caches {
     /// One per child kind the server serves, in `KINDS` order.
     pub children: Vec<ChildCache>,
     pub pods: Store<Pod>,
+    /// The cached pods by Microservice.
+    pub pod_index: Arc<PodIndex>,
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
     /// None when the operator runs without access to Secrets (`--watch-secrets=false`).
     pub secrets: Option<Store<PartialObjectMeta<Secret>>>,
@@ -153,16 +156,8 @@ pub fn watch(
     let (classes, class_stream) = classes(client, class_watch, class_status, &probe);
     let (children, child_streams) = children(client, namespace, capabilities, &probe);
     // Pods: only Flotilla's, like the children.
-    let (pods, pod_stream) = cached(
-        probe.observe("Pod", watcher(scoped::<Pod>(client, namespace), managed())),
-        |pod: &mut Pod| {
-            // Status decides readiness and root causes; the spec is never read.
-            pod.metadata.managed_fields = None;
-            pod.metadata.annotations = None;
-            pod.spec = None;
-        },
-        (),
-    );
+    let pod_index = Arc::new(PodIndex::default());
+    let (pods, pod_stream) = pods(client, namespace, pod_index.clone(), &probe);
     let (config_maps, config_map_stream) = metadata(
         client,
         namespace,
@@ -198,6 +193,7 @@ pub fn watch(
         classes,
         children,
         pods,
+        pod_index,
         config_maps,
         secrets,
         namespaces,
@@ -316,6 +312,32 @@ fn children(
 
 /// Metadata only, and no annotations (kubectl's last-applied annotation copies the whole
 /// object): the uid and resourceVersion are all the config hash needs.
+/// Flotilla's pods (by label), status only, indexed by Microservice.
+fn pods(
+    client: &Client,
+    namespace: Option<&str>,
+    index: Arc<PodIndex>,
+    probe: &WatchProbe,
+) -> (Store<Pod>, BoxStream<'static, watcher::Result<Pod>>) {
+    let writer = Writer::default();
+    let store = writer.as_reader();
+    let stream = probe
+        .observe("Pod", watcher(scoped::<Pod>(client, namespace), managed()))
+        .backoff(WatchBackoff::default())
+        .modify(|pod: &mut Pod| {
+            // Status decides readiness and root causes; the spec is never read.
+            pod.metadata.managed_fields = None;
+            pod.metadata.annotations = None;
+            pod.spec = None;
+        })
+        .reflect(writer)
+        .inspect_ok(move |event| index.observe(event))
+        .touched_objects()
+        .filter(objects_only)
+        .boxed();
+    (store, stream)
+}
+
 /// The metadata of the ConfigMaps or Secrets that some Microservice references, for
 /// config-hash rollouts. The watch sees them all, but the cache keeps only the referenced
 /// ones, and of those only name, UID and version: unrelated objects cost nothing but

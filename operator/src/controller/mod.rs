@@ -9,6 +9,7 @@ mod error;
 mod events;
 mod indexes;
 mod ownership;
+mod pod_index;
 mod read;
 mod reconcile;
 mod reverse_index;

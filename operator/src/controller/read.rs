@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::{Api, Client, ResourceExt};
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, ResourceExt};
 
 use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment, labels};
+use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment};
 use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
 
@@ -114,11 +114,14 @@ pub fn deployment(caches: &Caches, name: &str, namespace: &str) -> Option<Deploy
 /// The pods of the Microservice `name` (by instance label), any ReplicaSet.
 pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
     caches
-        .pods
-        .state()
+        .pod_index
+        .pods_of(namespace, name)
         .into_iter()
-        .filter(|pod| pod.namespace().as_deref() == Some(namespace))
-        .filter(|pod| pod.labels().get(labels::INSTANCE).map(String::as_str) == Some(name))
+        .filter_map(|pod| {
+            caches
+                .pods
+                .get(&ObjectRef::new(&pod.name).within(&pod.namespace))
+        })
         .collect()
 }
 
