@@ -153,5 +153,73 @@ fn bench_class(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_build, bench_resolve, bench_class);
+/// `count` Microservices in 10 namespaces, each calling the next two in its namespace.
+fn fleet(count: usize) -> Vec<Microservice> {
+    (0..count)
+        .map(|i| {
+            let namespace = format!("team-{}", i % 10);
+            let deps = (1..=2)
+                .map(|d| dep(&format!("svc-{}", (i + 10 * d) % count), None))
+                .collect();
+            microservice(&namespace, &format!("svc-{i}"), deps)
+        })
+        .collect()
+}
+
+fn bench_at_scale(c: &mut Criterion) {
+    for count in [1_000, 10_000] {
+        let all = fleet(count);
+        // What a watch event costs the indexes with `count` Microservices indexed: must
+        // not grow with the count.
+        let indexes = flotilla::controller::Indexes::default();
+        for ms in &all {
+            indexes.update(ms);
+        }
+        let edited = &all[count / 2];
+        c.bench_function(&format!("index update among {count} Microservices"), |b| {
+            b.iter(|| indexes.update(black_box(edited)))
+        });
+        // A reconcile plans against its graph neighbours only: the same cost at any count.
+        let neighbours: Vec<&Microservice> = all
+            .iter()
+            .filter(|other| {
+                graph::dependency_keys(edited).contains(&graph::ObjectKey::of(other))
+                    || graph::dependency_keys(other).contains(&graph::ObjectKey::of(edited))
+            })
+            .collect();
+        let caps = Capabilities::newest();
+        let inputs = Inputs {
+            capabilities: &caps,
+            classes: &[],
+            microservices: &neighbours,
+            config: None,
+            namespace_labels: None,
+        };
+        c.bench_function(&format!("plan one among {count} Microservices"), |b| {
+            b.iter(|| plan(black_box(edited), black_box(&inputs)))
+        });
+    }
+    // `flotilla render` of a whole fleet, as the benchmark beside kubectl uses it.
+    let yaml: Vec<String> = fleet(1_000)
+        .iter()
+        .map(|ms| serde_yaml::to_string(ms).expect("yaml"))
+        .collect();
+    let mut group = c.benchmark_group("render");
+    group.sample_size(10);
+    group.bench_function("render 1,000 Microservices", |b| {
+        b.iter(|| {
+            flotilla::render::render(black_box(&yaml), flotilla::api::KubeVersion::new(1, 20))
+                .expect("renders")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_build,
+    bench_resolve,
+    bench_class,
+    bench_at_scale
+);
 criterion_main!(benches);

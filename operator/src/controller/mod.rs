@@ -38,11 +38,13 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 
 pub use caches::Scope;
+/// The watches' reverse indexes; public for the benchmarks.
+pub use indexes::Indexes;
 
 use caches::{Caches, Observers, Watches};
 use class_status::ClassStatusWriter;
 use context::Context;
-use indexes::{ClassWatch, Indexes, MicroserviceWatch, Triggers};
+use indexes::{ClassWatch, MicroserviceWatch, Triggers};
 
 /// How the controller runs.
 #[derive(Clone)]
