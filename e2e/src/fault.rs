@@ -49,6 +49,8 @@ pub struct Write {
     pub user: String,
     pub verb: String,
     pub resource: String,
+    /// `status` for a status write; empty for the object itself.
+    pub subresource: String,
     pub namespace: String,
     pub name: String,
     pub code: u16,
@@ -88,6 +90,8 @@ struct AuditObject {
     #[serde(default)]
     resource: String,
     #[serde(default)]
+    subresource: String,
+    #[serde(default)]
     namespace: String,
     #[serde(default)]
     name: String,
@@ -99,33 +103,91 @@ struct AuditStatus {
     code: u16,
 }
 
+fn audit_log_path() -> PathBuf {
+    cluster_dir().join("logs/audit.log")
+}
+
 /// Every audited write by `users`.
 pub fn audited_writes(users: &[&str]) -> anyhow::Result<Vec<Write>> {
-    let path = cluster_dir().join("logs/audit.log");
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "reading {} (a cluster started before the audit log existed: make cluster-down cluster)",
-            path.display()
-        )
-    })?;
-    Ok(text
-        .lines()
-        .filter_map(|line| serde_json::from_str::<AuditEvent>(line).ok())
-        .filter(|event| users.contains(&event.user.username.as_str()))
-        .map(|event| {
-            let object = event.object_ref.unwrap_or_default();
-            Write {
-                user: event.user.username,
-                verb: event.verb,
-                resource: object.resource,
-                namespace: object.namespace,
-                name: object.name,
-                code: event.response_status.map_or(0, |s| s.code),
-                received: event.request_received_timestamp,
-                completed: event.stage_timestamp,
-            }
-        })
-        .collect())
+    let mut tail = AuditTail::from_start(users);
+    tail.read()?;
+    Ok(tail.writes)
+}
+
+/// The audit log read as it grows: each [`AuditTail::read`] parses only what was
+/// written since the last one (a benchmark polls it while the log holds hundreds of MB).
+pub struct AuditTail {
+    users: Vec<String>,
+    offset: u64,
+    /// Every write by the users read so far, in the log's order.
+    pub writes: Vec<Write>,
+}
+
+impl AuditTail {
+    /// Reads the log from its beginning.
+    pub fn from_start(users: &[&str]) -> Self {
+        Self {
+            users: users.iter().map(|u| u.to_string()).collect(),
+            offset: 0,
+            writes: Vec::new(),
+        }
+    }
+
+    /// Reads only what is written from now on.
+    pub fn from_now(users: &[&str]) -> anyhow::Result<Self> {
+        let mut tail = Self::from_start(users);
+        tail.offset = std::fs::metadata(audit_log_path())
+            .with_context(|| format!("reading {}", audit_log_path().display()))?
+            .len();
+        Ok(tail)
+    }
+
+    /// Appends the writes logged since the last read; returns how many there were.
+    pub fn read(&mut self) -> anyhow::Result<usize> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = audit_log_path();
+        let mut file = std::fs::File::open(&path).with_context(|| {
+            format!(
+                "reading {} (a cluster started before the audit log existed: make cluster-down cluster)",
+                path.display()
+            )
+        })?;
+        // Rotated (--audit-log-maxsize): the new file starts over.
+        if file.metadata()?.len() < self.offset {
+            self.offset = 0;
+        }
+        file.seek(SeekFrom::Start(self.offset))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        // Only whole lines: the API server may be writing the last one.
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        self.offset += complete as u64;
+        let text = String::from_utf8_lossy(&bytes[..complete]);
+        let before = self.writes.len();
+        let users = &self.users;
+        self.writes.extend(
+            text.lines()
+                // Most lines are other users': skip them before parsing.
+                .filter(|line| users.iter().any(|u| line.contains(u.as_str())))
+                .filter_map(|line| serde_json::from_str::<AuditEvent>(line).ok())
+                .filter(|event| users.contains(&event.user.username))
+                .map(|event| {
+                    let object = event.object_ref.unwrap_or_default();
+                    Write {
+                        user: event.user.username,
+                        verb: event.verb,
+                        resource: object.resource,
+                        subresource: object.subresource,
+                        namespace: object.namespace,
+                        name: object.name,
+                        code: event.response_status.map_or(0, |s| s.code),
+                        received: event.request_received_timestamp,
+                        completed: event.stage_timestamp,
+                    }
+                }),
+        );
+        Ok(self.writes.len() - before)
+    }
 }
 
 /// The user name a ServiceAccount authenticates as.

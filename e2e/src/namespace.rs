@@ -93,7 +93,13 @@ impl Drop for TestNamespace {
         }
         // Synchronous and non-waiting: Drop cannot await, and the test need not wait
         // for finalization.
-        if let Err(e) = kubectl(&["delete", "namespace", &self.name, "--wait=false"]) {
+        if let Err(e) = kubectl(&[
+            "delete",
+            "namespace",
+            &self.name,
+            "--wait=false",
+            "--ignore-not-found",
+        ]) {
             eprintln!("deleting namespace {}: {e:#}", self.name);
         }
     }

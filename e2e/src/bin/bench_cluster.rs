@@ -1,0 +1,1543 @@
+//! `make bench-cluster` (issue 13): the operator measured on a real cluster, next to
+//! kubectl applying the same children.
+//!
+//! In order, on a cordoned cluster (pods stay Pending: the figures are the control
+//! plane's, not the node's):
+//! 1. kubectl: 8 parallel `kubectl apply --server-side` of exactly the children
+//!    `flotilla render` gives for N Microservices, in a namespace of its own, deleted
+//!    before the operator starts so both runs start from the same cluster;
+//! 2. the operator (as its own ServiceAccount, so the audit log tells its writes apart)
+//!    on an empty namespace, then N Microservices in one apply: time to all children,
+//!    to every status current, writes per Microservice, reconciles, memory;
+//! 3. edit latency with the operator idle, then while another N are created (2N);
+//! 4. memory added by 10,000 unrelated ConfigMaps and 10,000 unrelated Secrets;
+//! 5. writes over 2 minutes of idle.
+//!
+//! Prints one table (and writes it as JSON to `target/bench-cluster.json`), then exits 1
+//! when a target was missed, 2 when the run itself failed. Namespaces, cluster roles and
+//! the cordon are undone on every exit, also on failure and Ctrl-C.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use flotilla::api::Microservice;
+use flotilla::builders::labels::MANAGED_SELECTOR;
+use flotilla_e2e::fault::{
+    AuditTail, Write, metric, service_account_kubeconfig, service_account_user,
+};
+use flotilla_e2e::steps::ensure_crds;
+use flotilla_e2e::{
+    ClusterObject, Operator, Poll, TestNamespace, apply_cluster_yaml, client, http_get, kubectl,
+    kubectl_with_stdin, wait_for,
+};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Secret};
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::discovery::ApiResource;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+/// kubectl processes applying the rendered children side by side.
+const KUBECTL_PROCESSES: usize = 8;
+/// Edits measured with the operator idle (and at least as many under load).
+const EDITS: usize = 50;
+/// The fastest pace of the edits during the second bulk create. They are spread over
+/// the time the first one took, so that about 2 x EDITS land while it runs (it may go
+/// faster) without the edits themselves becoming the load.
+const MIN_EDIT_PACE: Duration = Duration::from_millis(20);
+/// The env var the edits change.
+const EDIT_VAR: &str = "EDIT";
+/// Unrelated ConfigMaps, and as many Secrets.
+const UNRELATED: usize = 10_000;
+/// Requests in flight while creating them.
+const CREATE_CONCURRENCY: usize = 32;
+/// The idle window.
+const IDLE: Duration = Duration::from_secs(120);
+/// No write by the operator for this long: it has settled.
+const QUIET: Duration = Duration::from_secs(10);
+/// The operator's ServiceAccount.
+const OPERATOR_ACCOUNT: &str = "flotilla-bench";
+/// The child kinds each bench Microservice gets: (API group, kind).
+const CHILD_KINDS: [(&str, &str); 6] = [
+    ("", "ServiceAccount"),
+    ("networking.k8s.io", "NetworkPolicy"),
+    ("apps", "Deployment"),
+    ("", "Service"),
+    ("autoscaling", "HorizontalPodAutoscaler"),
+    ("policy", "PodDisruptionBudget"),
+];
+
+// ---------------------------------------------------------------------------------------
+// The report
+
+#[derive(Clone, Copy, Serialize)]
+#[serde(tag = "op", content = "value")]
+enum Target {
+    #[serde(rename = "<=")]
+    AtMost(f64),
+    #[serde(rename = "==")]
+    Exactly(f64),
+}
+
+#[derive(Serialize)]
+struct Row {
+    section: &'static str,
+    figure: String,
+    /// None: not measured (the run failed before).
+    value: Option<f64>,
+    unit: &'static str,
+    target: Option<Target>,
+    pass: Option<bool>,
+    note: String,
+}
+
+#[derive(Serialize, Default)]
+struct Report {
+    n: usize,
+    started: String,
+    duration_seconds: f64,
+    machine: BTreeMap<String, String>,
+    rows: Vec<Row>,
+    /// What the audit log shows beyond children and statuses, edit samples and the like.
+    details: BTreeMap<String, serde_json::Value>,
+    error: Option<String>,
+}
+
+impl Report {
+    fn row(
+        &mut self,
+        section: &'static str,
+        figure: impl Into<String>,
+        value: f64,
+        unit: &'static str,
+    ) {
+        self.push(section, figure, Some(value), unit, None, "");
+    }
+
+    fn push(
+        &mut self,
+        section: &'static str,
+        figure: impl Into<String>,
+        value: Option<f64>,
+        unit: &'static str,
+        target: Option<Target>,
+        note: &str,
+    ) -> &mut Row {
+        let pass = match (value, target) {
+            (Some(v), Some(Target::AtMost(t))) => Some(v <= t + 1e-9),
+            (Some(v), Some(Target::Exactly(t))) => Some((v - t).abs() < 1e-9),
+            (None, Some(_)) => Some(false),
+            _ => None,
+        };
+        self.rows.push(Row {
+            section,
+            figure: figure.into(),
+            value,
+            unit,
+            target,
+            pass,
+            note: note.to_string(),
+        });
+        self.rows.last_mut().expect("just pushed")
+    }
+
+    fn missed(&self) -> usize {
+        self.rows.iter().filter(|r| r.pass == Some(false)).count()
+    }
+
+    fn table(&self) -> String {
+        let header = ["figure", "measured", "target", "result"];
+        let mut lines: Vec<[String; 4]> = Vec::new();
+        let mut sections: Vec<(usize, &str)> = Vec::new();
+        for row in &self.rows {
+            if sections.last().map(|s| s.1) != Some(row.section) {
+                sections.push((lines.len(), row.section));
+            }
+            let value = row
+                .value
+                .map_or_else(|| "not measured".to_string(), |v| format_value(v, row.unit));
+            let target = match row.target {
+                None => String::new(),
+                Some(Target::AtMost(t)) => format!("<= {}", format_value(t, row.unit)),
+                Some(Target::Exactly(t)) => format!("== {}", format_value(t, row.unit)),
+            };
+            let result = match row.pass {
+                None => String::new(),
+                Some(true) => "pass".into(),
+                Some(false) => "FAIL".into(),
+            };
+            let figure = if row.note.is_empty() {
+                row.figure.clone()
+            } else {
+                format!("{} ({})", row.figure, row.note)
+            };
+            lines.push([figure, value, target, result]);
+        }
+        let mut widths = header.map(str::len);
+        for line in &lines {
+            for (w, cell) in widths.iter_mut().zip(line) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::new();
+        let rule = format!(
+            "+{}+\n",
+            widths
+                .iter()
+                .map(|w| "-".repeat(w + 2))
+                .collect::<Vec<_>>()
+                .join("+")
+        );
+        let fmt_line = |cells: &[String; 4]| {
+            format!(
+                "| {:<w0$} | {:>w1$} | {:<w2$} | {:<w3$} |\n",
+                cells[0],
+                cells[1],
+                cells[2],
+                cells[3],
+                w0 = widths[0],
+                w1 = widths[1],
+                w2 = widths[2],
+                w3 = widths[3]
+            )
+        };
+        out.push_str(&rule);
+        out.push_str(&fmt_line(&header.map(String::from)));
+        out.push_str(&rule);
+        let mut next_section = sections.iter().peekable();
+        for (i, line) in lines.iter().enumerate() {
+            if let Some((_, name)) = next_section.next_if(|(start, _)| *start == i) {
+                let title = format!("[{name}]");
+                out.push_str(&fmt_line(&[
+                    title,
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]));
+            }
+            out.push_str(&fmt_line(line));
+        }
+        out.push_str(&rule);
+        out
+    }
+}
+
+fn format_value(v: f64, unit: &str) -> String {
+    match unit {
+        "s" => format!("{v:.2} s"),
+        "ms" => format!("{v:.1} ms"),
+        "MiB" => format!("{v:.1} MiB"),
+        "KiB" => format!("{v:.1} KiB"),
+        "x" => format!("{v:.2}x"),
+        "/s" => format!("{v:.0}/s"),
+        _ if v.fract() == 0.0 => format!("{v:.0}"),
+        _ => format!("{v:.2}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Entry point
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let n = match fleet_size() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("bench-cluster: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = Arc::new(Mutex::new(Report {
+        n,
+        started: Timestamp::now().to_string(),
+        ..Report::default()
+    }));
+    let start = Instant::now();
+    // Dropping the run (Ctrl-C) runs its guards: the cordon, namespaces and roles are
+    // undone before the table is printed.
+    let result = tokio::select! {
+        result = run(n, report.clone()) => result,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let mut report = report.lock().expect("report lock");
+    report.duration_seconds = start.elapsed().as_secs_f64();
+    if let Err(e) = &result {
+        report.error = Some(format!("{e:#}"));
+        // The targets after the last row were never measured: the run fails them all.
+        report.push(
+            "run",
+            "every phase ran (the error is below the table)",
+            None,
+            "",
+            Some(Target::Exactly(1.0)),
+            "",
+        );
+    }
+    println!(
+        "\nbench-cluster: N={n}, {:.0} s, on {}\n{}",
+        report.duration_seconds,
+        report.machine.get("summary").map_or("?", String::as_str),
+        report.table()
+    );
+    let path = json_path();
+    match serde_json::to_string_pretty(&*report)
+        .map_err(anyhow::Error::from)
+        .and_then(|json| Ok(std::fs::write(&path, json)?))
+    {
+        Ok(()) => println!("JSON: {}", path.display()),
+        Err(e) => eprintln!("writing {}: {e:#}", path.display()),
+    }
+    if let Err(e) = result {
+        eprintln!("bench-cluster failed: {e:#}");
+        return ExitCode::from(2);
+    }
+    match report.missed() {
+        0 => {
+            println!("every target met");
+            ExitCode::SUCCESS
+        }
+        missed => {
+            println!("{missed} target(s) missed");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// N: the first argument, else `$N`, else 500.
+fn fleet_size() -> anyhow::Result<usize> {
+    let raw = std::env::args().nth(1).or_else(|| std::env::var("N").ok());
+    let n = match raw {
+        Some(raw) => raw
+            .parse::<usize>()
+            .with_context(|| format!("N must be a number, not {raw:?}"))?,
+        None => 500,
+    };
+    // Each Microservice depends on the next two of its batch.
+    anyhow::ensure!(n >= EDITS.max(3), "N must be at least {}", EDITS.max(3));
+    Ok(n)
+}
+
+fn json_path() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("bench-cluster.json")
+}
+
+// ---------------------------------------------------------------------------------------
+// Cluster hygiene
+
+/// Undoes what the bench did to the cluster when dropped: waits for its namespaces to be
+/// gone (their TestNamespace guards delete them), then uncordons the nodes, so no
+/// Pending pod of the bench is ever scheduled.
+#[derive(Default)]
+struct Cordon {
+    nodes: Vec<String>,
+    namespaces: Vec<String>,
+}
+
+impl Cordon {
+    /// Cordons every schedulable node.
+    async fn all_nodes(client: &kube::Client) -> anyhow::Result<Self> {
+        let mut this = Self::default();
+        for node in Api::<Node>::all(client.clone())
+            .list(&ListParams::default())
+            .await?
+        {
+            if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+                continue;
+            }
+            let name = node.name_any();
+            // Owned before cordoning: a failure below still uncordons it.
+            this.nodes.push(name.clone());
+            kubectl(&["cordon", &name])?;
+        }
+        Ok(this)
+    }
+}
+
+impl Drop for Cordon {
+    fn drop(&mut self) {
+        for ns in &self.namespaces {
+            let _ = kubectl(&[
+                "delete",
+                "namespace",
+                ns,
+                "--wait=false",
+                "--ignore-not-found",
+            ]);
+        }
+        for ns in &self.namespaces {
+            eprintln!("cleanup: waiting for namespace {ns} to be gone");
+            let object = format!("namespace/{ns}");
+            if let Err(e) = kubectl(&["wait", "--for=delete", &object, "--timeout=600s"]) {
+                eprintln!("cleanup: {e:#}");
+            }
+        }
+        for node in &self.nodes {
+            match kubectl(&["uncordon", node]) {
+                Ok(_) => eprintln!("cleanup: uncordoned {node}"),
+                Err(e) => {
+                    eprintln!("cleanup: uncordoning {node}: {e:#} (run: kubectl uncordon {node})")
+                }
+            }
+        }
+    }
+}
+
+/// Background tasks, aborted when dropped.
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// What the watches saw, with when
+
+#[derive(Default)]
+struct Observed {
+    /// Watches that finished their initial list.
+    synced: usize,
+    /// When each child was first seen, by (kind, name).
+    children: HashMap<(&'static str, String), Instant>,
+    /// Per Microservice, since when its status has been current (None: not current).
+    current_since: HashMap<String, Option<Instant>>,
+    /// Per Deployment, each value of EDIT it carried, with when it was first seen.
+    edits: HashMap<String, Vec<(u64, Instant)>>,
+}
+
+type Shared = Arc<Mutex<Observed>>;
+
+/// Status written for the current generation: observedGeneration and the Ready
+/// condition's both current.
+fn status_current(ms: &Microservice) -> bool {
+    let generation = ms.metadata.generation;
+    ms.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.condition("Ready")
+                .is_some_and(|c| c.observed_generation == generation)
+    })
+}
+
+/// The value of EDIT in a Deployment's first container.
+fn edit_value(object: &DynamicObject) -> Option<u64> {
+    object.data["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()?
+        .iter()
+        .find(|e| e["name"] == EDIT_VAR)?["value"]
+        .as_str()?
+        .parse()
+        .ok()
+}
+
+fn spawn_watches(
+    client: &kube::Client,
+    namespace: &str,
+    kinds: &[(&'static str, ApiResource)],
+    observed: &Shared,
+) -> Tasks {
+    let mut tasks = Vec::new();
+    let microservices = Api::<Microservice>::namespaced(client.clone(), namespace);
+    let seen = observed.clone();
+    tasks.push(tokio::spawn(async move {
+        let mut events = watcher(microservices, watcher::Config::default())
+            .default_backoff()
+            .boxed();
+        while let Some(event) = events.next().await {
+            let now = Instant::now();
+            let mut seen = seen.lock().expect("observed lock");
+            match event {
+                Ok(watcher::Event::Apply(ms) | watcher::Event::InitApply(ms)) => {
+                    let current = status_current(&ms);
+                    let since = seen.current_since.entry(ms.name_any()).or_default();
+                    match (current, *since) {
+                        (true, None) => *since = Some(now),
+                        (false, _) => *since = None,
+                        (true, Some(_)) => {}
+                    }
+                }
+                Ok(watcher::Event::Delete(ms)) => {
+                    seen.current_since.remove(&ms.name_any());
+                }
+                Ok(watcher::Event::InitDone) => seen.synced += 1,
+                Ok(watcher::Event::Init) | Err(_) => {}
+            }
+        }
+    }));
+    for (kind, resource) in kinds {
+        let kind: &'static str = kind;
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, resource);
+        let seen = observed.clone();
+        tasks.push(tokio::spawn(async move {
+            let config = watcher::Config::default().labels(MANAGED_SELECTOR);
+            let mut events = watcher(api, config).default_backoff().boxed();
+            while let Some(event) = events.next().await {
+                let now = Instant::now();
+                let mut seen = seen.lock().expect("observed lock");
+                match event {
+                    Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                        let name = object.name_any();
+                        if kind == "Deployment"
+                            && let Some(value) = edit_value(&object)
+                        {
+                            let history = seen.edits.entry(name.clone()).or_default();
+                            if history.last().map(|(v, _)| *v) != Some(value) {
+                                history.push((value, now));
+                            }
+                        }
+                        seen.children.entry((kind, name)).or_insert(now);
+                    }
+                    Ok(watcher::Event::InitDone) => seen.synced += 1,
+                    Ok(_) | Err(_) => {}
+                }
+            }
+        }));
+    }
+    Tasks(tasks)
+}
+
+/// Waits until every child of `names` exists; returns when the last one appeared.
+async fn wait_children(
+    observed: &Shared,
+    names: &[String],
+    deadline: Duration,
+) -> anyhow::Result<Instant> {
+    wait_for(
+        format!("the children of {} Microservices", names.len()),
+        deadline,
+        || {
+            let seen = observed.lock().expect("observed lock");
+            let mut missing = BTreeMap::<&str, usize>::new();
+            let mut last = None::<Instant>;
+            for (_, kind) in CHILD_KINDS {
+                for name in names {
+                    match seen.children.get(&(kind, name.clone())) {
+                        Some(at) => last = last.max(Some(*at)),
+                        None => *missing.entry(kind).or_default() += 1,
+                    }
+                }
+            }
+            let poll = match last {
+                Some(last) if missing.is_empty() => Poll::Ready(last),
+                _ => Poll::Pending(format!("missing: {missing:?}")),
+            };
+            std::future::ready(Ok(poll))
+        },
+    )
+    .await
+}
+
+/// Waits until every status of `names` is current at once; returns since when.
+async fn wait_current(
+    observed: &Shared,
+    names: &[String],
+    deadline: Duration,
+) -> anyhow::Result<Instant> {
+    wait_for(
+        format!(
+            "the statuses of {} Microservices to be current",
+            names.len()
+        ),
+        deadline,
+        || {
+            let seen = observed.lock().expect("observed lock");
+            let mut not_current = Vec::new();
+            let mut last = None::<Instant>;
+            for name in names {
+                match seen.current_since.get(name).copied().flatten() {
+                    Some(at) => last = last.max(Some(at)),
+                    None => not_current.push(name.as_str()),
+                }
+            }
+            let poll = match last {
+                Some(last) if not_current.is_empty() => Poll::Ready(last),
+                _ => Poll::Pending(format!(
+                    "{} not current, e.g. {:?}",
+                    not_current.len(),
+                    &not_current[..not_current.len().min(5)]
+                )),
+            };
+            std::future::ready(Ok(poll))
+        },
+    )
+    .await
+}
+
+/// Waits until `name`'s Deployment carries EDIT >= `value`; returns when it first did.
+async fn wait_edit(observed: &Shared, name: &str, value: u64) -> anyhow::Result<Instant> {
+    wait_for(
+        format!("Deployment {name} to carry {EDIT_VAR}={value}"),
+        Duration::from_secs(60),
+        || {
+            let seen = observed.lock().expect("observed lock");
+            let history = seen.edits.get(name);
+            let poll = match history.and_then(|h| h.iter().find(|(v, _)| *v >= value)) {
+                Some((_, at)) => Poll::Ready(*at),
+                None => Poll::Pending(format!(
+                    "{EDIT_VAR} values seen: {:?}",
+                    history.map(|h| h.iter().map(|(v, _)| *v).collect::<Vec<_>>())
+                )),
+            };
+            std::future::ready(Ok(poll))
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// The fleet
+
+/// Batch `batch` of the fleet: N Microservices named `ms-<index>`, each autoscaled 2..4
+/// with one port, an env var, resources and two `dependsOn` on the next two of its batch
+/// (within the batch, so a later batch changes nothing of an earlier one).
+fn batch_names(n: usize, batch: usize) -> Vec<String> {
+    (batch * n..(batch + 1) * n)
+        .map(|i| format!("ms-{i}"))
+        .collect()
+}
+
+fn fleet_yaml(n: usize, batch: usize, namespace: &str) -> String {
+    let first = batch * n;
+    (0..n)
+        .map(|i| {
+            let dep = |k: usize| first + (i + k) % n;
+            format!(
+                "apiVersion: flotilla.dev/v1alpha1
+kind: Microservice
+metadata:
+  name: ms-{index}
+  namespace: {namespace}
+spec:
+  image: flotilla.local/testapp:v1
+  imagePullPolicy: IfNotPresent
+  ports:
+  - {{name: http, port: 80, targetPort: 8080, protocol: TCP, appProtocol: http}}
+  env:
+  - {{name: {EDIT_VAR}, value: \"0\"}}
+  resources:
+    requests: {{cpu: 10m, memory: 16Mi}}
+    limits: {{memory: 64Mi}}
+  autoscaling: {{minReplicas: 2, maxReplicas: 4, targetCPUUtilizationPercentage: 70}}
+  dependsOn:
+  - name: ms-{a}
+  - name: ms-{b}
+",
+                index = first + i,
+                a = dep(1),
+                b = dep(2),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+fn split_documents(yaml: &str) -> Vec<String> {
+    yaml.split("\n---")
+        .map(|d| d.trim_start_matches("---").trim().to_string())
+        .filter(|d| !d.is_empty() && d.lines().any(|l| l.starts_with("kind:")))
+        .collect()
+}
+
+/// `kubectl apply --server-side` of `yaml` into `namespace` on a blocking thread.
+async fn kubectl_apply(namespace: &str, manager: &str, yaml: String) -> anyhow::Result<()> {
+    let namespace = namespace.to_string();
+    let manager = manager.to_string();
+    tokio::task::spawn_blocking(move || {
+        kubectl_with_stdin(
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager",
+                &manager,
+                "-n",
+                &namespace,
+                "-f",
+                "-",
+            ],
+            &yaml,
+        )
+        .map(drop)
+    })
+    .await?
+}
+
+// ---------------------------------------------------------------------------------------
+// The operator
+
+fn rss_kib(pid: u32) -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .context("no VmRSS line")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .context("VmRSS without a value")?
+        .parse()?)
+}
+
+fn logged_addr(op: &Operator, key: &str) -> Option<String> {
+    op.log().lines().rev().find_map(|line| {
+        let (_, rest) = line.split_once(&format!("{key}="))?;
+        Some(rest.split_whitespace().next()?.to_string())
+    })
+}
+
+/// Runs the operator for `namespace` as the ServiceAccount of `kubeconfig`; returns it
+/// with its metrics address once `/readyz` says every cache synced.
+async fn start_operator(namespace: &str, kubeconfig: &str) -> anyhow::Result<(Operator, String)> {
+    let mut op = Operator::start_with_env(
+        &format!("{namespace}-operator"),
+        &[
+            "run",
+            "--namespace",
+            namespace,
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ],
+        &[("KUBECONFIG", kubeconfig)],
+    )?;
+    let (health, metrics) = wait_for(
+        "the operator to log its addresses",
+        Duration::from_secs(30),
+        || {
+            let addrs = logged_addr(&op, "health").zip(logged_addr(&op, "metrics"));
+            let poll = match addrs {
+                Some(addrs) => Poll::Ready(addrs),
+                None => Poll::Pending(op.log_tail(5)),
+            };
+            std::future::ready(Ok(poll))
+        },
+    )
+    .await?;
+    wait_for(
+        "the operator's /readyz",
+        Duration::from_secs(60),
+        || async {
+            let response = http_get(&format!("http://{health}/readyz")).await?;
+            Ok(if response.status == 200 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{}: {}", response.status, response.body.trim()))
+            })
+        },
+    )
+    .await?;
+    anyhow::ensure!(op.is_running(), "the operator exited: {}", op.log_tail(20));
+    Ok((op, metrics))
+}
+
+/// Reads the audit log until the operator has written nothing for [`QUIET`] (and at
+/// least [`QUIET`] after `since`).
+async fn wait_quiet(
+    tail: &mut AuditTail,
+    since: Timestamp,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    wait_for(
+        format!("the operator to write nothing for {QUIET:?}"),
+        deadline,
+        || {
+            let poll = tail.read().map(|_| {
+                let last = tail
+                    .writes
+                    .iter()
+                    .map(|w| w.completed)
+                    .max()
+                    .map_or(since, |w| w.max(since));
+                let idle = Timestamp::now().duration_since(last).as_secs_f64();
+                if idle >= QUIET.as_secs_f64() {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!(
+                        "{} writes so far, the last {idle:.1} s ago",
+                        tail.writes.len()
+                    ))
+                }
+            });
+            std::future::ready(poll)
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// The run
+
+async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
+    let report = |f: &mut dyn FnMut(&mut Report)| f(&mut report.lock().expect("report lock"));
+    let client = client().await?;
+    let machine = machine(&client).await;
+    report(&mut |r| r.machine = machine.clone());
+    let server = client.apiserver_version().await?;
+    let kube_version = format!("{}.{}", server.major, server.minor.trim_end_matches('+'));
+    ensure_crds(&client).await?;
+
+    // Guards, in the order their drops must run backwards: the operator dies first, then
+    // the namespaces go, then the nodes are uncordoned.
+    let mut cordon = Cordon::all_nodes(&client).await?;
+    eprintln!("cordoned {:?}: the bench's pods stay Pending", cordon.nodes);
+    let kubectl_ns = TestNamespace::new(&client, "bench-kubectl").await?;
+    cordon.namespaces.push(kubectl_ns.name().to_string());
+    let ns = TestNamespace::new(&client, "bench-flotilla").await?;
+    cordon.namespaces.push(ns.name().to_string());
+    let ns = ns.name().to_string();
+    let role = format!("{ns}-operator");
+    let _role_guards = [
+        ClusterObject::new("clusterrole", &role),
+        ClusterObject::new("clusterrolebinding", &role),
+    ];
+    apply_cluster_yaml(&operator_rbac(&ns, &role))?;
+    let kubeconfig = service_account_kubeconfig(&client, &ns, OPERATOR_ACCOUNT).await?;
+    let user = service_account_user(&ns, OPERATOR_ACCOUNT);
+    let bulk_deadline = Duration::from_secs(180 + n as u64);
+
+    // 1. kubectl alone: the same children, 8 processes.
+    eprintln!("[1/6] kubectl: applying the rendered children of {n} Microservices");
+    let children = render(&fleet_yaml(n, 0, kubectl_ns.name()), &kube_version)?;
+    anyhow::ensure!(
+        children.len() == n * CHILD_KINDS.len(),
+        "flotilla render gave {} children for {n} Microservices, not {}",
+        children.len(),
+        n * CHILD_KINDS.len()
+    );
+    let chunk = children.len().div_ceil(KUBECTL_PROCESSES);
+    let started = Instant::now();
+    let applies = children
+        .chunks(chunk)
+        .map(|docs| kubectl_apply(kubectl_ns.name(), "bench-kubectl", docs.join("\n---\n")));
+    futures::future::try_join_all(applies).await?;
+    let kubectl_secs = started.elapsed().as_secs_f64();
+    report(&mut |r| {
+        r.row(
+            "kubectl",
+            format!(
+                "{KUBECTL_PROCESSES} x kubectl apply --server-side of the {} rendered children",
+                children.len()
+            ),
+            kubectl_secs,
+            "s",
+        );
+    });
+    // Gone before the operator starts: both runs start from the same cluster.
+    let deleting = Instant::now();
+    kubectl(&["delete", "namespace", kubectl_ns.name(), "--wait=false"])?;
+    let namespaces = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone());
+    wait_for(
+        format!("namespace {} to be gone", kubectl_ns.name()),
+        Duration::from_secs(600),
+        || async {
+            Ok(match namespaces.get_opt(kubectl_ns.name()).await? {
+                None => Poll::Ready(()),
+                Some(_) => Poll::Pending("still terminating".into()),
+            })
+        },
+    )
+    .await?;
+    eprintln!(
+        "  (its namespace took {:.0} s to delete)",
+        deleting.elapsed().as_secs_f64()
+    );
+
+    // 2. The operator on an empty namespace, then N Microservices.
+    eprintln!("[2/6] the operator: {n} Microservices in one apply");
+    let kinds = child_resources(&client).await?;
+    let observed = Shared::default();
+    let _watches = spawn_watches(&client, &ns, &kinds, &observed);
+    wait_for(
+        "the bench's watches to sync",
+        Duration::from_secs(60),
+        || {
+            let synced = observed.lock().expect("observed lock").synced;
+            std::future::ready(Ok(if synced == kinds.len() + 1 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{synced} synced"))
+            }))
+        },
+    )
+    .await?;
+    let (mut op, metrics) = start_operator(&ns, &kubeconfig.to_string_lossy()).await?;
+    let pid = op.pid().context("the operator has no pid")?;
+    let rss_empty = rss_kib(pid)?;
+
+    let batch0 = batch_names(n, 0);
+    let reconciles_before = metric(&metrics, "flotilla_reconciles_total").await?;
+    let mut tail = AuditTail::from_now(&[&user])?;
+    let since = Timestamp::now();
+    let t0 = Instant::now();
+    kubectl_apply(&ns, "bench", fleet_yaml(n, 0, &ns)).await?;
+    let apply_secs = t0.elapsed().as_secs_f64();
+    let children_at = wait_children(&observed, &batch0, bulk_deadline).await?;
+    let current_at = wait_current(&observed, &batch0, bulk_deadline).await?;
+    wait_quiet(&mut tail, since, bulk_deadline).await?;
+    let reconciles = metric(&metrics, "flotilla_reconciles_total").await? - reconciles_before;
+    let rss_n = rss_kib(pid)?;
+    // How often each Deployment's spec changed during the create (1: written once as
+    // it stays), to tell spec changes from writes that changed nothing.
+    let generations = deployment_generations(&client, &ns).await?;
+    report(&mut |r| {
+        r.details.insert(
+            "deployment_generations_after_create".into(),
+            serde_json::json!(generations),
+        );
+    });
+    let children_secs = children_at.duration_since(t0).as_secs_f64();
+    let current_secs = current_at.duration_since(t0).as_secs_f64();
+    let create_writes = std::mem::take(&mut tail.writes);
+    report(&mut |r| {
+        let s = "Flotilla: N Microservices";
+        r.row(
+            s,
+            format!("kubectl apply of the {n} Microservices (one apply)"),
+            apply_secs,
+            "s",
+        );
+        r.row(s, "until every child exists", children_secs, "s");
+        r.push(
+            s,
+            "until every status is current",
+            Some(current_secs),
+            "s",
+            Some(Target::AtMost(1.5 * kubectl_secs)),
+            "1.5 x kubectl",
+        );
+        let s = "ratios (Flotilla / kubectl)";
+        r.row(
+            s,
+            "apply of the Microservices / kubectl",
+            apply_secs / kubectl_secs,
+            "x",
+        );
+        r.row(
+            s,
+            "every child exists / kubectl",
+            children_secs / kubectl_secs,
+            "x",
+        );
+        r.push(
+            s,
+            "every status current / kubectl",
+            Some(current_secs / kubectl_secs),
+            "x",
+            Some(Target::AtMost(1.5)),
+            "",
+        );
+    });
+    report(&mut |r| count_writes(r, &create_writes, &kinds, &batch0, reconciles));
+    eprintln!(
+        "  applied in {apply_secs:.2} s, children {children_secs:.2} s, current {current_secs:.2} s, {} writes",
+        create_writes.len()
+    );
+
+    // 3. Edit latency: idle, then while another N are created.
+    eprintln!("[3/6] edit latency: {EDITS} edits with the operator idle");
+    let microservices = Api::<Microservice>::namespaced(client.clone(), &ns);
+    let mut value = 0u64;
+    let mut idle_latencies = Vec::new();
+    for i in 0..EDITS {
+        value += 1;
+        let name = &batch0[i * n / EDITS];
+        let sent = Instant::now();
+        edit(&microservices, name, value).await?;
+        let seen = wait_edit(&observed, name, value).await?;
+        idle_latencies.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3);
+    }
+
+    eprintln!("[4/6] edit latency while {n} more Microservices are created (2N)");
+    let batch1 = batch_names(n, 1);
+    let mut tail = AuditTail::from_now(&[&user])?;
+    let since = Timestamp::now();
+    let t1 = Instant::now();
+    let bulk = tokio::spawn({
+        let ns = ns.clone();
+        async move {
+            let t = Instant::now();
+            kubectl_apply(&ns, "bench", fleet_yaml(n, 1, &ns)).await?;
+            anyhow::Ok(t.elapsed().as_secs_f64())
+        }
+    });
+    // Paced, not one after another: each edit starts on time whatever the last one's
+    // latency, and goes to another Microservice.
+    let mut edits: Vec<JoinHandle<anyhow::Result<(String, u64, Instant)>>> = Vec::new();
+    let pace = current_at.duration_since(t0).div_f64(2.0 * EDITS as f64);
+    let mut pace = tokio::time::interval(pace.max(MIN_EDIT_PACE));
+    let mut next = 0;
+    loop {
+        pace.tick().await;
+        let done = {
+            let seen = observed.lock().expect("observed lock");
+            batch1
+                .iter()
+                .all(|name| seen.current_since.get(name).copied().flatten().is_some())
+        };
+        // Stop once the bulk is current; a cap in case it never gets there (the wait
+        // below reports that).
+        if done || edits.len() >= 40 * EDITS {
+            break;
+        }
+        value += 1;
+        let name = batch0[next % n].clone();
+        next += 1;
+        let api = microservices.clone();
+        let value = value;
+        edits.push(tokio::spawn(async move {
+            let sent = Instant::now();
+            edit(&api, &name, value).await?;
+            Ok((name, value, sent))
+        }));
+    }
+    let apply1_secs = bulk.await??;
+    let children1_at = wait_children(&observed, &batch1, bulk_deadline).await?;
+    let current1_at = wait_current(&observed, &batch1, bulk_deadline).await?;
+    let mut load_latencies = Vec::new();
+    let mut after_bulk = 0;
+    for e in edits {
+        let (name, value, sent) = e.await??;
+        let seen = wait_edit(&observed, &name, value).await?;
+        // Only edits sent while the bulk's statuses were not all current yet count as
+        // under load.
+        if sent < current1_at {
+            load_latencies.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3);
+        } else {
+            after_bulk += 1;
+        }
+    }
+    wait_quiet(&mut tail, since, bulk_deadline).await?;
+    let rss_2n = rss_kib(pid)?;
+    report(&mut |r| {
+        let s = "edit latency (spec env -> Deployment pod template)";
+        let target = Target::AtMost(100.0);
+        let idle = percentiles(&idle_latencies);
+        r.row(
+            s,
+            format!("idle, p50 of {}", idle_latencies.len()),
+            idle.0,
+            "ms",
+        );
+        r.push(
+            s,
+            format!("idle, p99 of {}", idle_latencies.len()),
+            Some(idle.1),
+            "ms",
+            Some(target),
+            "",
+        );
+        let load = percentiles(&load_latencies);
+        let note = if load_latencies.len() < EDITS {
+            format!("only {} edits landed during the bulk", load_latencies.len())
+        } else {
+            String::new()
+        };
+        r.push(
+            s,
+            format!(
+                "during the bulk create of {n} more, p50 of {}",
+                load_latencies.len()
+            ),
+            Some(load.0),
+            "ms",
+            None,
+            &note,
+        );
+        r.push(
+            s,
+            format!(
+                "during the bulk create of {n} more, p99 of {}",
+                load_latencies.len()
+            ),
+            Some(load.1),
+            "ms",
+            Some(target),
+            &note,
+        );
+        r.details.insert(
+            "edit_latencies_idle_ms".into(),
+            serde_json::json!(idle_latencies),
+        );
+        r.details.insert(
+            "edit_latencies_under_load_ms".into(),
+            serde_json::json!(load_latencies),
+        );
+        r.details
+            .insert("edits_after_the_bulk".into(), serde_json::json!(after_bulk));
+        let s = "Flotilla: N more (2N in all), with the edits running";
+        r.row(
+            s,
+            format!("kubectl apply of the {n} Microservices (one apply)"),
+            apply1_secs,
+            "s",
+        );
+        r.row(
+            s,
+            "until every child exists",
+            children1_at.duration_since(t1).as_secs_f64(),
+            "s",
+        );
+        r.row(
+            s,
+            "until every status is current",
+            current1_at.duration_since(t1).as_secs_f64(),
+            "s",
+        );
+        r.row(
+            s,
+            "operator writes (children, statuses, events; edits included)",
+            tail.writes.len() as f64,
+            "",
+        );
+    });
+
+    // 4. Memory.
+    eprintln!("[5/6] {UNRELATED} unrelated ConfigMaps and {UNRELATED} Secrets");
+    let (cm_secs, rss_cm) =
+        unrelated::<ConfigMap>(&client, &ns, &metrics, pid, "ConfigMap").await?;
+    let (secret_secs, rss_secret) =
+        unrelated::<Secret>(&client, &ns, &metrics, pid, "Secret").await?;
+    report(&mut |r| {
+        let s = "operator memory (VmRSS)";
+        let mib = |kib: f64| kib / 1024.0;
+        r.row(s, "empty", mib(rss_empty), "MiB");
+        r.row(s, format!("at N = {n}"), mib(rss_n), "MiB");
+        r.row(s, format!("at 2N = {}", 2 * n), mib(rss_2n), "MiB");
+        let per_ms = (rss_2n - rss_empty) / (2 * n) as f64;
+        r.row(s, "per Microservice (2N - empty) / 2N", per_ms, "KiB");
+        let at_1000 = if 2 * n == 1000 {
+            (rss_2n, String::new())
+        } else {
+            (
+                rss_empty + per_ms * 1000.0,
+                format!("extrapolated from 2N = {}", 2 * n),
+            )
+        };
+        r.push(
+            s,
+            "at 1,000 Microservices",
+            Some(mib(at_1000.0)),
+            "MiB",
+            Some(Target::AtMost(40.0)),
+            &at_1000.1,
+        );
+        r.push(
+            s,
+            format!("added by {UNRELATED} unrelated ConfigMaps"),
+            Some(mib(rss_cm - rss_2n)),
+            "MiB",
+            Some(Target::AtMost(1.0)),
+            "",
+        );
+        r.push(
+            s,
+            format!("added by {UNRELATED} unrelated Secrets"),
+            Some(mib(rss_secret - rss_cm)),
+            "MiB",
+            Some(Target::AtMost(1.0)),
+            "",
+        );
+        r.row(
+            "cluster",
+            format!("creating {UNRELATED} ConfigMaps ({CREATE_CONCURRENCY} in flight)"),
+            UNRELATED as f64 / cm_secs,
+            "/s",
+        );
+        r.row(
+            "cluster",
+            format!("creating {UNRELATED} Secrets ({CREATE_CONCURRENCY} in flight)"),
+            UNRELATED as f64 / secret_secs,
+            "/s",
+        );
+    });
+
+    // 5. Idle.
+    eprintln!("[6/6] idle: the operator's writes over {IDLE:?}");
+    let mut tail = AuditTail::from_now(&[&user])?;
+    // A measurement window, not a wait for a condition.
+    tokio::time::sleep(IDLE).await;
+    tail.read()?;
+    anyhow::ensure!(op.is_running(), "the operator exited: {}", op.log_tail(20));
+    report(&mut |r| {
+        r.push(
+            "idle",
+            format!("operator writes over {} s", IDLE.as_secs()),
+            Some(tail.writes.len() as f64),
+            "",
+            Some(Target::Exactly(0.0)),
+            "",
+        );
+        if !tail.writes.is_empty() {
+            r.details.insert(
+                "idle_writes".into(),
+                serde_json::json!(summarize(&tail.writes)),
+            );
+        }
+    });
+    drop(op);
+    Ok(())
+}
+
+/// How many Deployments are at each `metadata.generation`.
+async fn deployment_generations(
+    client: &kube::Client,
+    namespace: &str,
+) -> anyhow::Result<BTreeMap<i64, usize>> {
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), namespace)
+            .list_metadata(&ListParams::default())
+            .await?;
+    let mut out = BTreeMap::new();
+    for d in deployments {
+        *out.entry(d.metadata.generation.unwrap_or(0)).or_default() += 1;
+    }
+    Ok(out)
+}
+
+fn percentiles(samples: &[f64]) -> (f64, f64) {
+    if samples.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    // Nearest rank.
+    let rank =
+        |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
+    (rank(0.50), rank(0.99))
+}
+
+async fn edit(api: &Api<Microservice>, name: &str, value: u64) -> anyhow::Result<()> {
+    let patch =
+        serde_json::json!({"spec": {"env": [{"name": EDIT_VAR, "value": value.to_string()}]}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("editing {name}"))?;
+    Ok(())
+}
+
+/// Writes by kind, verb and result, for the report's details.
+fn summarize(writes: &[Write]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for w in writes {
+        let resource = if w.subresource.is_empty() {
+            w.resource.clone()
+        } else {
+            format!("{}/{}", w.resource, w.subresource)
+        };
+        *out.entry(format!("{} {resource} {}", w.verb, w.code))
+            .or_default() += 1;
+    }
+    out
+}
+
+/// The writes of the bulk create of `names`: children applied per kind, status writes
+/// per Microservice, everything else.
+fn count_writes(
+    r: &mut Report,
+    writes: &[Write],
+    kinds: &[(&'static str, ApiResource)],
+    names: &[String],
+    reconciles: f64,
+) {
+    let n = names.len() as f64;
+    let s = "writes during the create of N (audit log)";
+    for (kind, resource) in kinds {
+        let mut per_child = HashMap::<&str, usize>::new();
+        for w in writes {
+            if w.resource == resource.plural && w.subresource.is_empty() && w.succeeded() {
+                *per_child.entry(w.name.as_str()).or_default() += 1;
+            }
+        }
+        let total: usize = per_child.values().sum();
+        let not_one = names
+            .iter()
+            .filter(|name| per_child.get(name.as_str()).copied().unwrap_or(0) != 1)
+            .count();
+        let note = if not_one == 0 {
+            String::new()
+        } else {
+            format!("{not_one} not written exactly once")
+        };
+        // Every child once, not just once on average.
+        r.push(
+            s,
+            format!("{kind} writes per Microservice"),
+            Some(total as f64 / n),
+            "",
+            Some(Target::Exactly(1.0)),
+            &note,
+        )
+        .pass = Some(not_one == 0);
+    }
+    let mut statuses = HashMap::<&str, usize>::new();
+    for w in writes {
+        if w.resource == "microservices" && w.subresource == "status" && w.succeeded() {
+            *statuses.entry(w.name.as_str()).or_default() += 1;
+        }
+    }
+    let total: usize = statuses.values().sum();
+    let max = names
+        .iter()
+        .map(|name| statuses.get(name.as_str()).copied().unwrap_or(0))
+        .max()
+        .unwrap_or(0);
+    // Every Microservice within the target, not just on average.
+    r.push(
+        s,
+        "status writes per Microservice (mean)",
+        Some(total as f64 / n),
+        "",
+        Some(Target::AtMost(2.0)),
+        &format!("max {max}"),
+    )
+    .pass = Some(max <= 2);
+    r.row(
+        s,
+        "reconciles per Microservice (flotilla_reconciles_total)",
+        reconciles / n,
+        "",
+    );
+    let children: Vec<&str> = kinds.iter().map(|(_, r)| r.plural.as_str()).collect();
+    let others: Vec<Write> = writes
+        .iter()
+        .filter(|w| {
+            !w.succeeded()
+                || !((children.contains(&w.resource.as_str()) && w.subresource.is_empty())
+                    || (w.resource == "microservices" && w.subresource == "status"))
+        })
+        .cloned()
+        .collect();
+    let failed = writes.iter().filter(|w| !w.succeeded()).count();
+    r.row(
+        s,
+        "other writes (events, refused writes...) per Microservice",
+        others.len() as f64 / n,
+        "",
+    );
+    r.row(s, "refused writes (conflicts, errors)", failed as f64, "");
+    r.row(s, "all operator writes", writes.len() as f64, "");
+    r.details
+        .insert("create_writes".into(), serde_json::json!(summarize(writes)));
+}
+
+/// Creates [`UNRELATED`] objects of kind K (no label the operator selects), waits until
+/// the operator's watch of that kind has delivered them and gone quiet; returns the
+/// creation time and the operator's RSS then.
+async fn unrelated<K>(
+    client: &kube::Client,
+    namespace: &str,
+    metrics: &str,
+    pid: u32,
+    kind: &str,
+) -> anyhow::Result<(f64, f64)>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Serialize
+        + std::fmt::Debug,
+{
+    let api = Api::<K>::namespaced(client.clone(), namespace);
+    let started = Instant::now();
+    let prefix = format!("unrelated-{}", kind.to_lowercase());
+    futures::stream::iter(0..UNRELATED)
+        .map(|i| {
+            let api = api.clone();
+            let prefix = &prefix;
+            async move {
+                let object: K = serde_json::from_value(serde_json::json!({
+                    "metadata": {"name": format!("{prefix}-{i}")},
+                    "data": {"key": "dmFsdWU="},
+                }))?;
+                api.create(&PostParams::default(), &object).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(CREATE_CONCURRENCY)
+        .try_collect::<()>()
+        .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let created = Timestamp::now().as_millisecond() as f64 / 1e3;
+    // Its watch delivered something once the last create was answered (the gauge holds
+    // whole seconds: 2 s of slack), then nothing for 3 s.
+    let last_event = format!("flotilla_watch_last_event_timestamp_seconds{{watch=\"{kind}\"}}");
+    wait_for(
+        format!("the operator's {kind} watch to go quiet"),
+        Duration::from_secs(300),
+        || async {
+            let last = metric(metrics, &last_event).await?;
+            let now = Timestamp::now().as_millisecond() as f64 / 1e3;
+            Ok(if last >= created - 2.0 && now - last >= 3.0 {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!(
+                    "last {kind} event at {last:.1}, created by {created:.1}, now {now:.1}"
+                ))
+            })
+        },
+    )
+    .await?;
+    Ok((secs, rss_kib(pid)?))
+}
+
+/// `flotilla render` of `yaml` for this Kubernetes version: the children, one YAML
+/// document each.
+fn render(yaml: &str, kube_version: &str) -> anyhow::Result<Vec<String>> {
+    let file = std::env::temp_dir().join(format!("bench-cluster-{}.yaml", std::process::id()));
+    std::fs::write(&file, yaml)?;
+    let output = std::process::Command::new(flotilla_e2e::operator::binary())
+        .args(["render", "-f"])
+        .arg(&file)
+        .args(["--kube-version", kube_version])
+        .output()
+        .context("running flotilla render (set FLOTILLA_BIN?)")?;
+    let _ = std::fs::remove_file(&file);
+    if !output.status.success() {
+        bail!(
+            "flotilla render failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(split_documents(&String::from_utf8(output.stdout)?))
+}
+
+/// The served resource of each child kind (autoscaling and policy versions differ
+/// between servers).
+async fn child_resources(
+    client: &kube::Client,
+) -> anyhow::Result<Vec<(&'static str, ApiResource)>> {
+    let mut out = Vec::new();
+    for (group, kind) in CHILD_KINDS {
+        let (resource, _) = kube::discovery::group(client, group)
+            .await?
+            .recommended_kind(kind)
+            .with_context(|| format!("the server does not serve {kind}"))?;
+        out.push((kind, resource));
+    }
+    Ok(out)
+}
+
+/// Everything an operator for the namespace writes, to the ServiceAccount it runs as
+/// (as in the fault suite's fencing scenario).
+fn operator_rbac(namespace: &str, role: &str) -> String {
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {role}
+rules:
+- apiGroups: ['', apps, autoscaling, policy, networking.k8s.io, flotilla.dev, events.k8s.io]
+  resources: ['*']
+  verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {role}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
+subjects:
+- {{kind: ServiceAccount, name: {OPERATOR_ACCOUNT}, namespace: {namespace}}}
+"
+    )
+}
+
+/// Where the figures come from: CPU, memory, kernel, server and operator versions.
+async fn machine(client: &kube::Client) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|l| l.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let mem_gib = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0 / 1024.0);
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let server = client
+        .apiserver_version()
+        .await
+        .map(|v| v.git_version)
+        .unwrap_or_else(|e| format!("? ({e})"));
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    m.insert(
+        "summary".into(),
+        format!(
+            "{cores} cores ({model}), {mem_gib:.0} GiB, Kubernetes {server}, flotilla {commit}"
+        ),
+    );
+    m.insert("cpu".into(), model);
+    m.insert("cores".into(), cores.to_string());
+    m.insert("memory_gib".into(), format!("{mem_gib:.1}"));
+    m.insert("kernel".into(), kernel.trim().to_string());
+    m.insert("kubernetes".into(), server);
+    m.insert("commit".into(), commit);
+    m.insert(
+        "flotilla_bin".into(),
+        flotilla_e2e::operator::binary().display().to_string(),
+    );
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentiles(&samples), (50.0, 99.0));
+        let fifty: Vec<f64> = (1..=50).map(f64::from).collect();
+        // With 50 samples the p99 is the slowest.
+        assert_eq!(percentiles(&fifty), (25.0, 50.0));
+    }
+
+    #[test]
+    fn the_fleet_depends_within_its_batch() {
+        let docs = split_documents(&fleet_yaml(5, 1, "x"));
+        assert_eq!(docs.len(), 5);
+        let last: Microservice = serde_yaml::from_str(&docs[4]).unwrap();
+        assert_eq!(last.name_any(), "ms-9");
+        let deps: Vec<&str> = last
+            .spec
+            .depends_on
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        assert_eq!(deps, ["ms-5", "ms-6"]);
+    }
+
+    #[test]
+    fn a_missed_target_fails_the_row() {
+        let mut r = Report::default();
+        r.push("s", "a", Some(2.0), "s", Some(Target::AtMost(1.0)), "");
+        r.push("s", "b", Some(0.0), "", Some(Target::Exactly(0.0)), "");
+        r.push("s", "c", None, "", Some(Target::AtMost(1.0)), "");
+        assert_eq!(r.missed(), 2);
+        assert!(r.table().contains("FAIL"));
+    }
+}
