@@ -439,7 +439,31 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
         "{}",
         describe(&ms)
     );
-    // The autoscaler alone owns the replica count: Flotilla's apply does not hold it.
+    // Flotilla creates an autoscaled Deployment at the autoscaler's minimum in its one
+    // create apply, and hands the replica count over at its next change: after it, the
+    // count is the autoscaler's alone, and no pod went away on the way.
+    apply_yaml(
+        ns.name(),
+        &testapp(
+            "search",
+            "  - {name: EDITED, value: \"1\"}\n  autoscaling: {minReplicas: 2, maxReplicas: 3}\n",
+        ),
+    )?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    wait_for("the edit to reach the Deployment", CONVERGE, || async {
+        let deployment = deployments.get("search").await?;
+        Ok(if env_value(&deployment, "EDITED").is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending("not yet".into())
+        })
+    })
+    .await?;
+    assert_eq!(
+        deployments.get("search").await?.spec.unwrap().replicas,
+        Some(2),
+        "the hand-over kept the replica count"
+    );
     let managed = kubectl(&[
         "get",
         "deployment",
