@@ -10,22 +10,26 @@ use crate::api::Microservice;
 use super::apply::{Action, Change};
 use super::context::Context;
 
-pub async fn child_changed(ctx: &Context, ms: &Microservice, change: &Change) {
-    let (reason, action) = match change.action {
-        Action::Created => ("Created", "Create"),
-        Action::Updated => ("Updated", "Update"),
-        Action::Deleted => ("Deleted", "Delete"),
-    };
-    let Change { kind, name, .. } = change;
-    publish(
-        ctx,
-        ms,
-        EventType::Normal,
-        reason,
-        action,
-        format!("{reason} {kind} {name}"),
-    )
-    .await;
+/// What one reconcile changed, as one event per kind of change ("Created ServiceAccount
+/// users, Service users, Deployment users"), not one per child: a bulk create would
+/// otherwise write more events than children.
+pub async fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Change]) {
+    for (action, reason, verb) in [
+        (Action::Created, "Created", "Create"),
+        (Action::Updated, "Updated", "Update"),
+        (Action::Deleted, "Deleted", "Delete"),
+    ] {
+        let objects: Vec<String> = changes
+            .iter()
+            .filter(|change| change.action == action)
+            .map(|Change { kind, name, .. }| format!("{kind} {name}"))
+            .collect();
+        if objects.is_empty() {
+            continue;
+        }
+        let note = format!("{reason} {}", objects.join(", "));
+        publish(ctx, ms, EventType::Normal, reason, verb, note).await;
+    }
 }
 
 /// A spec refused before anything was applied; `reason` is the Ready reason

@@ -58,8 +58,8 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     };
     for change in &applied.changes {
         info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
-        events::child_changed(&ctx, &ms, change).await;
     }
+    events::children_changed(&ctx, &ms, &applied.changes).await;
     let status = update_status(&ctx, &ms, &plan, &applied, &namespace).await?;
     if let Some(failure) = applied.failure {
         // Status says it already; the error brings the backoff and the event.
