@@ -140,10 +140,21 @@ async fn apply_one(
     let mut desired = child.object.clone();
     let hash = content_hash(&desired);
     desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
-    let unchanged = live.as_ref().is_some_and(|live| {
-        live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str() == Some(hash.as_str())
-            && is_subset(&desired, live)
-    });
+    // This very content applied by this process, in a version the cache has not caught
+    // up with: applying it again would change nothing.
+    let key = (kind.kind, namespace.to_string(), name.clone());
+    let in_flight = live
+        .as_ref()
+        .and_then(|live| {
+            ctx.applied
+                .ahead_of(&key, live["metadata"]["resourceVersion"].as_str())
+        })
+        .is_some_and(|applied| applied == hash);
+    let unchanged = in_flight
+        || live.as_ref().is_some_and(|live| {
+            live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION].as_str() == Some(hash.as_str())
+                && is_subset(&desired, live)
+        });
     ctx.metrics.apply(kind.kind, !unchanged);
     if unchanged {
         return Ok(Step::Unchanged);
@@ -165,12 +176,15 @@ async fn apply_one(
         (kind.on_create)(ms, &mut desired);
     }
     debug!(kind = kind.kind, %name, "applying");
-    api.patch(
-        &name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&desired),
-    )
-    .await?;
+    let applied = api
+        .patch(
+            &name,
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await?;
+    ctx.applied
+        .record(key, hash, applied.metadata.resource_version.as_deref());
     let action = match live {
         None => Action::Created,
         Some(_) => Action::Updated,

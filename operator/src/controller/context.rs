@@ -9,12 +9,13 @@ use kube::Client;
 use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::Microservice;
+use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
 use super::caches::Caches;
 use super::indexes::Indexes;
+use super::written::Written;
 
 pub struct Context {
     pub client: Client,
@@ -25,6 +26,10 @@ pub struct Context {
     pub indexes: Arc<Indexes>,
     pub metrics: Arc<Metrics>,
     pub recorder: Recorder,
+    /// Children applied (by kind, namespace, name: the content hash) and statuses
+    /// written, until the caches show them.
+    pub applied: Written<(&'static str, String, String), String>,
+    pub statuses: Written<ObjectRef<Microservice>, MicroserviceStatus>,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -44,6 +49,8 @@ impl Context {
             indexes,
             metrics,
             recorder,
+            applied: Written::default(),
+            statuses: Written::default(),
             failures: Mutex::default(),
         }
     }

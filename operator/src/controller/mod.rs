@@ -15,6 +15,7 @@ mod reconcile;
 mod reverse_index;
 mod status;
 mod watches;
+mod written;
 
 pub use apply::{content_hash, is_subset};
 pub use error::Error;

@@ -6,6 +6,7 @@
 //! stops the pipeline before anything is applied: the children keep running as they
 //! were, the status says why, and nothing is retried until the spec or the class changes.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -113,6 +114,20 @@ async fn update_status(
             .ok()
             .and_then(|build| build.external_url.clone()),
     };
+    // While the cache has not caught up with the status this process last wrote, that
+    // status is the one to compare with (and to keep transition times from).
+    let key = ObjectRef::from_obj(ms);
+    let written = ctx
+        .statuses
+        .ahead_of(&key, ms.metadata.resource_version.as_deref());
+    let current = match written {
+        Some(status) => Cow::Owned(Microservice {
+            status: Some(status),
+            ..ms.clone()
+        }),
+        None => Cow::Borrowed(ms),
+    };
+    let ms = current.as_ref();
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
     if ms.status.as_ref() == Some(&status) {
         return Ok(status);
@@ -138,7 +153,8 @@ async fn update_status(
         ctx.metrics.error("child_conflict");
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message).await;
     }
-    write_status(ctx, ms, &status).await?;
+    let version = write_status(ctx, ms, &status).await?;
+    ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok(status)
 }
 
@@ -200,7 +216,12 @@ fn already_reported(ms: &Microservice, reason: &str, message: &str) -> bool {
     })
 }
 
-async fn write_status(ctx: &Context, ms: &Microservice, status: &MicroserviceStatus) -> Result<()> {
+/// Writes the status; returns the resource version the API server gave the object.
+async fn write_status(
+    ctx: &Context,
+    ms: &Microservice,
+    status: &MicroserviceStatus,
+) -> Result<Option<String>> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let api: Api<Microservice> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({
@@ -208,11 +229,12 @@ async fn write_status(ctx: &Context, ms: &Microservice, status: &MicroserviceSta
         "kind": Microservice::kind(&()),
         "status": status,
     });
-    api.patch_status(
-        &ms.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
-    Ok(())
+    let written = api
+        .patch_status(
+            &ms.name_any(),
+            &PatchParams::apply(FIELD_MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await?;
+    Ok(written.metadata.resource_version)
 }
