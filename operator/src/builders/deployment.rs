@@ -35,9 +35,9 @@ pub const PRE_STOP_SLEEP_SECONDS: i64 = 5;
 pub const REVISION_HISTORY_LIMIT: i32 = 5;
 pub const HOSTNAME_TOPOLOGY_KEY: &str = "kubernetes.io/hostname";
 
-/// The Deployment kind. Its cache keeps the status (readiness, root causes) and, of the
-/// managed fields, only whether Flotilla's apply owns `spec.replicas`: what the replica
-/// hand-over reads.
+/// The Deployment kind. Its cache keeps what Flotilla applied, the status (readiness,
+/// root causes) and, of the managed fields, only whether Flotilla's apply owns
+/// `spec.replicas`: what the replica hand-over reads.
 pub static KIND: ChildKind = ChildKind::new(
     "Deployment",
     "apps",
@@ -45,7 +45,10 @@ pub static KIND: ChildKind = ChildKind::new(
     &[KindVersion::since("v1", 1, 9)],
     |ms, ctx| to_child(KIND.kind, Some(build(ms, ctx)?)),
 )
-.caching(keep_replicas_ownership)
+.caching(|deployment| {
+    super::owned::keep_owned(deployment, &["status"]);
+    keep_replicas_ownership(deployment);
+})
 .with_hooks(start_at_minimum, hand_over_replicas);
 
 /// Where `spec.replicas` sits in a managed fields entry.

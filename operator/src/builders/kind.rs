@@ -171,13 +171,12 @@ impl PartialEq for ChildKind {
 
 impl Eq for ChildKind {}
 
-/// The default cache policy: managed fields are the bulk of a stored object and are not
-/// read, nor is the status of any kind but the Deployment (drift is judged on the spec).
+/// The default cache policy: of the body, only what Flotilla's apply set (drift is
+/// judged on it, see [`super::owned`]); no status (only the Deployment's is read) and no
+/// managed fields.
 fn without_managed_fields(object: &mut DynamicObject) {
+    super::owned::keep_owned(object, &[]);
     object.metadata.managed_fields = None;
-    if let Some(data) = object.data.as_object_mut() {
-        data.remove("status");
-    }
 }
 
 /// The default `on_create`: the first apply is like any other.

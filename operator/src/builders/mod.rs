@@ -16,6 +16,7 @@ pub mod ingress;
 pub mod kind;
 pub mod labels;
 pub mod network_policy;
+pub mod owned;
 pub mod probes;
 pub mod security;
 pub mod service;
