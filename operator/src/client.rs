@@ -47,9 +47,16 @@ async fn config() -> Result<Config, String> {
     Ok(config)
 }
 
-/// The configuration of every watch: bounded in time.
+/// Objects per page of a watch's list. Each page is decoded whole, managed fields and
+/// all, before the caches trim it: small pages keep that peak (which the allocator tends
+/// to keep) small, at the cost of more requests on a relist.
+const LIST_PAGE_SIZE: u32 = 100;
+
+/// The configuration of every watch: bounded in time, listing in small pages.
 pub fn watch_config() -> watcher::Config {
-    watcher::Config::default().timeout(WATCH_TIMEOUT_SECS)
+    watcher::Config::default()
+        .timeout(WATCH_TIMEOUT_SECS)
+        .page_size(LIST_PAGE_SIZE)
 }
 
 /// How watches retry after an error: from half a second, doubling up to five seconds,

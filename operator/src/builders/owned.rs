@@ -108,6 +108,29 @@ pub fn keep_owned(object: &mut DynamicObject, also: &[&str]) {
     *body = kept;
 }
 
+/// Where a cached object keeps its body: as compact JSON text, a few KiB where the parsed
+/// tree (a map node per small object) takes tens.
+const PACKED: &str = "flotilla.dev/packed";
+
+/// Replaces the body with its JSON text.
+pub fn pack(object: &mut DynamicObject) {
+    let body = std::mem::take(&mut object.data);
+    object.data = serde_json::json!({ PACKED: body.to_string() });
+}
+
+/// The object with its body parsed again (as it was when an object was not packed).
+pub fn unpack(object: &DynamicObject) -> DynamicObject {
+    let data = match object.data.get(PACKED).and_then(Value::as_str) {
+        Some(text) => serde_json::from_str(text).unwrap_or_default(),
+        None => object.data.clone(),
+    };
+    DynamicObject {
+        types: object.types.clone(),
+        metadata: object.metadata.clone(),
+        data,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,5 +205,18 @@ mod tests {
         .unwrap();
         keep_owned(&mut foreign, &[]);
         assert_eq!(foreign.data, json!({}));
+    }
+
+    #[test]
+    fn a_packed_body_unpacks_to_what_it_was() {
+        let mut object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "users"},
+            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}
+        }))
+        .unwrap();
+        let original = object.clone();
+        pack(&mut object);
+        assert_ne!(object.data, original.data);
+        assert_eq!(unpack(&object).data, original.data);
     }
 }

@@ -417,10 +417,12 @@ impl Caches {
 }
 
 impl ChildCache {
-    /// The cached object of this kind named `name` in `namespace`.
-    pub fn get(&self, name: &str, namespace: &str) -> Option<Arc<DynamicObject>> {
+    /// The cached object of this kind named `name` in `namespace`, its body unpacked
+    /// (the cache holds it as text, see `builders::owned`).
+    pub fn get(&self, name: &str, namespace: &str) -> Option<DynamicObject> {
         self.store
             .get(&ObjectRef::new_with(name, self.resource.clone()).within(namespace))
+            .map(|object| crate::builders::owned::unpack(&object))
     }
 }
 

@@ -108,7 +108,7 @@ async fn read_config(
 /// The Microservice's Deployment as the cache holds it.
 pub fn deployment(caches: &Caches, name: &str, namespace: &str) -> Option<Deployment> {
     let object = caches.child(&deployment::KIND)?.get(name, namespace)?;
-    object.as_ref().clone().try_parse().ok()
+    object.try_parse().ok()
 }
 
 /// The pods of the Microservice `name` (by instance label), any ReplicaSet.
