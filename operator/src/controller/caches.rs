@@ -324,12 +324,7 @@ fn pods(
     let stream = probe
         .observe("Pod", watcher(scoped::<Pod>(client, namespace), managed()))
         .backoff(WatchBackoff::default())
-        .modify(|pod: &mut Pod| {
-            // Status decides readiness and root causes; the spec is never read.
-            pod.metadata.managed_fields = None;
-            pod.metadata.annotations = None;
-            pod.spec = None;
-        })
+        .modify(super::status::keep_what_status_reads)
         .reflect(writer)
         .inspect_ok(move |event| index.observe(event))
         .touched_objects()

@@ -4,8 +4,10 @@
 //! the reason of `Ready=False`, so "not ready" always says why.
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ContainerStatus, Pod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, ObjectMeta, Time};
 use kube::ResourceExt;
 
 use crate::api::{Microservice, MicroserviceStatus};
@@ -426,6 +428,59 @@ const FAILURE_REASONS: &[&str] = &[
     "CrashLoopBackOff",
 ];
 
+/// Reduces a pod to what [`pod_failure`] and the pod index read: its name, UID,
+/// version and instance label; of its status the conditions (type, status, reason,
+/// message) and each container's name, state and last state. The cache holds pods so.
+pub fn keep_what_status_reads(pod: &mut Pod) {
+    let meta = &mut pod.metadata;
+    let instance = meta
+        .labels
+        .take()
+        .and_then(|mut labels| labels.remove_entry(labels::INSTANCE));
+    *meta = ObjectMeta {
+        name: meta.name.take(),
+        namespace: meta.namespace.take(),
+        uid: meta.uid.take(),
+        resource_version: meta.resource_version.take(),
+        labels: instance.map(|(key, value)| BTreeMap::from([(key, value)])),
+        ..ObjectMeta::default()
+    };
+    pod.spec = None;
+    let Some(status) = pod.status.take() else {
+        return;
+    };
+    let containers = |statuses: Option<Vec<ContainerStatus>>| {
+        statuses.map(|statuses| {
+            statuses
+                .into_iter()
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: c.state,
+                    last_state: c.last_state,
+                    ..ContainerStatus::default()
+                })
+                .collect()
+        })
+    };
+    pod.status = Some(PodStatus {
+        conditions: status.conditions.map(|conditions| {
+            conditions
+                .into_iter()
+                .map(|c| PodCondition {
+                    type_: c.type_,
+                    status: c.status,
+                    reason: c.reason,
+                    message: c.message,
+                    ..PodCondition::default()
+                })
+                .collect()
+        }),
+        init_container_statuses: containers(status.init_container_statuses),
+        container_statuses: containers(status.container_statuses),
+        ..PodStatus::default()
+    });
+}
+
 /// Why this pod is not running, if it is stuck in a way worth reporting.
 pub fn pod_failure(pod: &Pod) -> Option<Cause> {
     let name = pod.name_any();
@@ -825,5 +880,33 @@ mod tests {
             {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}))
         .unwrap();
         assert_eq!(pod_failure(&pod).unwrap().reason, "Unschedulable");
+    }
+
+    #[test]
+    fn a_pod_slimmed_for_the_cache_tells_the_same_failure() {
+        let unschedulable: Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "labels": {labels::INSTANCE: "users", "x": "y"},
+                "annotations": {"a": "b"}, "ownerReferences": [{"apiVersion": "apps/v1",
+                "kind": "ReplicaSet", "name": "rs", "uid": "u"}]},
+            "spec": {"containers": [{"name": "app"}]},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/1 nodes are available",
+                "lastTransitionTime": "2026-01-01T00:00:00Z"}], "hostIP": "10.0.0.1"}
+        }))
+        .unwrap();
+        for original in [
+            pod("ImagePullBackOff"),
+            pod("CrashLoopBackOff"),
+            unschedulable,
+        ] {
+            let mut slim = original.clone();
+            keep_what_status_reads(&mut slim);
+            assert_eq!(pod_failure(&slim), pod_failure(&original));
+            assert!(slim.spec.is_none() && slim.metadata.annotations.is_none());
+            assert_eq!(
+                slim.labels().get(labels::INSTANCE),
+                original.labels().get(labels::INSTANCE)
+            );
+        }
     }
 }
