@@ -190,6 +190,36 @@ impl AuditTail {
     }
 }
 
+/// A ClusterRole `role` granting everything an operator of one namespace writes but
+/// Leases, bound to the ServiceAccounts `accounts` (namespace, name). RBAC cannot take
+/// one resource out of a wildcard, so a Lease grant, when wanted, is a separate Role.
+pub fn operator_rbac(role: &str, accounts: &[(&str, &str)]) -> String {
+    let subjects: String = accounts
+        .iter()
+        .map(|(namespace, name)| {
+            format!("- {{kind: ServiceAccount, name: {name}, namespace: {namespace}}}\n")
+        })
+        .collect();
+    format!(
+        "apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata:
+  name: {role}
+rules:
+- apiGroups: ['', apps, autoscaling, policy, networking.k8s.io, flotilla.dev, events.k8s.io]
+  resources: ['*']
+  verbs: ['*']
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata:
+  name: {role}
+roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
+subjects:
+{subjects}"
+    )
+}
+
 /// The user name a ServiceAccount authenticates as.
 pub fn service_account_user(namespace: &str, name: &str) -> String {
     format!("system:serviceaccount:{namespace}:{name}")

@@ -95,8 +95,14 @@ impl Operator {
 
     /// The address its log says `/metrics` is served on.
     pub fn metrics_addr(&self) -> Option<String> {
+        self.logged_addr("metrics")
+    }
+
+    /// The address its log gives as `KEY=ADDR` (`health`, `metrics`), the latest one.
+    pub fn logged_addr(&self, key: &str) -> Option<String> {
+        let prefix = format!("{key}=");
         self.log().lines().rev().find_map(|line| {
-            let (_, rest) = line.split_once("metrics=")?;
+            let (_, rest) = line.split_once(&prefix)?;
             Some(rest.split_whitespace().next()?.to_string())
         })
     }

@@ -73,7 +73,15 @@ pub fn start_operator(namespace: &str) -> anyhow::Result<Operator> {
 /// [`start_operator`] with more arguments after the usual ones, e.g.
 /// `["--class-status=true"]`.
 pub fn start_operator_with(namespace: &str, extra: &[&str]) -> anyhow::Result<Operator> {
-    let mut args = vec![
+    let mut args = run_args(namespace);
+    args.extend_from_slice(extra);
+    Operator::start(namespace, &args)
+}
+
+/// `flotilla run` for one namespace, its endpoints on free loopback ports (the log says
+/// which: [`Operator::logged_addr`]).
+pub fn run_args(namespace: &str) -> Vec<&str> {
+    vec![
         "run",
         "--namespace",
         namespace,
@@ -81,9 +89,7 @@ pub fn start_operator_with(namespace: &str, extra: &[&str]) -> anyhow::Result<Op
         "127.0.0.1:0",
         "--health-addr",
         "127.0.0.1:0",
-    ];
-    args.extend_from_slice(extra);
-    Operator::start(namespace, &args)
+    ]
 }
 
 /// A condition of a Microservice's status.

@@ -58,6 +58,17 @@ fn dep(name: &str, port: Option<&str>) -> Dependency {
     }
 }
 
+/// A plan's inputs with no class, ConfigMap or namespace to look up.
+fn without_classes<'a>(caps: &'a Capabilities, neighbours: &'a [&'a Microservice]) -> Inputs<'a> {
+    Inputs {
+        capabilities: caps,
+        classes: &[],
+        microservices: neighbours,
+        config: None,
+        namespace_labels: None,
+    }
+}
+
 fn bench_build(c: &mut Criterion) {
     // "hub" calls five services and is called by five others.
     let mut all: Vec<Microservice> = (0..5)
@@ -91,13 +102,7 @@ fn bench_build(c: &mut Criterion) {
     });
     // The whole pure pipeline a reconcile runs: validate, class, graph, build.
     let neighbours: Vec<&Microservice> = all.iter().collect();
-    let inputs = Inputs {
-        capabilities: &caps,
-        classes: &[],
-        microservices: &neighbours,
-        config: None,
-        namespace_labels: None,
-    };
+    let inputs = without_classes(&caps, &neighbours);
     assert!(plan(&hub, &inputs).outcome.is_ok());
     c.bench_function("plan hub (validate, class, graph, build)", |b| {
         b.iter(|| plan(black_box(&hub), black_box(&inputs)))
@@ -188,13 +193,7 @@ fn bench_at_scale(c: &mut Criterion) {
             })
             .collect();
         let caps = Capabilities::newest();
-        let inputs = Inputs {
-            capabilities: &caps,
-            classes: &[],
-            microservices: &neighbours,
-            config: None,
-            namespace_labels: None,
-        };
+        let inputs = without_classes(&caps, &neighbours);
         c.bench_function(&format!("plan one among {count} Microservices"), |b| {
             b.iter(|| plan(black_box(edited), black_box(&inputs)))
         });

@@ -27,9 +27,9 @@ use anyhow::{Context, bail};
 use flotilla::api::Microservice;
 use flotilla::builders::labels::MANAGED_SELECTOR;
 use flotilla_e2e::fault::{
-    AuditTail, Write, metric, service_account_kubeconfig, service_account_user,
+    AuditTail, Write, metric, operator_rbac, service_account_kubeconfig, service_account_user,
 };
-use flotilla_e2e::steps::ensure_crds;
+use flotilla_e2e::steps::{ensure_crds, run_args};
 use flotilla_e2e::{
     ClusterObject, Operator, Poll, TestNamespace, apply_cluster_yaml, client, http_get, kubectl,
     kubectl_with_stdin, wait_for,
@@ -689,34 +689,19 @@ fn rss_kib(pid: u32) -> anyhow::Result<f64> {
         .parse()?)
 }
 
-fn logged_addr(op: &Operator, key: &str) -> Option<String> {
-    op.log().lines().rev().find_map(|line| {
-        let (_, rest) = line.split_once(&format!("{key}="))?;
-        Some(rest.split_whitespace().next()?.to_string())
-    })
-}
-
 /// Runs the operator for `namespace` as the ServiceAccount of `kubeconfig`; returns it
 /// with its metrics address once `/readyz` says every cache synced.
 async fn start_operator(namespace: &str, kubeconfig: &str) -> anyhow::Result<(Operator, String)> {
     let mut op = Operator::start_with_env(
         &format!("{namespace}-operator"),
-        &[
-            "run",
-            "--namespace",
-            namespace,
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ],
+        &run_args(namespace),
         &[("KUBECONFIG", kubeconfig)],
     )?;
     let (health, metrics) = wait_for(
         "the operator to log its addresses",
         Duration::from_secs(30),
         || {
-            let addrs = logged_addr(&op, "health").zip(logged_addr(&op, "metrics"));
+            let addrs = op.logged_addr("health").zip(op.logged_addr("metrics"));
             let poll = match addrs {
                 Some(addrs) => Poll::Ready(addrs),
                 None => Poll::Pending(op.log_tail(5)),
@@ -802,7 +787,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         ClusterObject::new("clusterrole", &role),
         ClusterObject::new("clusterrolebinding", &role),
     ];
-    apply_cluster_yaml(&operator_rbac(&ns, &role))?;
+    apply_cluster_yaml(&operator_rbac(&role, &[(&ns, OPERATOR_ACCOUNT)]))?;
     let kubeconfig = service_account_kubeconfig(&client, &ns, OPERATOR_ACCOUNT).await?;
     let user = service_account_user(&ns, OPERATOR_ACCOUNT);
     let bulk_deadline = Duration::from_secs(180 + n as u64);
@@ -1428,30 +1413,6 @@ async fn child_resources(
         out.push((kind, resource));
     }
     Ok(out)
-}
-
-/// Everything an operator for the namespace writes, to the ServiceAccount it runs as
-/// (as in the fault suite's fencing scenario).
-fn operator_rbac(namespace: &str, role: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: {role}
-rules:
-- apiGroups: ['', apps, autoscaling, policy, networking.k8s.io, flotilla.dev, events.k8s.io]
-  resources: ['*']
-  verbs: ['*']
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: {role}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
-subjects:
-- {{kind: ServiceAccount, name: {OPERATOR_ACCOUNT}, namespace: {namespace}}}
-"
-    )
 }
 
 /// Where the figures come from: CPU, memory, kernel, server and operator versions.

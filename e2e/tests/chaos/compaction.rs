@@ -13,9 +13,9 @@ use flotilla_e2e::steps::{CONVERGE, ensure_crds, start_operator};
 use flotilla_e2e::{Poll, TestNamespace, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 
-use crate::fleet::{Expected, apply_fleet, wait_converged, wait_deployments};
+use crate::fleet::{Expected, apply_fleet, set_version, wait_converged, wait_deployments};
 
 /// Changes made while the operator had no watch are acted on within this time.
 const AFTER_RESUME: Duration = Duration::from_secs(30);
@@ -49,10 +49,7 @@ async fn after_etcd_compaction_the_watches_relist_and_miss_nothing() -> anyhow::
     let (edited, rest) = names.split_at(3);
     let (deleted, rest) = rest.split_at(3);
     for name in edited {
-        let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "2"}]}});
-        microservices
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        set_version(&microservices, name, "2").await?;
     }
     for name in deleted {
         microservices

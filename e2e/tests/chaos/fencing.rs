@@ -7,46 +7,23 @@ use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::{
-    audited_writes, on_embedded_cluster, service_account_kubeconfig, service_account_user,
+    audited_writes, on_embedded_cluster, operator_rbac, service_account_kubeconfig,
+    service_account_user,
 };
-use flotilla_e2e::steps::{CONVERGE, ensure_crds, env_value};
-use flotilla_e2e::{
-    ClusterObject, Poll, TestNamespace, apply_cluster_yaml, apply_yaml, client, wait_for,
-};
+use flotilla_e2e::steps::{CONVERGE, ensure_crds};
+use flotilla_e2e::{ClusterObject, TestNamespace, apply_cluster_yaml, apply_yaml, client};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 
-use crate::fleet::{apply_fleet, elected_operator, wait_deployments, wait_holder};
+use crate::fleet::{
+    apply_fleet, elected_operator, lease_holder, set_version, wait_deployments, wait_holder,
+    wait_version,
+};
 
 const LEASE: &str = "fence";
-
-/// Everything an operator for one namespace writes, except Leases: RBAC cannot take one
-/// resource out of a wildcard, so the Lease grant is a separate Role.
-fn operator_rbac(namespace: &str, role: &str) -> String {
-    format!(
-        "apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRole
-metadata:
-  name: {role}
-rules:
-- apiGroups: ['', apps, autoscaling, policy, networking.k8s.io, flotilla.dev, events.k8s.io]
-  resources: ['*']
-  verbs: ['*']
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata:
-  name: {role}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: {role}}}
-subjects:
-- {{kind: ServiceAccount, name: op-a, namespace: {namespace}}}
-- {{kind: ServiceAccount, name: op-b, namespace: {namespace}}}
-"
-    )
-}
 
 fn lease_rbac() -> String {
     let mut yaml = String::from(
@@ -88,7 +65,7 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     let ns = TestNamespace::new(&client, "chaos-fence").await?;
     let n = ns.name();
     let role = format!("{n}-operator");
-    apply_cluster_yaml(&operator_rbac(n, &role))?;
+    apply_cluster_yaml(&operator_rbac(&role, &[(n, "op-a"), (n, "op-b")]))?;
     let _cleanup = [
         ClusterObject::new("clusterrole", &role),
         ClusterObject::new("clusterrolebinding", &role),
@@ -119,11 +96,8 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     let taken_over = loop {
         edits.tick().await;
         version += 1;
-        let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": version.to_string()}]}});
-        microservices
-            .patch(&names[0], &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
-        let holder = crate::fleet::lease_holder(&client, n, LEASE).await?;
+        set_version(&microservices, &names[0], &version.to_string()).await?;
+        let holder = lease_holder(&client, n, LEASE).await?;
         if holder.as_deref() == Some("op-b") {
             break refused.elapsed();
         }
@@ -133,21 +107,7 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
         );
     };
     // The new leader acts on the edits.
-    let last = version.to_string();
-    wait_for(
-        "the new leader to apply the latest edit",
-        CONVERGE,
-        || async {
-            let deployment = deployments.get(&names[0]).await?;
-            let seen = env_value(&deployment, "VERSION");
-            Ok(if seen.as_deref() == Some(last.as_str()) {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("VERSION {seen:?}"))
-            })
-        },
-    )
-    .await?;
+    wait_version(&deployments, &names[0], &version.to_string(), CONVERGE).await?;
 
     let (a, b) = (
         service_account_user(n, "op-a"),
@@ -210,23 +170,8 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     apply_yaml(n, &lease_rbac())?;
     op_b.signal("TERM")?;
     wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
-    let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "final"}]}});
-    microservices
-        .patch(&names[1], &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
-    wait_for(
-        "the re-elected leader to apply an edit",
-        CONVERGE,
-        || async {
-            let seen = env_value(&deployments.get(&names[1]).await?, "VERSION");
-            Ok(if seen.as_deref() == Some("final") {
-                Poll::Ready(())
-            } else {
-                Poll::Pending(format!("VERSION {seen:?}"))
-            })
-        },
-    )
-    .await?;
+    set_version(&microservices, &names[1], "final").await?;
+    wait_version(&deployments, &names[1], "final", CONVERGE).await?;
     assert_eq!(
         op_a.log().matches("acquired the leader lease").count(),
         2,

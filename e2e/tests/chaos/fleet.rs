@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use flotilla::api::Microservice;
-use flotilla_e2e::steps::{env_value, testapp};
+use flotilla_e2e::steps::{env_value, run_args, testapp};
 use flotilla_e2e::{Operator, Poll, apply_yaml, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{DynamicObject, ListParams};
+use k8s_openapi::api::core::v1::{Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::ApiResource;
 use kube::{Api, ResourceExt};
 
@@ -61,14 +63,8 @@ pub fn elected_operator(
     lease: &str,
     env: &[(&str, &str)],
 ) -> anyhow::Result<Operator> {
-    let args = [
-        "run",
-        "--namespace",
-        namespace,
-        "--metrics-addr",
-        "127.0.0.1:0",
-        "--health-addr",
-        "127.0.0.1:0",
+    let mut args = run_args(namespace);
+    args.extend([
         "--leader-elect",
         "--lease-namespace",
         namespace,
@@ -76,7 +72,7 @@ pub fn elected_operator(
         lease,
         "--lease-duration-seconds",
         "10",
-    ];
+    ]);
     let mut env = env.to_vec();
     env.push(("POD_NAME", identity));
     Operator::start_with_env(&format!("{namespace}-{identity}"), &args, &env)
@@ -129,31 +125,48 @@ pub struct Expected {
 }
 
 /// The child kinds the fleet's Microservices get, to look for orphans and duplicates.
-fn child_resources() -> Vec<ApiResource> {
+fn child_resources() -> [ApiResource; 4] {
     [
-        ("", "v1", "ServiceAccount", "serviceaccounts"),
-        ("", "v1", "Service", "services"),
-        ("apps", "v1", "Deployment", "deployments"),
-        (
-            "networking.k8s.io",
-            "v1",
-            "NetworkPolicy",
-            "networkpolicies",
-        ),
+        ApiResource::erase::<ServiceAccount>(&()),
+        ApiResource::erase::<Service>(&()),
+        ApiResource::erase::<Deployment>(&()),
+        ApiResource::erase::<NetworkPolicy>(&()),
     ]
-    .into_iter()
-    .map(|(group, version, kind, plural)| ApiResource {
-        group: group.into(),
-        version: version.into(),
-        api_version: if group.is_empty() {
-            version.into()
-        } else {
-            format!("{group}/{version}")
+}
+
+/// Sets the fleet's `VERSION` env var of the Microservice `name` to `version`.
+pub async fn set_version(
+    microservices: &Api<Microservice>,
+    name: &str,
+    version: &str,
+) -> anyhow::Result<()> {
+    let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": version}]}});
+    microservices
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await?;
+    Ok(())
+}
+
+/// Waits until the Deployment `name` carries `VERSION=version`.
+pub async fn wait_version(
+    deployments: &Api<Deployment>,
+    name: &str,
+    version: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    wait_for(
+        format!("{name}'s Deployment to carry VERSION={version}"),
+        deadline,
+        || async {
+            let seen = env_value(&deployments.get(name).await?, "VERSION");
+            Ok(if seen.as_deref() == Some(version) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("VERSION {seen:?}"))
+            })
         },
-        kind: kind.into(),
-        plural: plural.into(),
-    })
-    .collect()
+    )
+    .await
 }
 
 /// One pass of the convergence check: Ok(None) when converged, else what is not yet.

@@ -8,9 +8,10 @@ use flotilla_e2e::steps::{CONVERGE, ensure_crds, env_value};
 use flotilla_e2e::{Poll, TestNamespace, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{Patch, PatchParams};
 
-use crate::fleet::{apply_fleet, elected_operator, lease_holder, wait_deployments, wait_holder};
+use crate::fleet::{
+    apply_fleet, elected_operator, lease_holder, set_version, wait_deployments, wait_holder,
+};
 
 const LEASE: &str = "handover";
 /// What the issue asks of a graceful handover, from SIGTERM to the successor's first act.
@@ -56,10 +57,12 @@ async fn on_sigterm_the_leader_releases_the_lease_and_the_standby_acts_within_3_
         "op-a did not release the lease"
     );
     // Only the successor can act on an edit made after the leader exited.
-    let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "2"}]}});
-    Api::<Microservice>::namespaced(client.clone(), n)
-        .patch(&names[0], &PatchParams::default(), &Patch::Merge(&patch))
-        .await?;
+    set_version(
+        &Api::<Microservice>::namespaced(client.clone(), n),
+        &names[0],
+        "2",
+    )
+    .await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     let remaining = SUCCESSOR_ACTS_WITHIN.saturating_sub(terminated.elapsed());
     let acted = wait_for(

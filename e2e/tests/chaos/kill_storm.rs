@@ -14,9 +14,9 @@ use flotilla_e2e::TestNamespace;
 use flotilla_e2e::client;
 use flotilla_e2e::steps::ensure_crds;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 
-use crate::fleet::{Expected, apply_fleet, elected_operator, wait_converged};
+use crate::fleet::{Expected, apply_fleet, elected_operator, set_version, wait_converged};
 
 /// Microservices in the fleet (`CHAOS_STORM_N` to change).
 fn fleet_size() -> usize {
@@ -62,10 +62,7 @@ async fn killed_every_5_s_during_a_rollout_the_operator_converges_with_nothing_l
             .len()
             .div_ceil((STORM.as_secs() / KILL_EVERY.as_secs()) as usize);
         for name in next_edit.by_ref().take(share) {
-            let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "2"}]}});
-            microservices
-                .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await?;
+            set_version(&microservices, name, "2").await?;
         }
         for name in next_delete.by_ref().take(share) {
             microservices

@@ -2,13 +2,14 @@
 
 use std::time::{Duration, Instant};
 
+use crate::fleet::set_version;
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::{component, on_embedded_cluster};
 use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 
 /// Microservices rolling out when the API server goes away (`CHAOS_N` to change).
 fn fleet_size() -> usize {
@@ -62,10 +63,7 @@ async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyh
     let (deleted, kept) = rest.split_at(size / 4);
     let microservices = Api::<Microservice>::namespaced(client.clone(), n);
     for name in edited {
-        let patch = serde_json::json!({"spec": {"env": [{"name": "VERSION", "value": "2"}]}});
-        microservices
-            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await?;
+        set_version(&microservices, name, "2").await?;
     }
     for name in deleted {
         microservices

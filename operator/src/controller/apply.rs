@@ -116,11 +116,11 @@ async fn apply_one(
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
     let live = match cache.get(&name, namespace) {
-        Some(object) => Some(observed(&object, cache)?),
+        Some(object) => Some(observed(object, cache)?),
         // The cache holds only what carries Flotilla's label: an object of that name may
         // still exist, made by someone else. One read before creating tells.
         None => match api.get_opt(&name).await? {
-            Some(object) => Some(observed(&object, cache)?),
+            Some(object) => Some(observed(object, cache)?),
             None => None,
         },
     };
@@ -246,11 +246,17 @@ async fn prune(
 
 /// The cached child as JSON. Objects from a list carry no apiVersion or kind; the cache
 /// they came from says it.
-fn observed(object: &DynamicObject, cache: &ChildCache) -> Result<Value> {
-    let mut value = serde_json::to_value(object).map_err(|source| Error::Serialize {
+fn observed(object: DynamicObject, cache: &ChildCache) -> Result<Value> {
+    let metadata = serde_json::to_value(&object.metadata).map_err(|source| Error::Serialize {
         what: format!("cached {} {}", cache.kind.kind, object.name_any()),
         source,
     })?;
+    // The body is moved, not copied: this runs for every child on every reconcile.
+    let mut value = match object.data {
+        body @ Value::Object(_) => body,
+        _ => Value::Object(Default::default()),
+    };
+    value["metadata"] = metadata;
     value["apiVersion"] = Value::String(cache.resource.api_version.clone());
     value["kind"] = Value::String(cache.resource.kind.clone());
     Ok(value)

@@ -201,8 +201,9 @@ impl Elector {
             let lease = record::new_lease(name, namespace, identity, *duration);
             return conflict_is_none(self.api.create(&PostParams::default(), &lease).await);
         };
-        self.observer.observe(&current, Instant::now());
-        if !self.observer.claimable(identity, Instant::now()) {
+        let now = Instant::now();
+        self.observer.observe(&current, now);
+        if !self.observer.claimable(identity, now) {
             return Ok(None);
         }
         let claimed = record::claim(&current, identity, *duration, Timestamp::now());
