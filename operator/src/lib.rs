@@ -16,6 +16,7 @@ pub mod diagram;
 pub mod graph;
 pub mod health;
 pub mod leader;
+pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod render;

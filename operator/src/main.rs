@@ -156,7 +156,9 @@ fn main() -> ExitCode {
         Command::Version => write_stdout(&format!("flotilla {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Run(args) => {
             init_logging(args.log_format);
+            flotilla::memory::tune_allocator();
             let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+            runtime.spawn(flotilla::memory::return_freed_memory());
             match runtime.block_on(run(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(message) => {

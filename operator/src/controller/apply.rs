@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use crate::api::Microservice;
-use crate::builders::{Child, Children, FIELD_MANAGER, labels};
+use crate::builders::{Child, Children, FIELD_MANAGER, labels, owned};
 
 use super::caches::ChildCache;
 use super::context::Context;
@@ -222,8 +222,12 @@ async fn prune(
             .state()
             .iter()
             .filter(|object| object.namespace().as_deref() == Some(namespace))
-            .filter(|object| object.labels().get(labels::INSTANCE) == Some(&instance))
             .filter(|object| object.owner_references().iter().any(|o| o.uid == uid))
+            // The labels are packed with the body (`builders::owned`): read only for the
+            // few objects this Microservice owns.
+            .filter(|object| {
+                owned::unpack(object).labels().get(labels::INSTANCE) == Some(&instance)
+            })
             .map(|object| object.name_any())
             .filter(|name| !wanted(name))
             .collect();

@@ -14,7 +14,9 @@ use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
 use super::caches::Caches;
+use super::edit_lane::Turns;
 use super::indexes::Indexes;
+use super::status_pace::StatusPace;
 use super::written::Written;
 
 pub struct Context {
@@ -30,6 +32,10 @@ pub struct Context {
     /// written, until the caches show them.
     pub applied: Written<(&'static str, String, String), String>,
     pub statuses: Written<ObjectRef<Microservice>, MicroserviceStatus>,
+    /// One reconcile per Microservice at a time, across the queue and the edit lane.
+    pub turns: Turns,
+    /// When progress-only statuses may be written.
+    pub status_pace: StatusPace,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -51,6 +57,8 @@ impl Context {
             recorder,
             applied: Written::default(),
             statuses: Written::default(),
+            turns: Turns::default(),
+            status_pace: StatusPace::default(),
             failures: Mutex::default(),
         }
     }

@@ -139,14 +139,21 @@ struct MicroserviceSeen {
 pub struct MicroserviceWatch {
     indexes: Arc<Indexes>,
     triggers: Triggers,
+    /// New generations of Microservices seen before: the edit lane takes them first.
+    edits: UnboundedSender<ObjectRef<Microservice>>,
     seen: RelistTracker<ObjectKey, MicroserviceSeen>,
 }
 
 impl MicroserviceWatch {
-    pub fn new(indexes: Arc<Indexes>, triggers: Triggers) -> Self {
+    pub fn new(
+        indexes: Arc<Indexes>,
+        triggers: Triggers,
+        edits: UnboundedSender<ObjectRef<Microservice>>,
+    ) -> Self {
         MicroserviceWatch {
             indexes,
             triggers,
+            edits,
             seen: RelistTracker::default(),
         }
     }
@@ -167,7 +174,11 @@ impl MicroserviceWatch {
                     self.triggers
                         .send(self.indexes.dependents_of(&ObjectKey::of(object)));
                 }
-                Transition::Changed { object, .. } => {
+                Transition::Changed { object, before, .. } => {
+                    // An edit (not a creation, nor a relist's first sight): first in line.
+                    if before.is_some() {
+                        let _ = self.edits.unbounded_send(ObjectRef::from_obj(object));
+                    }
                     self.triggers.send(self.indexes.update(object));
                 }
                 Transition::Gone { key, .. } => self.triggers.send(self.indexes.remove(&key)),
@@ -367,14 +378,21 @@ mod tests {
     #[test]
     fn dependency_changes_trigger_old_and_new_targets() {
         let (triggers, mut rx) = triggers();
-        let mut watch = MicroserviceWatch::new(Arc::default(), triggers);
+        let (edits, mut edited) = futures::channel::mpsc::unbounded();
+        let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert_eq!(drain(&mut rx), names(&["users"]));
+        assert!(drain(&mut edited).is_empty(), "a creation is not an edit");
         // A status-only update (same generation) changes nothing in the graph.
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert!(drain(&mut rx).is_empty());
         watch.observe(&Event::Apply(ms("orders", 2, &["payments"])));
         assert_eq!(drain(&mut rx), names(&["payments", "users"]));
+        assert_eq!(
+            drain(&mut edited),
+            names(&["orders"]),
+            "a new generation goes first"
+        );
         // users turning Ready re-reconciles its callers: none now, orders no longer calls it.
         watch.observe(&Event::Apply(ms("users", 1, &[])));
         drain(&mut rx);
@@ -391,7 +409,8 @@ mod tests {
     #[test]
     fn relist_forgets_microservices_deleted_while_away() {
         let (triggers, mut rx) = triggers();
-        let mut watch = MicroserviceWatch::new(Arc::default(), triggers);
+        let (edits, _edited) = futures::channel::mpsc::unbounded();
+        let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         drain(&mut rx);
         watch.observe(&Event::Init);

@@ -5,6 +5,7 @@ mod caches;
 mod class_status;
 mod context;
 mod discovery;
+mod edit_lane;
 mod error;
 mod events;
 mod indexes;
@@ -14,6 +15,7 @@ mod read;
 mod reconcile;
 mod reverse_index;
 mod status;
+mod status_pace;
 mod watches;
 mod written;
 
@@ -75,6 +77,7 @@ pub async fn run(
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
     let triggers = Triggers::new(triggers);
+    let (edits, edit_stream) = futures::channel::mpsc::unbounded();
     let class_status_wake = Arc::new(Notify::new());
     let (caches, watches) = caches::watch(
         &client,
@@ -82,7 +85,7 @@ pub async fn run(
         &capabilities,
         Observers {
             indexes: indexes.clone(),
-            microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone()),
+            microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone(), edits),
             classes: ClassWatch::new(indexes.clone(), triggers),
             class_status: class_status_wake.clone(),
             metrics: metrics.clone(),
@@ -121,6 +124,7 @@ pub async fn run(
         metrics,
         recorder,
     ));
+    tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(
         namespace = namespace.unwrap_or("<all>"),
         "starting the controller"

@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
@@ -27,7 +27,7 @@ use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::status::{self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT};
-use super::{apply, events, read};
+use super::{apply, events, read, status_pace};
 
 /// How often a settled Microservice is looked at again even without any watch event.
 /// Watches catch drift at once; this only bounds how long a missed event can last.
@@ -46,6 +46,16 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     if ms.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // The queue and the edit lane may both hold this object: one pass at a time, and
+    // each on the newest version (the one waited for may have been edited meanwhile).
+    let key = ObjectRef::from_obj(ms.as_ref());
+    let _turn = ctx.turns.take(key.clone()).await;
+    let Some(ms) = ctx.caches.microservices.get(&key) else {
+        return Ok(Action::await_change());
+    };
+    if ms.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::await_change());
+    }
     let _timer = ctx.metrics.reconcile_timer();
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
@@ -61,7 +71,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
     }
     events::children_changed(&ctx, &ms, &applied.changes).await;
-    let status = update_status(&ctx, &ms, &plan, &applied, &namespace).await?;
+    let (status, status_due) = update_status(&ctx, &ms, &plan, &applied, &namespace).await?;
     if let Some(failure) = applied.failure {
         // Status says it already; the error brings the backoff and the event.
         return Err(Error::Apply {
@@ -70,11 +80,13 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
             message: failure.message,
         });
     }
-    ctx.reset_backoff(&ObjectRef::from_obj(ms.as_ref()));
+    ctx.reset_backoff(&key);
 
     // A refusal waits for a change to the spec (a watch event) or to its class (the
     // class index triggers every user).
-    Ok(if plan.outcome.is_err() {
+    Ok(if let Some(due) = status_due {
+        Action::requeue(due)
+    } else if plan.outcome.is_err() {
         Action::await_change()
     } else if status.is_ready() {
         Action::requeue(RESYNC)
@@ -84,14 +96,16 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
 }
 
 /// Computes the status from the plan, what applying did and the caches, and writes it
-/// when it changed (announcing a refusal or a conflict once).
+/// when it changed (announcing a refusal or a conflict once). Progress alone is written
+/// at the pace of `status_pace`: then the status is returned unwritten, with when to
+/// come back and write it.
 async fn update_status(
     ctx: &Context,
     ms: &Microservice,
     plan: &Plan,
     applied: &Applied,
     namespace: &str,
-) -> Result<MicroserviceStatus> {
+) -> Result<(MicroserviceStatus, Option<Duration>)> {
     let name = ms.name_any();
     let deployment = read::deployment(&ctx.caches, &name, namespace);
     let pods = read::pods(&ctx.caches, &name, namespace);
@@ -130,7 +144,14 @@ async fn update_status(
     let ms = current.as_ref();
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
     if ms.status.as_ref() == Some(&status) {
-        return Ok(status);
+        return Ok((status, None));
+    }
+    let now = Instant::now();
+    let urgent = refused.is_some()
+        || child_problem.is_some()
+        || status_pace::urgent(ms.status.as_ref(), &status);
+    if !urgent && let Some(due) = ctx.status_pace.wait(&key, now) {
+        return Ok((status, Some(due)));
     }
     if let Some(refusal) = refused
         && !already_reported(ms, refusal.reason(), &refusal.to_string())
@@ -154,8 +175,9 @@ async fn update_status(
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message).await;
     }
     let version = write_status(ctx, ms, &status).await?;
+    ctx.status_pace.wrote(key.clone(), now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
-    Ok(status)
+    Ok((status, None))
 }
 
 /// Why the children are not as the spec says though it was accepted: a child the API
