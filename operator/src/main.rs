@@ -115,6 +115,11 @@ Microservice the controller would refuse)."
         /// unset.
         #[arg(short = 'n', long)]
         namespace: Option<String>,
+        /// The field manager you apply the file with (`kubectl apply --server-side`:
+        /// kubectl; Argo CD: argocd-controller): a field the file drops shows as removed
+        /// only when that manager set it.
+        #[arg(long, default_value = flotilla::cli::diff::KUBECTL_FIELD_MANAGER)]
+        field_manager: String,
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -281,8 +286,9 @@ fn main() -> ExitCode {
         Command::Diff {
             files,
             namespace,
+            field_manager,
             target,
-        } => diff(&files, namespace, &target.target()),
+        } => diff(&files, namespace, &field_manager, &target.target()),
         Command::Status {
             name,
             namespace,
@@ -314,6 +320,7 @@ fn main() -> ExitCode {
 fn diff(
     files: &[PathBuf],
     namespace: Option<String>,
+    field_manager: &str,
     target: &flotilla::client::Target,
 ) -> ExitCode {
     let documents = match read_documents(files) {
@@ -327,7 +334,7 @@ fn diff(
     let report = runtime.block_on(async {
         let (client, context_namespace) = flotilla::client::client_for(target).await?;
         let namespace = namespace.unwrap_or(context_namespace);
-        flotilla::cli::diff::diff(&client, &documents, &namespace).await
+        flotilla::cli::diff::diff(&client, &documents, &namespace, field_manager).await
     });
     match report {
         Ok(report) => {

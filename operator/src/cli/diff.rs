@@ -30,10 +30,11 @@ use crate::controller::{APPLIED_HASH_ANNOTATION, Ownership, content_hash, owners
 use crate::graph::{ObjectKey, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs};
 
-/// The field manager of the dry runs of the file's own objects (the user's objects, not
-/// Flotilla's children). Forced: the dry run shows the file winning, as a forced
-/// `kubectl apply --server-side` would.
-pub const USER_FIELD_MANAGER: &str = "flotilla-diff";
+/// The field manager `kubectl apply --server-side` writes under: the default for the
+/// dry runs of the file's own objects (the user's objects, not Flotilla's children).
+/// The dry run is forced, as a `--force-conflicts` apply: it shows the file winning.
+/// A field the file drops is shown removed only when this is the manager that set it.
+pub const KUBECTL_FIELD_MANAGER: &str = "kubectl";
 
 /// What `flotilla diff` found, section by section.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -96,11 +97,13 @@ impl Report {
 }
 
 /// Diffs the Microservices and classes of `documents` against the cluster of `client`;
-/// objects without a namespace go to `namespace`.
+/// objects without a namespace go to `namespace`; the file's own objects are applied
+/// (dry run) under `field_manager`, the manager the user applies them with.
 pub async fn diff(
     client: &Client,
     documents: &[String],
     namespace: &str,
+    field_manager: &str,
 ) -> Result<Report, String> {
     let input = crate::render::parse_input_in(documents, namespace).map_err(|e| e.to_string())?;
     let capabilities = crate::controller::discover_capabilities(client)
@@ -127,7 +130,7 @@ pub async fn diff(
             heading: format!("MicroserviceClass {name}"),
             ..Section::default()
         };
-        match dry_run_own(&class_api, &name, class).await {
+        match dry_run_own(&class_api, &name, class, field_manager).await {
             Ok(planned) => {
                 let live_value = live.map(to_value).transpose()?;
                 let planned_value = to_value(&planned)?;
@@ -162,7 +165,7 @@ pub async fn diff(
             heading: format!("Microservice {key}"),
             ..Section::default()
         };
-        match dry_run_own(&api, &key.name, ms).await {
+        match dry_run_own(&api, &key.name, ms, field_manager).await {
             Ok(planned) => {
                 let live_value = world.get(&key).map(to_value).transpose()?;
                 let planned_value = to_value(&planned)?;
@@ -433,7 +436,12 @@ fn affected(
 
 /// Dry-run applies one of the file's own objects (status left out: it is the
 /// operator's).
-async fn dry_run_own<K>(api: &Api<K>, name: &str, object: &K) -> Result<K, String>
+async fn dry_run_own<K>(
+    api: &Api<K>,
+    name: &str,
+    object: &K,
+    field_manager: &str,
+) -> Result<K, String>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -453,7 +461,7 @@ where
     }
     api.patch(
         name,
-        &PatchParams::apply(USER_FIELD_MANAGER).force().dry_run(),
+        &PatchParams::apply(field_manager).force().dry_run(),
         &Patch::Apply(&value),
     )
     .await
