@@ -254,3 +254,22 @@ fn paused_is_suspended() {
     let (status, _) = health(&with_status(ms, &observed));
     assert_eq!(status, "Suspended");
 }
+
+#[test]
+fn statuses_read_back_from_the_cluster_decide_the_same() {
+    // `kubectl get ms -o json` on the embedded 1.20 cluster (managed fields left out): a
+    // Ready service with metrics on a cluster without ServiceMonitors, and one whose
+    // image does not exist.
+    for (file, expected) in [
+        ("ready.json", "Healthy"),
+        ("image-pull-backoff.json", "Degraded"),
+    ] {
+        let path = format!(
+            "{}/tests/fixtures/argocd/{file}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        let object: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(health(&object).0, expected, "{file}");
+    }
+}
