@@ -167,6 +167,47 @@ mod tests {
         assert_eq!(backoff.next(), Some(FIRST_RETRY));
     }
 
+    #[tokio::test]
+    async fn the_command_line_picks_the_kubeconfig_and_context_as_kubectl_does() {
+        let dir = std::env::temp_dir().join(format!("flotilla-kubeconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: dev
+  cluster: {server: 'https://dev.example.com:6443'}
+- name: prod
+  cluster: {server: 'https://prod.example.com:6443'}
+users:
+- name: me
+  user: {token: t}
+contexts:
+- name: dev
+  context: {cluster: dev, user: me, namespace: team-a}
+- name: prod
+  context: {cluster: prod, user: me}
+",
+        )
+        .unwrap();
+        let target = |context: Option<&str>| Target {
+            kubeconfig: Some(path.clone()),
+            context: context.map(str::to_string),
+        };
+        let (_, namespace) = client_for(&target(None)).await.unwrap();
+        assert_eq!(namespace, "team-a", "the current context's namespace");
+        let (_, namespace) = client_for(&target(Some("prod"))).await.unwrap();
+        assert_eq!(namespace, "default", "a context without one: default");
+        match client_for(&target(Some("staging"))).await {
+            Ok(_) => panic!("an unknown context is refused"),
+            Err(error) => assert!(error.contains("staging"), "{error}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn a_dead_watch_is_noticed_before_the_read_timeout_would_cut_a_live_one() {
         assert!(READ_TIMEOUT > Duration::from_secs(WATCH_TIMEOUT_SECS.into()));
