@@ -6,7 +6,9 @@
 -- (kstatus style: Ready, Progressing, Degraded and DependenciesReady conditions, each
 -- with observedGeneration):
 --
---   Suspended    spec.paused: Flotilla changes nothing until it is unpaused
+--   Suspended    spec.paused: Flotilla changes nothing until it is unpaused; or a canary
+--                step holds (status.rollout.phase Paused) until its pause ends or the
+--                release is promoted
 --   Progressing  no status yet, or a status of an older generation; Ready=False for a
 --                reason that passes by itself (RollingOut, PodsNotReady, Creating,
 --                DependencyNotFound, ConfigMapNotFound...)
@@ -56,6 +58,19 @@ end
 
 local conditions = obj.status.conditions
 local degraded = condition(conditions, "Degraded")
+local rollout = obj.status.rollout
+if rollout ~= nil and rollout.phase == "Paused" and (degraded == nil or degraded.status ~= "True") then
+  hs.status = "Suspended"
+  local at = ""
+  if rollout.step ~= nil and rollout.steps ~= nil then
+    at = " at step " .. tostring(rollout.step) .. "/" .. tostring(rollout.steps)
+  end
+  if rollout.weight ~= nil then
+    at = at .. " (" .. tostring(rollout.weight) .. "% of the pods)"
+  end
+  hs.message = "canary paused" .. at .. ": it goes on when the pause ends or the release is promoted"
+  return hs
+end
 if degraded ~= nil and degraded.status == "True" then
   hs.status = "Degraded"
   hs.message = describe(degraded)

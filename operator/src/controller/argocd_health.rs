@@ -217,6 +217,57 @@ fn a_rolled_back_rollout_is_degraded_though_the_old_pods_are_ready() {
 }
 
 #[test]
+fn a_rollback_that_speaks_for_every_condition_is_degraded() {
+    // The shape of a rollback by the release state machine of `spec.rollout`: Ready,
+    // Progressing and Degraded all give reason RolledBack.
+    let done = deployment(2, 2, 2);
+    let mut object = with_status(users(), &observed(Some(&done), vec![]));
+    for condition in object["status"]["conditions"].as_array_mut().unwrap() {
+        let status = match condition["type"].as_str() {
+            Some("Ready") | Some("Progressing") => "False",
+            Some("Degraded") => "True",
+            _ => continue,
+        };
+        condition["status"] = json!(status);
+        condition["reason"] = json!("RolledBack");
+        condition["message"] =
+            json!("rolled back from users:2 to users:1: CrashLoopBackOff on pod users-canary-x");
+    }
+    object["status"]["rollout"] = json!({"phase": "RolledBack", "stableImage": "users:1"});
+    let (status, message) = health(&object);
+    assert_eq!(status, "Degraded");
+    assert!(
+        message.starts_with("RolledBack: rolled back from users:2"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_canary_step_that_holds_is_suspended() {
+    let rolling = deployment(3, 1, 3);
+    let mut object = with_status(users(), &observed(Some(&rolling), vec![]));
+    object["status"]["rollout"] =
+        json!({"strategy": "canary", "phase": "Paused", "step": 1, "steps": 3, "weight": 20});
+    let (status, message) = health(&object);
+    assert_eq!(status, "Suspended");
+    assert_eq!(
+        message,
+        "canary paused at step 1/3 (20% of the pods): it goes on when the pause ends or the release is promoted"
+    );
+    // A failure seen during the pause wins.
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "users-canary-x"},
+        "status": {"containerStatuses": [{"name": "app", "image": "users:2", "imageID": "",
+            "ready": false, "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff",
+            "message": "back-off 40s"}}}]}
+    }))
+    .unwrap();
+    let mut failing = with_status(users(), &observed(Some(&rolling), vec![&pod]));
+    failing["status"]["rollout"] = object["status"]["rollout"].clone();
+    assert_eq!(health(&failing).0, "Degraded");
+}
+
+#[test]
 fn a_stalled_rollout_is_degraded() {
     let mut stalled = deployment(3, 1, 2);
     stalled.status.as_mut().unwrap().conditions = Some(vec![
