@@ -10,9 +10,10 @@
 //! that gains a dependency changes its callee's NetworkPolicy, and a class in the file
 //! changes every Microservice using it.
 //!
-//! Not simulated: the hand-over of an autoscaled Deployment's replica count (the
-//! controller gives the field to another manager before it stops applying it; the
-//! dry run shows the apply alone).
+//! A field the controller hands over before it stops applying it (an autoscaled
+//! Deployment's replica count, see `ChildKind::hand_over`) would be reset by the dry run
+//! alone, which cannot be chained with the hand-over patch: its current value is laid
+//! over the dry run's result, as the hand-over keeps it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -321,6 +322,9 @@ async fn children(
         if live.is_none() {
             (child.kind.on_create)(&build.effective, &mut desired);
         }
+        let handover = live
+            .as_ref()
+            .and_then(|live| (child.kind.hand_over)(&desired, live));
         let planned = api
             .patch(
                 &name,
@@ -329,7 +333,14 @@ async fn children(
             )
             .await
             .map_err(|e| format!("dry-run apply of {} {name}: {e}", child.kind.kind))?;
-        let planned = with_type(planned, &resource)?;
+        let mut planned = with_type(planned, &resource)?;
+        if let Some(handover) = &handover {
+            kept_by_hand_over(&mut planned, &handover.patch);
+            section.notes.push(format!(
+                "{} {name}: fields handed to {} keep their values",
+                child.kind.kind, handover.manager
+            ));
+        }
         section.diffs.extend(unified(
             &object_title(&planned),
             live.as_ref(),
@@ -579,6 +590,32 @@ fn object_title(object: &Value) -> String {
     )
 }
 
+/// Lays the fields of a hand-over patch (its body, not its identity) over `planned`.
+fn kept_by_hand_over(planned: &mut Value, patch: &Value) {
+    fn overlay(target: &mut Value, patch: &Value) {
+        match (target, patch) {
+            (Value::Object(target), Value::Object(patch)) => {
+                for (key, value) in patch {
+                    let slot = target.entry(key.clone()).or_insert(Value::Null);
+                    if value.is_object() && slot.is_object() {
+                        overlay(slot, value);
+                    } else {
+                        *slot = value.clone();
+                    }
+                }
+            }
+            (target, patch) => *target = patch.clone(),
+        }
+    }
+    if let Some(patch) = patch.as_object() {
+        for (key, value) in patch {
+            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                overlay(&mut planned[key], value);
+            }
+        }
+    }
+}
+
 /// What `kubectl diff` leaves out too: what the server keeps about the object rather
 /// than in it (write history, versions, timestamps, identity) and the status.
 pub fn normalize(object: &Value) -> Value {
@@ -694,6 +731,20 @@ mod tests {
         assert!(
             deleted.lines().skip(3).all(|l| l.starts_with('-')),
             "{deleted}"
+        );
+    }
+
+    #[test]
+    fn a_handed_over_field_keeps_its_value() {
+        let mut planned = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "users"}, "spec": {"replicas": 1, "template": {"x": 1}}});
+        let patch = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "other"}, "spec": {"replicas": 4}});
+        kept_by_hand_over(&mut planned, &patch);
+        assert_eq!(
+            planned,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "users"}, "spec": {"replicas": 4, "template": {"x": 1}}})
         );
     }
 
