@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 use anyhow::Context;
 use flotilla::api::Microservice;
@@ -138,6 +139,43 @@ fn service_monitors(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), ns, &resource)
 }
 
+/// Applies this commit's Microservice CRDs again, even though `ensure_crds` did once for
+/// the binary: on a cluster shared with test runs of other commits, theirs may have
+/// replaced it since (without `spec.metrics`). Then waits until `spec.metrics` is
+/// documented.
+async fn this_commits_crds(client: &kube::Client) -> anyhow::Result<()> {
+    ensure_crds(client).await?;
+    let version = client.apiserver_version().await?;
+    let version: flotilla::api::KubeVersion = format!("{}.{}", version.major, version.minor)
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let file = flotilla_e2e::steps::crd_file(version);
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &file.to_string_lossy(),
+    ])?;
+    served_field("microservice.spec.metrics").await
+}
+
+/// Waits until the API server's OpenAPI documents `field` (`kubectl explain` reads it):
+/// it is published some seconds after a CRD changes, and kubectl validates against it.
+async fn served_field(field: &str) -> anyhow::Result<()> {
+    wait_for(
+        format!("the API server to document {field}"),
+        Duration::from_secs(90),
+        || async {
+            Ok(match kubectl(&["explain", field]) {
+                Ok(_) => Poll::Ready(()),
+                Err(error) => Poll::Pending(format!("{error:#}")),
+            })
+        },
+    )
+    .await
+}
+
 fn scraped(ms: &Microservice) -> Option<(String, String, String)> {
     condition(ms, "MetricsScraped").map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
 }
@@ -148,7 +186,7 @@ fn scraped(ms: &Microservice) -> Option<(String, String, String)> {
 #[tokio::test]
 async fn service_monitor_follows_its_crd() -> anyhow::Result<()> {
     let client = client().await?;
-    ensure_crds(&client).await?;
+    this_commits_crds(&client).await?;
     let owner = crd_owner()?;
     if matches!(owner, CrdOwner::Suite) {
         MinimalCrd::remove()?;
@@ -385,6 +423,7 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
     assert_eq!(image.as_deref(), Some("flotilla.local/testapp:v1"));
 
     // A spec the controller would refuse is an error.
+    this_commits_crds(&client).await?;
     let refused = write(
         &dir,
         "refused.yaml",
