@@ -749,6 +749,36 @@ mod tests {
     }
 
     #[test]
+    fn the_text_shows_sections_with_something_to_say() {
+        let report = Report {
+            sections: vec![
+                Section {
+                    heading: "Microservice shop/orders".into(),
+                    diffs: vec!["--- a\n+++ b\n".into()],
+                    ..Section::default()
+                },
+                Section {
+                    heading: "Microservice shop/quiet".into(),
+                    ..Section::default()
+                },
+                Section {
+                    heading: "Microservice shop/users".into(),
+                    because: Some("a dependency of shop/orders".into()),
+                    notes: vec!["Deployment users left as it is".into()],
+                    ..Section::default()
+                },
+            ],
+            errors: vec![],
+        };
+        assert_eq!(
+            report.text(),
+            "# Microservice shop/orders\n--- a\n+++ b\n\
+             # Microservice shop/users (a dependency of shop/orders)\n\
+             # Deployment users left as it is\n"
+        );
+    }
+
+    #[test]
     fn exit_codes_follow_kubectl_diff() {
         let mut report = Report::default();
         assert_eq!(report.exit_code(), 0);

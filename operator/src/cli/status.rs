@@ -642,6 +642,48 @@ mod tests {
     }
 
     #[test]
+    fn children_say_what_their_kind_tells() {
+        let lb = child_node(&json!({"kind": "Service", "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {}}}));
+        assert_eq!(
+            (lb.health, lb.detail.as_str()),
+            (Health::Progressing, "waiting for a load balancer address")
+        );
+        let lb = child_node(&json!({"kind": "Service", "metadata": {"name": "web"},
+            "spec": {"type": "LoadBalancer"}, "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.7"}]}}}));
+        assert_eq!(
+            (lb.health, lb.detail.as_str()),
+            (Health::Healthy, "load balancer 203.0.113.7")
+        );
+        let pdb = child_node(
+            &json!({"kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+            "status": {"currentHealthy": 1, "desiredHealthy": 2, "disruptionsAllowed": 0}}),
+        );
+        assert_eq!(
+            (pdb.health, pdb.detail.as_str()),
+            (Health::Progressing, "1/2 healthy, 0 disruptions allowed")
+        );
+        let route = child_node(&json!({"kind": "HTTPRoute", "metadata": {"name": "web"},
+            "status": {"parents": [{"conditions": [{"type": "Accepted", "status": "False",
+                "reason": "NotAllowedByListeners", "message": "namespace not allowed"}]}]}}));
+        assert_eq!(route.health, Health::Degraded);
+        assert_eq!(
+            route.detail,
+            "Accepted=NotAllowedByListeners: namespace not allowed"
+        );
+        let hpa = child_node(
+            &json!({"kind": "HorizontalPodAutoscaler", "metadata": {"name": "web"},
+            "status": {"currentReplicas": 3, "conditions": [
+                {"type": "ScalingLimited", "status": "False", "reason": "DesiredWithinRange"},
+                {"type": "ScalingActive", "status": "True", "reason": "ValidMetricFound"}]}}),
+        );
+        assert_eq!(
+            (hpa.health, hpa.detail.as_str()),
+            (Health::Healthy, "3 replicas")
+        );
+    }
+
+    #[test]
     fn a_stale_status_is_not_healthy() {
         let mut ms = microservice(json!({"observedGeneration": 1, "conditions": [
             {"type": "Ready", "status": "True", "reason": "Available", "message": "1/1 pods ready",
