@@ -79,9 +79,28 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
     let shutdown = shutdown.boxed().shared();
+    let mut restart = false;
     loop {
         health.controller_started();
-        let capabilities = discovery::capabilities(&client).await?;
+        let capabilities = if restart {
+            // The server answered discovery a moment ago: a failure now is transient
+            // and is retried, not a reason to end the process.
+            loop {
+                match discovery::capabilities(&client).await {
+                    Ok(capabilities) => break capabilities,
+                    Err(error) => {
+                        warn!(%error, "discovery failed; retrying in 2 s");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            () = shutdown.clone() => return Ok(()),
+                        }
+                    }
+                }
+            }
+        } else {
+            discovery::capabilities(&client).await?
+        };
+        restart = true;
         let stopped = run_on(
             client.clone(),
             &settings,
