@@ -12,8 +12,10 @@ export CLUSTER_DIR
 CARGO ?= cargo
 # Microservices per batch of `make bench-cluster`.
 N ?= 500
+# Where `make install` puts flotilla and the kubectl-flotilla plugin link (PREFIX/bin).
+PREFIX ?= /usr/local
 
-.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check
+.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,6 +25,13 @@ test: lint unit e2e chaos ## every test tier: fmt, clippy, the tests needing no 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+install: ## build flotilla (release) and install it and the kubectl plugin link kubectl-flotilla into PREFIX/bin (PREFIX=/usr/local)
+	$(CARGO) build --release --locked -p flotilla
+	install -d "$(DESTDIR)$(PREFIX)/bin"
+	install -m 0755 "$${CARGO_TARGET_DIR:-target}/release/flotilla" "$(DESTDIR)$(PREFIX)/bin/flotilla"
+	ln -sf flotilla "$(DESTDIR)$(PREFIX)/bin/kubectl-flotilla"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/flotilla and kubectl-flotilla: try kubectl flotilla --help"
 
 fmt: ## format the code
 	$(CARGO) fmt --all

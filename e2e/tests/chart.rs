@@ -267,6 +267,18 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
             .await?,
             "expected yes: {verb} httproutes"
         );
+        assert!(
+            review(
+                &client,
+                ns.name(),
+                sa,
+                verb,
+                "monitoring.coreos.com",
+                "servicemonitors"
+            )
+            .await?,
+            "expected yes: {verb} servicemonitors"
+        );
     }
     assert!(
         !review(

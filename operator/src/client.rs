@@ -1,9 +1,11 @@
 //! The Kubernetes client every command uses, and how its watches behave, so that an API
 //! server that goes away is noticed in seconds, not at the end of a five-minute watch.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::client::ClientBuilder;
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::{Client, Config};
@@ -27,6 +29,45 @@ pub async fn client() -> Result<Client, String> {
     Client::try_from(config().await?).map_err(|e| format!("connecting to Kubernetes: {e}"))
 }
 
+/// Where a command-line tool connects, as kubectl picks it: `--kubeconfig` (else
+/// `$KUBECONFIG`, else `~/.kube/config`, else the in-cluster config) and `--context`
+/// (else the current context).
+#[derive(Clone, Debug, Default)]
+pub struct Target {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
+/// A client for `target`, and the namespace its context names (`default` when none):
+/// the namespace of a command given no `-n`.
+pub async fn client_for(target: &Target) -> Result<(Client, String), String> {
+    let options = KubeConfigOptions {
+        context: target.context.clone(),
+        ..KubeConfigOptions::default()
+    };
+    let mut config = match (&target.kubeconfig, &target.context) {
+        (Some(path), _) => {
+            let kubeconfig = Kubeconfig::read_from(path)
+                .map_err(|e| format!("reading the kubeconfig {}: {e}", path.display()))?;
+            Config::from_custom_kubeconfig(kubeconfig, &options).await
+        }
+        (None, Some(_)) => Config::from_kubeconfig(&options).await,
+        (None, None) => return infer_with_namespace().await,
+    }
+    .map_err(|e| format!("reading the Kubernetes configuration: {e}"))?;
+    timed(&mut config);
+    let namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    Ok((client, namespace))
+}
+
+async fn infer_with_namespace() -> Result<(Client, String), String> {
+    let config = config().await?;
+    let namespace = config.default_namespace.clone();
+    let client = Client::try_from(config).map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    Ok((client, namespace))
+}
+
 /// The same client behind a [`Fence`]: its writes pass only while the fence is open.
 pub async fn fenced_client(fence: Fence) -> Result<Client, String> {
     let builder = ClientBuilder::try_from(config().await?)
@@ -38,13 +79,18 @@ async fn config() -> Result<Config, String> {
     let mut config = Config::infer()
         .await
         .map_err(|e| format!("reading the Kubernetes configuration: {e}"))?;
+    timed(&mut config);
+    Ok(config)
+}
+
+/// Every request timed out.
+fn timed(config: &mut Config) {
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     config.write_timeout = Some(WRITE_TIMEOUT);
     config.read_timeout = Some(READ_TIMEOUT);
     // Count the read timeout from each request, not from when a pooled connection went
     // idle.
     config.reset_reader_on_write = true;
-    Ok(config)
 }
 
 /// Objects per page of a watch's list. Each page is decoded whole, managed fields and
@@ -119,6 +165,47 @@ mod tests {
         backoff.next();
         backoff.reset();
         assert_eq!(backoff.next(), Some(FIRST_RETRY));
+    }
+
+    #[tokio::test]
+    async fn the_command_line_picks_the_kubeconfig_and_context_as_kubectl_does() {
+        let dir = std::env::temp_dir().join(format!("flotilla-kubeconfig-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("config");
+        std::fs::write(
+            &path,
+            "apiVersion: v1
+kind: Config
+current-context: dev
+clusters:
+- name: dev
+  cluster: {server: 'https://dev.example.com:6443'}
+- name: prod
+  cluster: {server: 'https://prod.example.com:6443'}
+users:
+- name: me
+  user: {token: t}
+contexts:
+- name: dev
+  context: {cluster: dev, user: me, namespace: team-a}
+- name: prod
+  context: {cluster: prod, user: me}
+",
+        )
+        .unwrap();
+        let target = |context: Option<&str>| Target {
+            kubeconfig: Some(path.clone()),
+            context: context.map(str::to_string),
+        };
+        let (_, namespace) = client_for(&target(None)).await.unwrap();
+        assert_eq!(namespace, "team-a", "the current context's namespace");
+        let (_, namespace) = client_for(&target(Some("prod"))).await.unwrap();
+        assert_eq!(namespace, "default", "a context without one: default");
+        match client_for(&target(Some("staging"))).await {
+            Ok(_) => panic!("an unknown context is refused"),
+            Err(error) => assert!(error.contains("staging"), "{error}"),
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -10,6 +10,7 @@
 pub mod api;
 pub mod builders;
 pub mod class;
+pub mod cli;
 pub mod client;
 pub mod controller;
 pub mod diagram;

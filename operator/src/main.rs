@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use flotilla::api::{KubeVersion, Microservice, crds_yaml};
 use flotilla::controller::{self, Scope, Settings};
 use flotilla::diagram::{Format, Node, draw};
@@ -21,7 +21,21 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "flotilla",
     version,
-    about = "Turns Microservice resources into production-ready Kubernetes services"
+    about = "Turns Microservice resources into production-ready Kubernetes services",
+    long_about = "Flotilla turns each Microservice resource (flotilla.dev/v1alpha1) into its \
+ServiceAccount, Deployment, Service, NetworkPolicy and, as asked, HorizontalPodAutoscaler, \
+PodDisruptionBudget, Ingress or HTTPRoute and ServiceMonitor. `flotilla run` is the \
+controller; the other commands help the people who run the services: what a change will \
+do (diff, render), why a service is not ready (status), who calls whom (graph).\n\n\
+Installed as `kubectl-flotilla` on the PATH (make install), the same binary is the kubectl \
+plugin: `kubectl flotilla status users -n shop`.",
+    after_help = "Examples:\n  \
+flotilla status users -n shop          the health tree of shop/users\n  \
+flotilla status users -n shop -o json  the same as JSON\n  \
+flotilla diff -f users.yaml            what applying users.yaml would change (exit 1 if anything)\n  \
+flotilla render -f users.yaml          the children, offline\n  \
+flotilla graph -n shop                 the dependency graph with Ready states\n  \
+source <(flotilla completion bash)     shell completion"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -56,6 +70,10 @@ enum Command {
         /// Ingress.
         #[arg(long)]
         gateway_api: bool,
+        /// Render for a cluster serving the Prometheus Operator's ServiceMonitor
+        /// (monitoring.coreos.com/v1): Microservices with `spec.metrics` get one.
+        #[arg(long)]
+        prometheus_operator: bool,
     },
     /// Draw the dependency graph of Microservices, from the cluster (with each one's
     /// Ready state) or from files.
@@ -69,9 +87,93 @@ enum Command {
         /// text (a tree), dot (Graphviz) or mermaid.
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Show what applying the files would change in the cluster: per Microservice and
+    /// MicroserviceClass in them, the object itself and every child Flotilla would
+    /// create, change or prune, as unified diffs.
+    #[command(
+        long_about = "Show what applying the files would change in the cluster: per \
+Microservice and MicroserviceClass in them, the object itself and every child Flotilla \
+would create, change or prune, as unified diffs.\n\n\
+Each object is planned as the controller plans it (class, dependencies, dependents, \
+ConfigMaps, namespace labels: the live cluster's, with the file's objects in place of \
+theirs) and dry-run applied by the API server (dryRun=All, the controller's field \
+manager), so defaulting and admission are the server's. Microservices the file's changes \
+reach are shown too: a new dependency changes the callee's NetworkPolicy, a class change \
+reaches every user of the class. Server-kept fields (managedFields, resourceVersion, \
+generation, uid, timestamps) and status are left out, as kubectl diff does.\n\n\
+Exit status: 0 nothing would change, 1 something would, 2 an error (including a \
+Microservice the controller would refuse)."
+    )]
+    Diff {
+        /// YAML files with Microservices and MicroserviceClasses (`-` for stdin).
+        #[arg(short = 'f', long = "filename", required = true)]
+        files: Vec<PathBuf>,
+        /// Namespace of the Microservices that name none; the context's namespace when
+        /// unset.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// The field manager you apply the file with (`kubectl apply --server-side`:
+        /// kubectl; Argo CD: argocd-controller): a field the file drops shows as removed
+        /// only when that manager set it.
+        #[arg(long, default_value = flotilla::cli::diff::KUBECTL_FIELD_MANAGER)]
+        field_manager: String,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Show one Microservice as a tree: its conditions, class, rollout, dependencies
+    /// with their Ready state, children and pods, each with its health and, where
+    /// unhealthy, the root cause (e.g. a pod's ImagePullBackOff).
+    Status {
+        /// Name of the Microservice.
+        name: String,
+        /// Its namespace; the context's namespace when unset.
+        #[arg(short = 'n', long)]
+        namespace: Option<String>,
+        /// text (a tree) or json.
+        #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Text)]
+        output: StatusFormat,
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print a shell completion script: `source <(flotilla completion bash)`, or write it
+    /// where your shell loads completions from (e.g. `flotilla completion fish >
+    /// ~/.config/fish/completions/flotilla.fish`).
+    Completion {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
     },
     /// Print the version.
     Version,
+}
+
+/// The cluster a command reads, as kubectl's flags of the same names pick it.
+#[derive(Args, Clone, Debug, Default)]
+struct TargetArgs {
+    /// Path to the kubeconfig file; else $KUBECONFIG, else ~/.kube/config, else the
+    /// in-cluster configuration.
+    #[arg(long, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use; its current context when unset.
+    #[arg(long, value_name = "NAME")]
+    context: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(&self) -> flotilla::client::Target {
+        flotilla::client::Target {
+            kubeconfig: self.kubeconfig.clone(),
+            context: self.context.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -131,6 +233,11 @@ struct RunArgs {
     /// Secret shows up as the pods' CreateContainerConfigError instead of SecretNotFound.
     #[arg(long, env = "FLOTILLA_WATCH_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
     watch_secrets: bool,
+    /// Seconds between looks at the kinds the server serves: when a CRD Flotilla writes
+    /// (ServiceMonitor, HTTPRoute) is installed or removed, or an upgrade serves a newer
+    /// version, the controller restarts on fresh caches to use it.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    rediscover_interval_seconds: u64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,20 +246,61 @@ enum LogFormat {
     Json,
 }
 
+/// The name the binary answers to: `kubectl flotilla` when run as the kubectl plugin
+/// (`kubectl-flotilla` on the PATH, which kubectl runs for `kubectl flotilla ...`), so help
+/// and errors show the command the user typed.
+fn command_name() -> &'static str {
+    let invoked = std::env::args_os().next().unwrap_or_default();
+    let file = std::path::Path::new(&invoked)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default();
+    if file.starts_with("kubectl-flotilla") {
+        "kubectl flotilla"
+    } else {
+        "flotilla"
+    }
+}
+
+fn cli_command() -> clap::Command {
+    Cli::command().bin_name(command_name())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = cli_command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match cli.command {
         Command::Crd { kube_version } => write_stdout(&crds_yaml(kube_version)),
         Command::Render {
             files,
             kube_version,
             gateway_api,
-        } => render(&files, kube_version, gateway_api),
+            prometheus_operator,
+        } => render(&files, kube_version, gateway_api, prometheus_operator),
         Command::Graph {
             files,
             namespace,
             format,
-        } => graph(&files, namespace, format),
+            target,
+        } => graph(&files, namespace, format, &target.target()),
+        Command::Diff {
+            files,
+            namespace,
+            field_manager,
+            target,
+        } => diff(&files, namespace, &field_manager, &target.target()),
+        Command::Status {
+            name,
+            namespace,
+            output,
+            target,
+        } => status(&name, namespace, output, &target.target()),
+        Command::Completion { shell } => {
+            let mut command = cli_command();
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut command, command_name(), &mut script);
+            write_stdout(&String::from_utf8_lossy(&script))
+        }
         Command::Version => write_stdout(&format!("flotilla {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Run(args) => {
             init_logging(args.log_format);
@@ -170,10 +318,85 @@ fn main() -> ExitCode {
     }
 }
 
-fn graph(files: &[PathBuf], namespace: Option<String>, format: GraphFormat) -> ExitCode {
+/// `flotilla diff`: exit 0 no change, 1 changes, 2 an error, as `kubectl diff`.
+fn diff(
+    files: &[PathBuf],
+    namespace: Option<String>,
+    field_manager: &str,
+    target: &flotilla::client::Target,
+) -> ExitCode {
+    let documents = match read_documents(files) {
+        Ok(documents) => documents,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let report = runtime.block_on(async {
+        let (client, context_namespace) = flotilla::client::client_for(target).await?;
+        let namespace = namespace.unwrap_or(context_namespace);
+        flotilla::cli::diff::diff(&client, &documents, &namespace, field_manager).await
+    });
+    match report {
+        Ok(report) => {
+            if write_stdout(&report.text()) != ExitCode::SUCCESS {
+                return ExitCode::from(2);
+            }
+            for error in &report.errors {
+                eprintln!("error: {error}");
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `flotilla status`: exit 0 when the tree could be read, whatever its health.
+fn status(
+    name: &str,
+    namespace: Option<String>,
+    output: StatusFormat,
+    target: &flotilla::client::Target,
+) -> ExitCode {
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let tree = runtime.block_on(async {
+        let (client, context_namespace) = flotilla::client::client_for(target).await?;
+        let namespace = namespace.unwrap_or(context_namespace);
+        let capabilities = flotilla::controller::discover_capabilities(&client)
+            .await
+            .map_err(|e| format!("discovering the API server: {e}"))?;
+        let observed =
+            flotilla::cli::status::read(&client, &capabilities, &namespace, name).await?;
+        Ok::<_, String>(flotilla::cli::status::tree(&observed))
+    });
+    match tree {
+        Ok(tree) => match output {
+            StatusFormat::Text => write_stdout(&flotilla::cli::status::text(&tree)),
+            StatusFormat::Json => write_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&tree).expect("the tree serializes")
+            )),
+        },
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn graph(
+    files: &[PathBuf],
+    namespace: Option<String>,
+    format: GraphFormat,
+    target: &flotilla::client::Target,
+) -> ExitCode {
     let microservices = if files.is_empty() {
         let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
-        runtime.block_on(live_microservices(namespace))
+        runtime.block_on(live_microservices(namespace, target))
     } else {
         read_documents(files)
             .and_then(|docs| flotilla::render::parse(&docs).map_err(|e| e.to_string()))
@@ -194,8 +417,11 @@ fn graph(files: &[PathBuf], namespace: Option<String>, format: GraphFormat) -> E
     write_stdout(&draw(&nodes, format))
 }
 
-async fn live_microservices(namespace: Option<String>) -> Result<Vec<Microservice>, String> {
-    let client = flotilla::client::client().await?;
+async fn live_microservices(
+    namespace: Option<String>,
+    target: &flotilla::client::Target,
+) -> Result<Vec<Microservice>, String> {
+    let (client, _) = flotilla::client::client_for(target).await?;
     let api: kube::Api<Microservice> = match namespace {
         Some(namespace) => kube::Api::namespaced(client, &namespace),
         None => kube::Api::all(client),
@@ -221,10 +447,18 @@ fn read_documents(files: &[PathBuf]) -> Result<Vec<String>, String> {
         .collect()
 }
 
-fn render(files: &[PathBuf], version: KubeVersion, gateway_api: bool) -> ExitCode {
+fn render(
+    files: &[PathBuf],
+    version: KubeVersion,
+    gateway_api: bool,
+    prometheus_operator: bool,
+) -> ExitCode {
     let mut capabilities = flotilla::builders::Capabilities::for_version(version);
     if gateway_api {
         capabilities = capabilities.with_served(&flotilla::builders::http_route::KIND, "v1");
+    }
+    if prometheus_operator {
+        capabilities = capabilities.with_served(&flotilla::builders::service_monitor::KIND, "v1");
     }
     let rendered = read_documents(files).and_then(|documents| {
         flotilla::render::render_for(&documents, &capabilities).map_err(|e| e.to_string())
@@ -301,6 +535,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         concurrency: args.concurrency,
         instance: identity.clone(),
         class_status: args.class_status.unwrap_or(sees_every_microservice),
+        rediscover_every: Duration::from_secs(args.rediscover_interval_seconds),
     };
 
     if !args.leader_elect {

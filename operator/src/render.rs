@@ -128,6 +128,11 @@ pub fn parse(documents: &[String]) -> Result<Vec<Microservice>, RenderError> {
 
 /// Every Microservice and MicroserviceClass in the input.
 pub fn parse_input(documents: &[String]) -> Result<Input, RenderError> {
+    parse_input_in(documents, DEFAULT_NAMESPACE)
+}
+
+/// [`parse_input`], Microservices without a namespace placed in `namespace`.
+pub fn parse_input_in(documents: &[String], namespace: &str) -> Result<Input, RenderError> {
     let mut microservices = Vec::new();
     let mut classes: Vec<MicroserviceClass> = Vec::new();
     let mut seen = BTreeSet::new();
@@ -174,7 +179,7 @@ pub fn parse_input(documents: &[String]) -> Result<Input, RenderError> {
             let mut ms: Microservice =
                 serde_json::from_value(value.clone()).map_err(|e| parse_error(e.to_string()))?;
             if ms.metadata.namespace.is_none() {
-                ms.metadata.namespace = Some(DEFAULT_NAMESPACE.to_string());
+                ms.metadata.namespace = Some(namespace.to_string());
             }
             let key = ObjectKey::new(ms.namespace().unwrap_or_default(), ms.name_any());
             // The types do not deny unknown fields (the API server prunes them), so a

@@ -728,6 +728,7 @@ fn class(name: &str, expose: Value) -> ClassSettings {
         name: Some(name.to_string()),
         network_mode: NetworkMode::Strict,
         expose: serde_json::from_value(expose).expect("a ClassExpose"),
+        monitoring: Default::default(),
     }
 }
 
@@ -1220,5 +1221,103 @@ fn external_url_scheme_host_and_path() {
     assert_eq!(
         doc(&docs, "Ingress")["spec"]["rules"][0]["host"],
         "*.users.example.org"
+    );
+}
+
+// --- spec.metrics: the ServiceMonitor where its kind is served -------------------------
+
+fn metrics_ms(metrics: &str) -> Microservice {
+    let yaml = format!(
+        "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n  image: users:1\n  ports: [{{name: http, port: 80, targetPort: 8080}}, {{name: admin, port: 9090}}]\n{metrics}"
+    );
+    flotilla::render::parse(&[yaml]).unwrap().remove(0)
+}
+
+fn with_service_monitors() -> Capabilities {
+    Capabilities::newest().with_served(&builders::service_monitor::KIND, "v1")
+}
+
+#[test]
+fn a_service_monitor_scrapes_the_metrics_port_where_the_kind_is_served() {
+    let ms = metrics_ms("  metrics: {port: admin, path: /prom, interval: 30s}\n");
+    let docs = docs(&build(&ms, with_service_monitors()));
+    let monitor = doc(&docs, "ServiceMonitor");
+    assert_eq!(monitor["apiVersion"], "monitoring.coreos.com/v1");
+    assert_eq!(
+        monitor["spec"],
+        json!({
+            "selector": {"matchLabels": {
+                "app.kubernetes.io/instance": "users",
+                "app.kubernetes.io/managed-by": "flotilla",
+                "app.kubernetes.io/name": "users"}},
+            "endpoints": [{"port": "admin", "path": "/prom", "interval": "30s", "scheme": "http"}]
+        })
+    );
+    // It selects the Service by labels the Service carries, and names one of its ports.
+    let service = doc(&docs, "Service");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&service["metadata"]["labels"][key], value, "{key}");
+    }
+    assert!(
+        service["spec"]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "admin")
+    );
+    assert_eq!(
+        docs.last().unwrap()["kind"],
+        "ServiceMonitor",
+        "applied last"
+    );
+}
+
+#[test]
+fn no_service_monitor_without_the_kind_or_the_metrics() {
+    let ms = metrics_ms("  metrics: {}\n");
+    let without_kind = docs(&build(&ms, Capabilities::newest()));
+    assert!(!has_kind(&without_kind, "ServiceMonitor"));
+    // The NetworkPolicy still lets the scraper in on the primary port.
+    let policy = doc(&without_kind, "NetworkPolicy");
+    assert!(
+        policy["spec"]["ingress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|rule| rule["ports"] == json!([{"port": 8080, "protocol": "TCP"}])
+                && rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                    == "monitoring")
+    );
+    for metrics in ["", "  metrics: {disabled: true}\n"] {
+        let docs = docs(&build(&metrics_ms(metrics), with_service_monitors()));
+        assert!(!has_kind(&docs, "ServiceMonitor"), "{metrics}");
+    }
+}
+
+#[test]
+fn the_class_labels_service_monitors_for_its_prometheus() {
+    let ms = metrics_ms("  metrics: {}\n");
+    let mut class = class("observed", json!({}));
+    class.monitoring = serde_json::from_value(json!({
+        "serviceMonitorLabels": {"release": "kube-prometheus", "app.kubernetes.io/managed-by": "someone"}
+    }))
+    .unwrap();
+    let ctx = with_class(&ms, with_service_monitors(), class);
+    let children = builders::build(&ms, &ctx).unwrap();
+    let monitor = &children
+        .get(&builders::service_monitor::KIND)
+        .unwrap()
+        .object;
+    assert_eq!(monitor["metadata"]["labels"]["release"], "kube-prometheus");
+    assert_eq!(
+        monitor["metadata"]["labels"]["app.kubernetes.io/managed-by"], "flotilla",
+        "Flotilla's own labels are never replaced"
+    );
+    assert_eq!(
+        monitor["spec"]["endpoints"][0]["port"], "http",
+        "the primary port"
     );
 }

@@ -386,6 +386,36 @@ const CASES: &[(&str, &str, &str)] = &[
         "spec.network.allowFrom[0].namespaceSelector.matchExpressions[0].values[0]",
     ),
     (
+        "metrics on an unknown port",
+        "image: x\nports: [{name: http, port: 80}]\nmetrics: {port: admin}",
+        "spec.metrics.port",
+    ),
+    (
+        "metrics without any port",
+        "image: x\nmetrics: {path: /metrics}",
+        "spec.metrics",
+    ),
+    (
+        "metrics on a UDP port",
+        "image: x\nports: [{name: dns, port: 53, protocol: UDP}]\nmetrics: {port: dns}",
+        "spec.metrics.port",
+    ),
+    (
+        "metrics path not absolute",
+        "image: x\nports: [{name: http, port: 80}]\nmetrics: {path: metrics}",
+        "spec.metrics.path",
+    ),
+    (
+        "metrics interval not a duration",
+        "image: x\nports: [{name: http, port: 80}]\nmetrics: {interval: 30}",
+        "spec.metrics.interval",
+    ),
+    (
+        "metrics interval of zero",
+        "image: x\nports: [{name: http, port: 80}]\nmetrics: {interval: 0s}",
+        "spec.metrics.interval",
+    ),
+    (
         "host that is an IP address",
         "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {host: 10.0.0.1}}",
         "spec.expose.http.host",
@@ -532,6 +562,7 @@ const CEL_CASES: &[&str] = &[
     "http exposure without ports",
     "host and hostPrefix",
     "exposed path on unknown port",
+    "metrics on an unknown port",
 ];
 
 #[test]
@@ -611,4 +642,38 @@ fn class_cel_rules_agree_with_the_operator() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn class_metrics_defaults_and_monitoring_name_their_field() {
+    for (spec, field) in [
+        (
+            "{defaults: {metrics: {interval: soon}}}",
+            "spec.defaults.metrics.interval",
+        ),
+        (
+            "{defaults: {metrics: {path: metrics}}}",
+            "spec.defaults.metrics.path",
+        ),
+        (
+            "{monitoring: {serviceMonitorLabels: {'a b': x}}}",
+            "spec.monitoring.serviceMonitorLabels",
+        ),
+        (
+            "{monitoring: {namespace: Monitoring}}",
+            "spec.monitoring.namespace",
+        ),
+    ] {
+        let error = flotilla::class::validate::validate_class(&class(spec).spec)
+            .expect_err(spec)
+            .to_string();
+        assert!(
+            error.contains(field),
+            "{spec}: {error} does not name {field}"
+        );
+    }
+    let valid = class(
+        "{defaults: {metrics: {port: http, path: /metrics, interval: 1m30s}}, monitoring: {namespace: monitoring, serviceMonitorLabels: {release: prom}}}",
+    );
+    flotilla::class::validate::validate_class(&valid.spec).expect("a valid class");
 }

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::microservice::{
-    Autoscaling, Disruption, Probes, Resources, SecurityProfile, ServiceType,
+    Autoscaling, Disruption, Metrics, Probes, Resources, SecurityProfile, ServiceType,
 };
 
 /// A class of Microservices: defaults, guardrails and exposure settings shared by every
@@ -66,6 +66,40 @@ pub struct MicroserviceClassSpec {
     /// How Microservices with `spec.expose.http` are reached from outside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expose: Option<ClassExpose>,
+
+    /// How Microservices with `spec.metrics` are scraped: where Prometheus runs and how
+    /// it finds their ServiceMonitors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitoring: Option<ClassMonitoring>,
+}
+
+/// Where the scraper runs, and the labels its ServiceMonitor selector wants.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassMonitoring {
+    /// The namespace Prometheus runs in, let in on each Microservice's metrics port by
+    /// `strict` NetworkPolicies. Defaults to `monitoring` (matched by its
+    /// `kubernetes.io/metadata.name` label, which clusters older than 1.21 do not set on
+    /// their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// The scraper's namespaces, by label; wins over `namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// The scraper's pods in those namespaces, e.g.
+    /// `{matchLabels: {app.kubernetes.io/name: prometheus}}`; all of their pods when
+    /// unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// Labels added to every ServiceMonitor, for a Prometheus whose
+    /// `serviceMonitorSelector` wants them (kube-prometheus-stack selects
+    /// `release: <its release name>`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub service_monitor_labels: BTreeMap<String, String>,
 }
 
 /// Defaults for the fields a Microservice leaves unset.
@@ -97,6 +131,13 @@ pub struct ClassDefaults {
     /// selects the Microservice's own pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
+
+    /// Metrics scraping for every Microservice of the class: a Microservice's own
+    /// `metrics` fields win field by field, and its `metrics.disabled` turns it off. A
+    /// named `port` must exist in every Microservice; leave it unset to scrape each
+    /// one's primary port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
 
     /// The PodDisruptionBudget for Microservices that set no `disruption`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

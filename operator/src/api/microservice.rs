@@ -47,6 +47,7 @@ use serde::{Deserialize, Serialize};
     validation = Rule::new("!has(self.probes) || !has(self.probes.liveness) || !has(self.probes.liveness.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.liveness.port))").message("spec.probes.liveness.port must name one of spec.ports").field_path(".probes.liveness.port"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.startup.port))").message("spec.probes.startup.port must name one of spec.ports").field_path(".probes.startup.port"),
     validation = Rule::new("!has(self.autoscaling) || !has(self.replicas) || self.replicas == 1 || (self.replicas >= self.autoscaling.minReplicas && self.replicas <= self.autoscaling.maxReplicas)").message("spec.replicas is ignored under spec.autoscaling; leave it unset or inside minReplicas..maxReplicas").field_path(".replicas"),
+    validation = Rule::new("!has(self.metrics) || !has(self.metrics.port) || (has(self.ports) && self.ports.exists(p, p.name == self.metrics.port))").message("spec.metrics.port must name one of spec.ports").field_path(".metrics.port"),
     validation = Rule::new("!has(self.service) || !has(self.service.type) || self.service.type == 'ClusterIP' || (has(self.ports) && size(self.ports) > 0)").message("spec.service.type other than ClusterIP needs at least one entry in spec.ports").field_path(".service.type"),
     validation = Rule::new("!has(self.expose) || !has(self.expose.http) || (has(self.ports) && size(self.ports) > 0)").message("spec.expose.http needs at least one entry in spec.ports").field_path(".expose.http"),
     validation = Rule::new("!has(self.expose) || !has(self.expose.http) || !has(self.expose.http.paths) || self.expose.http.paths.all(p, !has(p.port) || (has(self.ports) && self.ports.exists(q, q.name == p.port)))").message("spec.expose.http.paths[].port must name one of spec.ports").field_path(".expose.http.paths"),
@@ -132,6 +133,15 @@ pub struct MicroserviceSpec {
     /// (TCP on clusters older than 1.24); TCP otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub probes: Option<Probes>,
+
+    /// Prometheus scraping of the pods' metrics endpoint. Where the cluster serves the
+    /// Prometheus Operator's `monitoring.coreos.com/v1` ServiceMonitor, Flotilla creates
+    /// one selecting this Microservice's Service; elsewhere nothing is created and the
+    /// `MetricsScraped` condition says scraping is not configured. Either way the
+    /// NetworkPolicy lets the class's monitoring namespace in on the metrics port only.
+    /// The class's `defaults.metrics` fills the fields left unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<Metrics>,
 
     /// The Microservices this one calls. Each gives the container `<NAME>_URL` and
     /// `<NAME>_ADDR` variables and opens the NetworkPolicies between the two.
@@ -488,6 +498,34 @@ pub struct GrpcProbe {
 /// A TCP probe; it has no settings beyond the port.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 pub struct TcpProbe {}
+
+/// Where Prometheus scrapes the pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Metrics {
+    /// No scraping at all, not even the class's `defaults.metrics`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disabled: bool,
+    /// Name of the port (one of `spec.ports`) serving the metrics. Defaults to the
+    /// primary port. Only this port is opened to the monitoring namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+    /// HTTP path of the metrics, e.g. `/metrics` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path: Option<String>,
+    /// How often Prometheus scrapes, as a Prometheus duration such as `30s` or `1m`.
+    /// Defaults to Prometheus's own scrape interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(ms|s|m|h))+$"))]
+    pub interval: Option<String>,
+}
+
+impl Metrics {
+    /// The path scraped when none is set.
+    pub const DEFAULT_PATH: &'static str = "/metrics";
+}
 
 /// A Microservice this one calls.
 #[derive(

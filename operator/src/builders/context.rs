@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::api::ApiResource;
 
 use super::{ChildKind, KINDS};
-use crate::api::{ClassExpose, KubeVersion, NetworkMode, Port};
+use crate::api::{ClassExpose, ClassMonitoring, KubeVersion, NetworkMode, Port};
 use crate::graph::Resolution;
 
 /// What the target server offers: the version it serves of each child kind (found by
@@ -133,6 +133,8 @@ pub struct ClassSettings {
     /// How exposed services are reached (ingress class, host suffix, Gateway, the
     /// controller's namespace).
     pub expose: ClassExpose,
+    /// Where the scraper runs and the labels ServiceMonitors carry.
+    pub monitoring: ClassMonitoring,
 }
 
 impl BuildContext {

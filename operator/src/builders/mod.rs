@@ -21,6 +21,7 @@ pub mod probes;
 pub mod security;
 pub mod service;
 pub mod service_account;
+pub mod service_monitor;
 
 pub use children::{Child, Children};
 pub use context::{BuildContext, Capabilities, ClassSettings, Dependent, ResolvedDependency};
@@ -35,8 +36,9 @@ pub const FIELD_MANAGER: &str = "flotilla";
 /// Every kind of child, in apply order, which never runs pods unprotected: the
 /// ServiceAccount and the NetworkPolicy before the Deployment (its pods run as the one and
 /// are isolated by the other from their first start), the Ingress or HTTPRoute last, once
-/// the Service and the policy letting the ingress controller in exist. An apply that fails
-/// stops the rest.
+/// the Service and the policy letting the ingress controller in exist; the ServiceMonitor
+/// after everything that serves traffic, so that it never holds anything back. An apply
+/// that fails stops the rest.
 pub static KINDS: &[&ChildKind] = &[
     &service_account::KIND,
     &network_policy::KIND,
@@ -46,6 +48,7 @@ pub static KINDS: &[&ChildKind] = &[
     &disruption_budget::KIND,
     &ingress::KIND,
     &http_route::KIND,
+    &service_monitor::KIND,
 ];
 
 /// What a spec that passed validation cannot contain, reported instead of panicking.

@@ -21,8 +21,8 @@ use super::{
     labels, protocol_name, protocol_str,
 };
 use crate::api::{
-    AllowFrom, ControllerPeer, EgressRule, Microservice, MicroserviceSpec, NetworkMode, Port,
-    ServiceType,
+    AllowFrom, ClassMonitoring, ControllerPeer, EgressRule, Microservice, MicroserviceSpec,
+    NetworkMode, Port, ServiceType,
 };
 
 /// The namespace label a namespaceSelector matches on. The API server sets it on every
@@ -32,6 +32,9 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Where the ingress controller runs when the class does not say.
 pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
+
+/// Where Prometheus runs when the class does not say (kube-prometheus's namespace).
+pub const DEFAULT_MONITORING_NAMESPACE: &str = "monitoring";
 
 /// The NetworkPolicy kind.
 pub static KIND: ChildKind = ChildKind::new(
@@ -57,6 +60,7 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     )?);
     ingress.extend(external_ingress(spec));
     ingress.extend(allow_from_ingress(spec, &network.allow_from)?);
+    ingress.extend(monitoring_ingress(spec, &ctx.class.monitoring)?);
 
     let mut egress = vec![dns_egress()];
     egress.extend(dependencies_egress(&ctx.dependencies, &namespace));
@@ -177,6 +181,40 @@ fn allow_from_rule(
         // No declared ports at all: the rule covers every port.
         ports: (!ports.is_empty()).then_some(ports),
     })
+}
+
+/// The scraper (the class's monitoring namespace, default `monitoring`) on the metrics
+/// port only, when `spec.metrics` is on: whether or not a ServiceMonitor can be made, a
+/// Prometheus scraping by other means needs the same way in.
+fn monitoring_ingress(
+    spec: &MicroserviceSpec,
+    monitoring: &ClassMonitoring,
+) -> Result<Option<NetworkPolicyIngressRule>, BuildError> {
+    let Some(metrics) = super::service_monitor::enabled(spec) else {
+        return Ok(None);
+    };
+    let port = super::service_monitor::metrics_port(spec, metrics)?;
+    let namespace_selector = monitoring.namespace_selector.clone().unwrap_or_else(|| {
+        let namespace = monitoring
+            .namespace
+            .clone()
+            .unwrap_or_else(|| DEFAULT_MONITORING_NAMESPACE.to_string());
+        LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                namespace,
+            )])),
+            match_expressions: None,
+        }
+    });
+    Ok(Some(NetworkPolicyIngressRule {
+        from: Some(vec![NetworkPolicyPeer {
+            namespace_selector: Some(namespace_selector),
+            pod_selector: monitoring.pod_selector.clone(),
+            ip_block: None,
+        }]),
+        ports: Some(vec![policy_port(port)]),
+    }))
 }
 
 /// DNS to any destination: where cluster DNS runs (kube-system CoreDNS, NodeLocal
@@ -363,6 +401,59 @@ mod tests {
         let rules = allow_from_ingress(&spec, &spec.network.as_ref().unwrap().allow_from).unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].ports, None);
+    }
+
+    #[test]
+    fn the_scraper_is_let_in_on_the_metrics_port_only() {
+        let two_ports = "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}]";
+        assert_eq!(
+            monitoring_ingress(&spec(&format!("{two_ports}}}")), &Default::default()),
+            Ok(None)
+        );
+        let rule = monitoring_ingress(
+            &spec(&format!("{two_ports}, metrics: {{port: admin}}}}")),
+            &Default::default(),
+        )
+        .unwrap()
+        .expect("a rule");
+        assert_eq!(rule.ports, Some(vec![number_port(9090, "TCP")]));
+        let peer = &rule.from.unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector.as_ref().unwrap().match_labels,
+            Some(BTreeMap::from([(
+                NAMESPACE_NAME_LABEL.to_string(),
+                "monitoring".to_string()
+            )]))
+        );
+        assert_eq!(peer.pod_selector, None);
+        // The primary port by default, the class's namespace and pods.
+        let class: ClassMonitoring = serde_yaml::from_str(
+            "{namespace: observability, podSelector: {matchLabels: {app: prometheus}}}",
+        )
+        .unwrap();
+        let rule = monitoring_ingress(&spec(&format!("{two_ports}, metrics: {{}}}}")), &class)
+            .unwrap()
+            .expect("a rule");
+        assert_eq!(rule.ports, Some(vec![number_port(8080, "TCP")]));
+        let peer = &rule.from.unwrap()[0];
+        assert_eq!(
+            peer.namespace_selector
+                .as_ref()
+                .unwrap()
+                .match_labels
+                .as_ref()
+                .unwrap()[NAMESPACE_NAME_LABEL],
+            "observability"
+        );
+        assert!(peer.pod_selector.is_some());
+        // Disabled: nothing opened.
+        assert_eq!(
+            monitoring_ingress(
+                &spec(&format!("{two_ports}, metrics: {{disabled: true}}}}")),
+                &class
+            ),
+            Ok(None)
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! A class's defaults merged under a Microservice's spec: the Microservice's own fields
 //! always win.
 
-use crate::api::{ClassDefaults, MicroserviceSpec, ResourceAmounts, Resources};
+use crate::api::{ClassDefaults, Metrics, MicroserviceSpec, ResourceAmounts, Resources};
 
 /// The spec with every field it leaves unset taken from `defaults`.
 ///
@@ -10,6 +10,7 @@ use crate::api::{ClassDefaults, MicroserviceSpec, ResourceAmounts, Resources};
 /// - `replicas` and `autoscaling` as one unit: a Microservice that sets either has
 ///   chosen how it scales, and the class's scaling would contradict it;
 /// - probes, disruption, topology spread and the security profile as whole values;
+/// - metrics field by field (port, path, interval), unless the spec disables them;
 /// - pod labels and annotations key by key.
 pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> MicroserviceSpec {
     let mut merged = spec.clone();
@@ -24,6 +25,7 @@ pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> Micr
     if merged.disruption.is_none() {
         merged.disruption = defaults.disruption.clone();
     }
+    merged.metrics = merge_metrics(spec.metrics.as_ref(), defaults.metrics.as_ref());
     if let Some(profile) = defaults.security_profile {
         let security = merged.security.get_or_insert_with(Default::default);
         security.profile.get_or_insert(profile);
@@ -50,6 +52,20 @@ pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> Micr
         }
     }
     merged
+}
+
+fn merge_metrics(own: Option<&Metrics>, class: Option<&Metrics>) -> Option<Metrics> {
+    match (own, class) {
+        (own, None) => own.cloned(),
+        (Some(own), _) if own.disabled => Some(own.clone()),
+        (None, Some(class)) => Some(class.clone()),
+        (Some(own), Some(class)) => Some(Metrics {
+            disabled: class.disabled,
+            port: own.port.clone().or_else(|| class.port.clone()),
+            path: own.path.clone().or_else(|| class.path.clone()),
+            interval: own.interval.clone().or_else(|| class.interval.clone()),
+        }),
+    }
 }
 
 fn merge_resources(own: Option<&Resources>, class: Option<&Resources>) -> Option<Resources> {
@@ -186,6 +202,40 @@ mod tests {
         let constraints = own_spread.pod_template.unwrap().topology_spread_constraints;
         assert_eq!(constraints.len(), 1);
         assert_eq!(constraints[0].topology_key, "host");
+    }
+
+    #[test]
+    fn metrics_merge_field_by_field_unless_disabled() {
+        let class = defaults("{metrics: {port: admin, path: /prom, interval: 1m}}");
+        let bare = apply_defaults(&spec("{image: a}"), &class);
+        let metrics = bare.metrics.unwrap();
+        assert_eq!(
+            (metrics.port.as_deref(), metrics.path.as_deref()),
+            (Some("admin"), Some("/prom"))
+        );
+        let own = apply_defaults(&spec("{image: a, metrics: {path: /m}}"), &class)
+            .metrics
+            .unwrap();
+        assert_eq!(
+            own.path.as_deref(),
+            Some("/m"),
+            "the Microservice's own value wins"
+        );
+        assert_eq!(
+            own.interval.as_deref(),
+            Some("1m"),
+            "the class fills the gap"
+        );
+        let off = apply_defaults(&spec("{image: a, metrics: {disabled: true}}"), &class)
+            .metrics
+            .unwrap();
+        assert!(off.disabled && off.port.is_none(), "{off:?}");
+        // A class with a disabled default turns nothing on.
+        let none = apply_defaults(
+            &spec("{image: a}"),
+            &defaults("{metrics: {disabled: true}}"),
+        );
+        assert!(none.metrics.unwrap().disabled);
     }
 
     #[test]

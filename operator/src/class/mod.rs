@@ -105,6 +105,7 @@ pub fn resolve<'a>(
             name: Some(class_name),
             network_mode: class.spec.network_mode(),
             expose: class.spec.expose.clone().unwrap_or_default(),
+            monitoring: class.spec.monitoring.clone().unwrap_or_default(),
         },
     })
 }

@@ -2,8 +2,11 @@
 //! (servers before 1.25 ignore CEL). Defaults that land in a Microservice's spec are
 //! checked once more there, merged, by `crate::validate`.
 
-use crate::api::{ClassDefaults, ClassExpose, ClassPolicy, MicroserviceClassSpec, SecurityProfile};
-use crate::validate::{FieldError, InvalidSpec, is_dns_subdomain, names};
+use crate::api::{
+    ClassDefaults, ClassExpose, ClassMonitoring, ClassPolicy, MicroserviceClassSpec,
+    SecurityProfile,
+};
+use crate::validate::{FieldError, InvalidSpec, is_dns_subdomain, metrics_shape_errors, names};
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
@@ -19,6 +22,12 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
         default_security_errors(&defaults, &policy),
         expose_errors(spec.expose.as_ref()),
         pod_metadata_errors(&defaults),
+        defaults
+            .metrics
+            .as_ref()
+            .map(|m| metrics_shape_errors("spec.defaults.metrics", m))
+            .unwrap_or_default(),
+        monitoring_errors(spec.monitoring.as_ref()),
     ]
     .into_iter()
     .flatten()
@@ -208,6 +217,41 @@ fn pod_metadata_errors(defaults: &ClassDefaults) -> Vec<FieldError> {
             message,
         })
         .collect()
+}
+
+/// The ServiceMonitor labels and the scraper's namespace and selectors.
+fn monitoring_errors(monitoring: Option<&ClassMonitoring>) -> Vec<FieldError> {
+    let Some(monitoring) = monitoring else {
+        return Vec::new();
+    };
+    let mut errors: Vec<FieldError> = names::labels(&monitoring.service_monitor_labels)
+        .into_iter()
+        .map(|message| error("spec.monitoring.serviceMonitorLabels", message))
+        .collect();
+    if let Some(namespace) = &monitoring.namespace
+        && let Err(reason) = names::dns1123_label(namespace)
+    {
+        errors.push(error(
+            "spec.monitoring.namespace",
+            format!("`{namespace}`: {reason}"),
+        ));
+    }
+    for (field, selector) in [
+        (
+            "spec.monitoring.namespaceSelector",
+            &monitoring.namespace_selector,
+        ),
+        ("spec.monitoring.podSelector", &monitoring.pod_selector),
+    ] {
+        if let Some(labels) = selector.as_ref().and_then(|s| s.match_labels.as_ref()) {
+            errors.extend(
+                names::labels(labels)
+                    .into_iter()
+                    .map(|message| error(format!("{field}.matchLabels"), message)),
+            );
+        }
+    }
+    errors
 }
 
 #[cfg(test)]

@@ -1,17 +1,61 @@
-//! What the server offers, found once at start-up: for each child kind, the first of its
-//! versions the server serves (by discovery, never by assumption); features by the
-//! server's version (features have no API group to discover).
+//! What the server offers: for each child kind, the first of its versions the server
+//! serves (by discovery, never by assumption); features by the server's version (features
+//! have no API group to discover).
+//!
+//! Found at start-up, then looked at again every `Settings::rediscover_every` (a minute
+//! by default, a handful of discovery GETs): kinds come and go while the operator runs.
+//! The Prometheus Operator's or the Gateway API's CRDs get installed after Flotilla, and
+//! a cluster upgrade serves a newer autoscaling version. When what is served changes,
+//! [`watch_for_changes`] says so and the controller restarts on fresh caches and watches
+//! for the new set (`controller::run`), without restarting the process: the
+//! ServiceMonitor of a Microservice with `spec.metrics` then appears within a minute of
+//! its CRD, and `MetricsScraped` turns True.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
 use kube::Client;
 use kube::discovery::{Discovery, verbs};
-use tracing::{info, warn};
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
 
 use crate::api::KubeVersion;
 use crate::builders::{Capabilities, KINDS};
 
+/// Discovers the server and logs what it found.
 pub async fn capabilities(client: &Client) -> Result<Capabilities, kube::Error> {
+    let (capabilities, server) = discover(client).await?;
+    for kind in KINDS {
+        match capabilities.api_version(kind) {
+            Some(api_version) => info!(kind = kind.kind, %api_version, "served"),
+            None if kind.is_installed_separately() => {
+                info!(
+                    kind = kind.kind,
+                    "not installed: Microservices go without it"
+                )
+            }
+            None => warn!(
+                kind = kind.kind,
+                "not served in any version Flotilla writes: Microservices that need one will fail to apply"
+            ),
+        }
+    }
+    info!(
+        %server,
+        grpc_probes = capabilities.grpc_probes,
+        sleep_action = capabilities.sleep_action,
+        "discovered the API server"
+    );
+    Ok(capabilities)
+}
+
+/// What the server serves, for the command-line tools; no logging.
+pub async fn served(client: &Client) -> Result<Capabilities, kube::Error> {
+    Ok(discover(client).await?.0)
+}
+
+/// What the server serves, and its version string; no logging.
+async fn discover(client: &Client) -> Result<(Capabilities, String), kube::Error> {
     let groups: BTreeSet<&str> = KINDS.iter().map(|kind| kind.group).collect();
     let groups: Vec<&str> = groups.into_iter().collect();
     let discovery = Discovery::new(client.clone()).filter(&groups).run().await?;
@@ -28,36 +72,48 @@ pub async fn capabilities(client: &Client) -> Result<Capabilities, kube::Error> 
         .unwrap_or(KubeVersion::NEWEST);
     let mut capabilities = Capabilities::features_of(server);
     for kind in KINDS {
-        match kind
+        if let Some(found) = kind
             .versions
             .iter()
             .find(|v| serves(kind.group, v.version, kind.kind))
         {
-            Some(found) => {
-                capabilities = capabilities.with_served(kind, found.version);
-                info!(
-                    kind = kind.kind,
-                    api_version = kind.api_version(found.version),
-                    "served"
-                );
-            }
-            None if kind.is_installed_separately() => {
-                info!(
-                    kind = kind.kind,
-                    "not installed: Microservices go without it"
-                )
-            }
-            None => warn!(
-                kind = kind.kind,
-                "not served in any version Flotilla writes: Microservices that need one will fail to apply"
-            ),
+            capabilities = capabilities.with_served(kind, found.version);
         }
     }
-    info!(
-        server = %info.git_version,
-        grpc_probes = capabilities.grpc_probes,
-        sleep_action = capabilities.sleep_action,
-        "discovered the API server"
-    );
-    Ok(capabilities)
+    Ok((capabilities, info.git_version))
+}
+
+/// Discovers the server every `every` and sets `changed` once what it serves differs
+/// from `current`. A failed discovery (the API server away) changes nothing: it is
+/// tried again at the next tick.
+pub async fn watch_for_changes(
+    client: Client,
+    current: Capabilities,
+    every: Duration,
+    changed: watch::Sender<bool>,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        match discover(&client).await {
+            Ok((found, _)) if found != current => {
+                for kind in KINDS {
+                    let (was, now) = (current.api_version(kind), found.api_version(kind));
+                    if was != now {
+                        info!(
+                            kind = kind.kind,
+                            was = was.as_deref().unwrap_or("not served"),
+                            now = now.as_deref().unwrap_or("not served"),
+                            "the server's kinds changed: restarting the controller to watch and write what it serves now"
+                        );
+                    }
+                }
+                let _ = changed.send(true);
+                return;
+            }
+            Ok(_) => debug!("discovery: nothing changed"),
+            Err(error) => debug!(%error, "discovery failed; trying again at the next tick"),
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! The controller: watches, caches and the reconcile loop, wired together.
 
 mod apply;
+#[cfg(test)]
+mod argocd_health;
 mod caches;
 mod class_status;
 mod context;
@@ -19,14 +21,17 @@ mod status_pace;
 mod watches;
 mod written;
 
-pub use apply::{content_hash, is_subset};
+pub use apply::{APPLIED_HASH_ANNOTATION, content_hash, is_subset};
+pub use discovery::served as discover_capabilities;
 pub use error::Error;
+pub use ownership::{Ownership, ownership};
 pub use status::pod_failure;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, controller};
@@ -60,10 +65,14 @@ pub struct Settings {
     pub instance: String,
     /// Write MicroserviceClass status (users and violations per class).
     pub class_status: bool,
+    /// How often the server's kinds are discovered again (see `discovery`).
+    pub rediscover_every: Duration,
 }
 
 /// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
-/// has finished its first list, and hears what every watch does.
+/// has finished its first list, and hears what every watch does. When the kinds the
+/// server serves change (a CRD installed or removed, see `discovery`), the controller
+/// stops gracefully and starts again on fresh caches and watches for what is served now.
 pub async fn run(
     client: Client,
     settings: Settings,
@@ -71,8 +80,62 @@ pub async fn run(
     health: Arc<Health>,
     shutdown: impl Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), kube::Error> {
-    health.controller_started();
-    let capabilities = discovery::capabilities(&client).await?;
+    let shutdown = shutdown.boxed().shared();
+    let mut restart = false;
+    loop {
+        health.controller_started();
+        let capabilities = if restart {
+            // The server answered discovery a moment ago: a failure now is transient
+            // and is retried, not a reason to end the process.
+            loop {
+                match discovery::capabilities(&client).await {
+                    Ok(capabilities) => break capabilities,
+                    Err(error) => {
+                        warn!(%error, "discovery failed; retrying in 2 s");
+                        tokio::select! {
+                            () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                            () = shutdown.clone() => return Ok(()),
+                        }
+                    }
+                }
+            }
+        } else {
+            discovery::capabilities(&client).await?
+        };
+        restart = true;
+        let stopped = run_on(
+            client.clone(),
+            &settings,
+            capabilities,
+            metrics.clone(),
+            health.clone(),
+            shutdown.clone(),
+        )
+        .await;
+        if shutdown.peek().is_some() || !stopped.kinds_changed {
+            info!("controller stopped");
+            return Ok(());
+        }
+        info!("restarting the controller for the kinds the server serves now");
+    }
+}
+
+/// Why a controller run ended.
+struct Stopped {
+    /// Discovery found other kinds served than at the start: run again.
+    kinds_changed: bool,
+}
+
+/// One run of the controller on the capabilities found at its start, until `shutdown`
+/// or until the served kinds change.
+async fn run_on(
+    client: Client,
+    settings: &Settings,
+    capabilities: crate::builders::Capabilities,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+    shutdown: futures::future::Shared<futures::future::BoxFuture<'static, ()>>,
+) -> Stopped {
     let namespace = settings.scope.namespace.as_deref();
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
@@ -95,6 +158,13 @@ pub async fn run(
     // Tasks that live as long as this controller: dropping `run` (a lost lease) ends them.
     let mut tasks = JoinSet::new();
     tasks.spawn(readiness(caches.clone(), health));
+    let (kinds_changed, kinds_changed_rx) = tokio::sync::watch::channel(false);
+    tasks.spawn(discovery::watch_for_changes(
+        client.clone(),
+        capabilities.clone(),
+        settings.rediscover_every,
+        kinds_changed,
+    ));
     if settings.class_status {
         let sees_every_microservice = namespace.is_none() && settings.scope.selector.is_none();
         tasks.spawn(
@@ -129,9 +199,16 @@ pub async fn run(
         namespace = namespace.unwrap_or("<all>"),
         "starting the controller"
     );
+    let mut changed = kinds_changed_rx.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown => {}
+            _ = changed.wait_for(|changed| *changed) => {}
+        }
+    };
     controller
         .with_config(controller::Config::default().concurrency(settings.concurrency))
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
@@ -143,8 +220,8 @@ pub async fn run(
         })
         .await;
     tasks.shutdown().await;
-    info!("controller stopped");
-    Ok(())
+    let kinds_changed = *kinds_changed_rx.borrow();
+    Stopped { kinds_changed }
 }
 
 /// The controller over every watch: a child event reconciles its owner, a pod event its

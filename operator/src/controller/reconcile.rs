@@ -19,14 +19,16 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::api::{Microservice, MicroserviceStatus};
-use crate::builders::{FIELD_MANAGER, labels};
+use crate::builders::{FIELD_MANAGER, labels, service_monitor};
 use crate::class::Refusal;
 use crate::plan::Plan;
 
 use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
-use super::status::{self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT};
+use super::status::{
+    self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
+};
 use super::{apply, events, read, status_pace};
 
 /// How often a settled Microservice is looked at again even without any watch event.
@@ -127,6 +129,11 @@ async fn update_status(
             .as_ref()
             .ok()
             .and_then(|build| build.external_url.clone()),
+        scraping: plan
+            .outcome
+            .as_ref()
+            .ok()
+            .and_then(|build| scraping(ctx.capabilities.serves(&service_monitor::KIND), build)),
     };
     // While the cache has not caught up with the status this process last wrote, that
     // status is the one to compare with (and to keep transition times from).
@@ -178,6 +185,25 @@ async fn update_status(
     ctx.status_pace.wrote(key.clone(), now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok((status, None))
+}
+
+/// How the pods are scraped, when the spec that runs asks for it: by the ServiceMonitor
+/// the plan holds where the kind is served.
+fn scraping(served: bool, build: &crate::plan::Build) -> Option<Scraping> {
+    let spec = &build.effective.spec;
+    let metrics = service_monitor::enabled(spec)?;
+    if !served {
+        return Some(Scraping::NotServed);
+    }
+    let port = service_monitor::metrics_port(spec, metrics).ok()?;
+    Some(Scraping::ServiceMonitor {
+        name: build.effective.name_any(),
+        port: port.name.clone(),
+        path: metrics
+            .path
+            .clone()
+            .unwrap_or_else(|| crate::api::Metrics::DEFAULT_PATH.to_string()),
+    })
 }
 
 /// Why the children are not as the spec says though it was accepted: a child the API

@@ -20,6 +20,12 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+/// Whether Prometheus is told to scrape the pods; only with `spec.metrics` on. It never
+/// affects Ready: a service runs the same whether or not it is scraped.
+pub const METRICS_SCRAPED: &str = "MetricsScraped";
+
+pub const REASON_SERVICE_MONITOR: &str = "ServiceMonitor";
+pub const REASON_SERVICE_MONITOR_NOT_SERVED: &str = "ServiceMonitorNotServed";
 
 pub const REASON_PAUSED: &str = "Paused";
 pub const REASON_DEPENDENCY_NOT_FOUND: &str = "DependencyNotFound";
@@ -49,6 +55,21 @@ pub struct Observed<'a> {
     pub class_name: Option<String>,
     /// The URL from outside the cluster, when exposed.
     pub external_url: Option<String>,
+    /// How the pods are scraped; None when `spec.metrics` is off (or the spec refused).
+    pub scraping: Option<Scraping>,
+}
+
+/// How the pods of a Microservice with `spec.metrics` are scraped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Scraping {
+    /// A ServiceMonitor of this name scrapes this port and path.
+    ServiceMonitor {
+        name: String,
+        port: String,
+        path: String,
+    },
+    /// The cluster serves no ServiceMonitor kind: nothing tells Prometheus.
+    NotServed,
 }
 
 /// A reason and a human message.
@@ -111,6 +132,12 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         ),
     ]
     .into_iter()
+    .chain(
+        observed
+            .scraping
+            .as_ref()
+            .map(|s| (METRICS_SCRAPED, scraped(s))),
+    )
     .map(|(type_, (status, cause))| condition(&previous, type_, status, cause, generation, &now))
     .collect();
 
@@ -222,6 +249,26 @@ fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Verdict {
     match refused.or(failure) {
         Some(cause) => ("True", cause.clone()),
         None => ("False", Cause::new("AsExpected", "no failure seen")),
+    }
+}
+
+/// MetricsScraped: a ServiceMonitor exists for the pods, or why none can.
+fn scraped(scraping: &Scraping) -> Verdict {
+    match scraping {
+        Scraping::ServiceMonitor { name, port, path } => (
+            "True",
+            Cause::new(
+                REASON_SERVICE_MONITOR,
+                format!("ServiceMonitor {name} scrapes port {port} at {path}"),
+            ),
+        ),
+        Scraping::NotServed => (
+            "False",
+            Cause::new(
+                REASON_SERVICE_MONITOR_NOT_SERVED,
+                "scraping is not configured: the cluster does not serve monitoring.coreos.com/v1 ServiceMonitor (the Prometheus Operator's CRDs); the operator looks for it again every minute and creates the ServiceMonitor once it is served",
+            ),
+        ),
     }
 }
 
@@ -591,6 +638,7 @@ mod tests {
             class_name: None,
             external_url: None,
             paused: false,
+            scraping: None,
         }
     }
 
@@ -871,6 +919,34 @@ mod tests {
         assert_eq!(
             dependencies_ready(None, None, &[], true).1.reason,
             "NoDependencies"
+        );
+    }
+
+    #[test]
+    fn scraping_is_reported_without_touching_ready() {
+        let done = deployment(5, 5, 2, 2, 2);
+        let mut observed = observed(Some(&done), vec![]);
+        let status = compute(&ms(), &observed, now());
+        assert!(status.condition(METRICS_SCRAPED).is_none(), "not asked for");
+        observed.scraping = Some(Scraping::NotServed);
+        let status = compute(&ms(), &observed, now());
+        let scraped = get(&status, METRICS_SCRAPED);
+        assert_eq!(
+            (scraped.status.as_str(), scraped.reason.as_str()),
+            ("False", REASON_SERVICE_MONITOR_NOT_SERVED)
+        );
+        assert!(scraped.message.contains("scraping is not configured"));
+        assert_eq!(get(&status, READY).status, "True");
+        observed.scraping = Some(Scraping::ServiceMonitor {
+            name: "users".into(),
+            port: "http".into(),
+            path: "/metrics".into(),
+        });
+        let status = compute(&ms(), &observed, now());
+        assert_eq!(get(&status, METRICS_SCRAPED).status, "True");
+        assert_eq!(
+            get(&status, METRICS_SCRAPED).message,
+            "ServiceMonitor users scrapes port http at /metrics"
         );
     }
 

@@ -12,7 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
-use crate::api::{Microservice, MicroserviceSpec, Probe, ServiceType};
+use crate::api::{Metrics, Microservice, MicroserviceSpec, Probe, Protocol, ServiceType};
 use crate::builders::labels::CONFIG_HASH_ANNOTATION;
 
 /// One problem with a spec, with the path of the field at fault.
@@ -146,6 +146,7 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_service(spec, errors);
     check_replicas(spec, errors);
     check_probes(spec, &port_names, errors);
+    check_metrics(spec, errors);
     check_dependencies(spec, errors);
     check_network(spec, &port_names, errors);
     check_expose(spec, &port_names, errors);
@@ -511,6 +512,104 @@ fn check_replicas(spec: &MicroserviceSpec, errors: &mut Errors) {
             "is ignored under spec.autoscaling; leave it unset or inside minReplicas..maxReplicas",
         );
     }
+}
+
+/// `spec.metrics`: a shape Prometheus accepts, on a declared TCP port.
+fn check_metrics(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(metrics) = spec.metrics.as_ref().filter(|m| !m.disabled) else {
+        return;
+    };
+    for error in metrics_shape_errors("spec.metrics", metrics) {
+        errors.0.push(error);
+    }
+    let port = match &metrics.port {
+        Some(name) => match spec.ports.iter().find(|p| &p.name == name) {
+            Some(port) => port,
+            None => {
+                errors.add(
+                    "spec.metrics.port",
+                    format!("`{name}` is not one of spec.ports"),
+                );
+                return;
+            }
+        },
+        None => match spec.ports.first() {
+            Some(port) => port,
+            None => {
+                errors.add(
+                    "spec.metrics",
+                    "needs a port to scrape, but spec.ports is empty",
+                );
+                return;
+            }
+        },
+    };
+    if port.protocol.unwrap_or_default() != Protocol::TCP {
+        let field = if metrics.port.is_some() {
+            "spec.metrics.port"
+        } else {
+            "spec.metrics"
+        };
+        errors.add(
+            field,
+            format!(
+                "port `{}` is not TCP: Prometheus scrapes over HTTP",
+                port.name
+            ),
+        );
+    }
+}
+
+/// The checks of a metrics block that need no ports (the class's defaults get them
+/// too): the path, the interval and the port name's form. `field` is the block's path.
+pub(crate) fn metrics_shape_errors(field: &str, metrics: &Metrics) -> Vec<FieldError> {
+    let mut errors = Errors::default();
+    if let Some(port) = &metrics.port {
+        errors.rule(format!("{field}.port"), port, names::port_name);
+    }
+    if let Some(path) = &metrics.path
+        && (!path.starts_with('/') || path.len() > 1024 || path.chars().any(char::is_whitespace))
+    {
+        errors.add(
+            format!("{field}.path"),
+            format!("`{path}` is not an absolute HTTP path such as /metrics"),
+        );
+    }
+    if let Some(interval) = &metrics.interval
+        && !is_prometheus_duration(interval)
+    {
+        errors.add(
+            format!("{field}.interval"),
+            format!("`{interval}` is not a Prometheus duration such as 30s or 1m30s"),
+        );
+    }
+    errors.0
+}
+
+/// One or more `<number><unit>` with units ms, s, m, h, none zero overall (the
+/// ServiceMonitor CRD's own pattern, minus days and weeks, which no scrape wants).
+fn is_prometheus_duration(value: &str) -> bool {
+    let mut rest = value;
+    let mut total_nonzero = false;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        let (number, tail) = rest.split_at(digits);
+        let unit = ["ms", "s", "m", "h"]
+            .into_iter()
+            .find(|unit| tail.starts_with(unit));
+        let Some(unit) = unit else {
+            return false;
+        };
+        total_nonzero |= number.bytes().any(|b| b != b'0');
+        rest = &tail[unit.len()..];
+    }
+    total_nonzero
 }
 
 fn check_probes(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors: &mut Errors) {
