@@ -70,8 +70,33 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Text)]
         format: GraphFormat,
     },
+    /// Follow or steer the release of a Microservice's pods (`spec.rollout`).
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutCommand,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Where the release stands: strategy, phase, canary step and weight, stable and new
+    /// image, the last failed release, the conditions.
+    Status(RolloutTarget),
+    /// Skip the remaining pauses of the release under way (its steps and gates still run).
+    Promote(RolloutTarget),
+    /// Roll the release under way back to the last fully ready template now.
+    Abort(RolloutTarget),
+}
+
+#[derive(clap::Args)]
+struct RolloutTarget {
+    /// The Microservice.
+    name: String,
+    /// Its namespace; the kubeconfig's namespace when unset.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,6 +178,7 @@ fn main() -> ExitCode {
             namespace,
             format,
         } => graph(&files, namespace, format),
+        Command::Rollout { action } => rollout(action),
         Command::Version => write_stdout(&format!("flotilla {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Run(args) => {
             init_logging(args.log_format);
@@ -164,6 +190,23 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn rollout(command: RolloutCommand) -> ExitCode {
+    use flotilla::rollout::cli::{Action, run};
+    let (action, target) = match command {
+        RolloutCommand::Status(target) => (Action::Status, target),
+        RolloutCommand::Promote(target) => (Action::Promote, target),
+        RolloutCommand::Abort(target) => (Action::Abort, target),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    match runtime.block_on(run(action, &target.name, target.namespace.as_deref())) {
+        Ok(text) => write_stdout(&text),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -154,6 +154,47 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_security(spec, errors);
     check_pod_template(spec, errors);
     check_part_of(spec, errors);
+    check_rollout(spec, errors);
+}
+
+fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(rollout) = &spec.rollout else { return };
+    if rollout.strategy == Some(crate::api::RolloutStrategy::Rolling) && !rollout.steps.is_empty() {
+        errors.add(
+            "spec.rollout.steps",
+            "steps are for strategy canary, not rolling",
+        );
+    }
+    if rollout.steps.len() > 20 {
+        errors.add(
+            "spec.rollout.steps",
+            format!("at most 20 steps, got {}", rollout.steps.len()),
+        );
+    }
+    for (i, step) in rollout.steps.iter().enumerate() {
+        errors.range(
+            format!("spec.rollout.steps[{i}].weight"),
+            step.weight.into(),
+            1,
+            99,
+        );
+        if let Some(pause) = &step.pause
+            && let Err(reason) = crate::rollout::settings::parse_pause(pause)
+        {
+            errors.add(format!("spec.rollout.steps[{i}].pause"), reason);
+        }
+    }
+    if let Some(seconds) = rollout.progress_deadline_seconds {
+        errors.range(
+            "spec.rollout.progressDeadlineSeconds",
+            seconds.into(),
+            5,
+            86400,
+        );
+    }
+    if let Some(restarts) = rollout.gates.as_ref().and_then(|g| g.max_restarts) {
+        errors.range("spec.rollout.gates.maxRestarts", restarts.into(), 0, 100);
+    }
 }
 
 fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {

@@ -1,0 +1,743 @@
+//! The release state machine: from the rollout settings, the pod template the spec asks
+//! for, what the last pass left in `status.rollout` and what the Deployments and pods
+//! show, decide which template the stable Deployment runs at how many pods, how many
+//! pods the canary Deployment runs, and the next `status.rollout`. Pure: no client, no
+//! clock (`now` is an input), so an operator restart resumes from the status it wrote.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
+
+use crate::api::{FailedRelease, RolloutPhase, RolloutStatus, RolloutStrategy};
+
+use super::settings::{Pause, Settings};
+
+/// Pod failures that mean the new template is broken: the release fails at once. Others
+/// (image pulls, scheduling, missing configuration) may pass by themselves and fail a
+/// release only at the progress deadline.
+pub const FAILS_AT_ONCE: &[&str] = &["CrashLoopBackOff", "RunContainerError"];
+
+/// What a Deployment's cached object and status show.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct DeploymentView {
+    pub exists: bool,
+    /// The Deployment controller has seen its latest spec.
+    pub current: bool,
+    /// `spec.replicas` (an autoscaler's count when it owns it).
+    pub spec_replicas: Option<i32>,
+    pub replicas: i32,
+    pub updated: i32,
+    pub ready: i32,
+    pub available: i32,
+    /// The revision label of its pod template.
+    pub revision: Option<String>,
+}
+
+impl DeploymentView {
+    /// Every pod of `revision`, `want` of them ready and available, no other pod left.
+    pub fn complete(&self, revision: &str, want: i32) -> bool {
+        self.exists
+            && self.current
+            && self.revision.as_deref() == Some(revision)
+            && self.updated >= want
+            && self.ready >= want
+            && self.available >= want
+            && self.replicas == self.updated
+    }
+}
+
+/// What the gates read of one pod.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct PodView {
+    pub name: String,
+    pub revision: Option<String>,
+    pub ready: bool,
+    /// Container restarts in all.
+    pub restarts: i32,
+    /// Why it does not run, if stuck (`controller::pod_failure`): reason and message.
+    pub failure: Option<(String, String)>,
+    /// The last termination, e.g. `exit code 1 (Error)`.
+    pub last_exit: Option<String>,
+}
+
+/// The pod template the spec asks for.
+#[derive(Clone, Debug)]
+pub struct Desired<'a> {
+    pub revision: &'a str,
+    pub image: &'a str,
+    /// The Deployment's `spec.template` as built.
+    pub template: &'a Value,
+    pub generation: Option<i64>,
+    /// The pod count; None when an autoscaler owns it.
+    pub replicas: Option<i32>,
+}
+
+/// Everything one decision reads.
+#[derive(Clone, Debug)]
+pub struct Input<'a> {
+    pub settings: &'a Settings,
+    pub desired: Desired<'a>,
+    pub previous: Option<&'a RolloutStatus>,
+    pub stable: DeploymentView,
+    pub canary: DeploymentView,
+    /// Pods of the Microservice, both Deployments.
+    pub pods: &'a [PodView],
+    /// The `flotilla.dev/promote` and `flotilla.dev/abort` annotations.
+    pub promote: Option<&'a str>,
+    pub abort: Option<&'a str>,
+    pub now: Timestamp,
+}
+
+/// Which pod template the stable Deployment runs.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Template {
+    /// The one the spec asks for.
+    Desired,
+    /// The last one that was fully ready (a rollback, or a canary under way).
+    Stable(Value),
+}
+
+/// The stable Deployment's pod count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Replicas {
+    /// As the spec says (or the autoscaler).
+    Desired,
+    Fixed(i32),
+}
+
+/// What the children are to be.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Workloads {
+    pub stable_template: Template,
+    pub stable_replicas: Replicas,
+    /// The canary Deployment's pod count; None: no canary Deployment.
+    pub canary_replicas: Option<i32>,
+}
+
+/// A condition the rollout decides instead of the Deployment's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Verdict {
+    fn new(status: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            status,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Conditions the rollout decides; None leaves the condition to the Deployment's view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    pub ready: Option<Verdict>,
+    pub progressing: Option<Verdict>,
+    pub degraded: Option<Verdict>,
+}
+
+/// An event to publish once, at a transition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Notice {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// The outcome of one decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub status: RolloutStatus,
+    pub workloads: Workloads,
+    pub verdicts: Verdicts,
+    pub notice: Option<Notice>,
+    /// Look again after this long at the latest (a pause ending, a deadline).
+    pub requeue: Option<Duration>,
+}
+
+pub const REASON_ROLLED_BACK: &str = "RolledBack";
+pub const REASON_RELEASE_FAILED: &str = "ReleaseFailed";
+pub const REASON_CANARY: &str = "Canary";
+pub const REASON_CANARY_PAUSED: &str = "CanaryPaused";
+pub const REASON_PROMOTING: &str = "Promoting";
+
+/// Decides one pass. See the module documentation.
+pub fn decide(input: &Input<'_>) -> Decision {
+    let mut machine = Machine::new(input);
+    let desired = input.desired.revision;
+    match machine.status.stable_revision.clone() {
+        // Nothing known to be good yet (a first release, or pods from before rollouts
+        // were tracked): the template goes out as a rolling update, with nothing to go
+        // back to.
+        None => machine.first_release(),
+        Some(stable) if stable == desired => machine.steady(),
+        Some(_) => {
+            let failed = machine.status.failed.as_ref();
+            if failed.is_some_and(|f| f.revision == desired)
+                && machine.status.revision.as_deref() == Some(desired)
+            {
+                machine.held()
+            } else {
+                if machine.status.revision.as_deref() != Some(desired) {
+                    machine.start();
+                }
+                if machine.abort {
+                    machine.fail("aborted by `flotilla rollout abort`".to_string())
+                } else {
+                    match input.settings.strategy {
+                        RolloutStrategy::Rolling => machine.rolling(),
+                        RolloutStrategy::Canary => machine.canary(),
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Machine<'a, 'i> {
+    input: &'a Input<'i>,
+    status: RolloutStatus,
+    promote: bool,
+    abort: bool,
+    total: i32,
+}
+
+fn seconds(duration: Duration) -> String {
+    format!("{}s", duration.as_secs())
+}
+
+impl<'a, 'i> Machine<'a, 'i> {
+    fn new(input: &'a Input<'i>) -> Self {
+        let mut status = input.previous.cloned().unwrap_or_default();
+        status.strategy = Some(input.settings.strategy);
+        // A promote or abort is acted on once per annotation value.
+        let fresh = |value: Option<&str>, handled: &Option<String>| {
+            value.is_some_and(|v| handled.as_deref() != Some(v))
+        };
+        let promote = fresh(input.promote, &status.handled_promote);
+        let abort = fresh(input.abort, &status.handled_abort);
+        if let Some(value) = input.promote {
+            status.handled_promote = Some(value.to_string());
+        }
+        if let Some(value) = input.abort {
+            status.handled_abort = Some(value.to_string());
+        }
+        let total = input
+            .desired
+            .replicas
+            .or(input.stable.spec_replicas)
+            .unwrap_or(1)
+            .max(0);
+        Machine {
+            input,
+            status,
+            promote,
+            abort,
+            total,
+        }
+    }
+
+    fn now(&self) -> Time {
+        Time(self.input.now)
+    }
+
+    fn since(&self, time: &Option<Time>) -> Duration {
+        let Some(Time(then)) = time else {
+            return Duration::ZERO;
+        };
+        let millis = self.input.now.as_millisecond() - then.as_millisecond();
+        Duration::from_millis(millis.max(0) as u64)
+    }
+
+    fn decision(self, workloads: Workloads, verdicts: Verdicts) -> Decision {
+        Decision {
+            status: self.status,
+            workloads,
+            verdicts,
+            notice: None,
+            requeue: None,
+        }
+    }
+
+    fn plain() -> Workloads {
+        Workloads {
+            stable_template: Template::Desired,
+            stable_replicas: Replicas::Desired,
+            canary_replicas: None,
+        }
+    }
+
+    fn clear_release(&mut self) {
+        let status = &mut self.status;
+        status.step = None;
+        status.steps = None;
+        status.weight = None;
+        status.canary_image = None;
+        status.release_started_at = None;
+        status.step_started_at = None;
+        status.paused_since = None;
+        status.promoted = false;
+    }
+
+    /// Records the desired template as the stable one.
+    fn record_stable(&mut self) {
+        let desired = &self.input.desired;
+        self.status.stable_revision = Some(desired.revision.to_string());
+        self.status.stable_image = Some(desired.image.to_string());
+        self.status.stable_template = Some(desired.template.clone());
+        self.status.revision = Some(desired.revision.to_string());
+        self.status.phase = Some(RolloutPhase::Healthy);
+    }
+
+    fn first_release(mut self) -> Decision {
+        let desired = self.input.desired.revision;
+        self.status.revision = Some(desired.to_string());
+        self.clear_release();
+        if self.input.stable.complete(desired, self.total) {
+            self.record_stable();
+            self.status.message = Some(format!("{} runs on every pod", self.input.desired.image));
+        } else {
+            self.status.phase = Some(RolloutPhase::Progressing);
+            self.status.message =
+                Some("first release: no earlier fully ready template to go back to".to_string());
+        }
+        self.decision(Self::plain(), Verdicts::default())
+    }
+
+    fn steady(mut self) -> Decision {
+        self.clear_release();
+        let image = self.input.desired.image;
+        self.record_stable();
+        self.status.message = Some(format!("{image} runs on every pod"));
+        self.decision(Self::plain(), Verdicts::default())
+    }
+
+    /// A release that failed before and has not changed since.
+    fn held(mut self) -> Decision {
+        let failed = self.status.failed.clone().unwrap_or_default();
+        match self.status.phase {
+            Some(RolloutPhase::Failed) => {
+                let workloads = self.frozen();
+                let verdicts =
+                    failed_verdicts(REASON_RELEASE_FAILED, &self.release_failed(&failed));
+                self.decision(workloads, verdicts)
+            }
+            _ => {
+                self.status.phase = Some(RolloutPhase::RolledBack);
+                let message = self.rolled_back(&failed);
+                self.status.message = Some(message.clone());
+                let workloads = self.back_to_stable();
+                self.decision(workloads, failed_verdicts(REASON_ROLLED_BACK, &message))
+            }
+        }
+    }
+
+    fn rolled_back(&self, failed: &FailedRelease) -> String {
+        format!(
+            "rolled back from {} to {}: {}; change the spec to release again",
+            failed.image.as_deref().unwrap_or("the new template"),
+            self.status
+                .stable_image
+                .as_deref()
+                .unwrap_or("the stable template"),
+            failed.cause
+        )
+    }
+
+    fn release_failed(&self, failed: &FailedRelease) -> String {
+        format!(
+            "the release of {} failed and is left as it is (autoRollback is off): {}",
+            failed.image.as_deref().unwrap_or("the new template"),
+            failed.cause
+        )
+    }
+
+    fn back_to_stable(&self) -> Workloads {
+        Workloads {
+            stable_template: match &self.status.stable_template {
+                Some(template) => Template::Stable(template.clone()),
+                None => Template::Desired,
+            },
+            stable_replicas: Replicas::Desired,
+            canary_replicas: None,
+        }
+    }
+
+    /// Where a failed release without rollback stays: as it was when it failed.
+    fn frozen(&self) -> Workloads {
+        match (self.input.settings.strategy, self.status.step) {
+            (RolloutStrategy::Canary, Some(step))
+                if (step as usize) <= self.input.settings.steps.len() =>
+            {
+                let weight = self.input.settings.steps[step as usize - 1].weight;
+                self.canary_workloads(canary_count(self.total, weight))
+            }
+            _ => Self::plain(),
+        }
+    }
+
+    fn start(&mut self) {
+        let settings = self.input.settings;
+        let now = self.now();
+        let status = &mut self.status;
+        status.revision = Some(self.input.desired.revision.to_string());
+        status.phase = Some(RolloutPhase::Progressing);
+        status.canary_image = Some(self.input.desired.image.to_string());
+        status.release_started_at = Some(now.clone());
+        status.step_started_at = Some(now);
+        status.paused_since = None;
+        status.promoted = false;
+        match settings.strategy {
+            RolloutStrategy::Rolling => {
+                status.step = None;
+                status.steps = None;
+                status.weight = None;
+            }
+            RolloutStrategy::Canary => {
+                status.step = Some(1);
+                status.steps = Some(settings.steps.len() as i32);
+                status.weight = settings.steps.first().map(|s| s.weight).or(Some(100));
+            }
+        }
+    }
+
+    /// The first gate that fails on the new pods, as a cause naming the pod.
+    fn gate_failure(&self) -> Option<String> {
+        let revision = self.input.desired.revision;
+        let new: Vec<&PodView> = self
+            .input
+            .pods
+            .iter()
+            .filter(|pod| pod.revision.as_deref() == Some(revision))
+            .collect();
+        for pod in &new {
+            if let Some((reason, _)) = &pod.failure
+                && FAILS_AT_ONCE.contains(&reason.as_str())
+            {
+                return Some(describe_pod_failure(pod));
+            }
+        }
+        let restarts: i32 = new.iter().map(|pod| pod.restarts).sum();
+        if restarts > self.input.settings.max_restarts {
+            let pod = new
+                .iter()
+                .filter(|pod| pod.restarts > 0)
+                .max_by_key(|pod| pod.restarts)?;
+            return Some(format!(
+                "gate restarts: the new pods restarted {restarts} times (at most {} allowed); pod {} restarted {}{}",
+                self.input.settings.max_restarts,
+                pod.name,
+                pod.restarts,
+                pod.last_exit
+                    .as_ref()
+                    .map(|e| format!(", last {e}"))
+                    .unwrap_or_default()
+            ));
+        }
+        None
+    }
+
+    /// Why the new pods are not ready yet, for a deadline's cause.
+    fn waiting_for(&self, want: i32, ready: i32) -> String {
+        let revision = self.input.desired.revision;
+        self.input
+            .pods
+            .iter()
+            .filter(|pod| pod.revision.as_deref() == Some(revision) && pod.failure.is_some())
+            .map(describe_pod_failure)
+            .next()
+            .unwrap_or_else(|| format!("{ready}/{want} new pods ready"))
+    }
+
+    fn deadline_passed(&self) -> Option<Duration> {
+        let deadline = self.input.settings.progress_deadline;
+        let elapsed = self.since(&self.status.step_started_at);
+        if elapsed > deadline {
+            None
+        } else {
+            Some(deadline - elapsed)
+        }
+    }
+
+    fn rolling(mut self) -> Decision {
+        let desired = self.input.desired.revision;
+        if let Some(cause) = self.gate_failure() {
+            return self.fail(cause);
+        }
+        if self.input.stable.complete(desired, self.total) {
+            return self.succeed();
+        }
+        let Some(left) = self.deadline_passed() else {
+            let cause = format!(
+                "progress deadline {} exceeded: {}",
+                seconds(self.input.settings.progress_deadline),
+                self.waiting_for(self.total, self.input.stable.ready)
+            );
+            return self.fail(cause);
+        };
+        self.status.phase = Some(RolloutPhase::Progressing);
+        self.status.message = Some(format!(
+            "rolling update to {}: {}/{} pods updated",
+            self.input.desired.image, self.input.stable.updated, self.total
+        ));
+        let mut decision = self.decision(Self::plain(), Verdicts::default());
+        decision.requeue = Some(left + Duration::from_secs(1));
+        decision
+    }
+
+    fn canary_workloads(&self, canary: i32) -> Workloads {
+        let canary_ready =
+            if self.input.canary.revision.as_deref() == Some(self.input.desired.revision) {
+                self.input.canary.ready
+            } else {
+                0
+            };
+        let autoscaled = self.input.desired.replicas.is_none();
+        Workloads {
+            stable_template: match &self.status.stable_template {
+                Some(template) => Template::Stable(template.clone()),
+                None => Template::Desired,
+            },
+            // The stable pods go only as the canary's come up ready: never fewer ready
+            // pods than asked for. Under an autoscaler the stable count stays its own.
+            stable_replicas: if autoscaled {
+                Replicas::Desired
+            } else {
+                Replicas::Fixed(stable_count(self.total, canary, canary_ready))
+            },
+            canary_replicas: Some(canary),
+        }
+    }
+
+    fn canary(mut self) -> Decision {
+        if self.promote {
+            self.status.promoted = true;
+        }
+        let steps = &self.input.settings.steps;
+        let n = steps.len() as i32;
+        let desired = self.input.desired.revision;
+        if let Some(cause) = self.gate_failure() {
+            return self.fail(cause);
+        }
+        loop {
+            let step = self.status.step.unwrap_or(1).clamp(1, n + 1);
+            self.status.step = Some(step);
+            self.status.steps = Some(n);
+            if step > n {
+                return self.promoting();
+            }
+            let weight = steps[step as usize - 1].weight;
+            let pause = steps[step as usize - 1].pause;
+            self.status.weight = Some(weight);
+            let canary = canary_count(self.total, weight);
+            let workloads = self.canary_workloads(canary);
+            let stable_left = match workloads.stable_replicas {
+                Replicas::Fixed(count) => self.input.stable.replicas <= count,
+                Replicas::Desired => true,
+            };
+            let ready = self.input.canary.complete(desired, canary)
+                && self.input.stable.current
+                && stable_left;
+            let what = format!(
+                "step {step}/{n}: {weight}% ({canary} of {} pods) on {}",
+                self.total, self.input.desired.image
+            );
+            if !ready {
+                let Some(left) = self.deadline_passed() else {
+                    let cause = format!(
+                        "progress deadline {} exceeded at step {step}/{n} ({weight}%): {}",
+                        seconds(self.input.settings.progress_deadline),
+                        self.waiting_for(canary, self.input.canary.ready)
+                    );
+                    return self.fail(cause);
+                };
+                self.status.phase = Some(RolloutPhase::Progressing);
+                let message = format!(
+                    "{what}; {}/{canary} new pods ready",
+                    self.input.canary.ready.min(canary)
+                );
+                self.status.message = Some(message.clone());
+                let mut decision = self.decision(workloads, in_progress(REASON_CANARY, &message));
+                decision.requeue = Some(left + Duration::from_secs(1));
+                return decision;
+            }
+            if self.status.paused_since.is_none() {
+                self.status.paused_since = Some(self.now());
+            }
+            let held_for = self.since(&self.status.paused_since);
+            let left = match pause {
+                _ if self.status.promoted => None,
+                Pause::None => None,
+                Pause::For(duration) => duration.checked_sub(held_for).filter(|d| !d.is_zero()),
+                Pause::Manual => Some(Duration::MAX),
+            };
+            let Some(left) = left else {
+                // On to the next step.
+                self.status.step = Some(step + 1);
+                self.status.step_started_at = Some(self.now());
+                self.status.paused_since = None;
+                continue;
+            };
+            self.status.phase = Some(RolloutPhase::Paused);
+            let message = if left == Duration::MAX {
+                format!("{what}; paused until `flotilla rollout promote`")
+            } else {
+                format!("{what}; paused, {}s left", left.as_secs_f64().ceil() as u64)
+            };
+            self.status.message = Some(message.clone());
+            let mut decision =
+                self.decision(workloads, in_progress(REASON_CANARY_PAUSED, &message));
+            decision.requeue = (left != Duration::MAX).then_some(left);
+            return decision;
+        }
+    }
+
+    /// After the last step: the stable Deployment takes the new template (a rolling
+    /// update, none unavailable) while the canary keeps serving; then the canary goes.
+    fn promoting(mut self) -> Decision {
+        let desired = self.input.desired.revision;
+        self.status.weight = Some(100);
+        if self.input.stable.complete(desired, self.total) {
+            return self.succeed();
+        }
+        let Some(left) = self.deadline_passed() else {
+            let cause = format!(
+                "progress deadline {} exceeded while promoting: {}",
+                seconds(self.input.settings.progress_deadline),
+                self.waiting_for(self.total, self.input.stable.ready)
+            );
+            return self.fail(cause);
+        };
+        let last = self.input.settings.steps.last().map(|step| step.weight);
+        let workloads = Workloads {
+            stable_template: Template::Desired,
+            stable_replicas: Replicas::Desired,
+            canary_replicas: last.map(|weight| canary_count(self.total, weight)),
+        };
+        self.status.phase = Some(RolloutPhase::Promoting);
+        let message = format!(
+            "promoting {}: {}/{} stable pods updated",
+            self.input.desired.image, self.input.stable.updated, self.total
+        );
+        self.status.message = Some(message.clone());
+        let mut decision = self.decision(workloads, in_progress(REASON_PROMOTING, &message));
+        decision.requeue = Some(left + Duration::from_secs(1));
+        decision
+    }
+
+    fn succeed(mut self) -> Decision {
+        let took = self.since(&self.status.release_started_at);
+        let image = self.input.desired.image.to_string();
+        let from = self.status.stable_image.clone().unwrap_or_default();
+        self.clear_release();
+        self.record_stable();
+        self.status.message = Some(format!("{image} runs on every pod"));
+        let mut decision = self.decision(Self::plain(), Verdicts::default());
+        decision.notice = Some(Notice {
+            warning: false,
+            reason: "Released",
+            note: format!("released {image} (was {from}) in {}", seconds(took)),
+        });
+        decision
+    }
+
+    fn fail(mut self, cause: String) -> Decision {
+        let desired = &self.input.desired;
+        let failed = FailedRelease {
+            revision: desired.revision.to_string(),
+            generation: desired.generation,
+            image: Some(desired.image.to_string()),
+            cause,
+            at: Some(self.now()),
+        };
+        self.status.failed = Some(failed.clone());
+        if self.input.settings.auto_rollback {
+            self.status.phase = Some(RolloutPhase::RolledBack);
+            let message = self.rolled_back(&failed);
+            self.status.message = Some(message.clone());
+            self.status.weight = None;
+            self.status.paused_since = None;
+            let workloads = self.back_to_stable();
+            let mut decision =
+                self.decision(workloads, failed_verdicts(REASON_ROLLED_BACK, &message));
+            decision.notice = Some(Notice {
+                warning: true,
+                reason: REASON_ROLLED_BACK,
+                note: message,
+            });
+            decision
+        } else {
+            self.status.phase = Some(RolloutPhase::Failed);
+            let message = self.release_failed(&failed);
+            self.status.message = Some(message.clone());
+            let workloads = self.frozen();
+            let mut decision =
+                self.decision(workloads, failed_verdicts(REASON_RELEASE_FAILED, &message));
+            decision.notice = Some(Notice {
+                warning: true,
+                reason: REASON_RELEASE_FAILED,
+                note: message,
+            });
+            decision
+        }
+    }
+}
+
+fn describe_pod_failure(pod: &PodView) -> String {
+    let (reason, message) = pod.failure.clone().unwrap_or_default();
+    let mut text = format!("{reason} on pod {}", pod.name);
+    // The message from `pod_failure` starts with the pod's name; keep what follows.
+    let detail = message
+        .split_once(": ")
+        .map_or(message.as_str(), |(_, rest)| rest)
+        .trim();
+    if !detail.is_empty() {
+        text.push_str(&format!(": {detail}"));
+    }
+    text
+}
+
+/// Ready=False, Progressing=True with the step's reason and message.
+fn in_progress(reason: &str, message: &str) -> Verdicts {
+    Verdicts {
+        ready: Some(Verdict::new("False", reason, message)),
+        progressing: Some(Verdict::new("True", reason, message)),
+        degraded: None,
+    }
+}
+
+/// A failed release: not ready (the spec as written does not run), not progressing,
+/// degraded.
+fn failed_verdicts(reason: &str, message: &str) -> Verdicts {
+    Verdicts {
+        ready: Some(Verdict::new("False", reason, message)),
+        progressing: Some(Verdict::new("False", reason, message)),
+        degraded: Some(Verdict::new("True", reason, message)),
+    }
+}
+
+/// The canary's pods at `weight` percent of `total`: at least one, at most all.
+pub fn canary_count(total: i32, weight: i32) -> i32 {
+    if total <= 0 {
+        return 0;
+    }
+    ((total * weight + 99) / 100).clamp(1, total)
+}
+
+/// The stable pods while `canary` are wanted and `canary_ready` of them are ready: the
+/// stable ones go only as canary ones are ready, and at least one stays while a step
+/// holds, so a step never sends all traffic to the new template.
+pub fn stable_count(total: i32, canary: i32, canary_ready: i32) -> i32 {
+    if total <= 0 {
+        return 0;
+    }
+    (total - canary.min(canary_ready).max(0)).max(1)
+}
