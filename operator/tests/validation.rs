@@ -411,6 +411,21 @@ const CASES: &[(&str, &str, &str)] = &[
         "spec.rollout.progressDeadlineSeconds",
     ),
     (
+        "http gate on an unknown port",
+        "image: x\nports: [{name: http, port: 80}]\nrollout: {gates: {http: {path: /readyz, port: admin}}}",
+        "spec.rollout.gates.http.port",
+    ),
+    (
+        "http gate without ports",
+        "image: x\nrollout: {gates: {http: {path: /readyz}}}",
+        "spec.rollout.gates.http",
+    ),
+    (
+        "http gate success over 100%",
+        "image: x\nports: [{name: http, port: 80}]\nrollout: {gates: {http: {path: /readyz, successPercent: 101}}}",
+        "spec.rollout.gates.http.successPercent",
+    ),
+    (
         "negative restarts",
         "image: x\nrollout: {gates: {maxRestarts: -1}}",
         "spec.rollout.gates.maxRestarts",

@@ -85,6 +85,36 @@ pub struct Gates {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub max_restarts: Option<i32>,
+
+    /// An HTTP check of the new pods: every few seconds while a release is under way,
+    /// Flotilla GETs `path` on each ready new pod (through the API server's pod proxy,
+    /// so where NetworkPolicies are enforced the pods must admit the API server). A
+    /// canary step moves on, and a rolling release completes, only when at least one
+    /// check ran and `successPercent` of them answered `expectedStatus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpGate>,
+}
+
+/// The HTTP check of the health gates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGate {
+    /// The path to GET, e.g. `/readyz` or `/api/health?deep=1`.
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path: String,
+    /// Name of the port (one of `spec.ports`) to call; the primary port when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+    /// The status a passing check answers. Default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
+    pub expected_status: Option<i32>,
+    /// The share of checks over a step (or a rolling release) that must pass, in
+    /// percent. Default 100: any failed check fails the release at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub success_percent: Option<i32>,
 }
 
 /// Where the release of the current pod template stands.
@@ -137,6 +167,9 @@ pub struct RolloutStatus {
     /// template changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<FailedRelease>,
+    /// The HTTP gate's checks of the current step (of the release, when rolling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_checks: Option<HttpChecks>,
     /// `flotilla rollout promote` was asked during this release: its remaining pauses
     /// are skipped (its steps and gates still run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -150,6 +183,24 @@ pub struct RolloutStatus {
     /// One line on where the release stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+}
+
+/// The HTTP gate's tally.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpChecks {
+    /// Checks that answered the expected status.
+    #[serde(default)]
+    pub passed: i32,
+    /// Checks that did not.
+    #[serde(default)]
+    pub failed: i32,
+    /// When the last round of checks ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<Time>,
+    /// The last failed check, e.g. `pod shop-canary-x answered 503`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
 }
 
 /// The phase of a release.

@@ -51,7 +51,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
     let mut plan = read::plan(&ctx, &ms, &namespace).await?;
-    let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace);
+    let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
             apply::apply(&ctx, &build.effective, &build.children).await?
@@ -101,7 +101,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
 /// adjusts them to its decision. Nothing is decided while the spec is refused or paused
 /// or the Deployment is held for a dependency: no release can progress then, and its
 /// deadline must not run out for it.
-fn decide_rollout(
+async fn decide_rollout(
     ctx: &Context,
     ms: &Microservice,
     plan: &mut Plan,
@@ -137,6 +137,18 @@ fn decide_rollout(
     );
     let pods = read::pods(&ctx.caches, &name, namespace);
     let pods: Vec<&k8s_openapi::api::core::v1::Pod> = pods.iter().map(Arc::as_ref).collect();
+    let now = jiff::Timestamp::now();
+    let due = crate::rollout::http_checks_due(
+        current.as_ref(),
+        &build.effective,
+        &build.children,
+        &pods,
+        now,
+    );
+    let http = match due {
+        Some((gate, ready)) => Some(crate::rollout::http::check(&ctx.client, &gate, &ready).await),
+        None => None,
+    };
     crate::rollout::reconcile(
         current.as_ref(),
         &build.effective,
@@ -144,7 +156,8 @@ fn decide_rollout(
         stable.as_ref(),
         canary.as_ref(),
         &pods,
-        jiff::Timestamp::now(),
+        http,
+        now,
     )
 }
 

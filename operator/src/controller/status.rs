@@ -124,14 +124,18 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         .rollout
         .map(|decision| decision.status.clone())
         .or_else(|| previous.rollout.clone());
-    let canary = Rollout::of(ms, observed.canary);
+    // A canary's pods count with the stable ones: they serve behind the same Service.
     let (total, ready, updated, desired) = match observed.canary {
-        Some(_) => (
-            rollout.total + canary.total,
-            rollout.ready + canary.ready,
-            rollout.updated + canary.updated,
-            rollout.desired + canary.desired,
-        ),
+        Some(canary) => {
+            let status = canary.status.clone().unwrap_or_default();
+            let wanted = canary.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            (
+                rollout.total + status.replicas.unwrap_or(0),
+                rollout.ready + status.ready_replicas.unwrap_or(0),
+                rollout.updated + status.updated_replicas.unwrap_or(0),
+                rollout.desired + wanted,
+            )
+        }
         None => (
             rollout.total,
             rollout.ready,
@@ -940,6 +944,62 @@ mod tests {
             dependencies_ready(None, None, &[], true).1.reason,
             "NoDependencies"
         );
+    }
+
+    #[test]
+    fn a_rollback_speaks_for_the_conditions_but_a_refusal_comes_first() {
+        use crate::rollout::machine::{Decision, Replicas, Template, Verdict, Verdicts, Workloads};
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let verdict = |status| Verdict {
+            status,
+            reason: "RolledBack".into(),
+            message: "rolled back from users:2 to users:1: CrashLoopBackOff on pod users-canary-x"
+                .into(),
+        };
+        let decision = Decision {
+            status: crate::api::RolloutStatus {
+                phase: Some(crate::api::RolloutPhase::RolledBack),
+                stable_image: Some("users:1".into()),
+                ..Default::default()
+            },
+            workloads: Workloads {
+                stable_template: Template::Desired,
+                stable_replicas: Replicas::Desired,
+                canary_replicas: None,
+            },
+            verdicts: Verdicts {
+                ready: Some(verdict("False")),
+                progressing: Some(verdict("False")),
+                degraded: Some(verdict("True")),
+            },
+            notice: None,
+            requeue: None,
+        };
+        let mut seen = observed(Some(&deployment), vec![]);
+        seen.rollout = Some(&decision);
+        let status = compute(&ms(), &seen, now());
+        for (type_, expected) in [(READY, "False"), (PROGRESSING, "False"), (DEGRADED, "True")] {
+            let condition = get(&status, type_);
+            assert_eq!(
+                (condition.status.as_str(), condition.reason.as_str()),
+                (expected, "RolledBack"),
+                "{type_}"
+            );
+            assert!(condition.message.contains("users-canary-x"));
+        }
+        assert_eq!(
+            status.image.as_deref(),
+            Some("users:1"),
+            "the pods run the stable image"
+        );
+        assert_eq!(status.rollout, Some(decision.status.clone()));
+
+        seen.refused = Some(Cause::new(
+            "InvalidSpec",
+            "spec.image: must not contain spaces",
+        ));
+        let status = compute(&ms(), &seen, now());
+        assert_eq!(get(&status, READY).reason, "InvalidSpec");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api::{RolloutSpec, RolloutStatus};
 
-use super::machine::{self, DeploymentView, PodView, Replicas, Template};
+use super::machine::{self, DeploymentView, HttpRound, PodView, Replicas, Template};
 use super::settings::Settings;
 
 #[derive(Deserialize)]
@@ -46,6 +46,9 @@ struct Pass {
     promote: Option<String>,
     #[serde(default)]
     abort: Option<String>,
+    /// A round of HTTP checks run before this pass.
+    #[serde(default)]
+    http: Option<HttpRound>,
     /// The desired revision changes from this pass on.
     #[serde(default)]
     desired: Option<Revision>,
@@ -77,6 +80,8 @@ struct Expect {
     cause_contains: Option<String>,
     /// Seconds until the latest requeue.
     requeue: Option<u64>,
+    /// Whether the controller is to run HTTP checks before the next pass.
+    http_due: Option<bool>,
 }
 
 fn template(revision: &str) -> Value {
@@ -88,6 +93,7 @@ fn run(file: &str, text: &str) {
     let spec = crate::api::MicroserviceSpec {
         image: scenario.desired.image.clone(),
         rollout: Some(scenario.rollout.clone()),
+        ports: serde_yaml::from_str("[{name: http, port: 80, targetPort: 8080}]").unwrap(),
         ..Default::default()
     };
     let settings = Settings::of(&spec);
@@ -115,6 +121,7 @@ fn run(file: &str, text: &str) {
             pods: &pass.pods,
             promote: pass.promote.as_deref(),
             abort: pass.abort.as_deref(),
+            http: pass.http,
             now: start + Duration::from_secs(pass.at as u64),
         };
         let decision = machine::decide(&input);
@@ -219,6 +226,14 @@ fn run(file: &str, text: &str) {
                 decision.requeue.map(|d| d.as_secs()),
                 Some(want),
                 "requeue, {context}"
+            );
+        }
+        if let Some(want) = e.http_due {
+            let next = input.now + Duration::from_secs(3);
+            assert_eq!(
+                machine::http_checks_due(&settings, Some(status), &desired.revision, next),
+                want,
+                "http checks due 3s later, {context}"
             );
         }
         // What the controller writes is what the next pass reads; it survives JSON.

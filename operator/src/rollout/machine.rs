@@ -10,9 +10,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
-use crate::api::{FailedRelease, RolloutPhase, RolloutStatus, RolloutStrategy};
+use crate::api::{FailedRelease, HttpChecks, RolloutPhase, RolloutStatus, RolloutStrategy};
 
-use super::settings::{Pause, Settings};
+use super::settings::{HTTP_CHECK_INTERVAL, Pause, Settings};
 
 /// Pod failures that mean the new template is broken: the release fails at once. Others
 /// (image pulls, scheduling, missing configuration) may pass by themselves and fail a
@@ -89,7 +89,59 @@ pub struct Input<'a> {
     /// The `flotilla.dev/promote` and `flotilla.dev/abort` annotations.
     pub promote: Option<&'a str>,
     pub abort: Option<&'a str>,
+    /// The HTTP gate's checks run this pass (see [`http_checks_due`]).
+    pub http: Option<HttpRound>,
     pub now: Timestamp,
+}
+
+/// One round of HTTP checks of the ready new pods.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct HttpRound {
+    pub passed: i32,
+    pub failed: i32,
+    /// The last failure, e.g. `pod shop-canary-x answered 503`.
+    pub failure: Option<String>,
+}
+
+/// Whether the controller should run a round of HTTP checks on the ready pods of
+/// `desired` now: the gate is set, a release of it is under way, and the last round is
+/// older than [`HTTP_CHECK_INTERVAL`].
+pub fn http_checks_due(
+    settings: &Settings,
+    previous: Option<&RolloutStatus>,
+    desired: &str,
+    now: Timestamp,
+) -> bool {
+    let Some(previous) = previous else {
+        return false;
+    };
+    if settings.http.is_none()
+        || previous.stable_revision.is_none()
+        || previous.stable_revision.as_deref() == Some(desired)
+        || previous
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.revision == desired)
+    {
+        return false;
+    }
+    let last = previous
+        .http_checks
+        .as_ref()
+        .filter(|_| previous.revision.as_deref() == Some(desired))
+        .and_then(|c| c.last_at.as_ref());
+    last.is_none_or(|Time(at)| {
+        now.as_millisecond() - at.as_millisecond() >= HTTP_CHECK_INTERVAL.as_millis() as i64
+    })
+}
+
+/// What the HTTP gate says of a step.
+enum HttpVerdict {
+    Pass,
+    /// No check has run yet.
+    Wait,
+    Fail(String),
 }
 
 /// Which pod template the stable Deployment runs.
@@ -230,6 +282,17 @@ impl<'a, 'i> Machine<'a, 'i> {
         if let Some(value) = input.abort {
             status.handled_abort = Some(value.to_string());
         }
+        if let Some(round) = &input.http
+            && status.revision.as_deref() == Some(input.desired.revision)
+        {
+            let checks = status.http_checks.get_or_insert_with(HttpChecks::default);
+            checks.passed += round.passed;
+            checks.failed += round.failed;
+            checks.last_at = Some(Time(input.now));
+            if round.failure.is_some() {
+                checks.last_failure = round.failure.clone();
+            }
+        }
         let total = input
             .desired
             .replicas
@@ -285,6 +348,7 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.step_started_at = None;
         status.paused_since = None;
         status.promoted = false;
+        status.http_checks = None;
     }
 
     /// Records the desired template as the stable one.
@@ -395,6 +459,8 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.step_started_at = Some(now);
         status.paused_since = None;
         status.promoted = false;
+        // A round run for another revision says nothing of this one.
+        status.http_checks = None;
         match settings.strategy {
             RolloutStrategy::Rolling => {
                 status.step = None;
@@ -425,6 +491,12 @@ impl<'a, 'i> Machine<'a, 'i> {
                 return Some(describe_pod_failure(pod));
             }
         }
+        if let (Some(gate), Some(checks)) = (&self.input.settings.http, &self.status.http_checks)
+            && gate.success_percent == 100
+            && checks.failed > 0
+        {
+            return Some(self.http_cause(checks));
+        }
         let restarts: i32 = new.iter().map(|pod| pod.restarts).sum();
         if restarts > self.input.settings.max_restarts {
             let pod = new
@@ -443,6 +515,39 @@ impl<'a, 'i> Machine<'a, 'i> {
             ));
         }
         None
+    }
+
+    fn http_cause(&self, checks: &HttpChecks) -> String {
+        let gate = self.input.settings.http.as_ref();
+        format!(
+            "gate http {}: {}/{} checks failed ({}% must answer {}){}",
+            gate.map_or("", |g| g.path.as_str()),
+            checks.failed,
+            checks.passed + checks.failed,
+            gate.map_or(100, |g| g.success_percent),
+            gate.map_or(200, |g| g.expected_status),
+            checks
+                .last_failure
+                .as_ref()
+                .map(|f| format!("; last: {f}"))
+                .unwrap_or_default()
+        )
+    }
+
+    /// The HTTP gate over the checks of the current step (or rolling release).
+    fn http_verdict(&self) -> HttpVerdict {
+        let Some(gate) = &self.input.settings.http else {
+            return HttpVerdict::Pass;
+        };
+        let checks = self.status.http_checks.clone().unwrap_or_default();
+        let total = checks.passed + checks.failed;
+        if total == 0 {
+            HttpVerdict::Wait
+        } else if checks.passed * 100 >= gate.success_percent * total {
+            HttpVerdict::Pass
+        } else {
+            HttpVerdict::Fail(self.http_cause(&checks))
+        }
     }
 
     /// Why the new pods are not ready yet, for a deadline's cause.
@@ -473,7 +578,11 @@ impl<'a, 'i> Machine<'a, 'i> {
             return self.fail(cause);
         }
         if self.input.stable.complete(desired, self.total) {
-            return self.succeed();
+            match self.http_verdict() {
+                HttpVerdict::Pass => return self.succeed(),
+                HttpVerdict::Fail(cause) => return self.fail(cause),
+                HttpVerdict::Wait => {}
+            }
         }
         let Some(left) = self.deadline_passed() else {
             let cause = format!(
@@ -488,8 +597,13 @@ impl<'a, 'i> Machine<'a, 'i> {
             "rolling update to {}: {}/{} pods updated",
             self.input.desired.image, self.input.stable.updated, self.total
         ));
+        let gated = self.input.settings.http.is_some();
         let mut decision = self.decision(Self::plain(), Verdicts::default());
-        decision.requeue = Some(left + Duration::from_secs(1));
+        decision.requeue = Some(if gated {
+            HTTP_CHECK_INTERVAL.min(left + Duration::from_secs(1))
+        } else {
+            left + Duration::from_secs(1)
+        });
         decision
     }
 
@@ -579,11 +693,21 @@ impl<'a, 'i> Machine<'a, 'i> {
                 Pause::For(duration) => duration.checked_sub(held_for).filter(|d| !d.is_zero()),
                 Pause::Manual => Some(Duration::MAX),
             };
+            // The HTTP gate is judged over the whole step, when it would move on.
+            let left = match left {
+                Some(left) => Some(left),
+                None => match self.http_verdict() {
+                    HttpVerdict::Fail(cause) => return self.fail(cause),
+                    HttpVerdict::Wait => Some(HTTP_CHECK_INTERVAL),
+                    HttpVerdict::Pass => None,
+                },
+            };
             let Some(left) = left else {
                 // On to the next step.
                 self.status.step = Some(step + 1);
                 self.status.step_started_at = Some(self.now());
                 self.status.paused_since = None;
+                self.status.http_checks = None;
                 continue;
             };
             self.status.phase = Some(RolloutPhase::Paused);
@@ -593,9 +717,14 @@ impl<'a, 'i> Machine<'a, 'i> {
                 format!("{what}; paused, {}s left", left.as_secs_f64().ceil() as u64)
             };
             self.status.message = Some(message.clone());
+            let gated = self.input.settings.http.is_some();
             let mut decision =
                 self.decision(workloads, in_progress(REASON_CANARY_PAUSED, &message));
-            decision.requeue = (left != Duration::MAX).then_some(left);
+            decision.requeue = if gated {
+                Some(left.min(HTTP_CHECK_INTERVAL))
+            } else {
+                (left != Duration::MAX).then_some(left)
+            };
             return decision;
         }
     }

@@ -26,12 +26,13 @@
 //! at its step, with its pause counted from when it began.
 
 pub mod cli;
+pub mod http;
 pub mod machine;
 pub mod observe;
 pub mod settings;
 pub mod workloads;
 
-pub use machine::{Decision, DeploymentView, PodView, decide};
+pub use machine::{Decision, DeploymentView, HttpRound, PodView, decide};
 pub use settings::Settings;
 
 use jiff::Timestamp;
@@ -42,8 +43,38 @@ use kube::ResourceExt;
 use crate::api::Microservice;
 use crate::builders::{Children, deployment, labels};
 
+/// The planned revision of the pods and, when the HTTP gate wants a round of checks now,
+/// the ready new pods to check with the gate.
+pub fn http_checks_due<'p>(
+    ms: &Microservice,
+    effective: &Microservice,
+    children: &Children,
+    pods: &[&'p Pod],
+    now: Timestamp,
+) -> Option<(settings::HttpGate, Vec<&'p Pod>)> {
+    let planned = children.get(&deployment::KIND)?;
+    let revision = deployment::revision_of(&planned.object)?;
+    let settings = Settings::of(&effective.spec);
+    let previous = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    if !machine::http_checks_due(&settings, previous, revision, now) {
+        return None;
+    }
+    let ready: Vec<&Pod> = pods
+        .iter()
+        .copied()
+        .filter(|pod| {
+            let view = observe::pod(pod);
+            view.ready && view.revision.as_deref() == Some(revision)
+        })
+        .collect();
+    let gate = settings.http?;
+    (!ready.is_empty()).then_some((gate, ready))
+}
+
 /// Decides the release of `ms` (`effective`: with its class defaults) and adjusts the
-/// planned `children` to it. None when no Deployment is planned.
+/// planned `children` to it; `http` holds the checks just run, if any. None when no
+/// Deployment is planned.
+#[allow(clippy::too_many_arguments)]
 pub fn reconcile(
     ms: &Microservice,
     effective: &Microservice,
@@ -51,6 +82,7 @@ pub fn reconcile(
     stable: Option<&Deployment>,
     canary: Option<&Deployment>,
     pods: &[&Pod],
+    http: Option<HttpRound>,
     now: Timestamp,
 ) -> Option<Decision> {
     let planned = children.get(&deployment::KIND)?.object.clone();
@@ -80,6 +112,7 @@ pub fn reconcile(
         abort: annotations
             .get(labels::ABORT_ANNOTATION)
             .map(String::as_str),
+        http,
         now,
     };
     let decision = decide(&input);

@@ -24,12 +24,27 @@ pub struct Step {
     pub pause: Pause,
 }
 
+/// The HTTP gate in effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpGate {
+    pub path: String,
+    /// The container port to call.
+    pub port: i32,
+    pub expected_status: u16,
+    pub success_percent: i32,
+}
+
+/// Checks run at most this often on one Microservice.
+pub const HTTP_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+
 /// The rollout settings in effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
     pub strategy: RolloutStrategy,
     pub steps: Vec<Step>,
     pub max_restarts: i32,
+    /// None without `gates.http` or without a port to call.
+    pub http: Option<HttpGate>,
     pub progress_deadline: Duration,
     pub auto_rollback: bool,
 }
@@ -70,6 +85,22 @@ impl Settings {
                     .max(1) as u64,
             ),
             auto_rollback: rollout.auto_rollback.unwrap_or(true),
+            http: rollout
+                .gates
+                .as_ref()
+                .and_then(|g| g.http.as_ref())
+                .and_then(|gate| {
+                    let port = match &gate.port {
+                        Some(name) => spec.ports.iter().find(|p| &p.name == name),
+                        None => spec.ports.first(),
+                    }?;
+                    Some(HttpGate {
+                        path: gate.path.clone(),
+                        port: port.target_port.unwrap_or(port.port),
+                        expected_status: gate.expected_status.unwrap_or(200).clamp(100, 599) as u16,
+                        success_percent: gate.success_percent.unwrap_or(100).clamp(1, 100),
+                    })
+                }),
         }
     }
 }
@@ -141,5 +172,32 @@ mod tests {
         assert_eq!(settings.progress_deadline, Duration::from_secs(30));
         assert!(!settings.auto_rollback);
         assert_eq!(settings.max_restarts, 2);
+        assert_eq!(settings.http, None);
+    }
+
+    #[test]
+    fn the_http_gate_calls_the_container_port() {
+        let spec: MicroserviceSpec = serde_yaml::from_str(
+            "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /readyz}}}}",
+        )
+        .unwrap();
+        assert_eq!(
+            Settings::of(&spec).http,
+            Some(HttpGate {
+                path: "/readyz".into(),
+                port: 8080,
+                expected_status: 200,
+                success_percent: 100
+            })
+        );
+        let spec: MicroserviceSpec = serde_yaml::from_str(
+            "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /deep, port: admin, expectedStatus: 204, successPercent: 90}}}}",
+        )
+        .unwrap();
+        let gate = Settings::of(&spec).http.unwrap();
+        assert_eq!(
+            (gate.port, gate.expected_status, gate.success_percent),
+            (9090, 204, 90)
+        );
     }
 }

@@ -195,6 +195,41 @@ fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {
     if let Some(restarts) = rollout.gates.as_ref().and_then(|g| g.max_restarts) {
         errors.range("spec.rollout.gates.maxRestarts", restarts.into(), 0, 100);
     }
+    if let Some(http) = rollout.gates.as_ref().and_then(|g| g.http.as_ref()) {
+        if !http.path.starts_with('/') || http.path.chars().any(char::is_whitespace) {
+            errors.add(
+                "spec.rollout.gates.http.path",
+                format!("`{}`: an absolute path without spaces", http.path),
+            );
+        }
+        match &http.port {
+            Some(name) if !spec.ports.iter().any(|p| &p.name == name) => errors.add(
+                "spec.rollout.gates.http.port",
+                format!("`{name}` is not one of spec.ports"),
+            ),
+            None if spec.ports.is_empty() => errors.add(
+                "spec.rollout.gates.http",
+                "needs a port to call: spec.ports is empty",
+            ),
+            _ => {}
+        }
+        if let Some(status) = http.expected_status {
+            errors.range(
+                "spec.rollout.gates.http.expectedStatus",
+                status.into(),
+                100,
+                599,
+            );
+        }
+        if let Some(percent) = http.success_percent {
+            errors.range(
+                "spec.rollout.gates.http.successPercent",
+                percent.into(),
+                1,
+                100,
+            );
+        }
+    }
 }
 
 fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {
