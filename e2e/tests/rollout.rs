@@ -652,8 +652,15 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
         let ms = api.get("pay").await?;
         let rollout = rollout_of(&ms);
         if rollout.phase != Some(RolloutPhase::Healthy) {
-            let seen = (rollout.step, rollout.release_started_at.clone());
-            steps_seen.lock().unwrap().push(seen);
+            let seen = (
+                rollout.phase,
+                rollout.step,
+                rollout.release_started_at.clone(),
+            );
+            let mut steps_seen = steps_seen.lock().unwrap();
+            if steps_seen.last() != Some(&seen) {
+                steps_seen.push(seen);
+            }
         }
         Ok(
             if ms.is_ready() && rollout.phase == Some(RolloutPhase::Healthy) {
@@ -666,11 +673,14 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
     .await?;
     let steps_seen = steps_seen.into_inner().unwrap();
     println!(
-        "steps seen after the restart: {:?}",
-        steps_seen.iter().map(|s| s.0).collect::<Vec<_>>()
+        "seen after the restart (phase, step): {:?}",
+        steps_seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>()
     );
-    for (step, started) in &steps_seen {
-        assert!(step.unwrap_or(0) >= 2, "went back to step {step:?}");
+    for (phase, step, started) in &steps_seen {
+        assert!(
+            step.unwrap_or(0) >= 2,
+            "went back to step {step:?} ({phase:?})"
+        );
         assert_eq!(
             started, &at_kill.release_started_at,
             "the release started again"

@@ -59,22 +59,29 @@ struct Pass {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Expect {
     phase: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     step: Option<Option<i32>>,
+    #[serde(default, deserialize_with = "present")]
     weight: Option<Option<i32>>,
     /// `stable` or `desired`.
     stable_template: Option<String>,
     /// A count, or `desired`.
     stable_replicas: Option<Value>,
     /// A count, or null for no canary Deployment.
+    #[serde(default, deserialize_with = "present")]
     canary_replicas: Option<Option<i32>>,
     /// The notice's reason, or null for none.
+    #[serde(default, deserialize_with = "present")]
     notice: Option<Option<String>>,
     /// Text the notice must contain.
     notice_contains: Option<String>,
     /// The Ready verdict's reason, or null for the Deployment's own view.
+    #[serde(default, deserialize_with = "present")]
     ready_reason: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
     degraded_reason: Option<Option<String>>,
     stable_revision: Option<String>,
+    #[serde(default, deserialize_with = "present")]
     failed_revision: Option<Option<String>>,
     /// Text the failed release's cause must contain.
     cause_contains: Option<String>,
@@ -82,6 +89,15 @@ struct Expect {
     requeue: Option<u64>,
     /// Whether the controller is to run HTTP checks before the next pass.
     http_due: Option<bool>,
+}
+
+/// A field given as `null` is `Some(None)`: expected absent, not unchecked.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(Some(Option::deserialize(deserializer)?))
 }
 
 fn template(revision: &str) -> Value {

@@ -223,6 +223,21 @@ pub const REASON_PROMOTING: &str = "Promoting";
 
 /// Decides one pass. See the module documentation.
 pub fn decide(input: &Input<'_>) -> Decision {
+    let mut decision = decide_release(input);
+    // A canary that is no longer wanted is first scaled to zero, so that its pods go
+    // now (terminating gracefully, as any scale-down) rather than whenever the garbage
+    // collector gets to its ReplicaSet; the Deployment is deleted once it has no pod.
+    let canary = &input.canary;
+    if decision.workloads.canary_replicas.is_none()
+        && canary.exists
+        && (canary.replicas > 0 || canary.spec_replicas != Some(0))
+    {
+        decision.workloads.canary_replicas = Some(0);
+    }
+    decision
+}
+
+fn decide_release(input: &Input<'_>) -> Decision {
     let mut machine = Machine::new(input);
     let desired = input.desired.revision;
     match machine.status.stable_revision.clone() {
@@ -405,13 +420,26 @@ impl<'a, 'i> Machine<'a, 'i> {
     }
 
     fn rolled_back(&self, failed: &FailedRelease) -> String {
+        let new = failed.image.as_deref().unwrap_or("the new template");
+        let stable = self
+            .status
+            .stable_image
+            .as_deref()
+            .unwrap_or("the stable template");
+        // The same image with other settings: the revisions tell them apart.
+        let (new, stable) = if new == stable {
+            (
+                format!("{new} (revision {})", failed.revision),
+                format!(
+                    "{stable} (revision {})",
+                    self.status.stable_revision.as_deref().unwrap_or("?")
+                ),
+            )
+        } else {
+            (new.to_string(), stable.to_string())
+        };
         format!(
-            "rolled back from {} to {}: {}; change the spec to release again",
-            failed.image.as_deref().unwrap_or("the new template"),
-            self.status
-                .stable_image
-                .as_deref()
-                .unwrap_or("the stable template"),
+            "rolled back from {new} to {stable}: {}; change the spec to release again",
             failed.cause
         )
     }
@@ -504,7 +532,7 @@ impl<'a, 'i> Machine<'a, 'i> {
                 .filter(|pod| pod.restarts > 0)
                 .max_by_key(|pod| pod.restarts)?;
             return Some(format!(
-                "gate restarts: the new pods restarted {restarts} times (at most {} allowed); pod {} restarted {}{}",
+                "gate restarts: {restarts} restart(s) of the new pods (at most {} allowed): pod {} restarted {} time(s){}",
                 self.input.settings.max_restarts,
                 pod.name,
                 pod.restarts,
