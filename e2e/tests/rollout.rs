@@ -698,6 +698,46 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
     Ok(())
 }
 
+// 7. The HTTP gate: a canary whose pods answer the gate's path with 502 is rolled back,
+//    the cause naming the gate, the pod and the status (the checks go through the API
+//    server's pod proxy); v1 answers throughout.
+#[tokio::test]
+async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "gate").await?;
+    let _operator = start_operator(ns.name())?;
+    // `/call/UNSET` answers 502: the variable it would call is not set.
+    let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 5s}\n    gates:\n      http: {path: /call/UNSET, successPercent: 90}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("search", V1, 2, rollout))?;
+    wait_released(&client, ns.name(), "search", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "search").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns.name(), &service("search", V2, 2, rollout))?;
+    let ms = wait_rolled_back(&client, ns.name(), "search").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "http gate: rolled back after {:.1}s: {degraded}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains("gate http /call/UNSET:")
+            && degraded.contains("answered 502")
+            && degraded.contains("search-canary-"),
+        "{degraded}"
+    );
+    wait_pods_only(&client, ns.name(), "search", V1, 2).await?;
+    let end = probe.counts().await?;
+    println!(
+        "http gate: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
 #[test]
 fn probe_lines_parse() {
     let (counts, window) =

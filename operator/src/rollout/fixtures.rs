@@ -38,6 +38,9 @@ struct Pass {
     at: i64,
     #[serde(default)]
     stable: DeploymentView,
+    /// The stable Deployment's template, as `template(revision)` builds it.
+    #[serde(default)]
+    stable_template: Option<String>,
     #[serde(default)]
     canary: DeploymentView,
     #[serde(default)]
@@ -101,7 +104,8 @@ where
 }
 
 fn template(revision: &str) -> Value {
-    json!({"metadata": {"labels": {"flotilla.dev/revision": revision}}})
+    json!({"metadata": {"labels": {"flotilla.dev/revision": revision}},
+        "spec": {"containers": [{"name": "app", "image": format!("app:{revision}")}]}})
 }
 
 fn run(file: &str, text: &str) {
@@ -122,6 +126,7 @@ fn run(file: &str, text: &str) {
             desired = next;
         }
         let desired_template = template(&desired.revision);
+        let live_template = pass.stable_template.as_deref().map(template);
         let input = machine::Input {
             settings: &settings,
             desired: machine::Desired {
@@ -133,6 +138,7 @@ fn run(file: &str, text: &str) {
             },
             previous: previous.as_ref(),
             stable: pass.stable,
+            stable_template: live_template.as_ref(),
             canary: pass.canary,
             pods: &pass.pods,
             promote: pass.promote.as_deref(),

@@ -83,6 +83,8 @@ pub struct Input<'a> {
     pub desired: Desired<'a>,
     pub previous: Option<&'a RolloutStatus>,
     pub stable: DeploymentView,
+    /// The stable Deployment's pod template as Flotilla last applied it.
+    pub stable_template: Option<&'a Value>,
     pub canary: DeploymentView,
     /// Pods of the Microservice, both Deployments.
     pub pods: &'a [PodView],
@@ -239,6 +241,7 @@ pub fn decide(input: &Input<'_>) -> Decision {
 
 fn decide_release(input: &Input<'_>) -> Decision {
     let mut machine = Machine::new(input);
+    machine.adopt_running_template();
     let desired = input.desired.revision;
     match machine.status.stable_revision.clone() {
         // Nothing known to be good yet (a first release, or pods from before rollouts
@@ -321,6 +324,31 @@ impl<'a, 'i> Machine<'a, 'i> {
             abort,
             total,
         }
+    }
+
+    /// Without a stable template on record (the status was lost: restored from a backup
+    /// without status, or pruned by an older CRD), a stable Deployment whose every pod
+    /// is ready on another revision than the spec's runs a template that was fully
+    /// ready: it becomes the stable one, so the release under way can still be rolled
+    /// back rather than going out unguarded.
+    fn adopt_running_template(&mut self) {
+        let stable = &self.input.stable;
+        let (None, Some(template), Some(revision)) = (
+            &self.status.stable_revision,
+            self.input.stable_template,
+            stable.revision.as_deref(),
+        ) else {
+            return;
+        };
+        let want = stable.spec_replicas.unwrap_or(1);
+        if revision == self.input.desired.revision || want < 1 || !stable.complete(revision, want) {
+            return;
+        }
+        self.status.stable_revision = Some(revision.to_string());
+        self.status.stable_template = Some(template.clone());
+        self.status.stable_image = template["spec"]["containers"][0]["image"]
+            .as_str()
+            .map(str::to_string);
     }
 
     fn now(&self) -> Time {

@@ -90,6 +90,9 @@ pub fn reconcile(
     let settings = Settings::of(&effective.spec);
     let pods: Vec<PodView> = pods.iter().map(|pod| observe::pod(pod)).collect();
     let annotations = ms.annotations();
+    let stable_template = stable
+        .and_then(|d| d.spec.as_ref())
+        .and_then(|spec| serde_json::to_value(&spec.template).ok());
     let input = machine::Input {
         settings: &settings,
         desired: machine::Desired {
@@ -104,6 +107,7 @@ pub fn reconcile(
         },
         previous: ms.status.as_ref().and_then(|s| s.rollout.as_ref()),
         stable: observe::deployment(stable),
+        stable_template: stable_template.as_ref(),
         canary: observe::deployment(canary),
         pods: &pods,
         promote: annotations
