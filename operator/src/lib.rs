@@ -5,7 +5,8 @@
 //! spec re-checked), `class` (the MicroserviceClass applied: defaults, policy), `graph`
 //! (dependencies and dependents), `builders` (one file per child kind: its builder and
 //! its `ChildKind`, listed in `builders::KINDS`); then `controller` (read the caches,
-//! apply, status, wired to the watches).
+//! apply, status, wired to the watches); `rollout` (the release state machine between
+//! the plan and the apply: canary steps, gates, rollback).
 
 pub mod api;
 pub mod builders;
@@ -21,5 +22,6 @@ pub mod memory;
 pub mod metrics;
 pub mod plan;
 pub mod render;
+pub mod rollout;
 pub mod server;
 pub mod validate;

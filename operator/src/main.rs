@@ -145,6 +145,11 @@ Microservice the controller would refuse)."
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Follow or steer the release of a Microservice's pods (`spec.rollout`).
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutCommand,
+    },
     /// Print the version.
     Version,
 }
@@ -174,6 +179,28 @@ impl TargetArgs {
 enum StatusFormat {
     Text,
     Json,
+}
+
+#[derive(Subcommand)]
+enum RolloutCommand {
+    /// Where the release stands: strategy, phase, canary step and weight, stable and new
+    /// image, the last failed release, the conditions.
+    Status(RolloutTarget),
+    /// Skip the remaining pauses of the release under way (its steps and gates still run).
+    Promote(RolloutTarget),
+    /// Roll the release under way back to the last fully ready template now.
+    Abort(RolloutTarget),
+}
+
+#[derive(clap::Args)]
+struct RolloutTarget {
+    /// The Microservice.
+    name: String,
+    /// Its namespace; the kubeconfig's namespace when unset.
+    #[arg(short = 'n', long)]
+    namespace: Option<String>,
+    #[command(flatten)]
+    target: TargetArgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -301,6 +328,7 @@ fn main() -> ExitCode {
             clap_complete::generate(shell, &mut command, command_name(), &mut script);
             write_stdout(&String::from_utf8_lossy(&script))
         }
+        Command::Rollout { action } => rollout(action),
         Command::Version => write_stdout(&format!("flotilla {}\n", env!("CARGO_PKG_VERSION"))),
         Command::Run(args) => {
             init_logging(args.log_format);
@@ -381,6 +409,29 @@ fn status(
                 serde_json::to_string_pretty(&tree).expect("the tree serializes")
             )),
         },
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn rollout(command: RolloutCommand) -> ExitCode {
+    use flotilla::rollout::cli::{Action, run};
+    let (action, target) = match command {
+        RolloutCommand::Status(target) => (Action::Status, target),
+        RolloutCommand::Promote(target) => (Action::Promote, target),
+        RolloutCommand::Abort(target) => (Action::Abort, target),
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("a Tokio runtime starts");
+    let cluster = target.target.target();
+    match runtime.block_on(run(
+        action,
+        &target.name,
+        target.namespace.as_deref(),
+        &cluster,
+    )) {
+        Ok(text) => write_stdout(&text),
         Err(error) => {
             eprintln!("error: {error}");
             ExitCode::FAILURE

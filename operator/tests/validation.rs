@@ -420,6 +420,46 @@ const CASES: &[(&str, &str, &str)] = &[
         "image: x\nports: [{name: http, port: 80}]\nexpose: {http: {host: 10.0.0.1}}",
         "spec.expose.http.host",
     ),
+    (
+        "rolling with steps",
+        "image: x\nrollout: {strategy: rolling, steps: [{weight: 10}]}",
+        "spec.rollout.steps",
+    ),
+    (
+        "canary weight of 100",
+        "image: x\nrollout: {strategy: canary, steps: [{weight: 10}, {weight: 100}]}",
+        "spec.rollout.steps[1].weight",
+    ),
+    (
+        "canary pause in days",
+        "image: x\nrollout: {steps: [{weight: 10, pause: 2d}]}",
+        "spec.rollout.steps[0].pause",
+    ),
+    (
+        "progress deadline too short",
+        "image: x\nrollout: {progressDeadlineSeconds: 1}",
+        "spec.rollout.progressDeadlineSeconds",
+    ),
+    (
+        "http gate on an unknown port",
+        "image: x\nports: [{name: http, port: 80}]\nrollout: {gates: {http: {path: /readyz, port: admin}}}",
+        "spec.rollout.gates.http.port",
+    ),
+    (
+        "http gate without ports",
+        "image: x\nrollout: {gates: {http: {path: /readyz}}}",
+        "spec.rollout.gates.http",
+    ),
+    (
+        "http gate success over 100%",
+        "image: x\nports: [{name: http, port: 80}]\nrollout: {gates: {http: {path: /readyz, successPercent: 101}}}",
+        "spec.rollout.gates.http.successPercent",
+    ),
+    (
+        "negative restarts",
+        "image: x\nrollout: {gates: {maxRestarts: -1}}",
+        "spec.rollout.gates.maxRestarts",
+    ),
 ];
 
 #[test]

@@ -5,9 +5,21 @@
 //! `{"service": $SERVICE_NAME, "version": $APP_VERSION, "hostname": ...}`, and
 //! `/call/<ENV_VAR>` GETs the URL held in that variable and returns the upstream body
 //! (502 with the error otherwise). `testapp get <url>` is the same client as a command.
-//! SIGTERM stops accepting and lets in-flight requests finish.
+//!
+//! SIGTERM first turns `/readyz` to 503 and keeps serving for `$SHUTDOWN_DELAY_SECONDS`
+//! (default 5), so the endpoints controllers and kube-proxy drop the pod before it stops
+//! accepting (what a `preStop` sleep does on 1.30+ servers, which older servers cannot
+//! run in an image without a shell); then it stops accepting and lets in-flight requests
+//! finish.
+//!
+//! `testapp crash` exits 1 at once (a release that crashes on start). `testapp probe <url>`
+//! GETs the URL every `$PROBE_INTERVAL_MS` (default 50) and prints, every second, one
+//! line `probe ok=N failed=N versions=v1:N,v2:N window=v1:N,v2:N window_failed=N`: the
+//! totals since start and the last second's answers by `version`, so a test reads which
+//! release answered and whether any request failed.
 
 mod http;
+mod probe;
 mod routes;
 
 use std::io::Write;
@@ -29,6 +41,11 @@ fn main() {
         .as_slice()
     {
         [] | ["serve"] => serve(),
+        ["crash"] => {
+            eprintln!("testapp crash: exiting at start, as asked");
+            std::process::exit(1);
+        }
+        ["probe", url] => probe::run(url),
         ["get", url] => match http::get(url) {
             Ok(resp) if (200..300).contains(&resp.status) => {
                 let _ = std::io::stdout().write_all(&resp.body);
@@ -43,7 +60,9 @@ fn main() {
             }
         },
         _ => {
-            eprintln!("usage: testapp [serve] | testapp get <url>");
+            eprintln!(
+                "usage: testapp [serve] | testapp get <url> | testapp probe <url> | testapp crash"
+            );
             std::process::exit(2);
         }
     }
@@ -68,12 +87,23 @@ fn serve() {
     eprintln!("testapp listening on {local}");
 
     let stopping = Arc::new(AtomicBool::new(false));
+    let draining = Arc::new(AtomicBool::new(false));
     let in_flight = Arc::new(AtomicUsize::new(0));
+    let delay = Duration::from_secs(
+        std::env::var("SHUTDOWN_DELAY_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(5),
+    );
     {
         let stopping = Arc::clone(&stopping);
+        let draining = Arc::clone(&draining);
         thread::spawn(move || {
             wait_for_sigterm(&sigset);
-            eprintln!("SIGTERM: draining");
+            eprintln!("SIGTERM: not ready, serving {delay:?} more before draining");
+            draining.store(true, Ordering::SeqCst);
+            thread::sleep(delay);
+            eprintln!("draining");
             stopping.store(true, Ordering::SeqCst);
             // Wake the blocking accept() so the loop sees the flag.
             let _ = TcpStream::connect(("127.0.0.1", local.port()));
@@ -87,9 +117,10 @@ fn serve() {
         }
         let Ok(stream) = conn else { continue };
         let in_flight = Arc::clone(&in_flight);
+        let draining = draining.load(Ordering::SeqCst);
         in_flight.fetch_add(1, Ordering::SeqCst);
         thread::spawn(move || {
-            handle(stream, &env);
+            handle(stream, &env, draining);
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -101,9 +132,12 @@ fn serve() {
     eprintln!("testapp stopped");
 }
 
-fn handle(mut stream: TcpStream, env: &dyn Fn(&str) -> Option<String>) {
+fn handle(mut stream: TcpStream, env: &dyn Fn(&str) -> Option<String>, draining: bool) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
     let response = match http::read_request(&mut stream) {
+        Ok(req) if draining && req.path.starts_with("/readyz") => {
+            routes::Response::text(503, "shutting down\n")
+        }
         Ok(req) => routes::route(&req.method, &req.path, env, &|url| http::get(url)),
         Err(e) => routes::Response::text(400, &format!("bad request: {e}\n")),
     };

@@ -32,6 +32,7 @@ impl Response {
             404 => "Not Found",
             405 => "Method Not Allowed",
             502 => "Bad Gateway",
+            503 => "Service Unavailable",
             _ => "",
         };
         let mut out = format!(

@@ -156,6 +156,11 @@ pub struct ClassDefaults {
     /// key by key.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub pod_annotations: BTreeMap<String, String>,
+
+    /// How releases go, field by field: a Microservice's own `rollout.strategy`,
+    /// `steps`, `gates`, `progressDeadlineSeconds` and `autoRollback` win each.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::RolloutSpec>,
 }
 
 /// Guardrails. Unset rules allow everything.

@@ -39,6 +39,11 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"URL","type":"string","priority":1,"jsonPath":".status.url"}"#,
     printcolumn = r#"{"name":"External URL","type":"string","priority":1,"jsonPath":".status.externalUrl"}"#,
     printcolumn = r#"{"name":"Class","type":"string","priority":1,"jsonPath":".status.className"}"#,
+    printcolumn = r#"{"name":"Rollout","type":"string","priority":1,"description":"phase of the release","jsonPath":".status.rollout.phase"}"#,
+    printcolumn = r#"{"name":"Step","type":"integer","priority":1,"description":"canary step under way","jsonPath":".status.rollout.step"}"#,
+    printcolumn = r#"{"name":"Weight","type":"integer","priority":1,"description":"percent of pods on the new template","jsonPath":".status.rollout.weight"}"#,
+    printcolumn = r#"{"name":"Stable","type":"string","priority":1,"description":"image of the last fully ready template","jsonPath":".status.rollout.stableImage"}"#,
+    printcolumn = r#"{"name":"Canary","type":"string","priority":1,"description":"image being released","jsonPath":".status.rollout.canaryImage"}"#,
     validation = Rule::new("!has(self.spec.dependsOn) || self.spec.dependsOn.all(d, d.name != self.metadata.name || has(d.__namespace__))").message("spec.dependsOn: a Microservice cannot depend on itself").field_path(".spec.dependsOn"),
 )]
 #[serde(rename_all = "camelCase")]
@@ -184,6 +189,12 @@ pub struct MicroserviceSpec {
         regex(pattern = r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
     )]
     pub part_of: Option<String>,
+
+    /// How changes to the pods are released: a rolling update (the default) or a canary
+    /// in steps, health gates, and the automatic rollback of a failed release. Promote
+    /// or abort a release with `flotilla rollout promote|abort NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::RolloutSpec>,
 
     /// Stop reconciling this Microservice: its children are left as they are until it is
     /// unpaused. The `Ready` condition says so.
@@ -834,6 +845,10 @@ pub struct MicroserviceStatus {
     /// The image the pods run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
+    /// Where the release of the pod template stands: strategy, canary step and weight,
+    /// the stable and the new image, the last failed release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<super::RolloutStatus>,
 }
 
 impl MicroserviceStatus {

@@ -4,7 +4,9 @@
 mod class;
 mod crd;
 mod microservice;
+mod rollout;
 
 pub use class::*;
 pub use crd::{KubeVersion, crd_file_name, crds, crds_yaml};
 pub use microservice::*;
+pub use rollout::*;

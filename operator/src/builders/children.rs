@@ -59,6 +59,22 @@ impl Children {
         serde_json::from_value(self.get(kind)?.object.clone()).ok()
     }
 
+    /// The child of this kind, to adjust (the rollout picks the Deployment's template).
+    pub fn get_mut(&mut self, kind: &ChildKind) -> Option<&mut Child> {
+        self.items.iter_mut().find(|child| child.kind == kind)
+    }
+
+    /// Adds `child` right after the last child of its kind (a second Deployment after
+    /// the first), so the apply order stays that of the kinds.
+    pub fn insert_after_kind(&mut self, child: Child) {
+        let at = self
+            .items
+            .iter()
+            .rposition(|c| c.kind == child.kind)
+            .map_or(self.items.len(), |i| i + 1);
+        self.items.insert(at, child);
+    }
+
     /// Marks the child of this kind as held: the controller leaves it as it is.
     pub fn hold(&mut self, kind: &ChildKind) {
         for child in self.items.iter_mut().filter(|child| child.kind == kind) {

@@ -92,7 +92,11 @@ pub const HANDOVER_MANAGER: &str = "flotilla-replicas-handover";
 /// A new autoscaled Deployment starts at the autoscaler's minimum rather than at one
 /// pod; the next apply hands the field over (see [`hand_over_replicas`]).
 fn start_at_minimum(ms: &Microservice, desired: &mut Value) {
-    if let Some(autoscaling) = &ms.spec.autoscaling {
+    // The canary Deployment's count is the rollout's, autoscaled or not.
+    let canary = desired["metadata"]["labels"][labels::TRACK].is_string();
+    if let Some(autoscaling) = &ms.spec.autoscaling
+        && !canary
+    {
         desired["spec"]["replicas"] = json!(autoscaling.min_replicas);
     }
 }
@@ -177,10 +181,32 @@ fn pod_template(
     let template = spec.pod_template.clone().unwrap_or_default();
     let (volumes, mounts) = security::writable_volumes(spec)?;
     let container = container(spec, ctx, mounts)?;
-    Ok(PodTemplateSpec {
+    let mut built = PodTemplateSpec {
         metadata: Some(pod_metadata(ms, &template, &ctx.config_hash)),
         spec: Some(pod_spec(ms, template, selector, container, volumes)),
-    })
+    };
+    let revision = template_revision(&built)?;
+    if let Some(labels) = built.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.insert(labels::REVISION.to_string(), revision);
+    }
+    Ok(built)
+}
+
+/// The revision of a pod template: a hash of it as built, before the revision label is
+/// added. Two specs that give the same pods give the same revision.
+fn template_revision(template: &PodTemplateSpec) -> Result<String, BuildError> {
+    let value = serde_json::to_value(template).map_err(|e| BuildError::Serialize {
+        kind: KIND.kind,
+        message: e.to_string(),
+    })?;
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.to_string().as_bytes());
+    Ok(digest[..5].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The revision label of a Deployment's pod template, as built by [`build`].
+pub fn revision_of(deployment: &Value) -> Option<&str> {
+    deployment["spec"]["template"]["metadata"]["labels"][labels::REVISION].as_str()
 }
 
 /// The pod's labels and annotations: the template's, Flotilla's labels and the hash of

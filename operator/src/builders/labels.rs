@@ -19,6 +19,18 @@ pub const MANAGED_SELECTOR: &str = "app.kubernetes.io/managed-by=flotilla";
 /// over with its owner reference and labels. Without it Flotilla never touches an object
 /// it did not create.
 pub const ADOPT_ANNOTATION: &str = "flotilla.dev/adopt";
+/// Pod label naming the revision of its template: a hash of the template without this
+/// label. The rollout state machine tells the new pods from the stable ones by it.
+pub const REVISION: &str = "flotilla.dev/revision";
+/// Pod label, and selector label, of the canary Deployment's pods (`canary`).
+pub const TRACK: &str = "flotilla.dev/track";
+pub const TRACK_CANARY: &str = "canary";
+/// Annotation on a Microservice asking to skip the remaining pauses of the release under
+/// way; its value (any new one, e.g. a timestamp) is acted on once.
+pub const PROMOTE_ANNOTATION: &str = "flotilla.dev/promote";
+/// Annotation on a Microservice asking to roll the release under way back now; its value
+/// is acted on once.
+pub const ABORT_ANNOTATION: &str = "flotilla.dev/abort";
 /// Pod-template annotation holding the hash of referenced ConfigMaps and Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "flotilla.dev/config-hash";
 

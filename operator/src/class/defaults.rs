@@ -11,7 +11,8 @@ use crate::api::{ClassDefaults, Metrics, MicroserviceSpec, ResourceAmounts, Reso
 ///   chosen how it scales, and the class's scaling would contradict it;
 /// - probes, disruption, topology spread and the security profile as whole values;
 /// - metrics field by field (port, path, interval), unless the spec disables them;
-/// - pod labels and annotations key by key.
+/// - pod labels and annotations key by key;
+/// - rollout settings field by field (steps only for a canary).
 pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> MicroserviceSpec {
     let mut merged = spec.clone();
     merged.resources = merge_resources(spec.resources.as_ref(), defaults.resources.as_ref());
@@ -26,6 +27,22 @@ pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> Micr
         merged.disruption = defaults.disruption.clone();
     }
     merged.metrics = merge_metrics(spec.metrics.as_ref(), defaults.metrics.as_ref());
+    if let Some(class) = &defaults.rollout {
+        let own = merged.rollout.get_or_insert_with(Default::default);
+        own.strategy = own.strategy.or(class.strategy);
+        // The class's steps are for a canary: a Microservice choosing `rolling` for
+        // itself does not inherit them.
+        if own.steps.is_empty() && own.strategy == Some(crate::api::RolloutStrategy::Canary) {
+            own.steps = class.steps.clone();
+        }
+        if own.gates.is_none() {
+            own.gates = class.gates.clone();
+        }
+        own.progress_deadline_seconds = own
+            .progress_deadline_seconds
+            .or(class.progress_deadline_seconds);
+        own.auto_rollback = own.auto_rollback.or(class.auto_rollback);
+    }
     if let Some(profile) = defaults.security_profile {
         let security = merged.security.get_or_insert_with(Default::default);
         security.profile.get_or_insert(profile);
@@ -236,6 +253,35 @@ mod tests {
             &defaults("{metrics: {disabled: true}}"),
         );
         assert!(none.metrics.unwrap().disabled);
+    }
+
+    #[test]
+    fn rollout_settings_merge_field_by_field() {
+        let class = defaults(
+            "{rollout: {strategy: canary, steps: [{weight: 20, pause: 1m}], progressDeadlineSeconds: 120, autoRollback: false, gates: {maxRestarts: 1}}}",
+        );
+        let bare = apply_defaults(&spec("{image: a}"), &class).rollout.unwrap();
+        assert_eq!(bare, class.rollout.clone().unwrap());
+
+        let own = apply_defaults(
+            &spec("{image: a, rollout: {steps: [{weight: 50}], autoRollback: true}}"),
+            &class,
+        )
+        .rollout
+        .unwrap();
+        assert_eq!(own.steps.len(), 1);
+        assert_eq!(own.steps[0].weight, 50, "its own steps win");
+        assert_eq!(own.auto_rollback, Some(true));
+        assert_eq!(own.progress_deadline_seconds, Some(120));
+        assert_eq!(own.gates.unwrap().max_restarts, Some(1));
+
+        let rolling = apply_defaults(&spec("{image: a, rollout: {strategy: rolling}}"), &class)
+            .rollout
+            .unwrap();
+        assert!(
+            rolling.steps.is_empty(),
+            "a rolling service takes no canary steps"
+        );
     }
 
     #[test]

@@ -87,6 +87,8 @@ fn observed<'a>(deployment: Option<&'a Deployment>, pods: Vec<&'a Pod>) -> Obser
         class_name: None,
         external_url: None,
         scraping: None,
+        canary: None,
+        rollout: None,
     }
 }
 

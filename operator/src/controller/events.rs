@@ -58,6 +58,24 @@ pub async fn reconcile_failed(ctx: &Context, ms: &Microservice, reason: &str, me
     .await;
 }
 
+/// A release reached an end: released, rolled back, failed.
+pub async fn rollout(ctx: &Context, ms: &Microservice, notice: &crate::rollout::machine::Notice) {
+    let type_ = if notice.warning {
+        EventType::Warning
+    } else {
+        EventType::Normal
+    };
+    publish(
+        ctx,
+        ms,
+        type_,
+        notice.reason,
+        "Rollout",
+        notice.note.clone(),
+    )
+    .await;
+}
+
 /// The API server refuses an events.k8s.io/v1 note over 1 KiB, and the whole event with
 /// it.
 const MAX_NOTE_BYTES: usize = 1024;

@@ -62,7 +62,8 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
-    let plan = read::plan(&ctx, &ms, &namespace).await?;
+    let mut plan = read::plan(&ctx, &ms, &namespace).await?;
+    let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
             apply::apply(&ctx, &build.effective, &build.children).await?
@@ -73,7 +74,14 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
     }
     events::children_changed(&ctx, &ms, &applied.changes).await;
-    let (status, status_due) = update_status(&ctx, &ms, &plan, &applied, &namespace).await?;
+    if let Some(notice) = rollout.as_ref().and_then(|d| d.notice.as_ref())
+        && applied.failure.is_none()
+    {
+        info!(microservice = %ms.name_any(), %namespace, reason = notice.reason, note = %notice.note, "rollout");
+        events::rollout(&ctx, &ms, notice).await;
+    }
+    let (status, status_due) =
+        update_status(&ctx, &ms, &plan, &applied, rollout.as_ref(), &namespace).await?;
     if let Some(failure) = applied.failure {
         // Status says it already; the error brings the backoff and the event.
         return Err(Error::Apply {
@@ -84,17 +92,88 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     }
     ctx.reset_backoff(&key);
 
+    let next = if status.is_ready() {
+        RESYNC
+    } else {
+        WHILE_PROGRESSING
+    };
+    // A canary pause ends, or a deadline passes, without any watch event.
+    let next = rollout
+        .and_then(|decision| decision.requeue)
+        .map_or(next, |at| next.min(at.max(Duration::from_secs(1))));
+    // A progress-only status held back (`status_pace`): come back to write it.
+    let next = status_due.map_or(next, |due| next.min(due));
     // A refusal waits for a change to the spec (a watch event) or to its class (the
     // class index triggers every user).
-    Ok(if let Some(due) = status_due {
-        Action::requeue(due)
-    } else if plan.outcome.is_err() {
+    Ok(if plan.outcome.is_err() {
         Action::await_change()
-    } else if status.is_ready() {
-        Action::requeue(RESYNC)
     } else {
-        Action::requeue(WHILE_PROGRESSING)
+        Action::requeue(next)
     })
+}
+
+/// Runs the release state machine on the planned children (see `crate::rollout`) and
+/// adjusts them to its decision. Nothing is decided while the spec is refused or paused
+/// or the Deployment is held for a dependency: no release can progress then, and its
+/// deadline must not run out for it.
+async fn decide_rollout(
+    ctx: &Context,
+    ms: &Microservice,
+    plan: &mut Plan,
+    namespace: &str,
+) -> Option<crate::rollout::Decision> {
+    let build = plan.outcome.as_mut().ok()?;
+    let held = build
+        .children
+        .get(&crate::builders::deployment::KIND)
+        .is_none_or(|child| child.held);
+    if ms.spec.paused || held {
+        return None;
+    }
+    let name = ms.name_any();
+    // The status this process last wrote, when the cache has not caught up with it: the
+    // state machine must not step back to an older step.
+    let written = ctx.statuses.ahead_of(
+        &ObjectRef::from_obj(ms),
+        ms.metadata.resource_version.as_deref(),
+    );
+    let current = match written {
+        Some(status) => Cow::Owned(Microservice {
+            status: Some(status),
+            ..ms.clone()
+        }),
+        None => Cow::Borrowed(ms),
+    };
+    let stable = read::deployment(&ctx.caches, &name, namespace);
+    let canary = read::deployment(
+        &ctx.caches,
+        &crate::rollout::workloads::canary_name(&name),
+        namespace,
+    );
+    let pods = read::pods(&ctx.caches, &name, namespace);
+    let pods: Vec<&k8s_openapi::api::core::v1::Pod> = pods.iter().map(Arc::as_ref).collect();
+    let now = jiff::Timestamp::now();
+    let due = crate::rollout::http_checks_due(
+        current.as_ref(),
+        &build.effective,
+        &build.children,
+        &pods,
+        now,
+    );
+    let http = match due {
+        Some((gate, ready)) => Some(crate::rollout::http::check(&ctx.client, &gate, &ready).await),
+        None => None,
+    };
+    crate::rollout::reconcile(
+        current.as_ref(),
+        &build.effective,
+        &mut build.children,
+        stable.as_ref(),
+        canary.as_ref(),
+        &pods,
+        http,
+        now,
+    )
 }
 
 /// Computes the status from the plan, what applying did and the caches, and writes it
@@ -106,10 +185,16 @@ async fn update_status(
     ms: &Microservice,
     plan: &Plan,
     applied: &Applied,
+    rollout: Option<&crate::rollout::Decision>,
     namespace: &str,
 ) -> Result<(MicroserviceStatus, Option<Duration>)> {
     let name = ms.name_any();
     let deployment = read::deployment(&ctx.caches, &name, namespace);
+    let canary = read::deployment(
+        &ctx.caches,
+        &crate::rollout::workloads::canary_name(&name),
+        namespace,
+    );
     let pods = read::pods(&ctx.caches, &name, namespace);
     let refused = plan.outcome.as_ref().err();
     let child_problem = child_problem(applied);
@@ -134,6 +219,8 @@ async fn update_status(
             .as_ref()
             .ok()
             .and_then(|build| scraping(ctx.capabilities.serves(&service_monitor::KIND), build)),
+        canary: canary.as_ref(),
+        rollout,
     };
     // While the cache has not caught up with the status this process last wrote, that
     // status is the one to compare with (and to keep transition times from).

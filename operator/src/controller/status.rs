@@ -55,6 +55,12 @@ pub struct Observed<'a> {
     pub class_name: Option<String>,
     /// The URL from outside the cluster, when exposed.
     pub external_url: Option<String>,
+    /// The canary Deployment, while a canary runs.
+    pub canary: Option<&'a Deployment>,
+    /// What the release state machine decided this pass: `status.rollout` and the
+    /// conditions it speaks for (a canary step, a rollback). None keeps the last
+    /// `status.rollout` (nothing was decided: paused, refused, held).
+    pub rollout: Option<&'a crate::rollout::Decision>,
     /// How the pods are scraped; None when `spec.metrics` is off (or the spec refused).
     pub scraping: Option<Scraping>,
 }
@@ -132,6 +138,7 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
         ),
     ]
     .into_iter()
+    .map(|(type_, verdict)| (type_, rollout_verdict(observed, type_).unwrap_or(verdict)))
     .chain(
         observed
             .scraping
@@ -140,16 +147,45 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     )
     .map(|(type_, (status, cause))| condition(&previous, type_, status, cause, generation, &now))
     .collect();
+    let rollout_status = observed
+        .rollout
+        .map(|decision| decision.status.clone())
+        .or_else(|| previous.rollout.clone());
+    // A canary's pods count with the stable ones: they serve behind the same Service.
+    let (total, ready, updated, desired) = match observed.canary {
+        Some(canary) => {
+            let status = canary.status.clone().unwrap_or_default();
+            let wanted = canary.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
+            (
+                rollout.total + status.replicas.unwrap_or(0),
+                rollout.ready + status.ready_replicas.unwrap_or(0),
+                rollout.updated + status.updated_replicas.unwrap_or(0),
+                rollout.desired + wanted,
+            )
+        }
+        None => (
+            rollout.total,
+            rollout.ready,
+            rollout.updated,
+            rollout.desired,
+        ),
+    };
+    // While rolled back, the pods run the stable image, not the spec's.
+    let image = rollout_status
+        .as_ref()
+        .filter(|r| r.phase == Some(crate::api::RolloutPhase::RolledBack))
+        .and_then(|r| r.stable_image.clone())
+        .unwrap_or_else(|| ms.spec.image.clone());
 
     let name = ms.name_any();
     let namespace = ms.namespace().unwrap_or_default();
     MicroserviceStatus {
         observed_generation: generation,
         conditions,
-        replicas: rollout.total,
-        ready_replicas: rollout.ready,
-        updated_replicas: rollout.updated,
-        replica_summary: Some(format!("{}/{}", rollout.ready, rollout.desired)),
+        replicas: total,
+        ready_replicas: ready,
+        updated_replicas: updated,
+        replica_summary: Some(format!("{ready}/{desired}")),
         selector: Some(
             labels::pod_selector(&name)
                 .iter()
@@ -162,10 +198,35 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             .ports
             .first()
             .map(|port| crate::builders::env::port_url(&name, &namespace, port)),
-        image: Some(ms.spec.image.clone()),
+        image: Some(image),
         external_url: observed.external_url.clone(),
         class_name: observed.class_name.clone(),
+        rollout: rollout_status,
     }
+}
+
+/// The condition the release state machine decided, unless something deeper holds the
+/// whole reconcile (a refused spec, a child that could not be applied, a missing
+/// dependency, a pause), which the usual verdicts report.
+fn rollout_verdict(observed: &Observed<'_>, type_: &str) -> Option<Verdict> {
+    let decision = observed.rollout?;
+    if observed.refused.is_some()
+        || observed.child_problem.is_some()
+        || !observed.missing_dependencies.is_empty()
+        || observed.paused
+    {
+        return None;
+    }
+    let verdict = match type_ {
+        READY => decision.verdicts.ready.as_ref(),
+        PROGRESSING => decision.verdicts.progressing.as_ref(),
+        DEGRADED => decision.verdicts.degraded.as_ref(),
+        _ => None,
+    }?;
+    Some((
+        verdict.status,
+        Cause::new(verdict.reason.clone(), verdict.message.clone()),
+    ))
 }
 
 /// A condition's status and why.
@@ -475,21 +536,27 @@ const FAILURE_REASONS: &[&str] = &[
     "CrashLoopBackOff",
 ];
 
-/// Reduces a pod to what [`pod_failure`] and the pod index read: its name, UID,
-/// version and instance label; of its status the conditions (type, status, reason,
-/// message) and each container's name, state and last state. The cache holds pods so.
+/// Reduces a pod to what [`pod_failure`], the pod index and the rollout gates read: its
+/// name, UID, version, instance, revision and track labels; of its status the
+/// conditions (type, status, reason, message) and each container's name, state, last
+/// state, restart count and readiness. The cache holds pods so.
 pub fn keep_what_status_reads(pod: &mut Pod) {
     let meta = &mut pod.metadata;
-    let instance = meta
+    let kept: BTreeMap<String, String> = meta
         .labels
         .take()
-        .and_then(|mut labels| labels.remove_entry(labels::INSTANCE));
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(key, _)| {
+            [labels::INSTANCE, labels::REVISION, labels::TRACK].contains(&key.as_str())
+        })
+        .collect();
     *meta = ObjectMeta {
         name: meta.name.take(),
         namespace: meta.namespace.take(),
         uid: meta.uid.take(),
         resource_version: meta.resource_version.take(),
-        labels: instance.map(|(key, value)| BTreeMap::from([(key, value)])),
+        labels: (!kept.is_empty()).then_some(kept),
         ..ObjectMeta::default()
     };
     pod.spec = None;
@@ -504,6 +571,9 @@ pub fn keep_what_status_reads(pod: &mut Pod) {
                     name: c.name,
                     state: c.state,
                     last_state: c.last_state,
+                    // The rollout's restart gate reads these.
+                    restart_count: c.restart_count,
+                    ready: c.ready,
                     ..ContainerStatus::default()
                 })
                 .collect()
@@ -639,6 +709,8 @@ mod tests {
             external_url: None,
             paused: false,
             scraping: None,
+            canary: None,
+            rollout: None,
         }
     }
 
@@ -948,6 +1020,62 @@ mod tests {
             get(&status, METRICS_SCRAPED).message,
             "ServiceMonitor users scrapes port http at /metrics"
         );
+    }
+
+    #[test]
+    fn a_rollback_speaks_for_the_conditions_but_a_refusal_comes_first() {
+        use crate::rollout::machine::{Decision, Replicas, Template, Verdict, Verdicts, Workloads};
+        let deployment = deployment(5, 5, 2, 2, 2);
+        let verdict = |status| Verdict {
+            status,
+            reason: "RolledBack".into(),
+            message: "rolled back from users:2 to users:1: CrashLoopBackOff on pod users-canary-x"
+                .into(),
+        };
+        let decision = Decision {
+            status: crate::api::RolloutStatus {
+                phase: Some(crate::api::RolloutPhase::RolledBack),
+                stable_image: Some("users:1".into()),
+                ..Default::default()
+            },
+            workloads: Workloads {
+                stable_template: Template::Desired,
+                stable_replicas: Replicas::Desired,
+                canary_replicas: None,
+            },
+            verdicts: Verdicts {
+                ready: Some(verdict("False")),
+                progressing: Some(verdict("False")),
+                degraded: Some(verdict("True")),
+            },
+            notice: None,
+            requeue: None,
+        };
+        let mut seen = observed(Some(&deployment), vec![]);
+        seen.rollout = Some(&decision);
+        let status = compute(&ms(), &seen, now());
+        for (type_, expected) in [(READY, "False"), (PROGRESSING, "False"), (DEGRADED, "True")] {
+            let condition = get(&status, type_);
+            assert_eq!(
+                (condition.status.as_str(), condition.reason.as_str()),
+                (expected, "RolledBack"),
+                "{type_}"
+            );
+            assert!(condition.message.contains("users-canary-x"));
+        }
+        assert_eq!(
+            status.image.as_deref(),
+            Some("users:1"),
+            "the pods run the stable image"
+        );
+        assert_eq!(status.rollout, Some(decision.status.clone()));
+
+        seen.refused = Some(Cause::new(
+            "InvalidSpec",
+            "spec.image: must not contain spaces",
+        ));
+        let status = compute(&ms(), &seen, now());
+        assert_eq!(get(&status, READY).reason, "InvalidSpec");
     }
 
     #[test]

@@ -27,7 +27,9 @@ const PROGRESS_RATE: f64 = 5.0;
 const PROGRESS_BURST: f64 = 20.0;
 
 /// Whether `next` carries news that may not wait: a first status, another generation,
-/// Ready or Degraded turning.
+/// Ready or Degraded turning, or the release's state (`status.rollout`: the canary step
+/// and its start, the stable template, a failed generation), which the next pass, maybe
+/// in another process, resumes from.
 pub fn urgent(current: Option<&MicroserviceStatus>, next: &MicroserviceStatus) -> bool {
     let Some(current) = current else {
         return true;
@@ -36,6 +38,7 @@ pub fn urgent(current: Option<&MicroserviceStatus>, next: &MicroserviceStatus) -
         status.condition(type_).map(|c| c.status.clone())
     };
     current.observed_generation != next.observed_generation
+        || current.rollout != next.rollout
         || [READY, DEGRADED]
             .iter()
             .any(|type_| verdict(current, type_) != verdict(next, type_))

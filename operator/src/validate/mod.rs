@@ -155,6 +155,82 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_security(spec, errors);
     check_pod_template(spec, errors);
     check_part_of(spec, errors);
+    check_rollout(spec, errors);
+}
+
+fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {
+    let Some(rollout) = &spec.rollout else { return };
+    if rollout.strategy == Some(crate::api::RolloutStrategy::Rolling) && !rollout.steps.is_empty() {
+        errors.add(
+            "spec.rollout.steps",
+            "steps are for strategy canary, not rolling",
+        );
+    }
+    if rollout.steps.len() > 20 {
+        errors.add(
+            "spec.rollout.steps",
+            format!("at most 20 steps, got {}", rollout.steps.len()),
+        );
+    }
+    for (i, step) in rollout.steps.iter().enumerate() {
+        errors.range(
+            format!("spec.rollout.steps[{i}].weight"),
+            step.weight.into(),
+            1,
+            99,
+        );
+        if let Some(pause) = &step.pause
+            && let Err(reason) = crate::rollout::settings::parse_pause(pause)
+        {
+            errors.add(format!("spec.rollout.steps[{i}].pause"), reason);
+        }
+    }
+    if let Some(seconds) = rollout.progress_deadline_seconds {
+        errors.range(
+            "spec.rollout.progressDeadlineSeconds",
+            seconds.into(),
+            5,
+            86400,
+        );
+    }
+    if let Some(restarts) = rollout.gates.as_ref().and_then(|g| g.max_restarts) {
+        errors.range("spec.rollout.gates.maxRestarts", restarts.into(), 0, 100);
+    }
+    if let Some(http) = rollout.gates.as_ref().and_then(|g| g.http.as_ref()) {
+        if !http.path.starts_with('/') || http.path.chars().any(char::is_whitespace) {
+            errors.add(
+                "spec.rollout.gates.http.path",
+                format!("`{}`: an absolute path without spaces", http.path),
+            );
+        }
+        match &http.port {
+            Some(name) if !spec.ports.iter().any(|p| &p.name == name) => errors.add(
+                "spec.rollout.gates.http.port",
+                format!("`{name}` is not one of spec.ports"),
+            ),
+            None if spec.ports.is_empty() => errors.add(
+                "spec.rollout.gates.http",
+                "needs a port to call: spec.ports is empty",
+            ),
+            _ => {}
+        }
+        if let Some(status) = http.expected_status {
+            errors.range(
+                "spec.rollout.gates.http.expectedStatus",
+                status.into(),
+                100,
+                599,
+            );
+        }
+        if let Some(percent) = http.success_percent {
+            errors.range(
+                "spec.rollout.gates.http.successPercent",
+                percent.into(),
+                1,
+                100,
+            );
+        }
+    }
 }
 
 fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {

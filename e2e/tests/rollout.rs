@@ -1,0 +1,758 @@
+//! Releases on a real cluster (issue 14): a client pod inside the cluster calls the
+//! Service every 50 ms for the whole scenario (`testapp probe`) and counts failed
+//! requests and which version answered; each scenario asserts on those counts.
+//!
+//! Pauses and deadlines are short (10-20 s) so the file stays within a few minutes.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use flotilla::api::{Microservice, RolloutPhase, RolloutStatus};
+use flotilla_e2e::steps::{
+    condition, describe, ensure_crds, start_operator, testapp, wait_microservice,
+};
+use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::Api;
+use kube::api::{ListParams, LogParams, PostParams};
+
+const PROBE_LABEL: &str = "flotilla-e2e-probe";
+
+/// What the probe pod has counted so far.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Counts {
+    ok: u64,
+    failed: u64,
+    versions: BTreeMap<String, u64>,
+}
+
+impl Counts {
+    fn parse(line: &str) -> Option<(Counts, BTreeMap<String, u64>)> {
+        let rest = line.strip_prefix("probe ok=")?;
+        let field = |name: &str| -> Option<&str> {
+            let start = rest.find(&format!("{name}="))? + name.len() + 1;
+            Some(rest[start..].split_whitespace().next().unwrap_or(""))
+        };
+        let map = |text: &str| -> BTreeMap<String, u64> {
+            text.split(',')
+                .filter_map(|pair| pair.split_once(':'))
+                .filter_map(|(k, v)| Some((k.to_string(), v.parse().ok()?)))
+                .collect()
+        };
+        let counts = Counts {
+            ok: rest.split_whitespace().next()?.parse().ok()?,
+            failed: field("failed")?.parse().ok()?,
+            versions: map(field("versions")?),
+        };
+        Some((counts, map(field("window").unwrap_or(""))))
+    }
+
+    /// Answers by version since `earlier`.
+    fn since(&self, earlier: &Counts) -> BTreeMap<String, u64> {
+        self.versions
+            .iter()
+            .map(|(k, v)| (k.clone(), v - earlier.versions.get(k).copied().unwrap_or(0)))
+            .filter(|(_, v)| *v > 0)
+            .collect()
+    }
+}
+
+fn share(answers: &BTreeMap<String, u64>, version: &str) -> f64 {
+    let total: u64 = answers.values().sum();
+    if total == 0 {
+        return 0.0;
+    }
+    answers.get(version).copied().unwrap_or(0) as f64 / total as f64
+}
+
+/// The client pod: `testapp probe http://<ClusterIP>/`.
+struct Probe {
+    pods: Api<Pod>,
+    name: String,
+}
+
+impl Probe {
+    async fn start(client: &kube::Client, ns: &str, service: &str) -> anyhow::Result<Probe> {
+        let ip = Api::<Service>::namespaced(client.clone(), ns)
+            .get(service)
+            .await?
+            .spec
+            .and_then(|s| s.cluster_ip)
+            .unwrap_or_default();
+        let name = format!("probe-{service}");
+        let pod: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "labels": {"app": PROBE_LABEL}},
+            "spec": {
+                "restartPolicy": "Never",
+                "terminationGracePeriodSeconds": 1,
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532,
+                    "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [{
+                    "name": "probe",
+                    "image": "flotilla.local/testapp:v1",
+                    "imagePullPolicy": "IfNotPresent",
+                    "args": ["probe", format!("http://{ip}:80/")],
+                    "resources": {"requests": {"cpu": "20m", "memory": "16Mi"}},
+                    "securityContext": {"allowPrivilegeEscalation": false,
+                        "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+                }]
+            }
+        }))?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        pods.create(&PostParams::default(), &pod).await?;
+        let probe = Probe { pods, name };
+        probe
+            .wait_until("the probe answers", |c| c.ok >= 10)
+            .await?;
+        Ok(probe)
+    }
+
+    /// The latest counts and the last second's answers.
+    async fn read(&self) -> anyhow::Result<(Counts, BTreeMap<String, u64>)> {
+        let log = self
+            .pods
+            .logs(
+                &self.name,
+                &LogParams {
+                    tail_lines: Some(40),
+                    ..LogParams::default()
+                },
+            )
+            .await?;
+        let failures: Vec<&str> = log
+            .lines()
+            .filter(|l| l.starts_with("probe failure"))
+            .collect();
+        if !failures.is_empty() {
+            eprintln!("probe saw: {}", failures.join(" | "));
+        }
+        log.lines()
+            .rev()
+            .find_map(Counts::parse)
+            .ok_or_else(|| anyhow::anyhow!("no probe line yet: {log}"))
+    }
+
+    async fn counts(&self) -> anyhow::Result<Counts> {
+        Ok(self.read().await?.0)
+    }
+
+    async fn wait_until(
+        &self,
+        what: &str,
+        check: impl Fn(&Counts) -> bool,
+    ) -> anyhow::Result<Counts> {
+        wait_for(
+            format!("probe {}: {what}", self.name),
+            Duration::from_secs(120),
+            || async {
+                let counts = self.counts().await?;
+                Ok(if check(&counts) {
+                    Poll::Ready(counts)
+                } else {
+                    Poll::Pending(format!("{counts:?}"))
+                })
+            },
+        )
+        .await
+    }
+
+    /// Waits until a whole second of answers came from `version` alone.
+    async fn wait_only(&self, version: &str) -> anyhow::Result<Counts> {
+        wait_for(
+            format!("probe {}: a second answered by {version} only", self.name),
+            Duration::from_secs(120),
+            || async {
+                let (counts, window) = self.read().await?;
+                Ok(if window.len() == 1 && window.contains_key(version) {
+                    Poll::Ready(counts)
+                } else {
+                    Poll::Pending(format!("last second {window:?}, {counts:?}"))
+                })
+            },
+        )
+        .await
+    }
+}
+
+fn rollout_of(ms: &Microservice) -> RolloutStatus {
+    ms.status
+        .as_ref()
+        .and_then(|s| s.rollout.clone())
+        .unwrap_or_default()
+}
+
+fn phase(ms: &Microservice) -> Option<RolloutPhase> {
+    rollout_of(ms).phase
+}
+
+fn describe_rollout(ms: &Microservice) -> String {
+    let r = rollout_of(ms);
+    format!(
+        "{}; rollout {:?} step {:?}/{:?} weight {:?}: {}",
+        describe(ms),
+        r.phase,
+        r.step,
+        r.steps,
+        r.weight,
+        r.message.unwrap_or_default()
+    )
+}
+
+/// A service of `replicas` testapp pods reachable from the probe pod, and its manifest
+/// with `image` and extra spec lines.
+fn service(name: &str, image: &str, replicas: i32, extra: &str) -> String {
+    testapp(
+        name,
+        &format!(
+            "  replicas: {replicas}\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n{extra}"
+        ),
+    )
+    .replace("flotilla.local/testapp:v1", image)
+}
+
+const V1: &str = "flotilla.local/testapp:v1";
+const V2: &str = "flotilla.local/testapp:v2";
+
+/// Waits until the release of the current spec is done (phase Healthy, Ready).
+async fn wait_released(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    image: &str,
+) -> anyhow::Result<Microservice> {
+    wait_microservice(client, ns, name, &format!("{image} released"), |ms| {
+        ms.is_ready()
+            && phase(ms) == Some(RolloutPhase::Healthy)
+            && rollout_of(ms).stable_image.as_deref() == Some(image)
+    })
+    .await
+}
+
+async fn wait_rolled_back(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+) -> anyhow::Result<Microservice> {
+    wait_microservice(client, ns, name, "Degraded=True RolledBack", |ms| {
+        condition(ms, "Degraded").is_some_and(|c| c.status == "True" && c.reason == "RolledBack")
+    })
+    .await
+}
+
+async fn pods_with(client: &kube::Client, ns: &str, selector: &str) -> anyhow::Result<Vec<Pod>> {
+    Ok(Api::<Pod>::namespaced(client.clone(), ns)
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .items)
+}
+
+fn image_of(pod: &Pod) -> String {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.containers.first())
+        .and_then(|c| c.image.clone())
+        .unwrap_or_default()
+}
+
+/// Waits until the Microservice's pods are exactly `count` pods of `image`, none of the
+/// canary, none terminating: nothing left behind.
+async fn wait_pods_only(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    image: &str,
+    count: usize,
+) -> anyhow::Result<()> {
+    let selector = format!("app.kubernetes.io/instance={name}");
+    wait_for(
+        format!("{count} pods of {image} only"),
+        Duration::from_secs(120),
+        || async {
+            let pods = pods_with(client, ns, &selector).await?;
+            let seen: Vec<String> = pods
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {}{}",
+                        p.metadata.name.clone().unwrap_or_default(),
+                        image_of(p),
+                        if p.metadata.deletion_timestamp.is_some() {
+                            " (terminating)"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect();
+            let clean = pods.len() == count
+                && pods.iter().all(|p| {
+                    image_of(p) == image
+                        && p.metadata.deletion_timestamp.is_none()
+                        && !p
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .is_some_and(|l| l.contains_key("flotilla.dev/track"))
+                });
+            Ok(if clean {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(seen.join(", "))
+            })
+        },
+    )
+    .await?;
+    let canary = Api::<Deployment>::namespaced(client.clone(), ns)
+        .get_opt(&format!("{name}-canary"))
+        .await?;
+    anyhow::ensure!(canary.is_none(), "the canary Deployment is left behind");
+    Ok(())
+}
+
+fn flotilla(args: &[&str]) -> anyhow::Result<String> {
+    let out = std::process::Command::new(flotilla_e2e::operator::binary())
+        .args(args)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "flotilla {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+// 1. A rolling update v1 → v2 of a 2-replica service: no request fails.
+#[tokio::test]
+async fn rolling_update_fails_no_request() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "roll").await?;
+    let _operator = start_operator(ns.name())?;
+    apply_yaml(ns.name(), &service("web", V1, 2, ""))?;
+    wait_released(&client, ns.name(), "web", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "web").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns.name(), &service("web", V2, 2, ""))?;
+    wait_released(&client, ns.name(), "web", V2).await?;
+    let took = started.elapsed();
+    probe.wait_only("v2").await?;
+    wait_pods_only(&client, ns.name(), "web", V2, 2).await?;
+    let end = probe.counts().await?;
+    println!(
+        "rolling v1→v2: released in {:.1}s; probe {} ok, {} failed, answers {:?}",
+        took.as_secs_f64(),
+        end.ok,
+        end.failed,
+        end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+// 2. A canary v1 → v2 in steps of 25% and 50% of 4 pods: the share of answers from v2
+//    follows the steps, then all answers are v2; no request fails.
+#[tokio::test]
+async fn canary_follows_its_steps() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "canary").await?;
+    let _operator = start_operator(ns.name())?;
+    let rollout = "  rollout:\n    strategy: canary\n    steps:\n    - {weight: 25, pause: 10s}\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("shop", V1, 4, rollout))?;
+    wait_released(&client, ns.name(), "shop", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "shop").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns.name(), &service("shop", V2, 4, rollout))?;
+    let mut shares = Vec::new();
+    for (step, weight) in [(1, 25), (2, 50)] {
+        let paused = wait_microservice(
+            &client,
+            ns.name(),
+            "shop",
+            &format!("paused at step {step}"),
+            |ms| phase(ms) == Some(RolloutPhase::Paused) && rollout_of(ms).step == Some(step),
+        )
+        .await?;
+        let at_pause = probe.counts().await?;
+        let columns = kubectl(&["get", "ms", "shop", "-n", ns.name(), "-o", "wide"])?;
+        println!("{columns}");
+        assert!(
+            columns.contains(&format!("{weight}")) && columns.contains(V2) && columns.contains(V1),
+            "the wide columns show step, weight, stable and canary image: {columns}"
+        );
+        let ready = condition(&paused, "Ready").unwrap();
+        assert_eq!(
+            ready.reason,
+            "CanaryPaused",
+            "{}",
+            describe_rollout(&paused)
+        );
+        wait_microservice(&client, ns.name(), "shop", "the pause to end", |ms| {
+            rollout_of(ms).step.is_some_and(|s| s > step)
+                || phase(ms) == Some(RolloutPhase::Healthy)
+        })
+        .await?;
+        let answers = probe.counts().await?.since(&at_pause);
+        let v2 = share(&answers, "v2");
+        println!(
+            "canary step {step} ({weight}%): {answers:?} → v2 share {:.0}% at {:.1}s",
+            v2 * 100.0,
+            started.elapsed().as_secs_f64()
+        );
+        shares.push((weight, v2, answers));
+    }
+    wait_released(&client, ns.name(), "shop", V2).await?;
+    let took = started.elapsed();
+    probe.wait_only("v2").await?;
+    wait_pods_only(&client, ns.name(), "shop", V2, 4).await?;
+    let end = probe.counts().await?;
+    println!(
+        "canary 25%/50%: released in {:.1}s; probe {} ok, {} failed, answers {:?}",
+        took.as_secs_f64(),
+        end.ok,
+        end.failed,
+        end.versions
+    );
+    for (weight, v2, answers) in &shares {
+        let expected = *weight as f64 / 100.0;
+        assert!(
+            (v2 - expected).abs() <= 0.15,
+            "step at {weight}%: v2 answered {:.0}% ({answers:?})",
+            v2 * 100.0
+        );
+    }
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+// 3. A canary of an image that crashes on start is rolled back by itself: RolledBack
+//    naming the pod, an event, the failed generation in status; v1 answers throughout
+//    and no request fails.
+#[tokio::test]
+async fn crashing_canary_is_rolled_back() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "crash").await?;
+    let _operator = start_operator(ns.name())?;
+    let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("cart", V1, 2, rollout))?;
+    wait_released(&client, ns.name(), "cart", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "cart").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(
+        ns.name(),
+        &service("cart", V2, 2, &format!("  args: [crash]\n{rollout}")),
+    )?;
+    let ms = wait_rolled_back(&client, ns.name(), "cart").await?;
+    let took = started.elapsed();
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!("rolled back after {:.1}s: {degraded}", took.as_secs_f64());
+    assert!(
+        degraded.contains("cart-canary-"),
+        "the cause names the pod: {degraded}"
+    );
+    assert!(
+        degraded.contains("CrashLoopBackOff") || degraded.contains("restarted"),
+        "{degraded}"
+    );
+    let rollout_status = rollout_of(&ms);
+    let failed = rollout_status.failed.clone().expect("the failed release");
+    assert_eq!(failed.generation, ms.metadata.generation, "{failed:?}");
+    assert_eq!(condition(&ms, "Ready").unwrap().reason, "RolledBack");
+    assert_eq!(ms.status.as_ref().unwrap().image.as_deref(), Some(V1));
+    let events = kubectl(&[
+        "get",
+        "events",
+        "-n",
+        ns.name(),
+        "--field-selector",
+        "reason=RolledBack",
+    ])?;
+    assert!(events.contains("cart"), "a RolledBack event: {events}");
+    wait_pods_only(&client, ns.name(), "cart", V1, 2).await?;
+    // Not retried: the failed revision stays rolled back.
+    let later = wait_microservice(&client, ns.name(), "cart", "still rolled back", |ms| {
+        phase(ms) == Some(RolloutPhase::RolledBack)
+    })
+    .await?;
+    assert_eq!(rollout_of(&later).failed, Some(failed));
+    let end = probe.counts().await?;
+    println!(
+        "crashing canary: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    assert_eq!(
+        end.versions.keys().collect::<Vec<_>>(),
+        ["v1"],
+        "v1 answered throughout"
+    );
+    Ok(())
+}
+
+// 4. A rolling update to an image that does not exist: a pull failure may pass, so it
+//    is rolled back when the progress deadline passes, not before.
+#[tokio::test]
+async fn missing_image_is_rolled_back_at_the_deadline() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "pull").await?;
+    let _operator = start_operator(ns.name())?;
+    let rollout = "  rollout:\n    progressDeadlineSeconds: 20\n";
+    apply_yaml(ns.name(), &service("api", V1, 2, rollout))?;
+    wait_released(&client, ns.name(), "api", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "api").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    let missing = "flotilla.local/does-not-exist:v9";
+    apply_yaml(ns.name(), &service("api", missing, 2, rollout))?;
+    let ms = wait_rolled_back(&client, ns.name(), "api").await?;
+    let took = started.elapsed();
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!("rolled back after {:.1}s: {degraded}", took.as_secs_f64());
+    assert!(
+        took >= Duration::from_secs(20),
+        "not before the deadline: {took:?}"
+    );
+    assert!(
+        degraded.contains("progress deadline 20s exceeded") && degraded.contains("on pod api-"),
+        "{degraded}"
+    );
+    wait_pods_only(&client, ns.name(), "api", V1, 2).await?;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+        .get("api")
+        .await?;
+    let image = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .image
+        .clone();
+    assert_eq!(image.as_deref(), Some(V1), "the Deployment is back on v1");
+    let end = probe.counts().await?;
+    println!(
+        "missing image: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    assert_eq!(end.versions.keys().collect::<Vec<_>>(), ["v1"]);
+    Ok(())
+}
+
+// 5. `flotilla rollout promote` ends a manual pause; `flotilla rollout abort` during a
+//    pause rolls back at once.
+#[tokio::test]
+async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "steer").await?;
+    let _operator = start_operator(ns.name())?;
+    let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: manual}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("feed", V1, 2, rollout))?;
+    wait_released(&client, ns.name(), "feed", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "feed").await?;
+    probe.wait_only("v1").await?;
+
+    apply_yaml(ns.name(), &service("feed", V2, 2, rollout))?;
+    wait_microservice(&client, ns.name(), "feed", "paused at step 1", |ms| {
+        phase(ms) == Some(RolloutPhase::Paused)
+    })
+    .await?;
+    let status = flotilla(&["rollout", "status", "feed", "-n", ns.name()])?;
+    println!("{status}");
+    assert!(
+        status.contains("phase      Paused") && status.contains("flotilla rollout promote"),
+        "{status}"
+    );
+    let promoted_at = Instant::now();
+    println!(
+        "{}",
+        flotilla(&["rollout", "promote", "feed", "-n", ns.name()])?
+    );
+    wait_released(&client, ns.name(), "feed", V2).await?;
+    println!(
+        "promote: released {:.1}s after the promote of a manual pause",
+        promoted_at.elapsed().as_secs_f64()
+    );
+    probe.wait_only("v2").await?;
+
+    // v3: the same image told to say v3.
+    let sets_name = "    value: feed\n";
+    let v3 = service("feed", V2, 2, rollout).replace(
+        sets_name,
+        &format!("{sets_name}  - name: APP_VERSION\n    value: v3\n"),
+    );
+    apply_yaml(ns.name(), &v3)?;
+    wait_microservice(&client, ns.name(), "feed", "v3 paused at step 1", |ms| {
+        phase(ms) == Some(RolloutPhase::Paused)
+    })
+    .await?;
+    probe
+        .wait_until("v3 answers", |c| c.versions.contains_key("v3"))
+        .await?;
+    let aborted_at = Instant::now();
+    println!(
+        "{}",
+        flotilla(&["rollout", "abort", "feed", "-n", ns.name()])?
+    );
+    let ms = wait_rolled_back(&client, ns.name(), "feed").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "abort: rolled back {:.1}s after the abort: {degraded}",
+        aborted_at.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains("aborted by `flotilla rollout abort`"),
+        "{degraded}"
+    );
+    wait_pods_only(&client, ns.name(), "feed", V2, 2).await?;
+    probe.wait_only("v2").await?;
+    let end = probe.counts().await?;
+    println!(
+        "promote/abort: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+// 6. The operator killed mid-canary: started again, it resumes at the step it was at
+//    (the release's start and the step never go back), and leaves nothing behind.
+#[tokio::test]
+async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "resume").await?;
+    let mut operator = start_operator(ns.name())?;
+    let rollout = "  rollout:\n    steps:\n    - {weight: 25, pause: 5s}\n    - {weight: 50, pause: 20s}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("pay", V1, 4, rollout))?;
+    wait_released(&client, ns.name(), "pay", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "pay").await?;
+    probe.wait_only("v1").await?;
+
+    apply_yaml(ns.name(), &service("pay", V2, 4, rollout))?;
+    let before = wait_microservice(&client, ns.name(), "pay", "paused at step 2", |ms| {
+        phase(ms) == Some(RolloutPhase::Paused) && rollout_of(ms).step == Some(2)
+    })
+    .await?;
+    operator.kill9()?;
+    let at_kill = rollout_of(&before);
+    println!("killed at {}", describe_rollout(&before));
+    operator.restart()?;
+
+    let api: Api<Microservice> = Api::namespaced(client.clone(), ns.name());
+    let steps_seen = std::sync::Mutex::new(Vec::new());
+    let after = wait_for("the canary to finish", Duration::from_secs(150), || async {
+        let ms = api.get("pay").await?;
+        let rollout = rollout_of(&ms);
+        if rollout.phase != Some(RolloutPhase::Healthy) {
+            let seen = (
+                rollout.phase,
+                rollout.step,
+                rollout.release_started_at.clone(),
+            );
+            let mut steps_seen = steps_seen.lock().unwrap();
+            if steps_seen.last() != Some(&seen) {
+                steps_seen.push(seen);
+            }
+        }
+        Ok(
+            if ms.is_ready() && rollout.phase == Some(RolloutPhase::Healthy) {
+                Poll::Ready(ms)
+            } else {
+                Poll::Pending(describe_rollout(&ms))
+            },
+        )
+    })
+    .await?;
+    let steps_seen = steps_seen.into_inner().unwrap();
+    println!(
+        "seen after the restart (phase, step): {:?}",
+        steps_seen.iter().map(|s| (s.0, s.1)).collect::<Vec<_>>()
+    );
+    for (phase, step, started) in &steps_seen {
+        assert!(
+            step.unwrap_or(0) >= 2,
+            "went back to step {step:?} ({phase:?})"
+        );
+        assert_eq!(
+            started, &at_kill.release_started_at,
+            "the release started again"
+        );
+    }
+    assert_eq!(rollout_of(&after).stable_image.as_deref(), Some(V2));
+    wait_pods_only(&client, ns.name(), "pay", V2, 4).await?;
+    probe.wait_only("v2").await?;
+    let end = probe.counts().await?;
+    println!(
+        "operator killed mid-canary: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+// 7. The HTTP gate: a canary whose pods answer the gate's path with 502 is rolled back,
+//    the cause naming the gate, the pod and the status (the checks go through the API
+//    server's pod proxy); v1 answers throughout.
+#[tokio::test]
+async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "gate").await?;
+    let _operator = start_operator(ns.name())?;
+    // `/call/UNSET` answers 502: the variable it would call is not set.
+    let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 5s}\n    gates:\n      http: {path: /call/UNSET, successPercent: 90}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns.name(), &service("search", V1, 2, rollout))?;
+    wait_released(&client, ns.name(), "search", V1).await?;
+    let probe = Probe::start(&client, ns.name(), "search").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns.name(), &service("search", V2, 2, rollout))?;
+    let ms = wait_rolled_back(&client, ns.name(), "search").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "http gate: rolled back after {:.1}s: {degraded}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains("gate http /call/UNSET:")
+            && degraded.contains("answered 502")
+            && degraded.contains("search-canary-"),
+        "{degraded}"
+    );
+    wait_pods_only(&client, ns.name(), "search", V1, 2).await?;
+    let end = probe.counts().await?;
+    println!(
+        "http gate: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+#[test]
+fn probe_lines_parse() {
+    let (counts, window) =
+        Counts::parse("probe ok=30 failed=1 versions=v1:20,v2:10 window=v2:5 window_failed=0")
+            .unwrap();
+    assert_eq!((counts.ok, counts.failed), (30, 1));
+    assert_eq!(counts.versions["v2"], 10);
+    assert_eq!(window["v2"], 5);
+    let earlier = Counts {
+        versions: BTreeMap::from([("v1".to_string(), 15)]),
+        ..Counts::default()
+    };
+    assert_eq!(
+        counts.since(&earlier),
+        BTreeMap::from([("v1".to_string(), 5), ("v2".to_string(), 10)])
+    );
+    assert!(Counts::parse("probe failure: refused").is_none());
+}

@@ -1,0 +1,242 @@
+//! `spec.rollout` and `status.rollout`: how a new pod template is released, and where a
+//! release stands. The state machine that reads and writes them is `crate::rollout`.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// How a change to the pods (image, env, config, anything in the pod template) is
+/// released. Every field left unset takes the class's `defaults.rollout` value, then
+/// Flotilla's default.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.steps) || size(self.steps) == 0 || !has(self.strategy) || self.strategy == 'canary'").message("spec.rollout.steps: steps are for strategy canary, not rolling").field_path(".steps"))]
+pub struct RolloutSpec {
+    /// `rolling` (the default without `steps`): the Deployment replaces the pods a few at a time, never
+    /// below the desired count. `canary`: a second Deployment, `<name>-canary`, runs the
+    /// new pods behind the same Service at the share of each of `steps`, then the new
+    /// template replaces the stable one. `steps` without a strategy mean `canary`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RolloutStrategy>,
+
+    /// The canary's steps, in order: the share of the pods running the new template and
+    /// how long to hold it. After the last step the new template takes all the pods.
+    /// Without steps a canary goes straight to all pods (after its gates hold).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub steps: Vec<CanaryStep>,
+
+    /// Health gates checked on the new pods throughout a release. A gate failing, or a
+    /// step not reaching its pods within `progressDeadlineSeconds`, fails the release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gates: Option<Gates>,
+
+    /// How long a release (rolling) or each canary step may take to have all its new pods
+    /// ready. Default 600. Image pull failures, unschedulable pods and missing ConfigMaps
+    /// may pass by themselves, so they fail a release only when this deadline passes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 5, max = 86400))]
+    pub progress_deadline_seconds: Option<i32>,
+
+    /// On a failed release, go back to the last pod template that was fully ready and
+    /// remove the new pods. Default true. When false, a failed release stays where it
+    /// failed (reported in `Degraded`) until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_rollback: Option<bool>,
+}
+
+/// How a new pod template is released.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloutStrategy {
+    /// The Deployment's rolling update: one surge pod at a time, none unavailable.
+    #[default]
+    Rolling,
+    /// A Flotilla-owned `<name>-canary` Deployment takes a share of the pods, step by
+    /// step, before the new template replaces the stable one.
+    Canary,
+}
+
+/// One canary step.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CanaryStep {
+    /// Percentage of the pods that run the new template (at least one pod). The
+    /// Service spreads requests over ready pods, so this is the share of traffic as far
+    /// as the pod counts allow: with 4 replicas, 25 is 1 pod, 50 is 2.
+    #[schemars(range(min = 1, max = 99))]
+    pub weight: i32,
+
+    /// How long to hold this step once its pods are ready: a duration such as `30s`,
+    /// `5m` or `1h`, or `manual` to wait for `flotilla rollout promote`. Unset moves on
+    /// as soon as the step's pods are ready and the gates hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^(manual|[0-9]+(s|m|h))$"))]
+    pub pause: Option<String>,
+}
+
+/// Health gates on the new pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Gates {
+    /// Container restarts the new pods may have in all before the release fails.
+    /// Default 0: any restart fails it. CrashLoopBackOff always fails it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_restarts: Option<i32>,
+
+    /// An HTTP check of the new pods: every few seconds while a release is under way,
+    /// Flotilla GETs `path` on each ready new pod (through the API server's pod proxy,
+    /// so where NetworkPolicies are enforced the pods must admit the API server). A
+    /// canary step moves on, and a rolling release completes, only when at least one
+    /// check ran and `successPercent` of them answered `expectedStatus`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpGate>,
+}
+
+/// The HTTP check of the health gates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpGate {
+    /// The path to GET, e.g. `/readyz` or `/api/health?deep=1`.
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path: String,
+    /// Name of the port (one of `spec.ports`) to call; the primary port when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+    /// The status a passing check answers. Default 200.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 100, max = 599))]
+    pub expected_status: Option<i32>,
+    /// The share of checks over a step (or a rolling release) that must pass, in
+    /// percent. Default 100: any failed check fails the release at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 100))]
+    pub success_percent: Option<i32>,
+}
+
+/// Where the release of the current pod template stands.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RolloutStatus {
+    /// `rolling` or `canary`: the strategy in effect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<RolloutStrategy>,
+    /// `Healthy` (the current template runs everywhere), `Progressing`, `Paused` (a
+    /// canary step holds), `Promoting` (the new template replaces the stable one),
+    /// `RolledBack` or `Failed` (a failed release left where it failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<RolloutPhase>,
+    /// The revision (hash of the pod template) being released, or running when healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// The canary step under way, from 1; `steps + 1` while promoting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<i32>,
+    /// The number of canary steps of this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<i32>,
+    /// The share of the pods, in percent, that run the new template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i32>,
+    /// When this release started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_started_at: Option<Time>,
+    /// When the current step started: its pods have `progressDeadlineSeconds` from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_started_at: Option<Time>,
+    /// When the current step's pods were all ready: its pause counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_since: Option<Time>,
+    /// The image of the last pod template that was fully ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_image: Option<String>,
+    /// The revision of the last pod template that was fully ready.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_revision: Option<String>,
+    /// The image of the new pods, while a release is under way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary_image: Option<String>,
+    /// The last pod template that was fully ready: what a rollback goes back to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub stable_template: Option<serde_json::Value>,
+    /// The last release that failed. Its revision is not released again until the pod
+    /// template changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<FailedRelease>,
+    /// The HTTP gate's checks of the current step (of the release, when rolling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_checks: Option<HttpChecks>,
+    /// `flotilla rollout promote` was asked during this release: its remaining pauses
+    /// are skipped (its steps and gates still run).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub promoted: bool,
+    /// The value of the `flotilla.dev/promote` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_promote: Option<String>,
+    /// The value of the `flotilla.dev/abort` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_abort: Option<String>,
+    /// One line on where the release stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// The HTTP gate's tally.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpChecks {
+    /// Checks that answered the expected status.
+    #[serde(default)]
+    pub passed: i32,
+    /// Checks that did not.
+    #[serde(default)]
+    pub failed: i32,
+    /// When the last round of checks ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<Time>,
+    /// The last failed check, e.g. `pod shop-canary-x answered 503`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<String>,
+}
+
+/// The phase of a release.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum RolloutPhase {
+    Healthy,
+    Progressing,
+    Paused,
+    Promoting,
+    RolledBack,
+    Failed,
+}
+
+/// A release that failed.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedRelease {
+    /// The revision (pod template hash) that failed.
+    pub revision: String,
+    /// The `metadata.generation` of the spec that asked for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// Its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Why it failed, e.g. `CrashLoopBackOff on pod users-canary-7d9f-x2x`.
+    pub cause: String,
+    /// When it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+}
+
+/// An object schema that keeps whatever it holds (a pod template).
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

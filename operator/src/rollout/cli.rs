@@ -1,0 +1,210 @@
+//! `flotilla rollout status|promote|abort NAME`.
+//!
+//! Promote and abort are annotations on the Microservice (`flotilla.dev/promote`,
+//! `flotilla.dev/abort`) holding a fresh timestamp; the controller acts on each new value
+//! once and records the value it handled in `status.rollout`. Not the status: it is the
+//! operator's alone (its forced server-side apply would race a client's write, and
+//! write access to `microservices/status` is rightly the operator's). Not the spec:
+//! a spec field would be a lasting desired state that GitOps tools revert or replay on
+//! every sync, and it would bump the generation. An annotation is metadata: no new
+//! generation, any user allowed to `patch` the Microservice may set it, and the
+//! recorded value makes it idempotent and safe across operator restarts.
+
+use kube::api::{Api, Patch, PatchParams};
+use serde_json::json;
+
+use crate::api::{Microservice, RolloutPhase};
+use crate::builders::labels;
+
+/// What `flotilla rollout` does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Status,
+    Promote,
+    Abort,
+}
+
+/// Runs `action` on the Microservice `name` in `namespace` (the kubeconfig's namespace
+/// when unset); returns what to print.
+pub async fn run(
+    action: Action,
+    name: &str,
+    namespace: Option<&str>,
+    cluster: &crate::client::Target,
+) -> Result<String, String> {
+    // The cluster and namespace as kubectl's flags pick them (kubectl flotilla rollout).
+    let (client, context_namespace) = crate::client::client_for(cluster).await?;
+    let namespace = namespace.map_or(context_namespace, str::to_string);
+    let api: Api<Microservice> = Api::namespaced(client, &namespace);
+    let ms = api
+        .get(name)
+        .await
+        .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
+    let annotation = match action {
+        Action::Status => return Ok(describe(&ms)),
+        Action::Promote => labels::PROMOTE_ANNOTATION,
+        Action::Abort => labels::ABORT_ANNOTATION,
+    };
+    let value = jiff::Timestamp::now().to_string();
+    let patch = json!({"metadata": {"annotations": {annotation: value}}});
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| format!("annotating Microservice {namespace}/{name}: {e}"))?;
+    let verb = match action {
+        Action::Promote => "promote (skip the remaining pauses)",
+        _ => "abort (roll back now)",
+    };
+    let mut out = format!("{namespace}/{name}: {verb} requested ({annotation}={value})\n");
+    if !release_under_way(&ms) {
+        out.push_str("note: no release is under way as of the last status; the request applies only to a release in progress when the operator sees it\n");
+    }
+    Ok(out)
+}
+
+fn release_under_way(ms: &Microservice) -> bool {
+    let rollout = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let current = ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
+    !current
+        || rollout.and_then(|r| r.phase).is_some_and(|phase| {
+            matches!(
+                phase,
+                RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting
+            )
+        })
+}
+
+/// The rollout of a Microservice, as `flotilla rollout status` prints it.
+pub fn describe(ms: &Microservice) -> String {
+    use kube::ResourceExt;
+    let mut out = format!(
+        "Microservice {}/{}\n",
+        ms.namespace().unwrap_or_default(),
+        ms.name_any()
+    );
+    let Some(status) = &ms.status else {
+        out.push_str("  no status yet: the operator has not seen it\n");
+        return out;
+    };
+    let mut line = |key: &str, value: String| out.push_str(&format!("  {key:<10} {value}\n"));
+    let rollout = status.rollout.clone().unwrap_or_default();
+    line(
+        "strategy",
+        rollout
+            .strategy
+            .map_or("rolling".to_string(), |s| format!("{s:?}").to_lowercase()),
+    );
+    line(
+        "phase",
+        rollout
+            .phase
+            .map_or("unknown".to_string(), |p| format!("{p:?}")),
+    );
+    if let (Some(step), Some(steps)) = (rollout.step, rollout.steps) {
+        let shown = if step > steps {
+            "promoting".to_string()
+        } else {
+            format!("{step}/{steps}")
+        };
+        line(
+            "step",
+            format!("{shown} (weight {}%)", rollout.weight.unwrap_or_default()),
+        );
+    }
+    if let Some(image) = &rollout.stable_image {
+        line(
+            "stable",
+            format!(
+                "{image} (revision {})",
+                rollout.stable_revision.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+    if let Some(image) = &rollout.canary_image {
+        line(
+            "new",
+            format!(
+                "{image} (revision {})",
+                rollout.revision.as_deref().unwrap_or("?")
+            ),
+        );
+    }
+    if let Some(message) = &rollout.message {
+        line("message", message.clone());
+    }
+    if let Some(failed) = &rollout.failed {
+        line(
+            "failed",
+            format!(
+                "{} (revision {}, generation {}){}: {}",
+                failed.image.as_deref().unwrap_or("?"),
+                failed.revision,
+                failed.generation.map_or("?".to_string(), |g| g.to_string()),
+                failed
+                    .at
+                    .as_ref()
+                    .map(|t| format!(" at {}", t.0))
+                    .unwrap_or_default(),
+                failed.cause
+            ),
+        );
+    }
+    for condition in &status.conditions {
+        line(
+            &condition.type_,
+            format!(
+                "{} {}: {}",
+                condition.status, condition.reason, condition.message
+            ),
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describes_a_paused_canary_and_its_last_failure() {
+        let ms: Microservice = serde_yaml::from_str(
+            r#"
+apiVersion: flotilla.dev/v1alpha1
+kind: Microservice
+metadata: {name: storefront, namespace: shop, generation: 4}
+spec: {image: "storefront:2"}
+status:
+  observedGeneration: 4
+  conditions:
+  - {type: Ready, status: "False", reason: CanaryPaused, message: "step 1/2: 25%", lastTransitionTime: "2026-11-29T12:00:00Z"}
+  rollout:
+    strategy: canary
+    phase: Paused
+    step: 1
+    steps: 2
+    weight: 25
+    revision: r2
+    stableRevision: r1
+    stableImage: "storefront:1"
+    canaryImage: "storefront:2"
+    message: "step 1/2: 25% (1 of 4 pods) on storefront:2; paused, 8s left"
+    failed: {revision: r0, generation: 2, image: "storefront:bad", cause: "CrashLoopBackOff on pod storefront-canary-x"}
+"#,
+        )
+        .unwrap();
+        let text = describe(&ms);
+        for expected in [
+            "Microservice shop/storefront",
+            "strategy   canary",
+            "phase      Paused",
+            "step       1/2 (weight 25%)",
+            "stable     storefront:1 (revision r1)",
+            "new        storefront:2 (revision r2)",
+            "paused, 8s left",
+            "failed     storefront:bad (revision r0, generation 2): CrashLoopBackOff on pod storefront-canary-x",
+            "Ready      False CanaryPaused: step 1/2: 25%",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in\n{text}");
+        }
+        assert!(release_under_way(&ms));
+    }
+}

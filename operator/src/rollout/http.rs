@@ -1,0 +1,76 @@
+//! The HTTP gate's checks: a GET of the gate's path on each ready new pod, through the
+//! API server's pod proxy (`/api/v1/namespaces/NS/pods/NAME:PORT/proxy/PATH`), so the
+//! operator needs no route to the pod network, only `get` on `pods/proxy`.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::client::Body;
+use kube::{Client, ResourceExt};
+
+use super::machine::HttpRound;
+use super::settings::HttpGate;
+
+/// One check may take this long.
+const TIMEOUT: Duration = Duration::from_secs(3);
+/// At most this many pods are checked per round.
+const MAX_PODS: usize = 5;
+
+/// Checks each of `pods` (at most [`MAX_PODS`]) once.
+pub async fn check(client: &Client, gate: &HttpGate, pods: &[&Pod]) -> HttpRound {
+    let mut round = HttpRound::default();
+    for pod in pods.iter().take(MAX_PODS) {
+        match check_one(client, gate, pod).await {
+            Ok(()) => round.passed += 1,
+            Err(failure) => {
+                round.failed += 1;
+                round.failure = Some(failure);
+            }
+        }
+    }
+    round
+}
+
+/// The URL of `path` on `port` of a pod through the API server's proxy.
+pub fn proxy_path(namespace: &str, pod: &str, port: i32, path: &str) -> String {
+    format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}")
+}
+
+async fn check_one(client: &Client, gate: &HttpGate, pod: &Pod) -> Result<(), String> {
+    let name = pod.name_any();
+    let uri = proxy_path(
+        &pod.namespace().unwrap_or_default(),
+        &name,
+        gate.port,
+        &gate.path,
+    );
+    let request = http::Request::get(uri)
+        .body(Body::from(Vec::new()))
+        .map_err(|e| format!("pod {name}: {e}"))?;
+    let response = tokio::time::timeout(TIMEOUT, client.send(request))
+        .await
+        .map_err(|_| format!("pod {name}: no answer in {}s", TIMEOUT.as_secs()))?
+        .map_err(|e| format!("pod {name}: {e}"))?;
+    let status = response.status().as_u16();
+    if status == gate.expected_status {
+        Ok(())
+    } else {
+        Err(format!(
+            "pod {name} answered {status} to GET {} (expected {})",
+            gate.path, gate.expected_status
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_through_the_pod_proxy() {
+        assert_eq!(
+            proxy_path("shop", "cart-canary-7d-x", 8080, "/readyz?deep=1"),
+            "/api/v1/namespaces/shop/pods/cart-canary-7d-x:8080/proxy/readyz?deep=1"
+        );
+    }
+}

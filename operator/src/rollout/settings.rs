@@ -1,0 +1,203 @@
+//! `spec.rollout` (class defaults merged) with Flotilla's defaults filled in.
+
+use std::time::Duration;
+
+use crate::api::{MicroserviceSpec, RolloutStrategy};
+
+/// A release or canary step without a deadline of its own gets this long.
+pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
+
+/// How long a canary step holds once its pods are ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Move on as soon as the step's pods are ready.
+    None,
+    For(Duration),
+    /// Until `flotilla rollout promote`.
+    Manual,
+}
+
+/// One canary step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub weight: i32,
+    pub pause: Pause,
+}
+
+/// The HTTP gate in effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpGate {
+    pub path: String,
+    /// The container port to call.
+    pub port: i32,
+    pub expected_status: u16,
+    pub success_percent: i32,
+}
+
+/// Checks run at most this often on one Microservice.
+pub const HTTP_CHECK_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The rollout settings in effect.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Settings {
+    pub strategy: RolloutStrategy,
+    pub steps: Vec<Step>,
+    pub max_restarts: i32,
+    /// None without `gates.http` or without a port to call.
+    pub http: Option<HttpGate>,
+    pub progress_deadline: Duration,
+    pub auto_rollback: bool,
+}
+
+impl Settings {
+    /// The settings of an (effective) spec. A pause that does not parse counts as none:
+    /// validation refuses such a spec before it gets here.
+    pub fn of(spec: &MicroserviceSpec) -> Settings {
+        let rollout = spec.rollout.clone().unwrap_or_default();
+        let strategy = rollout.strategy.unwrap_or(if rollout.steps.is_empty() {
+            RolloutStrategy::Rolling
+        } else {
+            RolloutStrategy::Canary
+        });
+        Settings {
+            strategy,
+            steps: rollout
+                .steps
+                .iter()
+                .map(|step| Step {
+                    weight: step.weight,
+                    pause: step
+                        .pause
+                        .as_deref()
+                        .map_or(Ok(Pause::None), parse_pause)
+                        .unwrap_or(Pause::None),
+                })
+                .collect(),
+            max_restarts: rollout
+                .gates
+                .as_ref()
+                .and_then(|g| g.max_restarts)
+                .unwrap_or(0),
+            progress_deadline: Duration::from_secs(
+                rollout
+                    .progress_deadline_seconds
+                    .unwrap_or(DEFAULT_PROGRESS_DEADLINE_SECONDS)
+                    .max(1) as u64,
+            ),
+            auto_rollback: rollout.auto_rollback.unwrap_or(true),
+            http: rollout
+                .gates
+                .as_ref()
+                .and_then(|g| g.http.as_ref())
+                .and_then(|gate| {
+                    let port = match &gate.port {
+                        Some(name) => spec.ports.iter().find(|p| &p.name == name),
+                        None => spec.ports.first(),
+                    }?;
+                    Some(HttpGate {
+                        path: gate.path.clone(),
+                        port: port.target_port.unwrap_or(port.port),
+                        expected_status: gate.expected_status.unwrap_or(200).clamp(100, 599) as u16,
+                        success_percent: gate.success_percent.unwrap_or(100).clamp(1, 100),
+                    })
+                }),
+        }
+    }
+}
+
+/// `30s`, `5m`, `1h` or `manual`.
+pub fn parse_pause(text: &str) -> Result<Pause, String> {
+    if text == "manual" {
+        return Ok(Pause::Manual);
+    }
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => {
+            return Err(format!(
+                "`{text}`: a duration such as 30s, 5m or 1h, or manual"
+            ));
+        }
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}`: a duration such as 30s, 5m or 1h, or manual"))?;
+    Ok(Pause::For(Duration::from_secs(value * seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_parse() {
+        assert_eq!(parse_pause("30s"), Ok(Pause::For(Duration::from_secs(30))));
+        assert_eq!(parse_pause("2m"), Ok(Pause::For(Duration::from_secs(120))));
+        assert_eq!(parse_pause("1h"), Ok(Pause::For(Duration::from_secs(3600))));
+        assert_eq!(parse_pause("manual"), Ok(Pause::Manual));
+        for bad in ["", "s", "10", "1d", "-1s", "1.5m"] {
+            assert!(parse_pause(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_steps_imply_canary() {
+        let spec: MicroserviceSpec = serde_yaml::from_str("{image: a}").unwrap();
+        let settings = Settings::of(&spec);
+        assert_eq!(settings.strategy, RolloutStrategy::Rolling);
+        assert_eq!(settings.progress_deadline, Duration::from_secs(600));
+        assert!(settings.auto_rollback);
+        assert_eq!(settings.max_restarts, 0);
+        let spec: MicroserviceSpec = serde_yaml::from_str(
+            "{image: a, rollout: {steps: [{weight: 25, pause: 10s}, {weight: 50, pause: manual}], progressDeadlineSeconds: 30, autoRollback: false, gates: {maxRestarts: 2}}}",
+        )
+        .unwrap();
+        let settings = Settings::of(&spec);
+        assert_eq!(settings.strategy, RolloutStrategy::Canary);
+        assert_eq!(
+            settings.steps,
+            [
+                Step {
+                    weight: 25,
+                    pause: Pause::For(Duration::from_secs(10))
+                },
+                Step {
+                    weight: 50,
+                    pause: Pause::Manual
+                }
+            ]
+        );
+        assert_eq!(settings.progress_deadline, Duration::from_secs(30));
+        assert!(!settings.auto_rollback);
+        assert_eq!(settings.max_restarts, 2);
+        assert_eq!(settings.http, None);
+    }
+
+    #[test]
+    fn the_http_gate_calls_the_container_port() {
+        let spec: MicroserviceSpec = serde_yaml::from_str(
+            "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /readyz}}}}",
+        )
+        .unwrap();
+        assert_eq!(
+            Settings::of(&spec).http,
+            Some(HttpGate {
+                path: "/readyz".into(),
+                port: 8080,
+                expected_status: 200,
+                success_percent: 100
+            })
+        );
+        let spec: MicroserviceSpec = serde_yaml::from_str(
+            "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /deep, port: admin, expectedStatus: 204, successPercent: 90}}}}",
+        )
+        .unwrap();
+        let gate = Settings::of(&spec).http.unwrap();
+        assert_eq!(
+            (gate.port, gate.expected_status, gate.success_percent),
+            (9090, 204, 90)
+        );
+    }
+}
