@@ -276,6 +276,7 @@ pub fn rollout(ms: &Microservice, deployment: Option<&Deployment>) -> Option<Rol
             format!("{updated}/{desired} updated, {ready} ready, {old} old pods remain"),
         )
     };
+    let (health, detail) = release(ms).unwrap_or((health, detail));
     Some(Rollout {
         health,
         revision,
@@ -286,6 +287,39 @@ pub fn rollout(ms: &Microservice, deployment: Option<&Deployment>) -> Option<Rol
         available,
         detail,
     })
+}
+
+/// The release under way or the one that failed (`status.rollout`), which says more
+/// than the Deployment alone: the canary step and weight, the images, the cause of a
+/// rollback. None when the last release completed (the Deployment tells the rest).
+fn release(ms: &Microservice) -> Option<(Health, String)> {
+    use crate::api::RolloutPhase;
+    let rollout = ms.status.as_ref()?.rollout.as_ref()?;
+    let images = match (&rollout.canary_image, &rollout.stable_image) {
+        (Some(new), Some(stable)) => format!(" ({new}; stable {stable})"),
+        (Some(new), None) => format!(" ({new})"),
+        _ => String::new(),
+    };
+    let step = match (rollout.step, rollout.steps, rollout.weight) {
+        (Some(step), Some(steps), _) if step > steps => "promoting".to_string(),
+        (Some(step), Some(steps), Some(weight)) => format!("step {step}/{steps} at {weight}%"),
+        _ => String::new(),
+    };
+    let failed = || {
+        rollout
+            .failed
+            .as_ref()
+            .map_or_else(String::new, |f| format!(": {}", f.cause))
+    };
+    match rollout.phase? {
+        RolloutPhase::Healthy => None,
+        RolloutPhase::Progressing | RolloutPhase::Promoting => {
+            Some((Health::Progressing, format!("releasing {step}{images}")))
+        }
+        RolloutPhase::Paused => Some((Health::Progressing, format!("paused at {step}{images}"))),
+        RolloutPhase::RolledBack => Some((Health::Degraded, format!("rolled back{}", failed()))),
+        RolloutPhase::Failed => Some((Health::Degraded, format!("release failed{}", failed()))),
+    }
 }
 
 fn dependency_node(key: &ObjectKey, found: Option<&Microservice>) -> Node {
@@ -547,6 +581,36 @@ pub fn text(tree: &Tree) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_release_under_way_or_rolled_back_speaks_for_the_rollout() {
+        let canary = microservice(json!({"rollout": {
+            "strategy": "canary", "phase": "Paused", "step": 1, "steps": 2, "weight": 25,
+            "canaryImage": "users:2", "stableImage": "users:1"}}));
+        assert_eq!(
+            release(&canary),
+            Some((
+                Health::Progressing,
+                "paused at step 1/2 at 25% (users:2; stable users:1)".into()
+            ))
+        );
+        let rolled_back = microservice(json!({"rollout": {
+            "phase": "RolledBack",
+            "failed": {"revision": "abc", "cause": "CrashLoopBackOff on pod users-canary-x"}}}));
+        assert_eq!(
+            release(&rolled_back),
+            Some((
+                Health::Degraded,
+                "rolled back: CrashLoopBackOff on pod users-canary-x".into()
+            ))
+        );
+        let done = microservice(json!({"rollout": {"phase": "Healthy"}}));
+        assert_eq!(
+            release(&done),
+            None,
+            "a finished release leaves the Deployment's account"
+        );
+    }
 
     fn microservice(status: Value) -> Microservice {
         serde_json::from_value(json!({
