@@ -700,7 +700,7 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
 
 // 7. The HTTP gate: a canary whose pods answer the gate's path with 502 is rolled back,
 //    the cause naming the gate, the pod and the status (the checks go through the API
-//    server's pod proxy); v1 answers throughout.
+//    server's pod proxy); no request fails.
 #[tokio::test]
 async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
     let client = client().await?;

@@ -284,5 +284,83 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
             );
         }
     }
+
+    // storefront releases as a canary: a banner edit (a new pod template through the
+    // config hash) goes to a share of its pods first, next to the stable ones; a
+    // promote skips the pauses, and the canary is gone once the new pods are stable.
+    let rollout = |ms: &flotilla::api::Microservice| {
+        ms.status
+            .as_ref()
+            .and_then(|s| s.rollout.clone())
+            .unwrap_or_default()
+    };
+    let before = rollout(&wait_ready(&client, ns.name(), "storefront").await?);
+    kubectl(&[
+        "patch",
+        "configmap",
+        "storefront-config",
+        "-n",
+        ns.name(),
+        "--type",
+        "merge",
+        "-p",
+        r#"{"data":{"banner":"Canary week"}}"#,
+    ])?;
+    let canary = wait_microservice(&client, ns.name(), "storefront", "a canary step", |ms| {
+        let r = rollout(ms);
+        r.strategy == Some(flotilla::api::RolloutStrategy::Canary)
+            && r.step == Some(1)
+            && r.revision != before.revision
+    })
+    .await?;
+    eprintln!(
+        "storefront canary: {}",
+        rollout(&canary).message.unwrap_or_default()
+    );
+    let deployments =
+        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns.name());
+    wait_for(
+        "the storefront-canary Deployment",
+        Duration::from_secs(60),
+        || async {
+            Ok(match deployments.get_opt("storefront-canary").await? {
+                Some(_) => Poll::Ready(()),
+                None => Poll::Pending("not yet".into()),
+            })
+        },
+    )
+    .await?;
+    let out = std::process::Command::new(flotilla_e2e::operator::binary())
+        .args(["rollout", "promote", "storefront", "-n", ns.name()])
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let released = wait_microservice(
+        &client,
+        ns.name(),
+        "storefront",
+        "the banner released",
+        |ms| {
+            let r = rollout(ms);
+            ms.is_ready()
+                && r.phase == Some(flotilla::api::RolloutPhase::Healthy)
+                && r.stable_revision == rollout(&canary).revision
+        },
+    )
+    .await?;
+    eprintln!(
+        "storefront released: {}",
+        rollout(&released).message.unwrap_or_default()
+    );
+    wait_for("the canary to be gone", Duration::from_secs(90), || async {
+        Ok(match deployments.get_opt("storefront-canary").await? {
+            None => Poll::Ready(()),
+            Some(_) => Poll::Pending("storefront-canary still exists".into()),
+        })
+    })
+    .await?;
     Ok(())
 }
