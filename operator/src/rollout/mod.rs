@@ -30,6 +30,7 @@ pub mod http;
 pub mod machine;
 pub mod observe;
 pub mod settings;
+pub mod traffic;
 pub mod workloads;
 
 pub use machine::{Decision, DeploymentView, HttpRound, PodView, decide};
@@ -121,6 +122,12 @@ pub fn reconcile(
     };
     let decision = decide(&input);
     workloads::apply(children, &decision.workloads);
+    let canary_ready = decision.workloads.canary_replicas.is_some_and(|n| n > 0)
+        && canary
+            .and_then(|d| d.status.as_ref())
+            .and_then(|s| s.ready_replicas)
+            .is_some_and(|n| n > 0);
+    traffic::split_route(children, &decision.status, canary_ready);
     Some(decision)
 }
 
