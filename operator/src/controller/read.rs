@@ -118,9 +118,14 @@ pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
         .pods_of(namespace, name)
         .into_iter()
         .filter_map(|pod| {
-            caches
-                .pods
-                .get(&ObjectRef::new(&pod.name).within(&pod.namespace))
+            let packed = caches.pods.get(
+                &ObjectRef::new_with(&pod.name, kube::api::ApiResource::erase::<Pod>(&()))
+                    .within(&pod.namespace),
+            )?;
+            let object = crate::builders::owned::unpack(&packed);
+            let mut value = object.data;
+            value["metadata"] = serde_json::to_value(&object.metadata).ok()?;
+            serde_json::from_value::<Pod>(value).ok().map(Arc::new)
         })
         .collect()
 }
