@@ -113,19 +113,22 @@ pub fn deployment(caches: &Caches, name: &str, namespace: &str) -> Option<Deploy
 
 /// The pods of the Microservice `name` (by instance label), any ReplicaSet.
 pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
+    let resource = kube::api::ApiResource::erase::<Pod>(&());
     caches
         .pod_index
         .pods_of(namespace, name)
         .into_iter()
         .filter_map(|pod| {
-            let packed = caches.pods.get(
-                &ObjectRef::new_with(&pod.name, kube::api::ApiResource::erase::<Pod>(&()))
-                    .within(&pod.namespace),
-            )?;
+            let key = ObjectRef::new_with(&pod.name, resource.clone()).within(&pod.namespace);
+            // Packed with its metadata and status only (`caches::packed_pods`).
+            let packed = caches.pods.get(&key)?;
             let object = crate::builders::owned::unpack(&packed);
-            let mut value = object.data;
-            value["metadata"] = serde_json::to_value(&object.metadata).ok()?;
-            serde_json::from_value::<Pod>(value).ok().map(Arc::new)
+            let mut body = object.data;
+            Some(Arc::new(Pod {
+                metadata: object.metadata,
+                spec: None,
+                status: serde_json::from_value(body["status"].take()).ok(),
+            }))
         })
         .collect()
 }
