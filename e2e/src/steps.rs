@@ -31,30 +31,33 @@ pub const CRD_NAMES: [&str; 2] = [
 /// server accepts (servers before 1.25 refuse CEL rules), and waits until both are
 /// served. Once per test binary.
 pub async fn ensure_crds(client: &kube::Client) -> anyhow::Result<()> {
-    CRDS.get_or_try_init(|| async {
-        let version = client
-            .apiserver_version()
-            .await
-            .context("reading the server version")?;
-        let version: KubeVersion = format!("{}.{}", version.major, version.minor)
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!(e))?;
-        let file = crd_file(version);
-        kubectl(&[
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "-f",
-            &file.to_string_lossy(),
-        ])?;
-        let crds: Vec<String> = CRD_NAMES.iter().map(|n| format!("crd/{n}")).collect();
-        let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
-        wait.extend(crds.iter().map(String::as_str));
-        kubectl(&wait)?;
-        Ok(())
-    })
-    .await
-    .copied()
+    CRDS.get_or_try_init(|| apply_crds(client)).await.copied()
+}
+
+/// Applies the committed CRDs for the server's version now, whatever was applied before
+/// (a cluster shared with other commits' test runs may hold theirs), and waits until both
+/// are established.
+pub async fn apply_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let version = client
+        .apiserver_version()
+        .await
+        .context("reading the server version")?;
+    let version: KubeVersion = format!("{}.{}", version.major, version.minor)
+        .parse()
+        .map_err(|e: String| anyhow::anyhow!(e))?;
+    let file = crd_file(version);
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &file.to_string_lossy(),
+    ])?;
+    let crds: Vec<String> = CRD_NAMES.iter().map(|n| format!("crd/{n}")).collect();
+    let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
+    wait.extend(crds.iter().map(String::as_str));
+    kubectl(&wait)?;
+    Ok(())
 }
 
 /// The committed CRD file for a server version.

@@ -144,19 +144,7 @@ fn service_monitors(client: &kube::Client, ns: &str) -> Api<DynamicObject> {
 /// replaced it since (without `spec.metrics`). Then waits until `spec.metrics` is
 /// documented.
 async fn this_commits_crds(client: &kube::Client) -> anyhow::Result<()> {
-    ensure_crds(client).await?;
-    let version = client.apiserver_version().await?;
-    let version: flotilla::api::KubeVersion = format!("{}.{}", version.major, version.minor)
-        .parse()
-        .map_err(|e: String| anyhow::anyhow!(e))?;
-    let file = flotilla_e2e::steps::crd_file(version);
-    kubectl(&[
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        &file.to_string_lossy(),
-    ])?;
+    flotilla_e2e::steps::apply_crds(client).await?;
     served_field("microservice.spec.metrics").await
 }
 

@@ -194,25 +194,13 @@ fn monitoring_ingress(
         return Ok(None);
     };
     let port = super::service_monitor::metrics_port(spec, metrics)?;
-    let namespace_selector = monitoring.namespace_selector.clone().unwrap_or_else(|| {
-        let namespace = monitoring
-            .namespace
-            .clone()
-            .unwrap_or_else(|| DEFAULT_MONITORING_NAMESPACE.to_string());
-        LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                NAMESPACE_NAME_LABEL.to_string(),
-                namespace,
-            )])),
-            match_expressions: None,
-        }
-    });
     Ok(Some(NetworkPolicyIngressRule {
-        from: Some(vec![NetworkPolicyPeer {
-            namespace_selector: Some(namespace_selector),
-            pod_selector: monitoring.pod_selector.clone(),
-            ip_block: None,
-        }]),
+        from: Some(vec![peer_in(
+            monitoring.namespace_selector.clone(),
+            monitoring.namespace.clone(),
+            DEFAULT_MONITORING_NAMESPACE,
+            monitoring.pod_selector.clone(),
+        )]),
         ports: Some(vec![policy_port(port)]),
     }))
 }
@@ -274,21 +262,33 @@ fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
 /// (default `ingress-nginx`) by name label; its podSelector, else every pod there.
 fn controller_peer(controller: Option<&ControllerPeer>) -> NetworkPolicyPeer {
     let controller = controller.cloned().unwrap_or_default();
-    let namespace_selector = controller.namespace_selector.unwrap_or_else(|| {
-        let namespace = controller
-            .namespace
-            .unwrap_or_else(|| DEFAULT_CONTROLLER_NAMESPACE.to_string());
-        LabelSelector {
-            match_labels: Some(BTreeMap::from([(
-                NAMESPACE_NAME_LABEL.to_string(),
-                namespace,
-            )])),
-            match_expressions: None,
-        }
+    peer_in(
+        controller.namespace_selector,
+        controller.namespace,
+        DEFAULT_CONTROLLER_NAMESPACE,
+        controller.pod_selector,
+    )
+}
+
+/// Pods a class names (the ingress controller's, the scraper's): `namespace_selector`,
+/// else `namespace` (else `default_namespace`) by its name label; `pod_selector`, else
+/// every pod there.
+fn peer_in(
+    namespace_selector: Option<LabelSelector>,
+    namespace: Option<String>,
+    default_namespace: &str,
+    pod_selector: Option<LabelSelector>,
+) -> NetworkPolicyPeer {
+    let namespace_selector = namespace_selector.unwrap_or_else(|| LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            NAMESPACE_NAME_LABEL.to_string(),
+            namespace.unwrap_or_else(|| default_namespace.to_string()),
+        )])),
+        match_expressions: None,
     });
     NetworkPolicyPeer {
         namespace_selector: Some(namespace_selector),
-        pod_selector: controller.pod_selector,
+        pod_selector,
         ip_block: None,
     }
 }

@@ -74,22 +74,7 @@ fn deployment(replicas: i32, updated: i32, ready: i32) -> Deployment {
 }
 
 fn observed<'a>(deployment: Option<&'a Deployment>, pods: Vec<&'a Pod>) -> Observed<'a> {
-    Observed {
-        deployment,
-        pods,
-        missing_dependencies: &[],
-        refused_dependencies: &[],
-        unready_dependencies: &[],
-        missing_config: &[],
-        refused: None,
-        child_problem: None,
-        paused: false,
-        class_name: None,
-        external_url: None,
-        scraping: None,
-        canary: None,
-        rollout: None,
-    }
+    Observed::nothing_but(deployment, pods)
 }
 
 /// The Microservice with the status the operator computes for `observed`, as JSON.

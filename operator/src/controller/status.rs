@@ -65,6 +65,31 @@ pub struct Observed<'a> {
     pub scraping: Option<Scraping>,
 }
 
+#[cfg(test)]
+impl<'a> Observed<'a> {
+    /// What the status is computed from when only the Deployment and the pods are known:
+    /// no dependencies, no refusal, no canary (the status tests and the Argo CD health
+    /// check's start from this).
+    pub fn nothing_but(deployment: Option<&'a Deployment>, pods: Vec<&'a Pod>) -> Self {
+        Observed {
+            deployment,
+            pods,
+            missing_dependencies: &[],
+            refused_dependencies: &[],
+            unready_dependencies: &[],
+            missing_config: &[],
+            refused: None,
+            child_problem: None,
+            class_name: None,
+            external_url: None,
+            paused: false,
+            scraping: None,
+            canary: None,
+            rollout: None,
+        }
+    }
+}
+
 /// How the pods of a Microservice with `spec.metrics` are scraped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scraping {
@@ -696,22 +721,7 @@ mod tests {
     }
 
     fn observed<'a>(deployment: Option<&'a Deployment>, pods: Vec<&'a Pod>) -> Observed<'a> {
-        Observed {
-            deployment,
-            pods,
-            missing_dependencies: &[],
-            refused_dependencies: &[],
-            unready_dependencies: &[],
-            missing_config: &[],
-            refused: None,
-            child_problem: None,
-            class_name: None,
-            external_url: None,
-            paused: false,
-            scraping: None,
-            canary: None,
-            rollout: None,
-        }
+        Observed::nothing_but(deployment, pods)
     }
 
     fn get<'a>(status: &'a MicroserviceStatus, type_: &str) -> &'a Condition {
