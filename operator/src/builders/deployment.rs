@@ -48,7 +48,6 @@ pub static KIND: ChildKind = ChildKind::new(
 .caching(|deployment| {
     super::owned::keep_owned(deployment, &["status"]);
     keep_replicas_ownership(deployment);
-    super::owned::pack(deployment);
 })
 .with_hooks(start_at_minimum, hand_over_replicas);
 

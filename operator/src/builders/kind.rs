@@ -172,12 +172,11 @@ impl PartialEq for ChildKind {
 impl Eq for ChildKind {}
 
 /// The default cache policy: of the body, only what Flotilla's apply set (drift is
-/// judged on it, see [`super::owned`]), packed as text; no status (only the
-/// Deployment's is read) and no managed fields.
+/// judged on it, see [`super::owned`]); no status (only the Deployment's is read) and no
+/// managed fields.
 fn without_managed_fields(object: &mut DynamicObject) {
     super::owned::keep_owned(object, &[]);
     object.metadata.managed_fields = None;
-    super::owned::pack(object);
 }
 
 /// The default `on_create`: the first apply is like any other.

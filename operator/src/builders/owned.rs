@@ -9,9 +9,7 @@
 //! `k:{...}` a list item by its key fields, `v:VALUE` an item of a set, `i:N` an item by
 //! index, `.` the node itself; an empty set owns the whole value below it.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::DynamicObject;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::FIELD_MANAGER;
@@ -110,59 +108,6 @@ pub fn keep_owned(object: &mut DynamicObject, also: &[&str]) {
     *body = kept;
 }
 
-/// A cached object as the cache holds it: its identity (name, namespace, UID, version,
-/// owner references: what the cache's keys and pruning read) as fields, and the rest of
-/// its metadata and its body as one compact JSON text. Parsed, a small object is a map
-/// node per level and a map per label set (about 3.8 KiB per child on the embedded
-/// cluster); as text it is what it weighs on the wire.
-#[derive(Serialize, Deserialize)]
-struct Packed {
-    metadata: ObjectMeta,
-    body: Value,
-}
-
-/// Moves all but the object's identity into one JSON text, held as its `data`.
-pub fn pack(object: &mut DynamicObject) {
-    let meta = &mut object.metadata;
-    let identity = ObjectMeta {
-        name: meta.name.take(),
-        namespace: meta.namespace.take(),
-        uid: meta.uid.take(),
-        resource_version: meta.resource_version.take(),
-        owner_references: meta.owner_references.take(),
-        ..ObjectMeta::default()
-    };
-    let packed = Packed {
-        metadata: std::mem::replace(meta, identity),
-        body: std::mem::take(&mut object.data),
-    };
-    // Serializing plain JSON values and metadata cannot fail; were it to, the object is
-    // cached with an empty body, which the next apply puts right.
-    object.data = serde_json::to_string(&packed).map_or(Value::Null, Value::String);
-}
-
-/// The object as it was before [`pack`] (an object that was not packed, as it is).
-pub fn unpack(object: &DynamicObject) -> DynamicObject {
-    let Some(text) = object.data.as_str() else {
-        return object.clone();
-    };
-    let Packed { mut metadata, body } = serde_json::from_str(text).unwrap_or(Packed {
-        metadata: ObjectMeta::default(),
-        body: Value::Object(Map::new()),
-    });
-    let identity = &object.metadata;
-    metadata.name = identity.name.clone();
-    metadata.namespace = identity.namespace.clone();
-    metadata.uid = identity.uid.clone();
-    metadata.resource_version = identity.resource_version.clone();
-    metadata.owner_references = identity.owner_references.clone();
-    DynamicObject {
-        types: object.types.clone(),
-        metadata,
-        data: body,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,33 +182,5 @@ mod tests {
         .unwrap();
         keep_owned(&mut foreign, &[]);
         assert_eq!(foreign.data, json!({}));
-    }
-
-    #[test]
-    fn a_packed_object_unpacks_to_what_it_was_and_keeps_its_identity_outside() {
-        let mut object: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {
-                "name": "users", "namespace": "shop", "uid": "u-1", "resourceVersion": "7",
-                "labels": {"app.kubernetes.io/instance": "users"},
-                "annotations": {"flotilla.dev/applied-hash": "abc"},
-                "ownerReferences": [{"apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
-                                     "name": "users", "uid": "ms-1", "controller": true}]
-            },
-            "spec": {"ports": [{"port": 80, "protocol": "TCP"}]}
-        }))
-        .unwrap();
-        let original = object.clone();
-        pack(&mut object);
-        assert!(object.data.is_string(), "the body is held as text");
-        assert_eq!(object.metadata.labels, None, "labels are packed too");
-        assert_eq!(object.metadata.name.as_deref(), Some("users"));
-        assert_eq!(
-            object.metadata.owner_references,
-            original.metadata.owner_references
-        );
-        let unpacked = unpack(&object);
-        assert_eq!(unpacked.data, original.data);
-        assert_eq!(unpacked.metadata, original.metadata);
     }
 }

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use tracing::debug;
 
 use crate::api::Microservice;
-use crate::builders::{Child, Children, FIELD_MANAGER, labels, owned};
+use crate::builders::{Child, ChildKind, Children, FIELD_MANAGER, KINDS, deployment, labels};
 
 use super::caches::ChildCache;
 use super::context::Context;
@@ -63,40 +63,68 @@ pub struct Applied {
 }
 
 /// Applies every child of `ms` (the Microservice as it runs, class defaults merged) but
-/// the held ones, in order, then prunes what is no longer wanted. A child whose name is
-/// taken by an object Flotilla does not control is skipped (a conflict); a child the API
-/// server refuses stops the rest, so nothing later in the order (the Deployment after its
-/// NetworkPolicy) runs without what comes before it, and nothing is pruned. Only transport
-/// errors, where nothing can be known, are errors.
+/// the held ones, stage by stage ([`stage`]), then prunes what is no longer wanted. A
+/// child whose name is taken by an object Flotilla does not control is skipped (a
+/// conflict); a child the API server refuses stops the later stages, so the Deployment
+/// never runs without its ServiceAccount and NetworkPolicy, and nothing is pruned. Only
+/// transport errors, where nothing can be known, are errors.
 pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Applied> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut applied = Applied::default();
-    for child in children.iter().filter(|child| !child.held) {
-        let failure = |message: String| Failure {
-            kind: child.kind.kind,
-            name: child.name().to_string(),
-            message,
-        };
-        let Some(cache) = ctx.caches.child(child.kind) else {
-            let message = format!("the cluster does not serve {}", child.kind.kind);
-            applied.failure = Some(failure(message));
-            return Ok(applied);
-        };
-        match apply_one(ctx, ms, child, cache, &namespace).await {
-            Ok(Step::Unchanged) => {}
-            Ok(Step::Changed(change)) => applied.changes.push(change),
-            Ok(Step::Conflict(conflict)) => applied.conflicts.push(conflict),
-            Err(Error::Kube(kube::Error::Api(status))) => {
-                applied.failure = Some(failure(status.message));
-                return Ok(applied);
+    let wanted: Vec<&Child> = children.iter().filter(|child| !child.held).collect();
+    for together in wanted.chunk_by(|a, b| stage(a.kind) == stage(b.kind)) {
+        let steps = futures::future::join_all(together.iter().map(|child| async {
+            match ctx.caches.child(child.kind) {
+                Some(cache) => apply_one(ctx, ms, child, cache, &namespace).await,
+                None => Err(Error::Apply {
+                    kind: child.kind.kind,
+                    name: child.name().to_string(),
+                    message: format!("the cluster does not serve {}", child.kind.kind),
+                }),
             }
-            Err(error) => return Err(error),
+        }))
+        .await;
+        for (child, step) in together.iter().zip(steps) {
+            let failure = |message: String| Failure {
+                kind: child.kind.kind,
+                name: child.name().to_string(),
+                message,
+            };
+            match step {
+                Ok(Step::Unchanged) => {}
+                Ok(Step::Changed(change)) => applied.changes.push(change),
+                Ok(Step::Conflict(conflict)) => applied.conflicts.push(conflict),
+                Err(Error::Kube(kube::Error::Api(status))) => {
+                    applied.failure.get_or_insert(failure(status.message));
+                }
+                Err(Error::Apply { message, .. }) => {
+                    applied.failure.get_or_insert(failure(message));
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        if applied.failure.is_some() {
+            return Ok(applied);
         }
     }
     applied
         .changes
         .extend(prune(ctx, ms, children, &namespace).await?);
     Ok(applied)
+}
+
+/// When a child of this kind is applied: what the pods need from their start (their
+/// identity and their NetworkPolicy: kinds before the Deployment in `KINDS`) first, then
+/// the workloads, then what points at them (Service, autoscaler, disruption budget,
+/// routes, monitor). The children of a stage do not depend on each other and are applied
+/// together: three round trips per Microservice instead of one per child.
+fn stage(kind: &ChildKind) -> u8 {
+    let position = |wanted: &ChildKind| KINDS.iter().position(|k| *k == wanted);
+    match (position(kind), position(&deployment::KIND)) {
+        (Some(at), Some(workload)) if at < workload => 0,
+        _ if *kind == deployment::KIND => 1,
+        _ => 2,
+    }
 }
 
 enum Step {
@@ -219,15 +247,10 @@ async fn prune(
         };
         let unwanted: Vec<String> = cache
             .store
-            .state()
+            .owned_by(&uid)
             .iter()
             .filter(|object| object.namespace().as_deref() == Some(namespace))
-            .filter(|object| object.owner_references().iter().any(|o| o.uid == uid))
-            // The labels are packed with the body (`builders::owned`): read only for the
-            // few objects this Microservice owns.
-            .filter(|object| {
-                owned::unpack(object).labels().get(labels::INSTANCE) == Some(&instance)
-            })
+            .filter(|object| object.labels().get(labels::INSTANCE) == Some(&instance))
             .map(|object| object.name_any())
             .filter(|name| !wanted(name))
             .collect();
@@ -307,6 +330,19 @@ pub fn is_subset(desired: &Value, live: &Value) -> bool {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn what_the_pods_need_goes_before_the_workload_and_the_rest_after() {
+        use crate::builders::{autoscaler, network_policy, service, service_account};
+        assert_eq!(stage(&service_account::KIND), 0);
+        assert_eq!(stage(&network_policy::KIND), 0);
+        assert_eq!(stage(&deployment::KIND), 1);
+        assert_eq!(stage(&service::KIND), 2);
+        assert_eq!(stage(&autoscaler::KIND), 2);
+        // Every kind has a stage, and the stages follow the apply order.
+        let stages: Vec<u8> = KINDS.iter().map(|kind| stage(kind)).collect();
+        assert!(stages.is_sorted(), "{stages:?}");
+    }
 
     #[test]
     fn subset_ignores_server_defaults_but_not_edits() {

@@ -11,8 +11,8 @@ use futures::stream::BoxStream;
 use futures::{Stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, ObjectMeta, PartialObjectMeta};
-use kube::runtime::reflector::store::{Writer, WriterDropped};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
+use kube::runtime::reflector::store::Writer;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::metrics::Metrics;
 
 use super::indexes::{ClassWatch, Indexes, MicroserviceWatch};
+use super::packed_store::{CacheGone, PackedStore, PackedWriter, packed_store};
 use super::pod_index::PodIndex;
 use super::watches::decoded;
 
@@ -38,7 +39,7 @@ pub struct Caches {
     pub children: Vec<ChildCache>,
     /// Flotilla's pods, slimmed to what the status reads and packed as text (a typed
     /// Pod is 2.2 KB before any of its strings; see `read::pods`).
-    pub pods: Store<DynamicObject>,
+    pub pods: PackedStore,
     /// The cached pods by Microservice.
     pub pod_index: Arc<PodIndex>,
     pub config_maps: Store<PartialObjectMeta<ConfigMap>>,
@@ -54,7 +55,7 @@ pub struct Caches {
 pub struct ChildCache {
     pub kind: &'static ChildKind,
     pub resource: ApiResource,
-    pub store: Store<DynamicObject>,
+    pub store: PackedStore,
 }
 
 /// The streams that feed the caches, each yielding the objects it touched: polled by
@@ -301,7 +302,7 @@ fn children(
                 kind.kind,
                 watcher(scoped_dynamic(client, namespace, &resource), managed()),
             );
-            let (store, stream) = cached(events, kind.cache, resource.clone());
+            let (store, stream) = packed(events, kind.cache);
             let cache = ChildCache {
                 kind,
                 resource: resource.clone(),
@@ -320,12 +321,8 @@ fn pods(
     namespace: Option<&str>,
     index: Arc<PodIndex>,
     probe: &WatchProbe,
-) -> (
-    Store<DynamicObject>,
-    BoxStream<'static, watcher::Result<Pod>>,
-) {
-    let mut writer = Writer::new(ApiResource::erase::<Pod>(&()));
-    let store = writer.as_reader();
+) -> (PackedStore, BoxStream<'static, watcher::Result<Pod>>) {
+    let (writer, store) = packed_store();
     let stream = probe
         .observe("Pod", watcher(scoped::<Pod>(client, namespace), managed()))
         .backoff(WatchBackoff::default())
@@ -333,7 +330,7 @@ fn pods(
         // The cache holds the packed form; the stream goes on with the typed pods, which
         // the index and the trigger read.
         .inspect_ok(move |event| {
-            writer.apply_watcher_event(&packed_pods(event));
+            writer.apply(&untyped(event));
             index.observe(event);
         })
         .touched_objects()
@@ -342,17 +339,13 @@ fn pods(
     (store, stream)
 }
 
-/// A pod event with each pod as the cache keeps it: identity as fields, the rest text.
-fn packed_pods(event: &watcher::Event<Pod>) -> watcher::Event<DynamicObject> {
+/// A pod event with each pod as the cache takes it: its metadata and its status.
+fn untyped(event: &watcher::Event<Pod>) -> watcher::Event<DynamicObject> {
     use watcher::Event;
-    let pack = |pod: &Pod| {
-        let mut object = DynamicObject {
-            types: None,
-            metadata: pod.metadata.clone(),
-            data: serde_json::json!({ "status": pod.status }),
-        };
-        crate::builders::owned::pack(&mut object);
-        object
+    let pack = |pod: &Pod| DynamicObject {
+        types: None,
+        metadata: pod.metadata.clone(),
+        data: serde_json::json!({ "status": pod.status }),
     };
     match event {
         Event::Apply(pod) => Event::Apply(pack(pod)),
@@ -423,13 +416,13 @@ impl Caches {
     }
 
     /// Resolves once every cache has finished its first list.
-    pub async fn wait_until_ready(&self) -> Result<(), WriterDropped> {
+    pub async fn wait_until_ready(&self) -> Result<(), CacheGone> {
         synced(&self.microservices).await?;
         synced(&self.classes).await?;
         for child in &self.children {
-            synced(&child.store).await?;
+            child.store.wait_until_ready().await?;
         }
-        synced(&self.pods).await?;
+        self.pods.wait_until_ready().await?;
         synced(&self.config_maps).await?;
         if let Some(namespaces) = &self.namespaces {
             synced(namespaces).await?;
@@ -442,16 +435,13 @@ impl Caches {
 }
 
 impl ChildCache {
-    /// The cached object of this kind named `name` in `namespace`, its body unpacked
-    /// (the cache holds it as text, see `builders::owned`).
+    /// The cached object of this kind named `name` in `namespace`, unpacked.
     pub fn get(&self, name: &str, namespace: &str) -> Option<DynamicObject> {
-        self.store
-            .get(&ObjectRef::new_with(name, self.resource.clone()).within(namespace))
-            .map(|object| crate::builders::owned::unpack(&object))
+        self.store.get(name, namespace)
     }
 }
 
-async fn synced<K>(store: &Store<K>) -> Result<(), WriterDropped>
+async fn synced<K>(store: &Store<K>) -> Result<(), CacheGone>
 where
     K: Resource + Clone + 'static,
     K::DynamicType: Eq + std::hash::Hash + Clone,
@@ -463,7 +453,7 @@ where
         if let Ok(result) =
             tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await
         {
-            return result;
+            return result.map_err(|_| CacheGone);
         }
     }
 }
@@ -487,6 +477,23 @@ fn scoped_dynamic(
         Some(namespace) => Api::namespaced_with(client.clone(), namespace, resource),
         None => Api::all_with(client.clone(), resource),
     }
+}
+
+/// A packed cache fed by `events`, each object trimmed first, and the stream of touched
+/// objects.
+fn packed(
+    events: impl Stream<Item = watcher::Result<watcher::Event<DynamicObject>>> + Send + 'static,
+    trim: fn(&mut DynamicObject),
+) -> (PackedStore, ChildStream) {
+    let (writer, store): (PackedWriter, PackedStore) = packed_store();
+    let stream = events
+        .backoff(WatchBackoff::default())
+        .modify(trim)
+        .inspect_ok(move |event| writer.apply(event))
+        .touched_objects()
+        .filter(objects_only)
+        .boxed();
+    (store, stream)
 }
 
 /// A cache fed by `events`, each object trimmed first, and the stream of touched objects.

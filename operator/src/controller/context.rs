@@ -6,7 +6,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kube::Client;
-use kube::runtime::events::Recorder;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{Microservice, MicroserviceStatus};
@@ -16,6 +15,7 @@ use crate::metrics::Metrics;
 use super::caches::Caches;
 use super::edit_lane::Turns;
 use super::indexes::Indexes;
+use super::recorder::Recorder;
 use super::status_pace::StatusPace;
 use super::written::Written;
 

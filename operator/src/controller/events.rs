@@ -2,13 +2,13 @@
 //! a failed event never fails a reconciliation.
 
 use kube::Resource;
-use kube::runtime::events::{Event, EventType};
 use tracing::warn;
 
 use crate::api::Microservice;
 
 use super::apply::{Action, Change};
 use super::context::Context;
+use super::recorder::{EventType, Note};
 
 /// What one reconcile changed, as one event per kind of change ("Created ServiceAccount
 /// users, Service users, Deployment users"), not one per child: a bulk create would
@@ -28,34 +28,18 @@ pub async fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Chang
             continue;
         }
         let note = format!("{reason} {}", objects.join(", "));
-        publish(ctx, ms, EventType::Normal, reason, verb, note).await;
+        publish(ctx, ms, EventType::Normal, reason, verb, &note).await;
     }
 }
 
 /// A spec refused before anything was applied; `reason` is the Ready reason
 /// (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation).
 pub async fn refused(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
-    publish(
-        ctx,
-        ms,
-        EventType::Warning,
-        reason,
-        "Validate",
-        message.to_string(),
-    )
-    .await;
+    publish(ctx, ms, EventType::Warning, reason, "Validate", message).await;
 }
 
 pub async fn reconcile_failed(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
-    publish(
-        ctx,
-        ms,
-        EventType::Warning,
-        reason,
-        "Reconcile",
-        message.to_string(),
-    )
-    .await;
+    publish(ctx, ms, EventType::Warning, reason, "Reconcile", message).await;
 }
 
 /// A release reached an end: released, rolled back, failed.
@@ -65,15 +49,7 @@ pub async fn rollout(ctx: &Context, ms: &Microservice, notice: &crate::rollout::
     } else {
         EventType::Normal
     };
-    publish(
-        ctx,
-        ms,
-        type_,
-        notice.reason,
-        "Rollout",
-        notice.note.clone(),
-    )
-    .await;
+    publish(ctx, ms, type_, notice.reason, "Rollout", &notice.note).await;
 }
 
 /// The API server refuses an events.k8s.io/v1 note over 1 KiB, and the whole event with
@@ -88,19 +64,22 @@ async fn publish(
     type_: EventType,
     reason: &str,
     action: &str,
-    note: String,
+    note: &str,
 ) {
-    let event = Event {
+    let (reason, note) = (
+        truncate(reason, MAX_REASON_BYTES),
+        truncate(note, MAX_NOTE_BYTES),
+    );
+    let event = Note {
         type_,
-        reason: truncate(reason, MAX_REASON_BYTES),
-        note: Some(truncate(&note, MAX_NOTE_BYTES)),
-        action: action.to_string(),
-        secondary: None,
+        reason: &reason,
+        action,
+        note: &note,
     };
-    if let Err(error) = ctx.recorder.publish(&event, &ms.object_ref(&())).await {
+    if let Err(error) = ctx.recorder.publish(&ms.object_ref(&()), &event).await {
         // Never silent: the metric shows what the log may lose.
-        ctx.metrics.event_not_published(reason);
-        warn!(%error, reason, "could not publish an event");
+        ctx.metrics.event_not_published(&reason);
+        warn!(%error, %reason, "could not publish an event");
     }
 }
 

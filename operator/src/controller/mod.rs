@@ -12,9 +12,11 @@ mod error;
 mod events;
 mod indexes;
 mod ownership;
+mod packed_store;
 mod pod_index;
 mod read;
 mod reconcile;
+mod recorder;
 mod reverse_index;
 mod status;
 mod status_pace;
@@ -32,7 +34,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{Controller, controller};
 use kube::{Client, Resource, ResourceExt};
@@ -53,6 +54,15 @@ use caches::{Caches, Observers, Watches};
 use class_status::ClassStatusWriter;
 use context::Context;
 use indexes::{ClassWatch, MicroserviceWatch, Triggers};
+use recorder::Recorder;
+
+/// How long the queue waits for a Microservice's triggers to stop before reconciling it.
+/// Creating one sets off a burst (six children written back, the Deployment's status,
+/// ReplicaSet, pods created, then Pending): without a pause each event ran a whole
+/// reconcile, 21.6 per Microservice during a bulk create of 500, each planning and
+/// comparing every child for nothing new. Edits do not wait: a new generation goes
+/// through the edit lane (`edit_lane`).
+const DEBOUNCE: Duration = Duration::from_secs(1);
 
 /// How the controller runs.
 #[derive(Clone)]
@@ -178,13 +188,7 @@ async fn run_on(
             .run(),
         );
     }
-    let recorder = Recorder::new(
-        client.clone(),
-        Reporter {
-            controller: "flotilla".into(),
-            instance: Some(settings.instance.clone()),
-        },
-    );
+    let recorder = Recorder::new(client.clone(), "flotilla", &settings.instance);
     let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
     let context = Arc::new(Context::new(
         client,
@@ -207,7 +211,11 @@ async fn run_on(
         }
     };
     controller
-        .with_config(controller::Config::default().concurrency(settings.concurrency))
+        .with_config(
+            controller::Config::default()
+                .concurrency(settings.concurrency)
+                .debounce(DEBOUNCE),
+        )
         .graceful_shutdown_on(stop)
         .run(reconcile::reconcile, reconcile::error_policy, context)
         .for_each(|result| async move {

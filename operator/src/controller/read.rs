@@ -113,16 +113,13 @@ pub fn deployment(caches: &Caches, name: &str, namespace: &str) -> Option<Deploy
 
 /// The pods of the Microservice `name` (by instance label), any ReplicaSet.
 pub fn pods(caches: &Caches, name: &str, namespace: &str) -> Vec<Arc<Pod>> {
-    let resource = kube::api::ApiResource::erase::<Pod>(&());
     caches
         .pod_index
         .pods_of(namespace, name)
         .into_iter()
         .filter_map(|pod| {
-            let key = ObjectRef::new_with(&pod.name, resource.clone()).within(&pod.namespace);
-            // Packed with its metadata and status only (`caches::packed_pods`).
-            let packed = caches.pods.get(&key)?;
-            let object = crate::builders::owned::unpack(&packed);
+            // Cached with its metadata and status only (`caches::pods`).
+            let object = caches.pods.get(&pod.name, &pod.namespace)?;
             let mut body = object.data;
             Some(Arc::new(Pod {
                 metadata: object.metadata,

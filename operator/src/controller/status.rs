@@ -33,6 +33,7 @@ pub const REASON_CHILD_CONFLICT: &str = "ChildConflict";
 /// A dependency in another namespace does not admit this caller.
 pub const REASON_DEPENDENCY_NOT_ADMITTED: &str = "DependencyNotAdmitted";
 pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
+pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
 
 /// Everything the status is computed from.
 pub struct Observed<'a> {
@@ -127,10 +128,18 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     let rollout = Rollout::of(ms, observed.deployment);
     let missing = missing_dependencies(observed.missing_dependencies);
     let stalled = observed.deployment.and_then(progress_deadline_exceeded);
-    let failure = observed
+    let causes: Vec<Cause> = observed
         .pods
         .iter()
-        .find_map(|pod| pod_failure(pod))
+        .filter_map(|pod| pod_failure(pod))
+        .collect();
+    let failure = causes.first().cloned().or_else(|| stalled.clone());
+    // Degraded only for what will not pass by itself: a pod waiting for room is waiting,
+    // not failed, until the progress deadline says otherwise.
+    let lasting = causes
+        .iter()
+        .find(|cause| !passes_by_itself(cause))
+        .cloned()
         .or_else(|| stalled.clone());
 
     let conditions = [
@@ -149,7 +158,7 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
                     .refused
                     .as_ref()
                     .or(observed.child_problem.as_ref()),
-                failure.as_ref(),
+                lasting.as_ref(),
             ),
         ),
         (
@@ -623,6 +632,15 @@ pub fn keep_what_status_reads(pod: &mut Pod) {
     });
 }
 
+/// Whether a cause seen on a pod ends without anyone acting: an Unschedulable pod runs
+/// once there is room (the cluster autoscaler adds nodes for exactly these pods, a node is
+/// uncordoned, other pods end). It is the root cause in `Ready`, and becomes `Degraded`
+/// only at the progress deadline, as the Deployment's own `Progressing` condition does.
+/// Pods waiting for capacity are a bulk create's normal state, not a failure to page on.
+fn passes_by_itself(cause: &Cause) -> bool {
+    cause.reason == REASON_UNSCHEDULABLE
+}
+
 /// Why this pod is not running, if it is stuck in a way worth reporting.
 pub fn pod_failure(pod: &Pod) -> Option<Cause> {
     let name = pod.name_any();
@@ -674,7 +692,7 @@ pub fn pod_failure(pod: &Pod) -> Option<Cause> {
             && c.reason.as_deref() == Some("Unschedulable"))
         .then(|| {
             Cause::new(
-                "Unschedulable",
+                REASON_UNSCHEDULABLE,
                 format!("pod {name}: {}", c.message.clone().unwrap_or_default()),
             )
         })
@@ -765,6 +783,30 @@ mod tests {
         assert!(ready.message.contains("users-abc"), "{}", ready.message);
         assert_eq!(get(&status, DEGRADED).status, "True");
         assert_eq!(get(&status, PROGRESSING).status, "True");
+    }
+
+    #[test]
+    fn an_unschedulable_pod_is_the_reason_but_not_degraded_until_the_deadline() {
+        let deployment = deployment(6, 6, 2, 2, 0);
+        let waiting: Pod = serde_json::from_value(json!({"metadata": {"name": "users-abc"},
+            "status": {"conditions": [{"type": "PodScheduled", "status": "False",
+                "reason": "Unschedulable", "message": "0/1 nodes are available"}]}}))
+        .unwrap();
+        let status = compute(&ms(), &observed(Some(&deployment), vec![&waiting]), now());
+        assert_eq!(get(&status, READY).reason, "Unschedulable");
+        assert_eq!(get(&status, PROGRESSING).status, "True");
+        assert_eq!(get(&status, DEGRADED).status, "False");
+        // A crash beside it is a failure whatever pod comes first.
+        let crashing = pod("CrashLoopBackOff");
+        let both = observed(Some(&deployment), vec![&waiting, &crashing]);
+        let degraded = compute(&ms(), &both, now());
+        assert_eq!(
+            (
+                get(&degraded, DEGRADED).status.as_str(),
+                get(&degraded, DEGRADED).reason.as_str()
+            ),
+            ("True", "CrashLoopBackOff")
+        );
     }
 
     #[test]

@@ -1,12 +1,14 @@
 //! How often a Microservice's status is written. Ready and Degraded, a new generation, a
-//! refused spec and a child conflict are written at once: tools (kstatus, Argo CD, Flux)
-//! and people act on them. Progress in between (pods created, then Pending, then
-//! Unschedulable; replica counts; which dependency is still missing) is written at once
-//! too, unless the same Microservice's status was written less than [`PACE`] ago or the
-//! process has spent its [`ProgressBudget`]: then it waits, and the newest state is written
-//! when it comes back. So a lone rollout shows every step, and a bulk create (500 at once
-//! on the embedded cluster wrote 3.9 statuses per Microservice, each describing a step
-//! already past by the next reconcile) leaves the API server to the children.
+//! refused spec, a child conflict and a step of a release are written at once: tools
+//! (kstatus, Argo CD, Flux) and people act on them, and a restarted operator resumes a
+//! release from its status. Progress in between (the Deployment created, pods Pending,
+//! then Unschedulable; replica counts; which dependency is still missing; the first record
+//! of a release) waits: at most one progress write per Microservice every [`PACE`], each
+//! in its own slot of a process-wide budget, and the newest state is written when the slot
+//! comes. So a lone rollout shows every step, and a bulk create (500 at once on the
+//! embedded cluster wrote 3.9 statuses per Microservice, each describing a step already
+//! past by the next reconcile) leaves the API server to the children: a first status, and
+//! the newest progress or the verdict.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,22 +16,19 @@ use std::time::{Duration, Instant};
 
 use kube::runtime::reflector::ObjectRef;
 
-use crate::api::{Microservice, MicroserviceStatus};
+use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
 use super::status::{DEGRADED, READY};
 
-/// The shortest time between two progress-only writes of one Microservice's status, and
-/// how long a deferred one waits before it is tried again.
+/// The shortest time between two progress-only writes of one Microservice's status.
 pub const PACE: Duration = Duration::from_secs(5);
 /// Progress-only status writes per second across the process, sustained...
-const PROGRESS_RATE: f64 = 5.0;
+const PROGRESS_RATE: f64 = 10.0;
 /// ...and in a burst: a handful of rollouts at once never wait.
 const PROGRESS_BURST: f64 = 20.0;
 
 /// Whether `next` carries news that may not wait: a first status, another generation,
-/// Ready or Degraded turning, or the release's state (`status.rollout`: the canary step
-/// and its start, the stable template, a failed generation), which the next pass, maybe
-/// in another process, resumes from.
+/// Ready or Degraded turning, or a change to the release a later pass resumes from.
 pub fn urgent(current: Option<&MicroserviceStatus>, next: &MicroserviceStatus) -> bool {
     let Some(current) = current else {
         return true;
@@ -38,83 +37,127 @@ pub fn urgent(current: Option<&MicroserviceStatus>, next: &MicroserviceStatus) -
         status.condition(type_).map(|c| c.status.clone())
     };
     current.observed_generation != next.observed_generation
-        || current.rollout != next.rollout
+        || release_moved(current.rollout.as_ref(), next.rollout.as_ref())
         || [READY, DEGRADED]
             .iter()
             .any(|type_| verdict(current, type_) != verdict(next, type_))
 }
 
-/// When each Microservice's status was last written (for those written within [`PACE`]),
-/// and the budget of progress-only writes.
+/// Whether the release state moved in a way a later pass, maybe in another process, must
+/// find written: its phase or step and when they started, a gate's checks, a failed
+/// release, a handled promote or abort. Neither the one-line message is, nor a release's
+/// first record: with none written, the next pass records it again from the same spec and
+/// children, so it can wait for the next write.
+fn release_moved(current: Option<&RolloutStatus>, next: Option<&RolloutStatus>) -> bool {
+    let Some(current) = current else {
+        return false;
+    };
+    let Some(next) = next else {
+        return true;
+    };
+    let without_message = |status: &RolloutStatus| RolloutStatus {
+        message: None,
+        ..status.clone()
+    };
+    without_message(current) != without_message(next)
+}
+
+/// Per Microservice, when its status was last written (for those written within
+/// [`PACE`]) and the slot its next progress write has in the budget.
 #[derive(Default)]
 pub struct StatusPace {
-    last: Mutex<HashMap<ObjectRef<Microservice>, Instant>>,
+    state: Mutex<PaceState>,
+}
+
+#[derive(Default)]
+struct PaceState {
+    last: HashMap<ObjectRef<Microservice>, Instant>,
+    slots: HashMap<ObjectRef<Microservice>, Instant>,
     budget: ProgressBudget,
 }
 
 impl StatusPace {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<ObjectRef<Microservice>, Instant>> {
-        self.last
+    fn state(&self) -> std::sync::MutexGuard<'_, PaceState> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How long a progress-only status of `key` must still wait; `None`: write it now
-    /// (which takes one write from the budget).
+    /// How long a progress-only status of `key` must still wait; `None`: write it now.
+    /// A wait for the budget reserves a slot, so the pass that comes back when it is due
+    /// writes, and a bulk of deferred statuses comes back spread at the budget's rate
+    /// instead of all at once.
     pub fn wait(&self, key: &ObjectRef<Microservice>, now: Instant) -> Option<Duration> {
-        let mut map = self.map();
-        if let Some(at) = map.get(key) {
+        let mut state = self.state();
+        if let Some(at) = state.last.get(key) {
             let since = now.saturating_duration_since(*at);
             if since < PACE {
                 return Some(PACE - since);
             }
-            map.remove(key);
+            state.last.remove(key);
         }
-        if self.budget.take(now) {
-            None
-        } else {
-            Some(PACE)
+        if let Some(slot) = state.slots.get(key) {
+            if *slot <= now {
+                state.slots.remove(key);
+                return None;
+            }
+            return Some(slot.saturating_duration_since(now));
         }
+        let wait = state.budget.reserve(now);
+        if wait.is_zero() {
+            return None;
+        }
+        state.slots.insert(key.clone(), now + wait);
+        Some(wait)
     }
 
-    /// Notes a status written now.
+    /// Notes a status written now (which also ends a reservation: it was written).
     pub fn wrote(&self, key: ObjectRef<Microservice>, now: Instant) {
-        let mut map = self.map();
-        // Entries older than the pace say nothing more; dropping them here keeps the map
-        // as small as the set of Microservices written in the last few seconds.
-        map.retain(|_, at| now.saturating_duration_since(*at) < PACE);
-        map.insert(key, now);
+        let mut state = self.state();
+        // Entries older than the pace say nothing more, and a slot long past belongs to a
+        // Microservice that went away before it came: dropping them here keeps both maps
+        // as small as the set of Microservices written or waiting in the last seconds.
+        state
+            .last
+            .retain(|_, at| now.saturating_duration_since(*at) < PACE);
+        state
+            .slots
+            .retain(|_, slot| now.saturating_duration_since(*slot) < PACE);
+        state.slots.remove(&key);
+        state.last.insert(key, now);
     }
 }
 
 /// A token bucket of progress-only status writes: [`PROGRESS_RATE`] a second, up to
-/// [`PROGRESS_BURST`] saved.
-pub struct ProgressBudget(Mutex<(f64, Option<Instant>)>);
+/// [`PROGRESS_BURST`] saved; a write that finds it empty takes the next free slot.
+struct ProgressBudget {
+    tokens: f64,
+    last: Option<Instant>,
+}
 
 impl Default for ProgressBudget {
     fn default() -> Self {
-        ProgressBudget(Mutex::new((PROGRESS_BURST, None)))
+        ProgressBudget {
+            tokens: PROGRESS_BURST,
+            last: None,
+        }
     }
 }
 
 impl ProgressBudget {
-    /// Takes one write from the budget if there is one.
-    fn take(&self, now: Instant) -> bool {
-        let mut state = self
-            .0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (tokens, last) = &mut *state;
-        if let Some(last) = *last {
+    /// Takes one write from the budget: zero when it can be written now, else how long
+    /// until its slot.
+    fn reserve(&mut self, now: Instant) -> Duration {
+        if let Some(last) = self.last {
             let refill = now.saturating_duration_since(last).as_secs_f64() * PROGRESS_RATE;
-            *tokens = (*tokens + refill).min(PROGRESS_BURST);
+            self.tokens = (self.tokens + refill).min(PROGRESS_BURST);
         }
-        *last = Some(now);
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
+        self.last = Some(now);
+        self.tokens -= 1.0;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
         } else {
-            false
+            Duration::from_secs_f64(-self.tokens / PROGRESS_RATE)
         }
     }
 }
@@ -171,6 +214,36 @@ mod tests {
     }
 
     #[test]
+    fn a_first_record_of_a_release_and_its_message_can_wait_its_steps_cannot() {
+        let pending = status(1, &[(READY, "False", "RollingOut")]);
+        let release = RolloutStatus {
+            phase: Some(crate::api::RolloutPhase::Progressing),
+            revision: Some("abc".into()),
+            message: Some("0/2 new pods ready".into()),
+            ..RolloutStatus::default()
+        };
+        let with = |rollout: &RolloutStatus| MicroserviceStatus {
+            rollout: Some(rollout.clone()),
+            ..pending.clone()
+        };
+        assert!(!urgent(Some(&pending), &with(&release)), "first record");
+        let message = RolloutStatus {
+            message: Some("1/2 new pods ready".into()),
+            ..release.clone()
+        };
+        assert!(!urgent(Some(&with(&release)), &with(&message)));
+        let step = RolloutStatus {
+            step: Some(2),
+            ..release.clone()
+        };
+        assert!(urgent(Some(&with(&release)), &with(&step)));
+        assert!(
+            urgent(Some(&with(&release)), &pending),
+            "release state dropped"
+        );
+    }
+
+    #[test]
     fn progress_waits_out_the_pace_after_a_write() {
         let pace = StatusPace::default();
         let key = ObjectRef::new("users").within("shop");
@@ -183,28 +256,29 @@ mod tests {
         );
         assert_eq!(pace.wait(&key, start + PACE), None);
         // The entry went once the pace had passed.
-        assert!(pace.map().is_empty());
+        assert!(pace.state().last.is_empty());
     }
 
     #[test]
-    fn a_burst_of_progress_spends_the_budget_then_waits_for_it_to_refill() {
+    fn a_burst_of_progress_spends_the_budget_then_takes_slots_at_its_rate() {
         let pace = StatusPace::default();
         let start = Instant::now();
         let key = |i: usize| ObjectRef::new(&format!("ms-{i}")).within("shop");
-        let written = (0..100)
-            .filter(|i| pace.wait(&key(*i), start).is_none())
-            .count();
-        assert_eq!(written, PROGRESS_BURST as usize);
-        assert_eq!(
-            pace.wait(&key(100), start),
-            Some(PACE),
-            "deferred, not dropped"
-        );
-        // One second later the budget holds PROGRESS_RATE more.
-        let later = start + Duration::from_secs(1);
-        let written = (101..200)
-            .filter(|i| pace.wait(&key(*i), later).is_none())
-            .count();
-        assert_eq!(written, PROGRESS_RATE as usize);
+        let waits: Vec<Option<Duration>> = (0..100).map(|i| pace.wait(&key(i), start)).collect();
+        let now = waits.iter().filter(|w| w.is_none()).count();
+        assert_eq!(now, PROGRESS_BURST as usize);
+        // The rest come back one slot apart, in the order they asked.
+        let slots: Vec<Duration> = waits.into_iter().flatten().collect();
+        let gap = Duration::from_secs_f64(1.0 / PROGRESS_RATE);
+        assert_eq!(slots[0], gap);
+        assert!(slots.windows(2).all(|w| w[1] > w[0]));
+        assert_eq!(slots.len(), 100 - PROGRESS_BURST as usize);
+        // Asking again before the slot changes nothing; at the slot, it is written.
+        let last = *slots.last().unwrap();
+        assert_eq!(pace.wait(&key(99), start + gap), Some(last - gap));
+        assert_eq!(pace.wait(&key(99), start + last), None);
+        // A write at once (urgent) ends a reservation.
+        pace.wrote(key(98), start + gap);
+        assert!(!pace.state().slots.contains_key(&key(98)));
     }
 }
