@@ -244,7 +244,11 @@ async fn update_status(
     let urgent = refused.is_some()
         || child_problem.is_some()
         || status_pace::urgent(ms.status.as_ref(), &status);
-    if !urgent && let Some(due) = ctx.status_pace.wait(&key, now) {
+    if !urgent
+        && let Some(due) = ctx
+            .status_pace
+            .wait(&key, status_pace::progress_digest(&status), now)
+    {
         return Ok((status, Some(due)));
     }
     if let Some(refusal) = refused
@@ -269,7 +273,7 @@ async fn update_status(
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message).await;
     }
     let version = write_status(ctx, ms, &status).await?;
-    ctx.status_pace.wrote(key.clone(), now);
+    ctx.status_pace.wrote(&key, now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok((status, None))
 }

@@ -1,27 +1,31 @@
 //! How often a Microservice's status is written. Ready and Degraded, a new generation, a
 //! refused spec, a child conflict and a step of a release are written at once: tools
 //! (kstatus, Argo CD, Flux) and people act on them, and a restarted operator resumes a
-//! release from its status. Progress in between (the Deployment created, pods Pending,
-//! then Unschedulable; replica counts; which dependency is still missing; the first record
-//! of a release) waits: at most one progress write per Microservice every [`PACE`], each
-//! in its own slot of a process-wide budget, and the newest state is written when the slot
-//! comes. So a lone rollout shows every step, and a bulk create (500 at once on the
-//! embedded cluster wrote 3.9 statuses per Microservice, each describing a step already
-//! past by the next reconcile) leaves the API server to the children: a first status, and
-//! the newest progress or the verdict.
+//! release from its status. Progress in between (the Deployment created, its pods
+//! created, Pending, then Unschedulable; replica counts; which dependency is still
+//! missing; the first record of a release) is written once it has stayed the same for
+//! [`SETTLE`], or after [`MAX_WAIT`] while it keeps changing, each write in its own slot of
+//! a process-wide budget. So a start, whose steps come seconds apart, is one progress
+//! write, a long rollout still shows how far it got, and a bulk create (500 at once on
+//! the embedded cluster wrote 3.9 statuses per Microservice, each describing a step
+//! already past by the next reconcile) leaves the API server to the children.
 
 use std::collections::HashMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
 use super::status::{DEGRADED, READY};
 
-/// The shortest time between two progress-only writes of one Microservice's status.
-pub const PACE: Duration = Duration::from_secs(5);
+/// How long progress must stay the same before it is written.
+pub const SETTLE: Duration = Duration::from_secs(5);
+/// The longest progress waits while it keeps changing.
+pub const MAX_WAIT: Duration = Duration::from_secs(20);
 /// Progress-only status writes per second across the process, sustained...
 const PROGRESS_RATE: f64 = 10.0;
 /// ...and in a burst: a handful of rollouts at once never wait.
@@ -62,8 +66,28 @@ fn release_moved(current: Option<&RolloutStatus>, next: Option<&RolloutStatus>) 
     without_message(current) != without_message(next)
 }
 
-/// Per Microservice, when its status was last written (for those written within
-/// [`PACE`]) and the slot its next progress write has in the budget.
+/// What a progress status shows, without the times that a pass recomputes (transition
+/// times of conditions not yet written, the start of a release not yet recorded): two
+/// passes that saw the same progress give the same digest.
+pub fn progress_digest(status: &MicroserviceStatus) -> u64 {
+    let mut shown = status.clone();
+    for condition in &mut shown.conditions {
+        condition.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
+    }
+    if let Some(rollout) = shown.rollout.as_mut() {
+        rollout.release_started_at = None;
+        rollout.step_started_at = None;
+        rollout.paused_since = None;
+    }
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_string(&shown)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Per Microservice, the progress waiting to be written and the slot it has in the
+/// budget.
 #[derive(Default)]
 pub struct StatusPace {
     state: Mutex<PaceState>,
@@ -71,9 +95,18 @@ pub struct StatusPace {
 
 #[derive(Default)]
 struct PaceState {
-    last: HashMap<ObjectRef<Microservice>, Instant>,
+    deferred: HashMap<ObjectRef<Microservice>, Deferred>,
     slots: HashMap<ObjectRef<Microservice>, Instant>,
     budget: ProgressBudget,
+}
+
+/// Progress seen and not written.
+struct Deferred {
+    /// When progress was first held back since the last write.
+    since: Instant,
+    /// When what it shows last changed.
+    changed: Instant,
+    digest: u64,
 }
 
 impl StatusPace {
@@ -83,18 +116,29 @@ impl StatusPace {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How long a progress-only status of `key` must still wait; `None`: write it now.
-    /// A wait for the budget reserves a slot, so the pass that comes back when it is due
-    /// writes, and a bulk of deferred statuses comes back spread at the budget's rate
-    /// instead of all at once.
-    pub fn wait(&self, key: &ObjectRef<Microservice>, now: Instant) -> Option<Duration> {
+    /// How long progress showing `digest` ([`progress_digest`]) must still wait; `None`:
+    /// write it now. Once settled, a wait for the budget reserves a slot, so the pass
+    /// that comes back when it is due writes, and a bulk of deferred statuses comes back
+    /// spread at the budget's rate instead of all at once.
+    pub fn wait(
+        &self,
+        key: &ObjectRef<Microservice>,
+        digest: u64,
+        now: Instant,
+    ) -> Option<Duration> {
         let mut state = self.state();
-        if let Some(at) = state.last.get(key) {
-            let since = now.saturating_duration_since(*at);
-            if since < PACE {
-                return Some(PACE - since);
-            }
-            state.last.remove(key);
+        let deferred = state.deferred.entry(key.clone()).or_insert(Deferred {
+            since: now,
+            changed: now,
+            digest,
+        });
+        if deferred.digest != digest {
+            deferred.digest = digest;
+            deferred.changed = now;
+        }
+        let due = (deferred.changed + SETTLE).min(deferred.since + MAX_WAIT);
+        if now < due {
+            return Some(due - now);
         }
         if let Some(slot) = state.slots.get(key) {
             if *slot <= now {
@@ -111,20 +155,21 @@ impl StatusPace {
         Some(wait)
     }
 
-    /// Notes a status written now (which also ends a reservation: it was written).
-    pub fn wrote(&self, key: ObjectRef<Microservice>, now: Instant) {
+    /// Notes a status written now: what was held back is written.
+    pub fn wrote(&self, key: &ObjectRef<Microservice>, now: Instant) {
         let mut state = self.state();
-        // Entries older than the pace say nothing more, and a slot long past belongs to a
-        // Microservice that went away before it came: dropping them here keeps both maps
-        // as small as the set of Microservices written or waiting in the last seconds.
+        state.deferred.remove(key);
+        state.slots.remove(key);
+        // Progress held back long past its due, and slots long past, belong to
+        // Microservices that went away before they came: dropping them here keeps both
+        // maps as small as the set of Microservices waiting in the last seconds.
+        let stale = MAX_WAIT + SETTLE;
         state
-            .last
-            .retain(|_, at| now.saturating_duration_since(*at) < PACE);
+            .deferred
+            .retain(|_, d| now.saturating_duration_since(d.since) < stale);
         state
             .slots
-            .retain(|_, slot| now.saturating_duration_since(*slot) < PACE);
-        state.slots.remove(&key);
-        state.last.insert(key, now);
+            .retain(|_, slot| now.saturating_duration_since(*slot) < stale);
     }
 }
 
@@ -244,27 +289,41 @@ mod tests {
     }
 
     #[test]
-    fn progress_waits_out_the_pace_after_a_write() {
+    fn progress_is_written_once_it_settles_or_after_the_longest_wait() {
         let pace = StatusPace::default();
         let key = ObjectRef::new("users").within("shop");
         let start = Instant::now();
-        assert_eq!(pace.wait(&key, start), None, "never written: write now");
-        pace.wrote(key.clone(), start);
-        assert_eq!(
-            pace.wait(&key, start + Duration::from_secs(2)),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(pace.wait(&key, start + PACE), None);
-        // The entry went once the pace had passed.
-        assert!(pace.state().last.is_empty());
+        let secs = Duration::from_secs;
+        assert_eq!(pace.wait(&key, 1, start), Some(SETTLE));
+        // It changed: the settling starts again.
+        assert_eq!(pace.wait(&key, 2, start + secs(3)), Some(SETTLE));
+        assert_eq!(pace.wait(&key, 2, start + secs(6)), Some(secs(2)));
+        assert_eq!(pace.wait(&key, 2, start + secs(8)), None, "settled");
+        pace.wrote(&key, start + secs(8));
+        assert!(pace.state().deferred.is_empty());
+        // Progress that never settles is written after the longest wait.
+        let t = start + secs(10);
+        let mut written_at = None;
+        for s in 0..30 {
+            if pace.wait(&key, s, t + secs(s)).is_none() {
+                written_at = Some(s);
+                break;
+            }
+        }
+        assert_eq!(written_at, Some(MAX_WAIT.as_secs()));
     }
 
     #[test]
-    fn a_burst_of_progress_spends_the_budget_then_takes_slots_at_its_rate() {
+    fn a_first_status_bulk_spends_the_budget_then_takes_slots_at_its_rate() {
         let pace = StatusPace::default();
         let start = Instant::now();
-        let key = |i: usize| ObjectRef::new(&format!("ms-{i}")).within("shop");
-        let waits: Vec<Option<Duration>> = (0..100).map(|i| pace.wait(&key(i), start)).collect();
+        let key = |i: u64| ObjectRef::new(&format!("ms-{i}")).within("shop");
+        for i in 0..100 {
+            pace.wait(&key(i), i, start);
+        }
+        let settled = start + SETTLE;
+        let waits: Vec<Option<Duration>> =
+            (0..100).map(|i| pace.wait(&key(i), i, settled)).collect();
         let now = waits.iter().filter(|w| w.is_none()).count();
         assert_eq!(now, PROGRESS_BURST as usize);
         // The rest come back one slot apart, in the order they asked.
@@ -275,10 +334,20 @@ mod tests {
         assert_eq!(slots.len(), 100 - PROGRESS_BURST as usize);
         // Asking again before the slot changes nothing; at the slot, it is written.
         let last = *slots.last().unwrap();
-        assert_eq!(pace.wait(&key(99), start + gap), Some(last - gap));
-        assert_eq!(pace.wait(&key(99), start + last), None);
+        assert_eq!(pace.wait(&key(99), 99, settled + gap), Some(last - gap));
+        assert_eq!(pace.wait(&key(99), 99, settled + last), None);
         // A write at once (urgent) ends a reservation.
-        pace.wrote(key(98), start + gap);
+        pace.wrote(&key(98), settled + gap);
         assert!(!pace.state().slots.contains_key(&key(98)));
+    }
+
+    #[test]
+    fn the_digest_ignores_recomputed_times_but_not_what_is_shown() {
+        let pending = status(1, &[(READY, "False", "RollingOut")]);
+        let mut later = pending.clone();
+        later.conditions[0].last_transition_time = Time("2026-11-30T00:00:00Z".parse().unwrap());
+        assert_eq!(progress_digest(&pending), progress_digest(&later));
+        later.conditions[0].reason = "Unschedulable".into();
+        assert_ne!(progress_digest(&pending), progress_digest(&later));
     }
 }
