@@ -10,11 +10,12 @@ use kube::runtime::watcher::Event;
 use crate::graph::ObjectKey;
 
 /// Which Microservices name which keys, both ways, so an event on a key finds its users
-/// without listing.
+/// without listing. The sets are sorted vectors: most hold one or two keys, where a
+/// `BTreeSet` allocates a node for eleven (over 500 bytes for a namespace and a name).
 #[derive(Debug)]
 pub struct ReverseIndex<K> {
-    named: HashMap<ObjectKey, BTreeSet<K>>,
-    users: HashMap<K, BTreeSet<ObjectKey>>,
+    named: HashMap<ObjectKey, Box<[K]>>,
+    users: HashMap<K, Vec<ObjectKey>>,
 }
 
 impl<K> Default for ReverseIndex<K> {
@@ -31,13 +32,17 @@ impl<K: Clone + Eq + Hash + Ord> ReverseIndex<K> {
     pub fn set(&mut self, user: &ObjectKey, keys: BTreeSet<K>) -> BTreeSet<K> {
         let before = self.remove(user);
         for key in &keys {
-            self.users
-                .entry(key.clone())
-                .or_default()
-                .insert(user.clone());
+            let users = self.users.entry(key.clone()).or_default();
+            if let Err(at) = users.binary_search(user) {
+                users.insert(at, user.clone());
+            }
         }
         if !keys.is_empty() {
-            self.named.insert(user.clone(), keys);
+            // A BTreeSet iterates in order: the slice is sorted.
+            self.named.insert(
+                user.clone(),
+                keys.into_iter().collect::<Vec<K>>().into_boxed_slice(),
+            );
         }
         before
     }
@@ -46,15 +51,17 @@ impl<K: Clone + Eq + Hash + Ord> ReverseIndex<K> {
     /// returns the keys it named.
     pub fn remove(&mut self, user: &ObjectKey) -> BTreeSet<K> {
         let before = self.named.remove(user).unwrap_or_default();
-        for key in &before {
+        for key in before.iter() {
             if let Some(users) = self.users.get_mut(key) {
-                users.remove(user);
+                if let Ok(at) = users.binary_search(user) {
+                    users.remove(at);
+                }
                 if users.is_empty() {
                     self.users.remove(key);
                 }
             }
         }
-        before
+        before.into_vec().into_iter().collect()
     }
 
     /// The Microservices that name `key`.
