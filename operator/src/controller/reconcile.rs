@@ -245,9 +245,12 @@ async fn update_status(
         || child_problem.is_some()
         || status_pace::urgent(ms.status.as_ref(), &status);
     if !urgent
-        && let Some(due) = ctx
-            .status_pace
-            .wait(&key, status_pace::progress_digest(&status), now)
+        && let Some(due) = ctx.status_pace.wait(
+            &key,
+            status_pace::progress_digest(&status),
+            status_pace::in_passing(&status),
+            now,
+        )
     {
         return Ok((status, Some(due)));
     }

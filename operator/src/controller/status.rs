@@ -34,6 +34,11 @@ pub const REASON_CHILD_CONFLICT: &str = "ChildConflict";
 pub const REASON_DEPENDENCY_NOT_ADMITTED: &str = "DependencyNotAdmitted";
 pub const REASON_APPLY_FAILED: &str = "ApplyFailed";
 pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
+/// Ready reasons while Kubernetes is acting on the spec with no cause to report: the
+/// Deployment is being created, its controller rolls it out, its pods start.
+pub const REASON_CREATING: &str = "Creating";
+pub const REASON_ROLLING_OUT: &str = "RollingOut";
+pub const REASON_PODS_NOT_READY: &str = "PodsNotReady";
 
 /// Everything the status is computed from.
 pub struct Observed<'a> {
@@ -516,15 +521,15 @@ impl Rollout {
 
     fn waiting_cause(&self) -> Cause {
         if !self.exists {
-            Cause::new("Creating", "the Deployment does not exist yet")
+            Cause::new(REASON_CREATING, "the Deployment does not exist yet")
         } else if !self.current {
             Cause::new(
-                "RollingOut",
+                REASON_ROLLING_OUT,
                 "the Deployment controller has not seen the latest spec yet",
             )
         } else if self.updated < self.desired || self.total > self.updated {
             Cause::new(
-                "RollingOut",
+                REASON_ROLLING_OUT,
                 format!(
                     "{} of {} pods updated, {} old pods remain",
                     self.updated,
@@ -534,7 +539,7 @@ impl Rollout {
             )
         } else {
             Cause::new(
-                "PodsNotReady",
+                REASON_PODS_NOT_READY,
                 format!("{}/{} pods ready", self.ready, self.desired),
             )
         }

@@ -5,10 +5,14 @@
 //! created, Pending, then Unschedulable; replica counts; which dependency is still
 //! missing; the first record of a release) is written once it has stayed the same for
 //! [`SETTLE`], or after [`MAX_WAIT`] while it keeps changing, each write in its own slot of
-//! a process-wide budget. So a start, whose steps come seconds apart, is one progress
-//! write, a long rollout still shows how far it got, and a bulk create (500 at once on
-//! the embedded cluster wrote 3.9 statuses per Microservice, each describing a step
-//! already past by the next reconcile) leaves the API server to the children.
+//! a process-wide budget. Progress that only says Kubernetes is at work (the Deployment
+//! being created or rolled out, pods starting: [`in_passing`]) waits for what comes next,
+//! at most [`MAX_WAIT`]: under a bulk create the ReplicaSet controller and the scheduler
+//! (20 and 50 requests a second by default) take a minute or more to get to every pod,
+//! and each step they take would otherwise be one more write. So a start is one progress
+//! write, a long rollout still shows how far it got every minute, and a bulk create (500
+//! at once on the embedded cluster wrote 3.9 statuses per Microservice, each describing a
+//! step already past by the next reconcile) leaves the API server to the children.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -20,12 +24,12 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
-use super::status::{DEGRADED, READY};
+use super::status::{DEGRADED, READY, REASON_CREATING, REASON_PODS_NOT_READY, REASON_ROLLING_OUT};
 
 /// How long progress must stay the same before it is written.
 pub const SETTLE: Duration = Duration::from_secs(5);
-/// The longest progress waits while it keeps changing.
-pub const MAX_WAIT: Duration = Duration::from_secs(20);
+/// The longest progress waits while it keeps changing, or while it is [`in_passing`].
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Progress-only status writes per second across the process, sustained...
 const PROGRESS_RATE: f64 = 10.0;
 /// ...and in a burst: a handful of rollouts at once never wait.
@@ -64,6 +68,15 @@ fn release_moved(current: Option<&RolloutStatus>, next: Option<&RolloutStatus>) 
         ..status.clone()
     };
     without_message(current) != without_message(next)
+}
+
+/// Whether `status` only says that Kubernetes is at work on the spec, with no cause to
+/// report: what comes next follows without anyone acting.
+pub fn in_passing(status: &MicroserviceStatus) -> bool {
+    status.condition(READY).is_some_and(|ready| {
+        [REASON_CREATING, REASON_ROLLING_OUT, REASON_PODS_NOT_READY]
+            .contains(&ready.reason.as_str())
+    })
 }
 
 /// What a progress status shows, without the times that a pass recomputes (transition
@@ -117,13 +130,14 @@ impl StatusPace {
     }
 
     /// How long progress showing `digest` ([`progress_digest`]) must still wait; `None`:
-    /// write it now. Once settled, a wait for the budget reserves a slot, so the pass
-    /// that comes back when it is due writes, and a bulk of deferred statuses comes back
-    /// spread at the budget's rate instead of all at once.
+    /// write it now. `passing`: it is [`in_passing`]. Once due, a wait for the budget
+    /// reserves a slot, so the pass that comes back when it is due writes, and a bulk of
+    /// deferred statuses comes back spread at the budget's rate instead of all at once.
     pub fn wait(
         &self,
         key: &ObjectRef<Microservice>,
         digest: u64,
+        passing: bool,
         now: Instant,
     ) -> Option<Duration> {
         let mut state = self.state();
@@ -136,7 +150,12 @@ impl StatusPace {
             deferred.digest = digest;
             deferred.changed = now;
         }
-        let due = (deferred.changed + SETTLE).min(deferred.since + MAX_WAIT);
+        let longest = deferred.since + MAX_WAIT;
+        let due = if passing {
+            longest
+        } else {
+            (deferred.changed + SETTLE).min(longest)
+        };
         if now < due {
             return Some(due - now);
         }
@@ -294,18 +313,18 @@ mod tests {
         let key = ObjectRef::new("users").within("shop");
         let start = Instant::now();
         let secs = Duration::from_secs;
-        assert_eq!(pace.wait(&key, 1, start), Some(SETTLE));
+        assert_eq!(pace.wait(&key, 1, false, start), Some(SETTLE));
         // It changed: the settling starts again.
-        assert_eq!(pace.wait(&key, 2, start + secs(3)), Some(SETTLE));
-        assert_eq!(pace.wait(&key, 2, start + secs(6)), Some(secs(2)));
-        assert_eq!(pace.wait(&key, 2, start + secs(8)), None, "settled");
+        assert_eq!(pace.wait(&key, 2, false, start + secs(3)), Some(SETTLE));
+        assert_eq!(pace.wait(&key, 2, false, start + secs(6)), Some(secs(2)));
+        assert_eq!(pace.wait(&key, 2, false, start + secs(8)), None, "settled");
         pace.wrote(&key, start + secs(8));
         assert!(pace.state().deferred.is_empty());
         // Progress that never settles is written after the longest wait.
         let t = start + secs(10);
         let mut written_at = None;
-        for s in 0..30 {
-            if pace.wait(&key, s, t + secs(s)).is_none() {
+        for s in 0..90 {
+            if pace.wait(&key, s, false, t + secs(s)).is_none() {
                 written_at = Some(s);
                 break;
             }
@@ -319,11 +338,12 @@ mod tests {
         let start = Instant::now();
         let key = |i: u64| ObjectRef::new(&format!("ms-{i}")).within("shop");
         for i in 0..100 {
-            pace.wait(&key(i), i, start);
+            pace.wait(&key(i), i, false, start);
         }
         let settled = start + SETTLE;
-        let waits: Vec<Option<Duration>> =
-            (0..100).map(|i| pace.wait(&key(i), i, settled)).collect();
+        let waits: Vec<Option<Duration>> = (0..100)
+            .map(|i| pace.wait(&key(i), i, false, settled))
+            .collect();
         let now = waits.iter().filter(|w| w.is_none()).count();
         assert_eq!(now, PROGRESS_BURST as usize);
         // The rest come back one slot apart, in the order they asked.
@@ -334,11 +354,36 @@ mod tests {
         assert_eq!(slots.len(), 100 - PROGRESS_BURST as usize);
         // Asking again before the slot changes nothing; at the slot, it is written.
         let last = *slots.last().unwrap();
-        assert_eq!(pace.wait(&key(99), 99, settled + gap), Some(last - gap));
-        assert_eq!(pace.wait(&key(99), 99, settled + last), None);
+        assert_eq!(
+            pace.wait(&key(99), 99, false, settled + gap),
+            Some(last - gap)
+        );
+        assert_eq!(pace.wait(&key(99), 99, false, settled + last), None);
         // A write at once (urgent) ends a reservation.
         pace.wrote(&key(98), settled + gap);
         assert!(!pace.state().slots.contains_key(&key(98)));
+    }
+
+    #[test]
+    fn kubernetes_at_work_waits_for_what_comes_next() {
+        let pace = StatusPace::default();
+        let key = ObjectRef::new("users").within("shop");
+        let start = Instant::now();
+        assert_eq!(pace.wait(&key, 1, true, start), Some(MAX_WAIT));
+        assert_eq!(
+            pace.wait(&key, 1, true, start + SETTLE),
+            Some(MAX_WAIT - SETTLE)
+        );
+        // A cause appears: it settles as usual.
+        let cause = start + Duration::from_secs(30);
+        assert_eq!(pace.wait(&key, 2, false, cause), Some(SETTLE));
+        assert_eq!(pace.wait(&key, 2, false, cause + SETTLE), None);
+        let rolling = status(1, &[(READY, "False", REASON_ROLLING_OUT)]);
+        assert!(in_passing(&rolling));
+        assert!(!in_passing(&status(
+            1,
+            &[(READY, "False", "Unschedulable")]
+        )));
     }
 
     #[test]
