@@ -54,7 +54,7 @@ pub struct CacheGone;
 struct Inner {
     objects: HashMap<Key, Entry>,
     /// Owner UID → the objects it owns.
-    owned: HashMap<Box<str>, Vec<Key>>,
+    owned: HashMap<Box<str>, Box<[Key]>>,
     /// Every namespace seen, shared by the keys.
     namespaces: HashSet<Arc<str>>,
     /// The objects of a list under way, which replace the cache when it completes.
@@ -236,14 +236,23 @@ impl Inner {
 
     fn insert(&mut self, key: Key, entry: Entry) {
         for owner in &entry.owners {
-            let keys = self.owned.entry(owner.clone()).or_default();
-            if !keys.contains(&key) {
-                keys.push(key.clone());
+            match self.owned.get_mut(owner) {
+                Some(keys) if keys.contains(&key) => {}
+                // Sets are exact slices (most hold one object): rebuilt on the rare change
+                // rather than kept with a vector's spare room.
+                Some(keys) => {
+                    let mut more = keys.to_vec();
+                    more.push(key.clone());
+                    *keys = more.into_boxed_slice();
+                }
+                None => {
+                    self.owned.insert(owner.clone(), Box::new([key.clone()]));
+                }
             }
         }
+        let owners = entry.owners.clone();
         if let Some(old) = self.objects.insert(key.clone(), entry) {
-            let kept: Vec<Box<str>> = self.objects[&key].owners.to_vec();
-            self.unindex(&key, old.owners.iter().filter(|uid| !kept.contains(uid)));
+            self.unindex(&key, old.owners.iter().filter(|uid| !owners.contains(uid)));
         }
     }
 
@@ -256,9 +265,11 @@ impl Inner {
     fn unindex<'a>(&mut self, key: &Key, owners: impl Iterator<Item = &'a Box<str>>) {
         for owner in owners {
             if let Some(keys) = self.owned.get_mut(owner) {
-                keys.retain(|k| k != key);
-                if keys.is_empty() {
+                let rest: Box<[Key]> = keys.iter().filter(|k| *k != key).cloned().collect();
+                if rest.is_empty() {
                     self.owned.remove(owner);
+                } else {
+                    *keys = rest;
                 }
             }
         }
