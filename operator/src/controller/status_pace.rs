@@ -24,7 +24,9 @@ use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
-use super::status::{DEGRADED, READY, REASON_CREATING, REASON_PODS_NOT_READY, REASON_ROLLING_OUT};
+use super::status::{
+    DEGRADED, PROGRESSING, READY, REASON_CREATING, REASON_PODS_NOT_READY, REASON_ROLLING_OUT,
+};
 
 /// How long progress must stay the same before it is written.
 pub const SETTLE: Duration = Duration::from_secs(5);
@@ -70,13 +72,15 @@ fn release_moved(current: Option<&RolloutStatus>, next: Option<&RolloutStatus>) 
     without_message(current) != without_message(next)
 }
 
-/// Whether `status` only says that Kubernetes is at work on the spec, with no cause to
-/// report: what comes next follows without anyone acting.
+/// Whether `status` shows Kubernetes still at work on the spec: `Ready` waits with no
+/// cause to report, or the Deployment is still being created or rolled out (its pods may
+/// already show a cause, but the counts and the cause are about to move again). What
+/// comes next follows without anyone acting.
 pub fn in_passing(status: &MicroserviceStatus) -> bool {
-    status.condition(READY).is_some_and(|ready| {
-        [REASON_CREATING, REASON_ROLLING_OUT, REASON_PODS_NOT_READY]
-            .contains(&ready.reason.as_str())
-    })
+    let reason = |type_: &str| status.condition(type_).map(|c| c.reason.as_str());
+    let at_work = [REASON_CREATING, REASON_ROLLING_OUT];
+    reason(READY).is_some_and(|r| at_work.contains(&r) || r == REASON_PODS_NOT_READY)
+        || reason(PROGRESSING).is_some_and(|r| at_work.contains(&r))
 }
 
 /// What a progress status shows, without the times that a pass recomputes (transition
@@ -382,7 +386,18 @@ mod tests {
         assert!(in_passing(&rolling));
         assert!(!in_passing(&status(
             1,
-            &[(READY, "False", "Unschedulable")]
+            &[
+                (READY, "False", "Unschedulable"),
+                (PROGRESSING, "True", "PodsNotReady")
+            ]
+        )));
+        // The pods show a cause while the Deployment is still rolled out: more to come.
+        assert!(in_passing(&status(
+            1,
+            &[
+                (READY, "False", "Unschedulable"),
+                (PROGRESSING, "True", REASON_ROLLING_OUT)
+            ]
         )));
     }
 
