@@ -67,6 +67,16 @@ struct Key {
     name: Box<str>,
 }
 
+impl Key {
+    /// A key to look an object up with (its namespace not shared with the stored ones).
+    fn new(namespace: &str, name: &str) -> Self {
+        Key {
+            namespace: Arc::from(namespace),
+            name: Box::from(name),
+        }
+    }
+}
+
 struct Entry {
     uid: Option<Box<str>>,
     resource_version: Option<Box<str>>,
@@ -128,8 +138,10 @@ impl PackedWriter {
                 }
             }
             Event::Delete(object) => {
-                if let Some((key, _)) = inner.entry(object) {
-                    inner.remove(&key);
+                // Only the key: a deleted object's text is never read.
+                if let Some(name) = object.metadata.name.as_deref() {
+                    let namespace = object.metadata.namespace.as_deref().unwrap_or_default();
+                    inner.remove(&Key::new(namespace, name));
                 }
             }
         }
@@ -144,10 +156,7 @@ impl PackedStore {
     /// The object `name` in `namespace`, unpacked (without apiVersion and kind).
     pub fn get(&self, name: &str, namespace: &str) -> Option<DynamicObject> {
         let inner = self.read();
-        let key = Key {
-            namespace: Arc::from(namespace),
-            name: Box::from(name),
-        };
+        let key = Key::new(namespace, name);
         inner.objects.get(&key).map(|entry| unpack(&key, entry))
     }
 
