@@ -76,11 +76,7 @@ pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Res
         let steps = futures::future::join_all(together.iter().map(|child| async {
             match ctx.caches.child(child.kind) {
                 Some(cache) => apply_one(ctx, ms, child, cache, &namespace).await,
-                None => Err(Error::Apply {
-                    kind: child.kind.kind,
-                    name: child.name().to_string(),
-                    message: format!("the cluster does not serve {}", child.kind.kind),
-                }),
+                None => Ok(Step::Unserved),
             }
         }))
         .await;
@@ -97,7 +93,8 @@ pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Res
                 Err(Error::Kube(kube::Error::Api(status))) => {
                     applied.failure.get_or_insert(failure(status.message));
                 }
-                Err(Error::Apply { message, .. }) => {
+                Ok(Step::Unserved) => {
+                    let message = format!("the cluster does not serve {}", child.kind.kind);
                     applied.failure.get_or_insert(failure(message));
                 }
                 Err(error) => return Err(error),
@@ -131,6 +128,8 @@ enum Step {
     Unchanged,
     Changed(Change),
     Conflict(Conflict),
+    /// The cluster does not serve the child's kind: nothing was sent.
+    Unserved,
 }
 
 async fn apply_one(
