@@ -244,14 +244,7 @@ async fn update_status(
     let urgent = refused.is_some()
         || child_problem.is_some()
         || status_pace::urgent(ms.status.as_ref(), &status);
-    if !urgent
-        && let Some(due) = ctx.status_pace.wait(
-            &key,
-            status_pace::progress_digest(&status),
-            status_pace::in_passing(&status),
-            now,
-        )
-    {
+    if !urgent && let Some(due) = ctx.status_pace.wait(&key, ms.status.as_ref(), &status, now) {
         return Ok((status, Some(due)));
     }
     if let Some(refusal) = refused

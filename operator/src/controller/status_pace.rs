@@ -5,14 +5,20 @@
 //! created, Pending, then Unschedulable; replica counts; which dependency is still
 //! missing; the first record of a release) is written once it has stayed the same for
 //! [`SETTLE`], or after [`MAX_WAIT`] while it keeps changing, each write in its own slot of
-//! a process-wide budget. Progress that only says Kubernetes is at work (the Deployment
-//! being created or rolled out, pods starting: [`in_passing`]) waits for what comes next,
-//! at most [`MAX_WAIT`]: under a bulk create the ReplicaSet controller and the scheduler
-//! (20 and 50 requests a second by default) take a minute or more to get to every pod,
-//! and each step they take would otherwise be one more write. So a start is one progress
-//! write, a long rollout still shows how far it got every minute, and a bulk create (500
-//! at once on the embedded cluster wrote 3.9 statuses per Microservice, each describing a
-//! step already past by the next reconcile) leaves the API server to the children.
+//! a process-wide budget.
+//!
+//! Progress that only says Kubernetes is at work ([`in_passing`]: the Deployment being
+//! created or rolled out, pods starting), when the status already written says the same,
+//! is no news: it waits for what comes next, at most [`AT_WORK_WAIT`]. Under a bulk create
+//! the ReplicaSet controller and the scheduler (20 and 50 requests a second by default)
+//! take one to two minutes to reach every pod, and each step they take would otherwise be
+//! one more write, each describing a step already past by the next reconcile (500 at once
+//! on the embedded cluster wrote 3.9 statuses per Microservice with no pacing, 2.15 with
+//! a one-minute bound). So a create is two writes: the first status, then the pods'
+//! verdict (Ready, or the cause that keeps them from it). A cause that goes away is news,
+//! and settles as any other progress; a rollout that takes many minutes still shows how
+//! far it got every [`AT_WORK_WAIT`], and one that stalls turns Degraded at its progress
+//! deadline, which is written at once.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -30,8 +36,10 @@ use super::status::{
 
 /// How long progress must stay the same before it is written.
 pub const SETTLE: Duration = Duration::from_secs(5);
-/// The longest progress waits while it keeps changing, or while it is [`in_passing`].
+/// The longest progress waits while it keeps changing.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
+/// The longest progress [`in_passing`] waits after a status that was in passing too.
+pub const AT_WORK_WAIT: Duration = Duration::from_secs(180);
 /// Progress-only status writes per second across the process, sustained...
 const PROGRESS_RATE: f64 = 10.0;
 /// ...and in a burst: a handful of rollouts at once never wait.
@@ -76,7 +84,7 @@ fn release_moved(current: Option<&RolloutStatus>, next: Option<&RolloutStatus>) 
 /// cause to report, or the Deployment is still being created or rolled out (its pods may
 /// already show a cause, but the counts and the cause are about to move again). What
 /// comes next follows without anyone acting.
-pub fn in_passing(status: &MicroserviceStatus) -> bool {
+fn in_passing(status: &MicroserviceStatus) -> bool {
     let reason = |type_: &str| status.condition(type_).map(|c| c.reason.as_str());
     let at_work = [REASON_CREATING, REASON_ROLLING_OUT];
     reason(READY).is_some_and(|r| at_work.contains(&r) || r == REASON_PODS_NOT_READY)
@@ -86,7 +94,7 @@ pub fn in_passing(status: &MicroserviceStatus) -> bool {
 /// What a progress status shows, without the times that a pass recomputes (transition
 /// times of conditions not yet written, the start of a release not yet recorded): two
 /// passes that saw the same progress give the same digest.
-pub fn progress_digest(status: &MicroserviceStatus) -> u64 {
+fn progress_digest(status: &MicroserviceStatus) -> u64 {
     let mut shown = status.clone();
     for condition in &mut shown.conditions {
         condition.last_transition_time = Time(jiff::Timestamp::UNIX_EPOCH);
@@ -117,13 +125,25 @@ struct PaceState {
     budget: ProgressBudget,
 }
 
+/// What a progress status waits for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// To stay the same for [`SETTLE`] (at most [`MAX_WAIT`]).
+    Settle,
+    /// Kubernetes still at work after a status that said so: for what comes next (at most
+    /// [`AT_WORK_WAIT`]).
+    AtWork,
+}
+
 /// Progress seen and not written.
 struct Deferred {
-    /// When progress was first held back since the last write.
+    /// When progress was first held back since the last write, or since it started to
+    /// wait for something else.
     since: Instant,
     /// When what it shows last changed.
     changed: Instant,
     digest: u64,
+    hold: Hold,
 }
 
 impl StatusPace {
@@ -133,15 +153,28 @@ impl StatusPace {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// How long progress showing `digest` ([`progress_digest`]) must still wait; `None`:
-    /// write it now. `passing`: it is [`in_passing`]. Once due, a wait for the budget
-    /// reserves a slot, so the pass that comes back when it is due writes, and a bulk of
-    /// deferred statuses comes back spread at the budget's rate instead of all at once.
+    /// How long the progress in `next` must still wait, `written` being the status on the
+    /// object; `None`: write it now. Once due, a wait for the budget reserves a slot, so
+    /// the pass that comes back when it is due writes, and a bulk of deferred statuses
+    /// comes back spread at the budget's rate instead of all at once.
     pub fn wait(
         &self,
         key: &ObjectRef<Microservice>,
+        written: Option<&MicroserviceStatus>,
+        next: &MicroserviceStatus,
+        now: Instant,
+    ) -> Option<Duration> {
+        let at_work = in_passing(next) && written.is_some_and(in_passing);
+        let hold = if at_work { Hold::AtWork } else { Hold::Settle };
+        self.hold(key, progress_digest(next), hold, now)
+    }
+
+    /// [`Self::wait`] for progress showing `digest` ([`progress_digest`]).
+    fn hold(
+        &self,
+        key: &ObjectRef<Microservice>,
         digest: u64,
-        passing: bool,
+        hold: Hold,
         now: Instant,
     ) -> Option<Duration> {
         let mut state = self.state();
@@ -149,16 +182,22 @@ impl StatusPace {
             since: now,
             changed: now,
             digest,
+            hold,
         });
         if deferred.digest != digest {
             deferred.digest = digest;
             deferred.changed = now;
         }
-        let longest = deferred.since + MAX_WAIT;
-        let due = if passing {
-            longest
-        } else {
-            (deferred.changed + SETTLE).min(longest)
+        // Kubernetes at work no more: what comes next, a cause, settles from now on, not
+        // from when the work began (it would be written at once, and the next pod's
+        // cause a moment later once more).
+        if deferred.hold != hold {
+            deferred.hold = hold;
+            deferred.since = now;
+        }
+        let due = match hold {
+            Hold::AtWork => deferred.since + AT_WORK_WAIT,
+            Hold::Settle => (deferred.changed + SETTLE).min(deferred.since + MAX_WAIT),
         };
         if now < due {
             return Some(due - now);
@@ -186,7 +225,7 @@ impl StatusPace {
         // Progress held back long past its due, and slots long past, belong to
         // Microservices that went away before they came: dropping them here keeps both
         // maps as small as the set of Microservices waiting in the last seconds.
-        let stale = MAX_WAIT + SETTLE;
+        let stale = AT_WORK_WAIT + SETTLE;
         state
             .deferred
             .retain(|_, d| now.saturating_duration_since(d.since) < stale);
@@ -317,18 +356,28 @@ mod tests {
         let key = ObjectRef::new("users").within("shop");
         let start = Instant::now();
         let secs = Duration::from_secs;
-        assert_eq!(pace.wait(&key, 1, false, start), Some(SETTLE));
+        assert_eq!(pace.hold(&key, 1, Hold::Settle, start), Some(SETTLE));
         // It changed: the settling starts again.
-        assert_eq!(pace.wait(&key, 2, false, start + secs(3)), Some(SETTLE));
-        assert_eq!(pace.wait(&key, 2, false, start + secs(6)), Some(secs(2)));
-        assert_eq!(pace.wait(&key, 2, false, start + secs(8)), None, "settled");
+        assert_eq!(
+            pace.hold(&key, 2, Hold::Settle, start + secs(3)),
+            Some(SETTLE)
+        );
+        assert_eq!(
+            pace.hold(&key, 2, Hold::Settle, start + secs(6)),
+            Some(secs(2))
+        );
+        assert_eq!(
+            pace.hold(&key, 2, Hold::Settle, start + secs(8)),
+            None,
+            "settled"
+        );
         pace.wrote(&key, start + secs(8));
         assert!(pace.state().deferred.is_empty());
         // Progress that never settles is written after the longest wait.
         let t = start + secs(10);
         let mut written_at = None;
         for s in 0..90 {
-            if pace.wait(&key, s, false, t + secs(s)).is_none() {
+            if pace.hold(&key, s, Hold::Settle, t + secs(s)).is_none() {
                 written_at = Some(s);
                 break;
             }
@@ -342,11 +391,11 @@ mod tests {
         let start = Instant::now();
         let key = |i: u64| ObjectRef::new(&format!("ms-{i}")).within("shop");
         for i in 0..100 {
-            pace.wait(&key(i), i, false, start);
+            pace.hold(&key(i), i, Hold::Settle, start);
         }
         let settled = start + SETTLE;
         let waits: Vec<Option<Duration>> = (0..100)
-            .map(|i| pace.wait(&key(i), i, false, settled))
+            .map(|i| pace.hold(&key(i), i, Hold::Settle, settled))
             .collect();
         let now = waits.iter().filter(|w| w.is_none()).count();
         assert_eq!(now, PROGRESS_BURST as usize);
@@ -359,29 +408,74 @@ mod tests {
         // Asking again before the slot changes nothing; at the slot, it is written.
         let last = *slots.last().unwrap();
         assert_eq!(
-            pace.wait(&key(99), 99, false, settled + gap),
+            pace.hold(&key(99), 99, Hold::Settle, settled + gap),
             Some(last - gap)
         );
-        assert_eq!(pace.wait(&key(99), 99, false, settled + last), None);
+        assert_eq!(pace.hold(&key(99), 99, Hold::Settle, settled + last), None);
         // A write at once (urgent) ends a reservation.
         pace.wrote(&key(98), settled + gap);
         assert!(!pace.state().slots.contains_key(&key(98)));
     }
 
     #[test]
-    fn kubernetes_at_work_waits_for_what_comes_next() {
+    fn kubernetes_at_work_after_a_status_that_said_so_waits_for_what_comes_next() {
         let pace = StatusPace::default();
         let key = ObjectRef::new("users").within("shop");
         let start = Instant::now();
-        assert_eq!(pace.wait(&key, 1, true, start), Some(MAX_WAIT));
+        let creating = status(1, &[(READY, "False", REASON_CREATING)]);
+        let rolling = status(1, &[(READY, "False", REASON_ROLLING_OUT)]);
+        let pending = status(1, &[(READY, "False", REASON_PODS_NOT_READY)]);
         assert_eq!(
-            pace.wait(&key, 1, true, start + SETTLE),
-            Some(MAX_WAIT - SETTLE)
+            pace.wait(&key, Some(&creating), &rolling, start),
+            Some(AT_WORK_WAIT)
         );
-        // A cause appears: it settles as usual.
-        let cause = start + Duration::from_secs(30);
-        assert_eq!(pace.wait(&key, 2, false, cause), Some(SETTLE));
-        assert_eq!(pace.wait(&key, 2, false, cause + SETTLE), None);
+        // Still at work, another step: no news, the same deadline.
+        let later = start + Duration::from_secs(50);
+        assert_eq!(
+            pace.wait(&key, Some(&creating), &pending, later),
+            Some(AT_WORK_WAIT - Duration::from_secs(50))
+        );
+        // The pods' verdict: it settles as usual.
+        let unschedulable = status(
+            1,
+            &[
+                (READY, "False", "Unschedulable"),
+                (PROGRESSING, "True", REASON_PODS_NOT_READY),
+            ],
+        );
+        let verdict = start + Duration::from_secs(100);
+        assert_eq!(
+            pace.wait(&key, Some(&creating), &unschedulable, verdict),
+            Some(SETTLE)
+        );
+        assert_eq!(
+            pace.wait(&key, Some(&creating), &unschedulable, verdict + SETTLE),
+            None
+        );
+        pace.wrote(&key, verdict + SETTLE);
+        // A cause that goes away is news: it settles as usual too.
+        let back = verdict + Duration::from_secs(30);
+        assert_eq!(
+            pace.wait(&key, Some(&unschedulable), &pending, back),
+            Some(SETTLE)
+        );
+        // At work for longer than the longest wait: written then, to show how far it got.
+        let pace = StatusPace::default();
+        let mut written_at = None;
+        for s in 0..300 {
+            let mut step = pending.clone();
+            step.conditions[0].message = format!("{s} of 300 pods ready");
+            let now = start + Duration::from_secs(s);
+            if pace.wait(&key, Some(&creating), &step, now).is_none() {
+                written_at = Some(s);
+                break;
+            }
+        }
+        assert_eq!(written_at, Some(AT_WORK_WAIT.as_secs()));
+    }
+
+    #[test]
+    fn what_is_in_passing() {
         let rolling = status(1, &[(READY, "False", REASON_ROLLING_OUT)]);
         assert!(in_passing(&rolling));
         assert!(!in_passing(&status(
