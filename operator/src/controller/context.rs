@@ -1,5 +1,5 @@
 //! What every reconciliation shares: the client, the server's capabilities, the caches
-//! fed by the watches, metrics, the event recorder and the per-object backoff.
+//! fed by the watches, metrics, the events' outbox and the per-object backoff.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,7 @@ use crate::metrics::Metrics;
 use super::caches::Caches;
 use super::edit_lane::Turns;
 use super::indexes::Indexes;
-use super::recorder::Recorder;
+use super::recorder::Outbox;
 use super::status_pace::StatusPace;
 use super::written::Written;
 
@@ -27,7 +27,8 @@ pub struct Context {
     /// Microservice.
     pub indexes: Arc<Indexes>,
     pub metrics: Arc<Metrics>,
-    pub recorder: Recorder,
+    /// Events to publish (`recorder`).
+    pub events: Outbox,
     /// Children applied (by kind, namespace, name: the content hash) and statuses
     /// written, until the caches show them.
     pub applied: Written<(&'static str, String, String), String>,
@@ -46,7 +47,7 @@ impl Context {
         caches: Caches,
         indexes: Arc<Indexes>,
         metrics: Arc<Metrics>,
-        recorder: Recorder,
+        events: Outbox,
     ) -> Self {
         Context {
             client,
@@ -54,7 +55,7 @@ impl Context {
             caches,
             indexes,
             metrics,
-            recorder,
+            events,
             applied: Written::default(),
             statuses: Written::default(),
             turns: Turns::default(),

@@ -1,5 +1,6 @@
-//! Kubernetes events (events.k8s.io/v1) on the Microservice. Publishing is best effort:
-//! a failed event never fails a reconciliation.
+//! Kubernetes events (events.k8s.io/v1) on the Microservice. Publishing is best effort
+//! and happens in the background (`recorder`): an event never fails nor slows a
+//! reconciliation.
 
 use kube::Resource;
 use tracing::warn;
@@ -8,12 +9,12 @@ use crate::api::Microservice;
 
 use super::apply::{Action, Change};
 use super::context::Context;
-use super::recorder::{EventType, Note};
+use super::recorder::{EventType, Queued};
 
 /// What one reconcile changed, as one event per kind of change ("Created ServiceAccount
 /// users, Service users, Deployment users"), not one per child: a bulk create would
 /// otherwise write more events than children.
-pub async fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Change]) {
+pub fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Change]) {
     for (action, reason, verb) in [
         (Action::Created, "Created", "Create"),
         (Action::Updated, "Updated", "Update"),
@@ -28,28 +29,28 @@ pub async fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Chang
             continue;
         }
         let note = format!("{reason} {}", objects.join(", "));
-        publish(ctx, ms, EventType::Normal, reason, verb, &note).await;
+        publish(ctx, ms, EventType::Normal, reason, verb, &note);
     }
 }
 
 /// A spec refused before anything was applied; `reason` is the Ready reason
 /// (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation).
-pub async fn refused(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
-    publish(ctx, ms, EventType::Warning, reason, "Validate", message).await;
+pub fn refused(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
+    publish(ctx, ms, EventType::Warning, reason, "Validate", message);
 }
 
-pub async fn reconcile_failed(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
-    publish(ctx, ms, EventType::Warning, reason, "Reconcile", message).await;
+pub fn reconcile_failed(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {
+    publish(ctx, ms, EventType::Warning, reason, "Reconcile", message);
 }
 
 /// A release reached an end: released, rolled back, failed.
-pub async fn rollout(ctx: &Context, ms: &Microservice, notice: &crate::rollout::machine::Notice) {
+pub fn rollout(ctx: &Context, ms: &Microservice, notice: &crate::rollout::machine::Notice) {
     let type_ = if notice.warning {
         EventType::Warning
     } else {
         EventType::Normal
     };
-    publish(ctx, ms, type_, notice.reason, "Rollout", &notice.note).await;
+    publish(ctx, ms, type_, notice.reason, "Rollout", &notice.note);
 }
 
 /// The API server refuses an events.k8s.io/v1 note over 1 KiB, and the whole event with
@@ -58,28 +59,28 @@ const MAX_NOTE_BYTES: usize = 1024;
 /// The API server's limit on the reason.
 const MAX_REASON_BYTES: usize = 128;
 
-async fn publish(
+fn publish(
     ctx: &Context,
     ms: &Microservice,
     type_: EventType,
     reason: &str,
-    action: &str,
+    action: &'static str,
     note: &str,
 ) {
     let (reason, note) = (
         truncate(reason, MAX_REASON_BYTES),
         truncate(note, MAX_NOTE_BYTES),
     );
-    let event = Note {
+    let queued = Queued {
+        regarding: ms.object_ref(&()),
         type_,
-        reason: &reason,
+        reason: reason.clone(),
         action,
-        note: &note,
+        note,
     };
-    if let Err(error) = ctx.recorder.publish(&ms.object_ref(&()), &event).await {
-        // Never silent: the metric shows what the log may lose.
+    if !ctx.events.send(queued) {
         ctx.metrics.event_not_published(&reason);
-        warn!(%error, %reason, "could not publish an event");
+        warn!(%reason, "the event queue is full: event dropped");
     }
 }
 

@@ -54,7 +54,7 @@ use caches::{Caches, Observers, Watches};
 use class_status::ClassStatusWriter;
 use context::Context;
 use indexes::{ClassWatch, MicroserviceWatch, Triggers};
-use recorder::Recorder;
+use recorder::{Outbox, Recorder};
 
 /// How long the queue waits for a Microservice's triggers to stop before reconciling it.
 /// Creating one sets off a burst (six children written back, the Deployment's status,
@@ -188,7 +188,11 @@ async fn run_on(
             .run(),
         );
     }
-    let recorder = Recorder::new(client.clone(), "flotilla", &settings.instance);
+    let (events, queue) = Outbox::new();
+    tasks.spawn(
+        Recorder::new(client.clone(), "flotilla", &settings.instance)
+            .deliver(queue, metrics.clone()),
+    );
     let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
     let context = Arc::new(Context::new(
         client,
@@ -196,7 +200,7 @@ async fn run_on(
         caches,
         indexes,
         metrics,
-        recorder,
+        events,
     ));
     tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(

@@ -73,12 +73,12 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     for change in &applied.changes {
         info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
     }
-    events::children_changed(&ctx, &ms, &applied.changes).await;
+    events::children_changed(&ctx, &ms, &applied.changes);
     if let Some(notice) = rollout.as_ref().and_then(|d| d.notice.as_ref())
         && applied.failure.is_none()
     {
         info!(microservice = %ms.name_any(), %namespace, reason = notice.reason, note = %notice.note, "rollout");
-        events::rollout(&ctx, &ms, notice).await;
+        events::rollout(&ctx, &ms, notice);
     }
     let (status, status_due) =
         update_status(&ctx, &ms, &plan, &applied, rollout.as_ref(), &namespace).await?;
@@ -258,7 +258,7 @@ async fn update_status(
             Refusal::AmbiguousDefaultClass(_) => "ambiguous_default_class",
             Refusal::PolicyViolation(_) => "policy_violation",
         });
-        events::refused(ctx, ms, reason, &message).await;
+        events::refused(ctx, ms, reason, &message);
     }
     if let Some(cause) = &child_problem
         && cause.reason == REASON_CHILD_CONFLICT
@@ -266,7 +266,7 @@ async fn update_status(
     {
         warn!(%namespace, %name, message = %cause.message, "child conflict");
         ctx.metrics.error("child_conflict");
-        events::reconcile_failed(ctx, ms, &cause.reason, &cause.message).await;
+        events::reconcile_failed(ctx, ms, &cause.reason, &cause.message);
     }
     let version = write_status(ctx, ms, &status).await?;
     ctx.status_pace.wrote(&key, now);
@@ -327,14 +327,11 @@ pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> 
     ctx.metrics.error(error.metric_label());
     let delay = ctx.next_backoff(&ObjectRef::from_obj(ms.as_ref()));
     warn!(namespace = ?ms.namespace(), name = %ms.name_any(), %error, retry_in = ?delay, "reconcile failed");
-    let (ctx_for_event, ms_for_event, message) = (ctx.clone(), ms.clone(), error.to_string());
     let reason = match error {
         Error::Kube(_) | Error::Apply { .. } => REASON_APPLY_FAILED,
         _ => "ReconcileFailed",
     };
-    tokio::spawn(async move {
-        events::reconcile_failed(&ctx_for_event, &ms_for_event, reason, &message).await
-    });
+    events::reconcile_failed(&ctx, &ms, reason, &error.to_string());
     Action::requeue(delay)
 }
 

@@ -6,6 +6,12 @@
 //! them after a bulk create of 500 Microservices) and scans them all on every publish.
 //! The note is part of the key here: "Created Deployment a" and "Created Service a" are
 //! two events, not a series that shows only the first note.
+//!
+//! Events go out from a queue, one at a time, as client-go's broadcaster sends them: a
+//! reconcile never waits for its events, and under a bulk create they take one request
+//! slot of the API server, not one per reconcile (500 Microservices created at once were
+//! 500 event writes among 4,000 on the critical path). The queue holds [`QUEUED`], as
+//! client-go's does, and drops what comes beyond, counted in the metrics.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,6 +24,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use crate::metrics::Metrics;
 
 /// How long after its last occurrence a repeat still joins an event's series: kube-runtime's
 /// and client-go's window.
@@ -42,6 +52,36 @@ pub struct Note<'a> {
     pub action: &'a str,
     /// Human readable, at most 1 KiB (the API server refuses longer).
     pub note: &'a str,
+}
+
+/// Events waiting to be published, at most (client-go's `maxQueuedEvents`).
+pub const QUEUED: usize = 1000;
+
+/// An event about an object, waiting its turn.
+pub struct Queued {
+    pub regarding: ObjectReference,
+    pub type_: EventType,
+    pub reason: String,
+    pub action: &'static str,
+    pub note: String,
+}
+
+/// Where events are queued for the [`Recorder`] to publish.
+#[derive(Clone)]
+pub struct Outbox(mpsc::Sender<Queued>);
+
+impl Outbox {
+    /// An outbox and the queue a [`Recorder`] delivers from.
+    pub fn new() -> (Outbox, mpsc::Receiver<Queued>) {
+        let (sender, queue) = mpsc::channel(QUEUED);
+        (Outbox(sender), queue)
+    }
+
+    /// Queues `event`; false when the queue is full or nobody delivers any more, and the
+    /// event is dropped.
+    pub fn send(&self, event: Queued) -> bool {
+        self.0.try_send(event).is_ok()
+    }
 }
 
 pub struct Recorder {
@@ -81,8 +121,30 @@ impl Recorder {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Publishes the events of `queue` one at a time, until every [`Outbox`] is gone;
+    /// one that cannot be published is counted and logged, never retried.
+    pub async fn deliver(
+        self,
+        mut queue: mpsc::Receiver<Queued>,
+        metrics: std::sync::Arc<Metrics>,
+    ) {
+        while let Some(event) = queue.recv().await {
+            let note = Note {
+                type_: event.type_,
+                reason: &event.reason,
+                action: event.action,
+                note: &event.note,
+            };
+            if let Err(error) = self.publish(&event.regarding, &note).await {
+                // Never silent: the metric shows what the log may lose.
+                metrics.event_not_published(&event.reason);
+                warn!(%error, reason = %event.reason, "could not publish an event");
+            }
+        }
+    }
+
     /// Publishes `note` about `regarding`, in its namespace.
-    pub async fn publish(&self, regarding: &ObjectReference, note: &Note<'_>) -> kube::Result<()> {
+    async fn publish(&self, regarding: &ObjectReference, note: &Note<'_>) -> kube::Result<()> {
         let now = Timestamp::now();
         let key = series_key(regarding, note);
         let repeat = self.recent().repeat(key, now);
@@ -233,6 +295,24 @@ mod tests {
         };
         assert_ne!(key, series_key(&reference("u1"), &other));
         assert_ne!(key, series_key(&reference("u2"), &FAILED), "another object");
+    }
+
+    #[test]
+    fn a_full_queue_drops_what_comes_beyond_it() {
+        let (outbox, mut queue) = Outbox::new();
+        let event = || Queued {
+            regarding: reference("u1"),
+            type_: EventType::Normal,
+            reason: "Created".into(),
+            action: "Create",
+            note: "Created Deployment users".into(),
+        };
+        assert!((0..QUEUED).all(|_| outbox.send(event())));
+        assert!(!outbox.send(event()), "full");
+        assert!(queue.try_recv().is_ok());
+        assert!(outbox.send(event()), "room again");
+        drop(queue);
+        assert!(!outbox.send(event()), "nobody delivers");
     }
 
     #[test]
