@@ -34,6 +34,7 @@ pub struct Metrics {
     pub errors: Family<ErrorLabels, Counter>,
     pub duration: Histogram,
     pub managed: Gauge,
+    pub statuses_held: Gauge,
     pub applies: Family<ApplyLabels, Counter>,
     pub events_not_published: Family<ErrorLabels, Counter>,
     pub watch_errors: Family<WatchLabels, Counter>,
@@ -56,6 +57,7 @@ impl Default for Metrics {
         let errors = Family::<ErrorLabels, Counter>::default();
         let duration = Histogram::new(exponential_buckets(0.005, 2.0, 12));
         let managed = Gauge::default();
+        let statuses_held = Gauge::default();
         let applies = Family::<ApplyLabels, Counter>::default();
         let events_not_published = Family::<ErrorLabels, Counter>::default();
         let watch_errors = Family::<WatchLabels, Counter>::default();
@@ -78,6 +80,11 @@ impl Default for Metrics {
             "managed_microservices",
             "Microservices in the operator's cache",
             managed.clone(),
+        );
+        registry.register(
+            "statuses_held",
+            "Microservices whose progress is held back from their status until it settles",
+            statuses_held.clone(),
         );
         registry.register(
             "child_applies",
@@ -120,6 +127,7 @@ impl Default for Metrics {
             errors,
             duration,
             managed,
+            statuses_held,
             applies,
             events_not_published,
             watch_errors,

@@ -65,6 +65,9 @@ const UNRELATED: usize = 10_000;
 const CREATE_CONCURRENCY: usize = 32;
 /// The idle window.
 const IDLE: Duration = Duration::from_secs(120);
+/// How long the operator may take to settle before the idle window: its longest hold of
+/// progress (3 min) and then some.
+const SETTLED_DEADLINE: Duration = Duration::from_secs(300);
 /// No write by the operator for this long: it has settled.
 const QUIET: Duration = Duration::from_secs(10);
 /// The operator's ServiceAccount.
@@ -1016,7 +1019,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     });
     // Paced, not one after another: each edit starts on time whatever the last one's
     // latency, and goes to another Microservice.
-    let mut edits: Vec<JoinHandle<anyhow::Result<(String, u64, Instant)>>> = Vec::new();
+    let mut edits: Vec<JoinHandle<anyhow::Result<SentEdit>>> = Vec::new();
     let pace = current_at.duration_since(t0).div_f64(2.0 * EDITS as f64);
     let mut pace = tokio::time::interval(pace.max(MIN_EDIT_PACE));
     let mut next = 0;
@@ -1041,21 +1044,35 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         edits.push(tokio::spawn(async move {
             let sent = Instant::now();
             edit(&api, &name, value).await?;
-            Ok((name, value, sent))
+            Ok(SentEdit {
+                name,
+                value,
+                sent,
+                patched: Instant::now(),
+            })
         }));
     }
     let apply1_secs = bulk.await??;
     let children1_at = wait_children(&observed, &batch1, bulk_deadline).await?;
     let current1_at = wait_current(&observed, &batch1, bulk_deadline).await?;
     let mut load_latencies = Vec::new();
+    // Of each: the edit's own PATCH, what the API server alone takes under this load.
+    let mut patch_latencies = Vec::new();
     let mut after_bulk = 0;
+    let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
     for e in edits {
-        let (name, value, sent) = e.await??;
+        let SentEdit {
+            name,
+            value,
+            sent,
+            patched,
+        } = e.await??;
         let seen = wait_edit(&observed, &name, value).await?;
         // Only edits sent while the bulk's statuses were not all current yet count as
         // under load.
         if sent < current1_at {
-            load_latencies.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3);
+            load_latencies.push(ms(sent, seen));
+            patch_latencies.push(ms(sent, patched));
         } else {
             after_bulk += 1;
         }
@@ -1108,6 +1125,27 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
             Some(target),
             &note,
         );
+        let patch = percentiles(&patch_latencies);
+        r.row(
+            s,
+            format!(
+                "of which the edit's own PATCH of the Microservice, p50 of {}",
+                patch_latencies.len()
+            ),
+            patch.0,
+            "ms",
+        );
+        r.push(
+            s,
+            format!(
+                "of which the edit's own PATCH of the Microservice, p99 of {}",
+                patch_latencies.len()
+            ),
+            Some(patch.1),
+            "ms",
+            None,
+            "the API server alone, before the operator hears of the edit",
+        );
         r.details.insert(
             "edit_latencies_idle_ms".into(),
             serde_json::json!(idle_latencies),
@@ -1115,6 +1153,10 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         r.details.insert(
             "edit_latencies_under_load_ms".into(),
             serde_json::json!(load_latencies),
+        );
+        r.details.insert(
+            "edit_patch_latencies_under_load_ms".into(),
+            serde_json::json!(patch_latencies),
         );
         r.details
             .insert("edits_after_the_bulk".into(), serde_json::json!(after_bulk));
@@ -1205,7 +1247,27 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         );
     });
 
-    // 5. Idle.
+    // 5. Idle. Settled: no status held back (progress the operator writes once it
+    // settles, up to minutes after the edits above, is news, not an idle write), then
+    // nothing written for QUIET.
+    wait_for(
+        "the operator to hold back no status (flotilla_statuses_held)",
+        SETTLED_DEADLINE,
+        || {
+            let metrics = metrics.clone();
+            async move {
+                let held = metric(&metrics, "flotilla_statuses_held").await?;
+                Ok(if held == 0.0 {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!("{held} held"))
+                })
+            }
+        },
+    )
+    .await?;
+    let mut tail = AuditTail::from_now(&[&user])?;
+    wait_quiet(&mut tail, Timestamp::now(), SETTLED_DEADLINE).await?;
     eprintln!("[6/6] idle: the operator's writes over {IDLE:?}");
     let mut tail = AuditTail::from_now(&[&user])?;
     // A measurement window, not a wait for a condition.
@@ -1258,6 +1320,14 @@ fn percentiles(samples: &[f64]) -> (f64, f64) {
     let rank =
         |q: f64| sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1];
     (rank(0.50), rank(0.99))
+}
+
+/// An edit made during the bulk: when it was sent, and when its PATCH returned.
+struct SentEdit {
+    name: String,
+    value: u64,
+    sent: Instant,
+    patched: Instant,
 }
 
 async fn edit(api: &Api<Microservice>, name: &str, value: u64) -> anyhow::Result<()> {

@@ -217,20 +217,38 @@ impl StatusPace {
         Some(wait)
     }
 
+    /// Notes that the status on the object shows what a pass found: nothing is held back.
+    pub fn forget(&self, key: &ObjectRef<Microservice>) {
+        let mut state = self.state();
+        state.deferred.remove(key);
+        state.slots.remove(key);
+    }
+
+    /// How many Microservices have progress held back.
+    pub fn held(&self, now: Instant) -> usize {
+        let mut state = self.state();
+        state.prune(now);
+        state.deferred.len()
+    }
+
     /// Notes a status written now: what was held back is written.
     pub fn wrote(&self, key: &ObjectRef<Microservice>, now: Instant) {
         let mut state = self.state();
         state.deferred.remove(key);
         state.slots.remove(key);
-        // Progress held back long past its due, and slots long past, belong to
-        // Microservices that went away before they came: dropping them here keeps both
-        // maps as small as the set of Microservices waiting in the last seconds.
+        state.prune(now);
+    }
+}
+
+impl PaceState {
+    /// Drops progress held back long past its due, and slots long past: they belong to
+    /// Microservices that went away before they came. This keeps both maps as small as
+    /// the set of Microservices waiting in the last minutes.
+    fn prune(&mut self, now: Instant) {
         let stale = AT_WORK_WAIT + SETTLE;
-        state
-            .deferred
+        self.deferred
             .retain(|_, d| now.saturating_duration_since(d.since) < stale);
-        state
-            .slots
+        self.slots
             .retain(|_, slot| now.saturating_duration_since(*slot) < stale);
     }
 }
@@ -372,7 +390,12 @@ mod tests {
             "settled"
         );
         pace.wrote(&key, start + secs(8));
-        assert!(pace.state().deferred.is_empty());
+        assert_eq!(pace.held(start + secs(8)), 0);
+        // Progress that went back to what is written is held no more.
+        pace.hold(&key, 3, Hold::Settle, start + secs(9));
+        assert_eq!(pace.held(start + secs(9)), 1);
+        pace.forget(&key);
+        assert_eq!(pace.held(start + secs(9)), 0);
         // Progress that never settles is written after the longest wait.
         let t = start + secs(10);
         let mut written_at = None;
