@@ -647,6 +647,9 @@ fn fleet_neighbours(n: usize, batch: usize) -> HashMap<String, Vec<String>> {
     neighbours
 }
 
+/// The Microservices of one batch. Their release deadline is an hour: the node is
+/// cordoned, so with the default 10 minutes every release would fail during the run, a
+/// real change the operator reports (Degraded) while the idle window counts its writes.
 fn fleet_yaml(n: usize, batch: usize, namespace: &str) -> String {
     let first = batch * n;
     (0..n)
@@ -669,6 +672,7 @@ spec:
     requests: {{cpu: 10m, memory: 16Mi}}
     limits: {{memory: 64Mi}}
   autoscaling: {{minReplicas: 2, maxReplicas: 4, targetCPUUtilizationPercentage: 70}}
+  rollout: {{progressDeadlineSeconds: 3600}}
   dependsOn:
   - name: ms-{a}
   - name: ms-{b}

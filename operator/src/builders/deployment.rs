@@ -164,6 +164,12 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Deployment, BuildE
                     max_surge: Some(IntOrString::String("25%".to_string())),
                 }),
             }),
+            // The release's deadline is the Deployment's too: its own condition (600 s by
+            // default) would otherwise report a stall the spec allows for.
+            progress_deadline_seconds: spec
+                .rollout
+                .as_ref()
+                .and_then(|rollout| rollout.progress_deadline_seconds),
             template: pod_template(ms, ctx, &selector)?,
             ..DeploymentSpec::default()
         }),
@@ -470,6 +476,24 @@ mod tests {
         let metadata = pod_metadata(&ms, &PodTemplate::default(), "");
         assert_eq!(metadata.annotations, None);
         assert_eq!(metadata.labels, Some(labels::common_labels(&ms)));
+    }
+
+    #[test]
+    fn the_release_deadline_is_the_deployment_s() {
+        let ctx = BuildContext::standalone(crate::builders::Capabilities::newest());
+        let deadline = |yaml: &str| {
+            build(&microservice(yaml), &ctx)
+                .unwrap()
+                .spec
+                .unwrap()
+                .progress_deadline_seconds
+        };
+        assert_eq!(
+            deadline("{image: a, rollout: {progressDeadlineSeconds: 3600}}"),
+            Some(3600)
+        );
+        // Unset, the Deployment's default (600 s) is the release's default too.
+        assert_eq!(deadline("{image: a}"), None);
     }
 
     #[test]
