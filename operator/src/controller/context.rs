@@ -49,6 +49,7 @@ impl Context {
         metrics: Arc<Metrics>,
         events: Outbox,
     ) -> Self {
+        let status_pace = StatusPace::reporting_to(metrics.statuses_held.clone());
         Context {
             client,
             capabilities,
@@ -59,7 +60,7 @@ impl Context {
             applied: Written::default(),
             statuses: Written::default(),
             turns: Turns::default(),
-            status_pace: StatusPace::default(),
+            status_pace,
             failures: Mutex::default(),
         }
     }

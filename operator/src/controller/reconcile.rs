@@ -237,21 +237,15 @@ async fn update_status(
     };
     let ms = current.as_ref();
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
-    let held = |ctx: &Context| {
-        let held = ctx.status_pace.held(Instant::now());
-        ctx.metrics.statuses_held.set(held as i64);
-    };
+    let now = Instant::now();
     if ms.status.as_ref() == Some(&status) {
-        ctx.status_pace.forget(&key);
-        held(ctx);
+        ctx.status_pace.forget(&key, now);
         return Ok((status, None));
     }
-    let now = Instant::now();
     let urgent = refused.is_some()
         || child_problem.is_some()
         || status_pace::urgent(ms.status.as_ref(), &status);
     if !urgent && let Some(due) = ctx.status_pace.wait(&key, ms.status.as_ref(), &status, now) {
-        held(ctx);
         return Ok((status, Some(due)));
     }
     if let Some(refusal) = refused
@@ -277,7 +271,6 @@ async fn update_status(
     }
     let version = write_status(ctx, ms, &status).await?;
     ctx.status_pace.wrote(&key, now);
-    held(ctx);
     ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok((status, None))
 }

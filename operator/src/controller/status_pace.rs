@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::runtime::reflector::ObjectRef;
+use prometheus_client::metrics::gauge::Gauge;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
@@ -116,6 +117,8 @@ fn progress_digest(status: &MicroserviceStatus) -> u64 {
 #[derive(Default)]
 pub struct StatusPace {
     state: Mutex<PaceState>,
+    /// How many Microservices have progress held back (`flotilla_statuses_held`).
+    held: Gauge,
 }
 
 #[derive(Default)]
@@ -147,6 +150,14 @@ struct Deferred {
 }
 
 impl StatusPace {
+    /// A pace that reports how many statuses it holds back to `held`.
+    pub fn reporting_to(held: Gauge) -> Self {
+        StatusPace {
+            held,
+            ..StatusPace::default()
+        }
+    }
+
     fn state(&self) -> std::sync::MutexGuard<'_, PaceState> {
         self.state
             .lock()
@@ -199,6 +210,7 @@ impl StatusPace {
             Hold::AtWork => deferred.since + AT_WORK_WAIT,
             Hold::Settle => (deferred.changed + SETTLE).min(deferred.since + MAX_WAIT),
         };
+        self.report(&mut state, now);
         if now < due {
             return Some(due - now);
         }
@@ -218,17 +230,11 @@ impl StatusPace {
     }
 
     /// Notes that the status on the object shows what a pass found: nothing is held back.
-    pub fn forget(&self, key: &ObjectRef<Microservice>) {
+    pub fn forget(&self, key: &ObjectRef<Microservice>, now: Instant) {
         let mut state = self.state();
         state.deferred.remove(key);
         state.slots.remove(key);
-    }
-
-    /// How many Microservices have progress held back.
-    pub fn held(&self, now: Instant) -> usize {
-        let mut state = self.state();
-        state.prune(now);
-        state.deferred.len()
+        self.report(&mut state, now);
     }
 
     /// Notes a status written now: what was held back is written.
@@ -236,7 +242,18 @@ impl StatusPace {
         let mut state = self.state();
         state.deferred.remove(key);
         state.slots.remove(key);
+        self.report(&mut state, now);
+    }
+
+    /// How many Microservices have progress held back.
+    #[cfg(test)]
+    fn held(&self) -> i64 {
+        self.held.get()
+    }
+
+    fn report(&self, state: &mut PaceState, now: Instant) {
         state.prune(now);
+        self.held.set(state.deferred.len() as i64);
     }
 }
 
@@ -390,12 +407,12 @@ mod tests {
             "settled"
         );
         pace.wrote(&key, start + secs(8));
-        assert_eq!(pace.held(start + secs(8)), 0);
+        assert_eq!(pace.held(), 0);
         // Progress that went back to what is written is held no more.
         pace.hold(&key, 3, Hold::Settle, start + secs(9));
-        assert_eq!(pace.held(start + secs(9)), 1);
-        pace.forget(&key);
-        assert_eq!(pace.held(start + secs(9)), 0);
+        assert_eq!(pace.held(), 1);
+        pace.forget(&key, start + secs(9));
+        assert_eq!(pace.held(), 0);
         // Progress that never settles is written after the longest wait.
         let t = start + secs(10);
         let mut written_at = None;
