@@ -80,7 +80,7 @@ fn publish(
     };
     if !ctx.events.send(queued) {
         ctx.metrics.event_not_published(&reason);
-        warn!(%reason, "the event queue is full: event dropped");
+        warn!(%reason, "the event queue is full or closed: event dropped");
     }
 }
 

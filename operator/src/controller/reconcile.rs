@@ -239,7 +239,7 @@ async fn update_status(
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
     let now = Instant::now();
     if ms.status.as_ref() == Some(&status) {
-        ctx.status_pace.forget(&key, now);
+        ctx.status_pace.shown(&key, now);
         return Ok((status, None));
     }
     let urgent = refused.is_some()
@@ -270,7 +270,7 @@ async fn update_status(
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message);
     }
     let version = write_status(ctx, ms, &status).await?;
-    ctx.status_pace.wrote(&key, now);
+    ctx.status_pace.shown(&key, now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok((status, None))
 }

@@ -126,6 +126,8 @@ struct PaceState {
     deferred: HashMap<ObjectRef<Microservice>, Deferred>,
     slots: HashMap<ObjectRef<Microservice>, Instant>,
     budget: ProgressBudget,
+    /// When stale entries were last dropped.
+    pruned: Option<Instant>,
 }
 
 /// What a progress status waits for.
@@ -229,16 +231,9 @@ impl StatusPace {
         Some(wait)
     }
 
-    /// Notes that the status on the object shows what a pass found: nothing is held back.
-    pub fn forget(&self, key: &ObjectRef<Microservice>, now: Instant) {
-        let mut state = self.state();
-        state.deferred.remove(key);
-        state.slots.remove(key);
-        self.report(&mut state, now);
-    }
-
-    /// Notes a status written now: what was held back is written.
-    pub fn wrote(&self, key: &ObjectRef<Microservice>, now: Instant) {
+    /// Notes that the status on the object shows what a pass found, because it was just
+    /// written or already said so: nothing is held back for it.
+    pub fn shown(&self, key: &ObjectRef<Microservice>, now: Instant) {
         let mut state = self.state();
         state.deferred.remove(key);
         state.slots.remove(key);
@@ -260,8 +255,13 @@ impl StatusPace {
 impl PaceState {
     /// Drops progress held back long past its due, and slots long past: they belong to
     /// Microservices that went away before they came. This keeps both maps as small as
-    /// the set of Microservices waiting in the last minutes.
+    /// the set of Microservices waiting in the last minutes. At most once per [`SETTLE`]:
+    /// every pass comes here, and the maps hold up to every Microservice in a bulk.
     fn prune(&mut self, now: Instant) {
+        if self.pruned.is_some_and(|at| now < at + SETTLE) {
+            return;
+        }
+        self.pruned = Some(now);
         let stale = AT_WORK_WAIT + SETTLE;
         self.deferred
             .retain(|_, d| now.saturating_duration_since(d.since) < stale);
@@ -406,12 +406,12 @@ mod tests {
             None,
             "settled"
         );
-        pace.wrote(&key, start + secs(8));
+        pace.shown(&key, start + secs(8));
         assert_eq!(pace.held(), 0);
         // Progress that went back to what is written is held no more.
         pace.hold(&key, 3, Hold::Settle, start + secs(9));
         assert_eq!(pace.held(), 1);
-        pace.forget(&key, start + secs(9));
+        pace.shown(&key, start + secs(9));
         assert_eq!(pace.held(), 0);
         // Progress that never settles is written after the longest wait.
         let t = start + secs(10);
@@ -453,7 +453,7 @@ mod tests {
         );
         assert_eq!(pace.hold(&key(99), 99, Hold::Settle, settled + last), None);
         // A write at once (urgent) ends a reservation.
-        pace.wrote(&key(98), settled + gap);
+        pace.shown(&key(98), settled + gap);
         assert!(!pace.state().slots.contains_key(&key(98)));
     }
 
@@ -492,7 +492,7 @@ mod tests {
             pace.wait(&key, Some(&creating), &unschedulable, verdict + SETTLE),
             None
         );
-        pace.wrote(&key, verdict + SETTLE);
+        pace.shown(&key, verdict + SETTLE);
         // A cause that goes away is news: it settles as usual too.
         let back = verdict + Duration::from_secs(30);
         assert_eq!(
