@@ -1005,7 +1005,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         let sent = Instant::now();
         edit(&microservices, name, value).await?;
         let seen = wait_edit(&observed, name, value).await?;
-        idle_latencies.push(seen.saturating_duration_since(sent).as_secs_f64() * 1e3);
+        idle_latencies.push(millis(sent, seen));
     }
 
     eprintln!("[4/6] edit latency while {n} more Microservices are created (2N)");
@@ -1063,7 +1063,6 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     // Of each: the edit's own PATCH, what the API server alone takes under this load.
     let mut patch_latencies = Vec::new();
     let mut after_bulk = 0;
-    let ms = |from: Instant, to: Instant| to.saturating_duration_since(from).as_secs_f64() * 1e3;
     for e in edits {
         let SentEdit {
             name,
@@ -1075,8 +1074,8 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         // Only edits sent while the bulk's statuses were not all current yet count as
         // under load.
         if sent < current1_at {
-            load_latencies.push(ms(sent, seen));
-            patch_latencies.push(ms(sent, patched));
+            load_latencies.push(millis(sent, seen));
+            patch_latencies.push(millis(sent, patched));
         } else {
             after_bulk += 1;
         }
@@ -1312,6 +1311,11 @@ async fn deployment_generations(
         *out.entry(d.metadata.generation.unwrap_or(0)).or_default() += 1;
     }
     Ok(out)
+}
+
+/// Milliseconds from `from` to `to`.
+fn millis(from: Instant, to: Instant) -> f64 {
+    to.saturating_duration_since(from).as_secs_f64() * 1e3
 }
 
 fn percentiles(samples: &[f64]) -> (f64, f64) {
