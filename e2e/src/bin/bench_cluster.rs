@@ -1046,12 +1046,13 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         let api = microservices.clone();
         let value = value;
         edits.push(tokio::spawn(async move {
-            let sent = Instant::now();
+            let (sent, sent_at) = (Instant::now(), Timestamp::now());
             edit(&api, &name, value).await?;
             Ok(SentEdit {
                 name,
                 value,
                 sent,
+                sent_at,
                 patched: Instant::now(),
             })
         }));
@@ -1063,24 +1064,25 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     // Of each: the edit's own PATCH, what the API server alone takes under this load.
     let mut patch_latencies = Vec::new();
     let mut after_bulk = 0;
+    let mut load_edits = Vec::new();
     for e in edits {
-        let SentEdit {
-            name,
-            value,
-            sent,
-            patched,
-        } = e.await??;
-        let seen = wait_edit(&observed, &name, value).await?;
+        let sent = e.await??;
+        let seen = wait_edit(&observed, &sent.name, sent.value).await?;
         // Only edits sent while the bulk's statuses were not all current yet count as
         // under load.
-        if sent < current1_at {
-            load_latencies.push(millis(sent, seen));
-            patch_latencies.push(millis(sent, patched));
+        if sent.sent < current1_at {
+            load_latencies.push(millis(sent.sent, seen));
+            patch_latencies.push(millis(sent.sent, sent.patched));
+            load_edits.push((sent, seen));
         } else {
             after_bulk += 1;
         }
     }
     wait_quiet(&mut tail, since, bulk_deadline).await?;
+    let paths: Vec<EditPath> = load_edits
+        .iter()
+        .filter_map(|(sent, seen)| edit_path(&tail.writes, sent, *seen))
+        .collect();
     let rss_2n = rss_kib(pid)?;
     report(&mut |r| {
         let s = "edit latency (spec env -> Deployment pod template)";
@@ -1149,6 +1151,35 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
             None,
             "the API server alone, before the operator hears of the edit",
         );
+        // The rest of each edit's way, from the audit log: until the operator's apply of
+        // the Deployment reached the API server, that apply, and its watch event back.
+        let leg = |of: fn(&EditPath) -> f64| paths.iter().map(of).collect::<Vec<f64>>();
+        let legs = [
+            (
+                "operator_reaction",
+                "then until the operator's Deployment apply reaches the API server",
+                leg(|p| p.reaction_ms),
+            ),
+            (
+                "deployment_apply",
+                "then the API server's handling of that apply",
+                leg(|p| p.apply_ms),
+            ),
+            (
+                "watch_back",
+                "then until the bench's watch sees the Deployment",
+                leg(|p| p.back_ms),
+            ),
+        ];
+        for (key, label, samples) in legs {
+            let (p50, p99) = percentiles(&samples);
+            r.row(s, format!("{label}, p50 of {}", samples.len()), p50, "ms");
+            r.row(s, format!("{label}, p99 of {}", samples.len()), p99, "ms");
+            r.details.insert(
+                format!("edit_{key}_under_load_ms"),
+                serde_json::json!(samples),
+            );
+        }
         r.details.insert(
             "edit_latencies_idle_ms".into(),
             serde_json::json!(idle_latencies),
@@ -1330,12 +1361,44 @@ fn percentiles(samples: &[f64]) -> (f64, f64) {
     (rank(0.50), rank(0.99))
 }
 
-/// An edit made during the bulk: when it was sent, and when its PATCH returned.
+/// An edit made during the bulk: when it was sent (on the bench's clock and the wall
+/// clock the audit log uses), and when its PATCH returned.
 struct SentEdit {
     name: String,
     value: u64,
     sent: Instant,
+    sent_at: Timestamp,
     patched: Instant,
+}
+
+/// The legs of one edit after its own PATCH, in ms.
+struct EditPath {
+    /// The PATCH returned → the operator's Deployment apply received by the API server:
+    /// the watch event to the operator and the operator's work.
+    reaction_ms: f64,
+    /// The API server's handling of the operator's apply.
+    apply_ms: f64,
+    /// The apply answered → the bench's watch saw the new template.
+    back_ms: f64,
+}
+
+/// Finds the operator's first Deployment write for the edit in the audit log. The bench
+/// runs on the API server's machine: the wall clocks are one.
+fn edit_path(writes: &[Write], edit: &SentEdit, seen: Instant) -> Option<EditPath> {
+    let apply = writes
+        .iter()
+        .filter(|w| w.resource == "deployments" && w.subresource.is_empty())
+        .filter(|w| w.name == edit.name && w.received >= edit.sent_at)
+        .min_by_key(|w| w.received)?;
+    let since_sent =
+        |t: Timestamp| (t.as_microsecond() - edit.sent_at.as_microsecond()) as f64 / 1e3;
+    let patched = millis(edit.sent, edit.patched);
+    let (received, completed) = (since_sent(apply.received), since_sent(apply.completed));
+    Some(EditPath {
+        reaction_ms: received - patched,
+        apply_ms: completed - received,
+        back_ms: millis(edit.sent, seen) - completed,
+    })
 }
 
 async fn edit(api: &Api<Microservice>, name: &str, value: u64) -> anyhow::Result<()> {

@@ -14,6 +14,7 @@ mod indexes;
 mod ownership;
 mod packed_store;
 mod pod_index;
+mod priority;
 mod read;
 mod reconcile;
 mod recorder;
