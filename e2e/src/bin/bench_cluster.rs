@@ -428,6 +428,9 @@ struct Observed {
     current_since: HashMap<String, Option<Instant>>,
     /// Per Deployment, each value of EDIT it carried, with when it was first seen.
     edits: HashMap<String, Vec<(u64, Instant)>>,
+    /// Per Microservice, each value of EDIT in its spec, with when the watch saw it: when
+    /// a watcher, the operator's as the bench's, could first hear of an edit.
+    spec_edits: HashMap<String, Vec<(u64, Instant)>>,
     /// When each Microservice was first seen (the audit log's clock: this machine's).
     created: HashMap<String, Timestamp>,
 }
@@ -477,6 +480,18 @@ fn spawn_watches(
                     seen.created
                         .entry(ms.name_any())
                         .or_insert_with(Timestamp::now);
+                    if let Some(value) = ms
+                        .spec
+                        .env
+                        .iter()
+                        .find(|e| e.name == EDIT_VAR)
+                        .and_then(|e| e.value.as_deref()?.parse().ok())
+                    {
+                        let history = seen.spec_edits.entry(ms.name_any()).or_default();
+                        if history.last().map(|(v, _)| *v) != Some(value) {
+                            history.push((value, now));
+                        }
+                    }
                     let current = status_current(&ms);
                     let since = seen.current_since.entry(ms.name_any()).or_default();
                     match (current, *since) {
@@ -1073,7 +1088,14 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         if sent.sent < current1_at {
             load_latencies.push(millis(sent.sent, seen));
             patch_latencies.push(millis(sent.sent, sent.patched));
-            load_edits.push((sent, seen));
+            let heard = observed
+                .lock()
+                .expect("observed lock")
+                .spec_edits
+                .get(&sent.name)
+                .and_then(|h| h.iter().find(|(v, _)| *v == sent.value))
+                .map(|(_, at)| *at);
+            load_edits.push((sent, heard, seen));
         } else {
             after_bulk += 1;
         }
@@ -1081,7 +1103,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     wait_quiet(&mut tail, since, bulk_deadline).await?;
     let paths: Vec<EditPath> = load_edits
         .iter()
-        .filter_map(|(sent, seen)| edit_path(&tail.writes, sent, *seen))
+        .filter_map(|(sent, heard, seen)| edit_path(&tail.writes, sent, *heard, *seen))
         .collect();
     let rss_2n = rss_kib(pid)?;
     report(&mut |r| {
@@ -1156,9 +1178,14 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         let leg = |of: fn(&EditPath) -> f64| paths.iter().map(of).collect::<Vec<f64>>();
         let legs = [
             (
-                "operator_reaction",
+                "watch_to_operator",
+                "then until a watch of Microservices (the bench's) sees the edit",
+                leg(|p| p.heard_ms),
+            ),
+            (
+                "operator_work",
                 "then until the operator's Deployment apply reaches the API server",
-                leg(|p| p.reaction_ms),
+                leg(|p| p.work_ms),
             ),
             (
                 "deployment_apply",
@@ -1373,9 +1400,12 @@ struct SentEdit {
 
 /// The legs of one edit after its own PATCH, in ms.
 struct EditPath {
-    /// The PATCH returned → the operator's Deployment apply received by the API server:
-    /// the watch event to the operator and the operator's work.
-    reaction_ms: f64,
+    /// The PATCH returned → the bench's watch of Microservices saw the edit: the API
+    /// server's watch delivery, which the operator's watch waits for as well.
+    heard_ms: f64,
+    /// → the operator's Deployment apply received by the API server: the operator's own
+    /// work, give or take the two watches' difference.
+    work_ms: f64,
     /// The API server's handling of the operator's apply.
     apply_ms: f64,
     /// The apply answered → the bench's watch saw the new template.
@@ -1384,7 +1414,12 @@ struct EditPath {
 
 /// Finds the operator's first Deployment write for the edit in the audit log. The bench
 /// runs on the API server's machine: the wall clocks are one.
-fn edit_path(writes: &[Write], edit: &SentEdit, seen: Instant) -> Option<EditPath> {
+fn edit_path(
+    writes: &[Write],
+    edit: &SentEdit,
+    heard: Option<Instant>,
+    seen: Instant,
+) -> Option<EditPath> {
     let apply = writes
         .iter()
         .filter(|w| w.resource == "deployments" && w.subresource.is_empty())
@@ -1394,8 +1429,10 @@ fn edit_path(writes: &[Write], edit: &SentEdit, seen: Instant) -> Option<EditPat
         |t: Timestamp| (t.as_microsecond() - edit.sent_at.as_microsecond()) as f64 / 1e3;
     let patched = millis(edit.sent, edit.patched);
     let (received, completed) = (since_sent(apply.received), since_sent(apply.completed));
+    let heard = millis(edit.sent, heard?);
     Some(EditPath {
-        reaction_ms: received - patched,
+        heard_ms: heard - patched,
+        work_ms: received - heard,
         apply_ms: completed - received,
         back_ms: millis(edit.sent, seen) - completed,
     })

@@ -3,7 +3,7 @@
 //! kind goes through the same code; what differs per kind is in its `ChildKind`.
 
 use kube::ResourceExt;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, GetParams, Patch, PatchParams};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tracing::debug;
@@ -152,13 +152,18 @@ async fn apply_one(
     let live = match cache.get(&name, namespace) {
         Some(object) => Some(observed(object, cache)?),
         // The cache holds only what carries Flotilla's label: an object of that name may
-        // still exist, made by someone else. One read before creating tells.
+        // still exist, made by someone else. One read before creating tells. It is served
+        // from the API server's watch cache (resourceVersion 0), not a quorum read from
+        // etcd: a bulk create makes one per child. An object created elsewhere in the
+        // last instant may be missing from it, as it may be created between any read and
+        // the apply that follows.
         None => {
-            let _slot = ctx.priority.slot(lane).await;
-            api.get_opt(&name)
-                .await?
-                .map(|object| observed(object, cache))
-                .transpose()?
+            ctx.priority.give_way(lane).await;
+            match api.get_with(&name, &GetParams::any()).await {
+                Ok(object) => Some(observed(object, cache)?),
+                Err(kube::Error::Api(status)) if status.is_not_found() => None,
+                Err(error) => return Err(error.into()),
+            }
         }
     };
     if let Some(live) = &live
@@ -196,7 +201,7 @@ async fn apply_one(
     if unchanged {
         return Ok(Step::Unchanged);
     }
-    let _slot = ctx.priority.slot(lane).await;
+    ctx.priority.give_way(lane).await;
     if let Some(live) = &live {
         debug!(kind = kind.kind, %name, live_hash = ?live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
             %hash, subset = is_subset(&desired, live), "live object differs");
@@ -268,7 +273,7 @@ async fn prune(
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
         for name in unwanted {
-            let _slot = ctx.priority.slot(lane).await;
+            ctx.priority.give_way(lane).await;
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => changes.push(Change {
                     action: Action::Deleted,

@@ -288,10 +288,8 @@ async fn update_status(
         ctx.metrics.error("child_conflict");
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message);
     }
-    let version = {
-        let _slot = ctx.priority.slot(lane).await;
-        write_status(ctx, ms, &status).await?
-    };
+    ctx.priority.give_way(lane).await;
+    let version = write_status(ctx, ms, &status).await?;
     ctx.status_pace.shown(&key, now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
     Ok((status, None))
