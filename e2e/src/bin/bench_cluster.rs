@@ -1014,14 +1014,17 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     let microservices = Api::<Microservice>::namespaced(client.clone(), &ns);
     let mut value = 0u64;
     let mut idle_latencies = Vec::new();
+    let mut idle_tail = AuditTail::from_now(&[&user])?;
+    let mut idle_edits = Vec::new();
     for i in 0..IDLE_EDITS {
         value += 1;
-        let name = &batch0[i % n];
-        let sent = Instant::now();
-        edit(&microservices, name, value).await?;
-        let seen = wait_edit(&observed, name, value).await?;
-        idle_latencies.push(millis(sent, seen));
+        let sent = edit(microservices.clone(), batch0[i % n].clone(), value).await?;
+        let seen = wait_edit(&observed, &sent.name, value).await?;
+        idle_latencies.push(millis(sent.sent, seen));
+        idle_edits.push((heard(&observed, &sent), sent, seen));
     }
+    idle_tail.read()?;
+    let idle_paths = edit_paths(&idle_tail.writes, &idle_edits);
 
     eprintln!("[4/6] edit latency while {n} more Microservices are created (2N)");
     let batch1 = batch_names(n, 1);
@@ -1059,25 +1062,12 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         let name = batch0[next % n].clone();
         next += 1;
         let api = microservices.clone();
-        let value = value;
-        edits.push(tokio::spawn(async move {
-            let (sent, sent_at) = (Instant::now(), Timestamp::now());
-            edit(&api, &name, value).await?;
-            Ok(SentEdit {
-                name,
-                value,
-                sent,
-                sent_at,
-                patched: Instant::now(),
-            })
-        }));
+        edits.push(tokio::spawn(edit(api, name, value)));
     }
     let apply1_secs = bulk.await??;
     let children1_at = wait_children(&observed, &batch1, bulk_deadline).await?;
     let current1_at = wait_current(&observed, &batch1, bulk_deadline).await?;
     let mut load_latencies = Vec::new();
-    // Of each: the edit's own PATCH, what the API server alone takes under this load.
-    let mut patch_latencies = Vec::new();
     let mut after_bulk = 0;
     let mut load_edits = Vec::new();
     for e in edits {
@@ -1087,24 +1077,13 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         // under load.
         if sent.sent < current1_at {
             load_latencies.push(millis(sent.sent, seen));
-            patch_latencies.push(millis(sent.sent, sent.patched));
-            let heard = observed
-                .lock()
-                .expect("observed lock")
-                .spec_edits
-                .get(&sent.name)
-                .and_then(|h| h.iter().find(|(v, _)| *v == sent.value))
-                .map(|(_, at)| *at);
-            load_edits.push((sent, heard, seen));
+            load_edits.push((heard(&observed, &sent), sent, seen));
         } else {
             after_bulk += 1;
         }
     }
     wait_quiet(&mut tail, since, bulk_deadline).await?;
-    let paths: Vec<EditPath> = load_edits
-        .iter()
-        .filter_map(|(sent, heard, seen)| edit_path(&tail.writes, sent, *heard, *seen))
-        .collect();
+    let load_paths = edit_paths(&tail.writes, &load_edits);
     let rss_2n = rss_kib(pid)?;
     report(&mut |r| {
         let s = "edit latency (spec env -> Deployment pod template)";
@@ -1124,6 +1103,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
             Some(target),
             "",
         );
+        edit_legs(r, s, "idle", &idle_paths);
         let load = percentiles(&load_latencies);
         let note = if load_latencies.len() < EDITS {
             format!("only {} edits landed during the bulk", load_latencies.len())
@@ -1152,61 +1132,7 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
             Some(target),
             &note,
         );
-        let patch = percentiles(&patch_latencies);
-        r.row(
-            s,
-            format!(
-                "of which the edit's own PATCH of the Microservice, p50 of {}",
-                patch_latencies.len()
-            ),
-            patch.0,
-            "ms",
-        );
-        r.push(
-            s,
-            format!(
-                "of which the edit's own PATCH of the Microservice, p99 of {}",
-                patch_latencies.len()
-            ),
-            Some(patch.1),
-            "ms",
-            None,
-            "the API server alone, before the operator hears of the edit",
-        );
-        // The rest of each edit's way, from the audit log: until the operator's apply of
-        // the Deployment reached the API server, that apply, and its watch event back.
-        let leg = |of: fn(&EditPath) -> f64| paths.iter().map(of).collect::<Vec<f64>>();
-        let legs = [
-            (
-                "watch_to_operator",
-                "then until a watch of Microservices (the bench's) sees the edit",
-                leg(|p| p.heard_ms),
-            ),
-            (
-                "operator_work",
-                "then until the operator's Deployment apply reaches the API server",
-                leg(|p| p.work_ms),
-            ),
-            (
-                "deployment_apply",
-                "then the API server's handling of that apply",
-                leg(|p| p.apply_ms),
-            ),
-            (
-                "watch_back",
-                "then until the bench's watch sees the Deployment",
-                leg(|p| p.back_ms),
-            ),
-        ];
-        for (key, label, samples) in legs {
-            let (p50, p99) = percentiles(&samples);
-            r.row(s, format!("{label}, p50 of {}", samples.len()), p50, "ms");
-            r.row(s, format!("{label}, p99 of {}", samples.len()), p99, "ms");
-            r.details.insert(
-                format!("edit_{key}_under_load_ms"),
-                serde_json::json!(samples),
-            );
-        }
+        edit_legs(r, s, "under_load", &load_paths);
         r.details.insert(
             "edit_latencies_idle_ms".into(),
             serde_json::json!(idle_latencies),
@@ -1214,10 +1140,6 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
         r.details.insert(
             "edit_latencies_under_load_ms".into(),
             serde_json::json!(load_latencies),
-        );
-        r.details.insert(
-            "edit_patch_latencies_under_load_ms".into(),
-            serde_json::json!(patch_latencies),
         );
         r.details
             .insert("edits_after_the_bulk".into(), serde_json::json!(after_bulk));
@@ -1398,8 +1320,10 @@ struct SentEdit {
     patched: Instant,
 }
 
-/// The legs of one edit after its own PATCH, in ms.
+/// The legs of one edit, in ms.
 struct EditPath {
+    /// The edit's own PATCH of the Microservice, on the bench's clock.
+    patch_ms: f64,
     /// The PATCH returned → the bench's watch of Microservices saw the edit: the API
     /// server's watch delivery, which the operator's watch waits for as well.
     heard_ms: f64,
@@ -1431,6 +1355,7 @@ fn edit_path(
     let (received, completed) = (since_sent(apply.received), since_sent(apply.completed));
     let heard = millis(edit.sent, heard?);
     Some(EditPath {
+        patch_ms: patched,
         heard_ms: heard - patched,
         work_ms: received - heard,
         apply_ms: completed - received,
@@ -1438,13 +1363,92 @@ fn edit_path(
     })
 }
 
-async fn edit(api: &Api<Microservice>, name: &str, value: u64) -> anyhow::Result<()> {
+/// Sets EDIT to `value` in the Microservice `name`'s spec.
+async fn edit(api: Api<Microservice>, name: String, value: u64) -> anyhow::Result<SentEdit> {
     let patch =
         serde_json::json!({"spec": {"env": [{"name": EDIT_VAR, "value": value.to_string()}]}});
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+    let (sent, sent_at) = (Instant::now(), Timestamp::now());
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .with_context(|| format!("editing {name}"))?;
-    Ok(())
+    Ok(SentEdit {
+        name,
+        value,
+        sent,
+        sent_at,
+        patched: Instant::now(),
+    })
+}
+
+/// When the bench's watch of Microservices saw the edit.
+fn heard(observed: &Shared, edit: &SentEdit) -> Option<Instant> {
+    let seen = observed.lock().expect("observed lock");
+    let history = seen.spec_edits.get(&edit.name)?;
+    history
+        .iter()
+        .find(|(value, _)| *value == edit.value)
+        .map(|(_, at)| *at)
+}
+
+/// The legs of each edit (heard, sent, seen) found in the audit log's `writes`.
+fn edit_paths(writes: &[Write], edits: &[(Option<Instant>, SentEdit, Instant)]) -> Vec<EditPath> {
+    edits
+        .iter()
+        .filter_map(|(heard, sent, seen)| edit_path(writes, sent, *heard, *seen))
+        .collect()
+}
+
+/// Rows for where the edits' time went, after their own PATCH (p50 and p99 under load,
+/// p99 idle), and the samples in the details (`edit_<leg>_<when>_ms`).
+fn edit_legs(r: &mut Report, section: &'static str, when: &str, paths: &[EditPath]) {
+    let leg = |of: fn(&EditPath) -> f64| paths.iter().map(of).collect::<Vec<f64>>();
+    let legs = [
+        (
+            "patch",
+            "the edit's own PATCH (the API server alone)",
+            leg(|p| p.patch_ms),
+        ),
+        (
+            "watch_to_operator",
+            "then until a watch of Microservices (the bench's) sees the edit",
+            leg(|p| p.heard_ms),
+        ),
+        (
+            "operator_work",
+            "then until the operator's Deployment apply reaches the API server",
+            leg(|p| p.work_ms),
+        ),
+        (
+            "deployment_apply",
+            "then the API server's handling of that apply",
+            leg(|p| p.apply_ms),
+        ),
+        (
+            "watch_back",
+            "then until the bench's watch sees the Deployment",
+            leg(|p| p.back_ms),
+        ),
+    ];
+    let label = when.replace('_', " ");
+    for (key, what, samples) in legs {
+        let (p50, p99) = percentiles(&samples);
+        if when != "idle" {
+            r.row(
+                section,
+                format!("{label}: {what}, p50 of {}", samples.len()),
+                p50,
+                "ms",
+            );
+        }
+        r.row(
+            section,
+            format!("{label}: {what}, p99 of {}", samples.len()),
+            p99,
+            "ms",
+        );
+        r.details
+            .insert(format!("edit_{key}_{when}_ms"), serde_json::json!(samples));
+    }
 }
 
 /// Writes by kind, verb and result, for the report's details.
