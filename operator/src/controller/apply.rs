@@ -15,7 +15,6 @@ use super::caches::ChildCache;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::ownership::{Ownership, ownership};
-use super::priority::Lane;
 
 /// Annotation holding a hash of what Flotilla last applied to a child. With the subset
 /// check below it lets a reconcile with nothing to change send no write at all.
@@ -69,19 +68,14 @@ pub struct Applied {
 /// conflict); a child the API server refuses stops the later stages, so the Deployment
 /// never runs without its ServiceAccount and NetworkPolicy, and nothing is pruned. Only
 /// transport errors, where nothing can be known, are errors.
-pub async fn apply(
-    ctx: &Context,
-    lane: Lane,
-    ms: &Microservice,
-    children: &Children,
-) -> Result<Applied> {
+pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Applied> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut applied = Applied::default();
     let wanted: Vec<&Child> = children.iter().filter(|child| !child.held).collect();
     for together in wanted.chunk_by(|a, b| stage(a.kind) == stage(b.kind)) {
         let steps = futures::future::join_all(together.iter().map(|child| async {
             match ctx.caches.child(child.kind) {
-                Some(cache) => apply_one(ctx, lane, ms, child, cache, &namespace).await,
+                Some(cache) => apply_one(ctx, ms, child, cache, &namespace).await,
                 None => Ok(Step::Unserved),
             }
         }))
@@ -112,7 +106,7 @@ pub async fn apply(
     }
     applied
         .changes
-        .extend(prune(ctx, lane, ms, children, &namespace).await?);
+        .extend(prune(ctx, ms, children, &namespace).await?);
     Ok(applied)
 }
 
@@ -140,7 +134,6 @@ enum Step {
 
 async fn apply_one(
     ctx: &Context,
-    lane: Lane,
     ms: &Microservice,
     child: &Child,
     cache: &ChildCache,
@@ -153,18 +146,15 @@ async fn apply_one(
         Some(object) => Some(observed(object, cache)?),
         // The cache holds only what carries Flotilla's label: an object of that name may
         // still exist, made by someone else. One read before creating tells. It is served
-        // from the API server's watch cache (resourceVersion 0), not a quorum read from
+        // from the API server's watch cache (resourceVersion 0), not a quorum read of
         // etcd: a bulk create makes one per child. An object created elsewhere in the
         // last instant may be missing from it, as it may be created between any read and
         // the apply that follows.
-        None => {
-            ctx.priority.give_way(lane).await;
-            match api.get_with(&name, &GetParams::any()).await {
-                Ok(object) => Some(observed(object, cache)?),
-                Err(kube::Error::Api(status)) if status.is_not_found() => None,
-                Err(error) => return Err(error.into()),
-            }
-        }
+        None => match api.get_with(&name, &GetParams::any()).await {
+            Ok(object) => Some(observed(object, cache)?),
+            Err(kube::Error::Api(status)) if status.is_not_found() => None,
+            Err(error) => return Err(error.into()),
+        },
     };
     if let Some(live) = &live
         && let Ownership::Foreign { managed_by } = ownership(live, ms)
@@ -201,7 +191,6 @@ async fn apply_one(
     if unchanged {
         return Ok(Step::Unchanged);
     }
-    ctx.priority.give_way(lane).await;
     if let Some(live) = &live {
         debug!(kind = kind.kind, %name, live_hash = ?live["metadata"]["annotations"][APPLIED_HASH_ANNOTATION],
             %hash, subset = is_subset(&desired, live), "live object differs");
@@ -245,7 +234,6 @@ async fn apply_one(
 /// Microservice's instance label and owner UID are touched; held children are kept.
 async fn prune(
     ctx: &Context,
-    lane: Lane,
     ms: &Microservice,
     children: &Children,
     namespace: &str,
@@ -273,7 +261,6 @@ async fn prune(
         let api: Api<DynamicObject> =
             Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
         for name in unwanted {
-            ctx.priority.give_way(lane).await;
             match api.delete(&name, &DeleteParams::background()).await {
                 Ok(_) => changes.push(Change {
                     action: Action::Deleted,

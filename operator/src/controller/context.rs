@@ -15,7 +15,6 @@ use crate::metrics::Metrics;
 use super::caches::Caches;
 use super::edit_lane::Turns;
 use super::indexes::Indexes;
-use super::priority::Priority;
 use super::recorder::Outbox;
 use super::status_pace::StatusPace;
 use super::written::Written;
@@ -36,8 +35,6 @@ pub struct Context {
     pub statuses: Written<ObjectRef<Microservice>, MicroserviceStatus>,
     /// One reconcile per Microservice at a time, across the queue and the edit lane.
     pub turns: Turns,
-    /// The queue's requests make way for the edit lane's.
-    pub priority: Priority,
     /// When progress-only statuses may be written.
     pub status_pace: StatusPace,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
@@ -63,7 +60,6 @@ impl Context {
             applied: Written::default(),
             statuses: Written::default(),
             turns: Turns::default(),
-            priority: Priority::default(),
             status_pace,
             failures: Mutex::default(),
         }

@@ -21,7 +21,6 @@ use tracing::debug;
 use crate::api::Microservice;
 
 use super::context::Context;
-use super::priority::Lane;
 use super::reconcile;
 
 /// Edits reconciled at once ahead of the queue: edits are rare next to a bulk create's
@@ -39,7 +38,7 @@ pub async fn run(edits: UnboundedReceiver<ObjectRef<Microservice>>, ctx: Arc<Con
                 };
                 // A failure is the queue's to retry (it has the same event) and already in
                 // the status.
-                if let Err(error) = reconcile::reconcile_in(Lane::Edit, ms, ctx).await {
+                if let Err(error) = reconcile::reconcile(ms, ctx).await {
                     debug!(%key, %error, "edit reconcile failed; the queue retries it");
                 }
             }

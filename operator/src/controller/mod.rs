@@ -14,7 +14,6 @@ mod indexes;
 mod ownership;
 mod packed_store;
 mod pod_index;
-mod priority;
 mod read;
 mod reconcile;
 mod recorder;

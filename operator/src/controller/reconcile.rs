@@ -26,7 +26,6 @@ use crate::plan::Plan;
 use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
-use super::priority::Lane;
 use super::status::{
     self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
 };
@@ -38,13 +37,7 @@ const RESYNC: Duration = Duration::from_secs(600);
 /// Re-check sooner while pods are still coming up, for status that follows closely.
 const WHILE_PROGRESSING: Duration = Duration::from_secs(30);
 
-/// A pass of the work queue.
 pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action> {
-    reconcile_in(Lane::Queue, ms, ctx).await
-}
-
-/// A pass on `lane`: the queue's requests make way for the edit lane's (`priority`).
-pub async fn reconcile_in(lane: Lane, ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action> {
     // Before every cache has listed once, a missing child may only be unlisted yet:
     // deciding on it would re-create or prune for nothing.
     if ctx.caches.wait_until_ready().await.is_err() {
@@ -66,9 +59,6 @@ pub async fn reconcile_in(lane: Lane, ms: Arc<Microservice>, ctx: Arc<Context>) 
         return Ok(Action::await_change());
     }
     let _timer = ctx.metrics.reconcile_timer();
-    // Counted only once this pass holds its turn: a queue pass of the same object, ahead
-    // of it, must not wait for an edit that waits for it.
-    let _editing = (lane == Lane::Edit).then(|| ctx.priority.editing());
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
@@ -76,7 +66,7 @@ pub async fn reconcile_in(lane: Lane, ms: Arc<Microservice>, ctx: Arc<Context>) 
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
-            apply::apply(&ctx, lane, &build.effective, &build.children).await?
+            apply::apply(&ctx, &build.effective, &build.children).await?
         }
         _ => Applied::default(),
     };
@@ -90,16 +80,8 @@ pub async fn reconcile_in(lane: Lane, ms: Arc<Microservice>, ctx: Arc<Context>) 
         info!(microservice = %ms.name_any(), %namespace, reason = notice.reason, note = %notice.note, "rollout");
         events::rollout(&ctx, &ms, notice);
     }
-    let (status, status_due) = update_status(
-        &ctx,
-        lane,
-        &ms,
-        &plan,
-        &applied,
-        rollout.as_ref(),
-        &namespace,
-    )
-    .await?;
+    let (status, status_due) =
+        update_status(&ctx, &ms, &plan, &applied, rollout.as_ref(), &namespace).await?;
     if let Some(failure) = applied.failure {
         // Status says it already; the error brings the backoff and the event.
         return Err(Error::Apply {
@@ -200,7 +182,6 @@ async fn decide_rollout(
 /// come back and write it.
 async fn update_status(
     ctx: &Context,
-    lane: Lane,
     ms: &Microservice,
     plan: &Plan,
     applied: &Applied,
@@ -288,7 +269,6 @@ async fn update_status(
         ctx.metrics.error("child_conflict");
         events::reconcile_failed(ctx, ms, &cause.reason, &cause.message);
     }
-    ctx.priority.give_way(lane).await;
     let version = write_status(ctx, ms, &status).await?;
     ctx.status_pace.shown(&key, now);
     ctx.statuses.record(key, status.clone(), version.as_deref());
