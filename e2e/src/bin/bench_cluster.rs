@@ -1320,21 +1320,31 @@ struct SentEdit {
     patched: Instant,
 }
 
-/// The legs of one edit, in ms.
-struct EditPath {
-    /// The edit's own PATCH of the Microservice, on the bench's clock.
-    patch_ms: f64,
-    /// The PATCH returned → the bench's watch of Microservices saw the edit: the API
-    /// server's watch delivery, which the operator's watch waits for as well.
-    heard_ms: f64,
-    /// → the operator's Deployment apply received by the API server: the operator's own
-    /// work, give or take the two watches' difference.
-    work_ms: f64,
-    /// The API server's handling of the operator's apply.
-    apply_ms: f64,
-    /// The apply answered → the bench's watch saw the new template.
-    back_ms: f64,
-}
+/// The legs of an edit, in order: their keys in the JSON and their labels in the table.
+const LEGS: [(&str, &str); 5] = [
+    ("patch", "the edit's own PATCH (the API server alone)"),
+    // The API server's watch delivery, which the operator's watch waits for as well.
+    (
+        "watch_to_operator",
+        "then until a watch of Microservices (the bench's) sees the edit",
+    ),
+    // The operator's own work, give or take the two watches' difference.
+    (
+        "operator_work",
+        "then until the operator's Deployment apply reaches the API server",
+    ),
+    (
+        "deployment_apply",
+        "then the API server's handling of that apply",
+    ),
+    (
+        "watch_back",
+        "then until the bench's watch sees the Deployment",
+    ),
+];
+
+/// How long each of [`LEGS`] took for one edit, in ms.
+struct EditPath([f64; LEGS.len()]);
 
 /// Finds the operator's first Deployment write for the edit in the audit log. The bench
 /// runs on the API server's machine: the wall clocks are one.
@@ -1354,13 +1364,13 @@ fn edit_path(
     let patched = millis(edit.sent, edit.patched);
     let (received, completed) = (since_sent(apply.received), since_sent(apply.completed));
     let heard = millis(edit.sent, heard?);
-    Some(EditPath {
-        patch_ms: patched,
-        heard_ms: heard - patched,
-        work_ms: received - heard,
-        apply_ms: completed - received,
-        back_ms: millis(edit.sent, seen) - completed,
-    })
+    Some(EditPath([
+        patched,
+        heard - patched,
+        received - heard,
+        completed - received,
+        millis(edit.sent, seen) - completed,
+    ]))
 }
 
 /// Sets EDIT to `value` in the Microservice `name`'s spec.
@@ -1401,36 +1411,9 @@ fn edit_paths(writes: &[Write], edits: &[(Option<Instant>, SentEdit, Instant)]) 
 /// Rows for where the edits' time went, after their own PATCH (p50 and p99 under load,
 /// p99 idle), and the samples in the details (`edit_<leg>_<when>_ms`).
 fn edit_legs(r: &mut Report, section: &'static str, when: &str, paths: &[EditPath]) {
-    let leg = |of: fn(&EditPath) -> f64| paths.iter().map(of).collect::<Vec<f64>>();
-    let legs = [
-        (
-            "patch",
-            "the edit's own PATCH (the API server alone)",
-            leg(|p| p.patch_ms),
-        ),
-        (
-            "watch_to_operator",
-            "then until a watch of Microservices (the bench's) sees the edit",
-            leg(|p| p.heard_ms),
-        ),
-        (
-            "operator_work",
-            "then until the operator's Deployment apply reaches the API server",
-            leg(|p| p.work_ms),
-        ),
-        (
-            "deployment_apply",
-            "then the API server's handling of that apply",
-            leg(|p| p.apply_ms),
-        ),
-        (
-            "watch_back",
-            "then until the bench's watch sees the Deployment",
-            leg(|p| p.back_ms),
-        ),
-    ];
     let label = when.replace('_', " ");
-    for (key, what, samples) in legs {
+    for (leg, (key, what)) in LEGS.iter().enumerate() {
+        let samples: Vec<f64> = paths.iter().map(|path| path.0[leg]).collect();
         let (p50, p99) = percentiles(&samples);
         if when != "idle" {
             r.row(
