@@ -1013,17 +1013,15 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     eprintln!("[3/6] edit latency: {IDLE_EDITS} edits with the operator idle");
     let microservices = Api::<Microservice>::namespaced(client.clone(), &ns);
     let mut value = 0u64;
-    let mut idle_latencies = Vec::new();
     let mut idle_tail = AuditTail::from_now(&[&user])?;
     let mut idle_edits = Vec::new();
     for i in 0..IDLE_EDITS {
         value += 1;
         let sent = edit(microservices.clone(), batch0[i % n].clone(), value).await?;
-        let seen = wait_edit(&observed, &sent.name, value).await?;
-        idle_latencies.push(millis(sent.sent, seen));
-        idle_edits.push((heard(&observed, &sent), sent, seen));
+        idle_edits.push(timed(&observed, sent).await?);
     }
     idle_tail.read()?;
+    let idle_latencies = latencies(&idle_edits);
     let idle_paths = edit_paths(&idle_tail.writes, &idle_edits);
 
     eprintln!("[4/6] edit latency while {n} more Microservices are created (2N)");
@@ -1067,22 +1065,20 @@ async fn run(n: usize, report: Arc<Mutex<Report>>) -> anyhow::Result<()> {
     let apply1_secs = bulk.await??;
     let children1_at = wait_children(&observed, &batch1, bulk_deadline).await?;
     let current1_at = wait_current(&observed, &batch1, bulk_deadline).await?;
-    let mut load_latencies = Vec::new();
     let mut after_bulk = 0;
     let mut load_edits = Vec::new();
     for e in edits {
-        let sent = e.await??;
-        let seen = wait_edit(&observed, &sent.name, sent.value).await?;
+        let edit = timed(&observed, e.await??).await?;
         // Only edits sent while the bulk's statuses were not all current yet count as
         // under load.
-        if sent.sent < current1_at {
-            load_latencies.push(millis(sent.sent, seen));
-            load_edits.push((heard(&observed, &sent), sent, seen));
+        if edit.sent.sent < current1_at {
+            load_edits.push(edit);
         } else {
             after_bulk += 1;
         }
     }
     wait_quiet(&mut tail, since, bulk_deadline).await?;
+    let load_latencies = latencies(&load_edits);
     let load_paths = edit_paths(&tail.writes, &load_edits);
     let rss_2n = rss_kib(pid)?;
     report(&mut |r| {
@@ -1310,8 +1306,8 @@ fn percentiles(samples: &[f64]) -> (f64, f64) {
     (rank(0.50), rank(0.99))
 }
 
-/// An edit made during the bulk: when it was sent (on the bench's clock and the wall
-/// clock the audit log uses), and when its PATCH returned.
+/// An edit: when it was sent (on the bench's clock and the wall clock the audit log
+/// uses), and when its PATCH returned.
 struct SentEdit {
     name: String,
     value: u64,
@@ -1348,12 +1344,8 @@ struct EditPath([f64; LEGS.len()]);
 
 /// Finds the operator's first Deployment write for the edit in the audit log. The bench
 /// runs on the API server's machine: the wall clocks are one.
-fn edit_path(
-    writes: &[Write],
-    edit: &SentEdit,
-    heard: Option<Instant>,
-    seen: Instant,
-) -> Option<EditPath> {
+fn edit_path(writes: &[Write], timed: &TimedEdit) -> Option<EditPath> {
+    let edit = &timed.sent;
     let apply = writes
         .iter()
         .filter(|w| w.resource == "deployments" && w.subresource.is_empty())
@@ -1363,13 +1355,13 @@ fn edit_path(
         |t: Timestamp| (t.as_microsecond() - edit.sent_at.as_microsecond()) as f64 / 1e3;
     let patched = millis(edit.sent, edit.patched);
     let (received, completed) = (since_sent(apply.received), since_sent(apply.completed));
-    let heard = millis(edit.sent, heard?);
+    let heard = millis(edit.sent, timed.heard?);
     Some(EditPath([
         patched,
         heard - patched,
         received - heard,
         completed - received,
-        millis(edit.sent, seen) - completed,
+        millis(edit.sent, timed.seen) - completed,
     ]))
 }
 
@@ -1390,26 +1382,45 @@ async fn edit(api: Api<Microservice>, name: String, value: u64) -> anyhow::Resul
     })
 }
 
-/// When the bench's watch of Microservices saw the edit.
-fn heard(observed: &Shared, edit: &SentEdit) -> Option<Instant> {
-    let seen = observed.lock().expect("observed lock");
-    let history = seen.spec_edits.get(&edit.name)?;
-    history
-        .iter()
-        .find(|(value, _)| *value == edit.value)
-        .map(|(_, at)| *at)
+/// An edit and when the bench's watches saw it: on the Microservice (None if the watch
+/// skipped that version) and on its Deployment.
+struct TimedEdit {
+    sent: SentEdit,
+    heard: Option<Instant>,
+    seen: Instant,
 }
 
-/// The legs of each edit (heard, sent, seen) found in the audit log's `writes`.
-fn edit_paths(writes: &[Write], edits: &[(Option<Instant>, SentEdit, Instant)]) -> Vec<EditPath> {
+/// Waits for the edit to reach its Deployment.
+async fn timed(observed: &Shared, sent: SentEdit) -> anyhow::Result<TimedEdit> {
+    let seen = wait_edit(observed, &sent.name, sent.value).await?;
+    let heard = observed
+        .lock()
+        .expect("observed lock")
+        .spec_edits
+        .get(&sent.name)
+        .and_then(|history| history.iter().find(|(value, _)| *value == sent.value))
+        .map(|(_, at)| *at);
+    Ok(TimedEdit { sent, heard, seen })
+}
+
+/// From each edit's PATCH to its Deployment seen, in ms.
+fn latencies(edits: &[TimedEdit]) -> Vec<f64> {
     edits
         .iter()
-        .filter_map(|(heard, sent, seen)| edit_path(writes, sent, *heard, *seen))
+        .map(|edit| millis(edit.sent.sent, edit.seen))
         .collect()
 }
 
-/// Rows for where the edits' time went, after their own PATCH (p50 and p99 under load,
-/// p99 idle), and the samples in the details (`edit_<leg>_<when>_ms`).
+/// The legs of each edit whose Deployment apply is in the audit log's `writes`.
+fn edit_paths(writes: &[Write], edits: &[TimedEdit]) -> Vec<EditPath> {
+    edits
+        .iter()
+        .filter_map(|edit| edit_path(writes, edit))
+        .collect()
+}
+
+/// Rows for where the edits' time went, leg by leg (p50 and p99 under load, p99 idle),
+/// and the samples in the details (`edit_<leg>_<when>_ms`).
 fn edit_legs(r: &mut Report, section: &'static str, when: &str, paths: &[EditPath]) {
     let label = when.replace('_', " ");
     for (leg, (key, what)) in LEGS.iter().enumerate() {
