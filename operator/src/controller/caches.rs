@@ -27,6 +27,7 @@ use crate::metrics::Metrics;
 use super::indexes::{ClassWatch, Indexes, MicroserviceWatch};
 use super::packed_store::{CacheGone, PackedStore, PackedWriter, packed_store};
 use super::pod_index::PodIndex;
+use super::read_failure::{ReadFailure, WatchFailures};
 use super::watches::decoded;
 
 /// Read-only caches of everything a reconciliation looks at.
@@ -48,6 +49,8 @@ pub struct Caches {
     /// Namespace labels, for consent across namespaces; only when watching every
     /// namespace (an operator of one namespace sees no caller from another).
     pub namespaces: Option<Store<PartialObjectMeta<Namespace>>>,
+    /// The watches failing now: what a reconcile reports when it cannot trust a cache.
+    pub watch_failures: Arc<WatchFailures>,
 }
 
 /// The cache of one child kind, in the version the server serves.
@@ -101,29 +104,41 @@ pub struct Observers {
     pub health: Arc<Health>,
 }
 
-/// Reports every watch's events and errors to the health and the metrics, before the
-/// backoff hides the errors.
+/// Reports every watch's events and errors to the health, the metrics and the failing
+/// watches a reconcile reports (`read_failure`), before the backoff hides the errors.
 #[derive(Clone)]
 struct WatchProbe {
     health: Arc<Health>,
     metrics: Arc<Metrics>,
+    failures: Arc<WatchFailures>,
 }
 
 impl WatchProbe {
+    /// `resource` (plural) and `namespace` (None: cluster-wide) say what a failure could
+    /// not read.
     fn observe<K>(
         &self,
         watch: &'static str,
+        resource: &str,
+        namespace: Option<&str>,
         events: impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static,
     ) -> impl Stream<Item = watcher::Result<watcher::Event<K>>> + Send + 'static {
         let probe = self.clone();
+        let resource = resource.to_string();
+        let namespace = namespace.map(str::to_string);
         events.inspect(move |item| match item {
             Ok(event) => {
                 let relist = matches!(event, watcher::Event::Init);
                 probe.health.watch_event(watch, relist, &probe.metrics);
+                probe.failures.recovered(watch);
             }
             Err(error) => {
                 tracing::warn!(watch, %error, "watch failed; retrying");
                 probe.health.watch_error(watch, &probe.metrics);
+                probe.failures.failed(
+                    watch,
+                    ReadFailure::of_watch(&resource, namespace.as_deref(), error),
+                );
             }
         })
     }
@@ -145,9 +160,11 @@ pub fn watch(
         metrics,
         health,
     } = observers;
+    let failures = Arc::new(WatchFailures::default());
     let probe = WatchProbe {
         health,
         metrics: metrics.clone(),
+        failures: failures.clone(),
     };
     let (microservices, microservice_stream) = microservices(
         client,
@@ -180,6 +197,8 @@ pub fn watch(
             let (store, stream) = cached(
                 probe.observe(
                     "Namespace",
+                    "namespaces",
+                    None,
                     watcher(
                         Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
                         watch_config(),
@@ -200,6 +219,7 @@ pub fn watch(
         config_maps,
         secrets,
         namespaces,
+        watch_failures: failures,
     };
     let watches = Watches {
         microservices: microservice_stream,
@@ -240,7 +260,12 @@ fn microservices(
     }
     let api = scoped_dynamic(client, scope.namespace.as_deref(), &resource);
     let stream = probe
-        .observe("Microservice", decoded::<Microservice>(api, config))
+        .observe(
+            "Microservice",
+            "microservices",
+            scope.namespace.as_deref(),
+            decoded::<Microservice>(api, config),
+        )
         .backoff(WatchBackoff::default())
         .modify(without_write_history)
         .reflect(writer)
@@ -272,6 +297,8 @@ fn classes(
     let stream = probe
         .observe(
             "MicroserviceClass",
+            "microserviceclasses",
+            None,
             decoded::<MicroserviceClass>(api, watch_config()),
         )
         .backoff(WatchBackoff::default())
@@ -300,6 +327,8 @@ fn children(
             let resource = capabilities.api_resource(kind)?;
             let events = probe.observe(
                 kind.kind,
+                &resource.plural,
+                namespace,
                 watcher(scoped_dynamic(client, namespace, &resource), managed()),
             );
             let (store, stream) = packed(events, kind.cache);
@@ -324,7 +353,12 @@ fn pods(
 ) -> (PackedStore, BoxStream<'static, watcher::Result<Pod>>) {
     let (writer, store) = packed_store();
     let stream = probe
-        .observe("Pod", watcher(scoped::<Pod>(client, namespace), managed()))
+        .observe(
+            "Pod",
+            "pods",
+            namespace,
+            watcher(scoped::<Pod>(client, namespace), managed()),
+        )
         .backoff(WatchBackoff::default())
         .modify(super::status::keep_what_status_reads)
         // The cache holds the packed form; the stream goes on with the typed pods, which
@@ -384,9 +418,9 @@ where
         scoped::<PartialObjectMeta<K>>(client, namespace),
         watch_config(),
     );
-    let watch = match kind {
-        ConfigKind::ConfigMap => "ConfigMap",
-        ConfigKind::Secret => "Secret",
+    let (watch, resource) = match kind {
+        ConfigKind::ConfigMap => ("ConfigMap", "configmaps"),
+        ConfigKind::Secret => ("Secret", "secrets"),
     };
     let referenced = move |item: &watcher::Result<watcher::Event<PartialObjectMeta<K>>>| {
         let keep = match item {
@@ -403,7 +437,9 @@ where
         std::future::ready(keep)
     };
     cached(
-        probe.observe(watch, events).filter(referenced),
+        probe
+            .observe(watch, resource, namespace, events)
+            .filter(referenced),
         name_and_version_only,
         (),
     )
@@ -413,6 +449,14 @@ impl Caches {
     /// The cache of a child kind; None when the server does not serve the kind.
     pub fn child(&self, kind: &ChildKind) -> Option<&ChildCache> {
         self.children.iter().find(|cache| cache.kind == kind)
+    }
+
+    /// Whether every cache has finished its first list within `patience`.
+    pub async fn ready_within(&self, patience: Duration) -> Result<bool, CacheGone> {
+        match tokio::time::timeout(patience, self.wait_until_ready()).await {
+            Ok(result) => result.map(|()| true),
+            Err(_elapsed) => Ok(false),
+        }
     }
 
     /// Resolves once every cache has finished its first list.

@@ -14,6 +14,9 @@ pub enum Error {
         name: String,
         message: String,
     },
+    /// A read the reconcile needs failed; the status names it.
+    #[error("{0}")]
+    Read(super::read_failure::ReadFailure),
     #[error("building children: {0}")]
     Build(#[from] BuildError),
     #[error("serializing {what}: {source}")]
@@ -34,6 +37,7 @@ impl Error {
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
             Error::Apply { .. } => "apply_failed",
+            Error::Read(failure) => failure.metric_label(),
             Error::Build(_) => "build",
             Error::Serialize { .. } => "serialize",
             Error::MissingNamespace => "missing_namespace",

@@ -15,6 +15,7 @@ mod ownership;
 mod packed_store;
 mod pod_index;
 mod read;
+mod read_failure;
 mod reconcile;
 mod recorder;
 mod reverse_index;

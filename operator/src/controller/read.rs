@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use kube::api::ListParams;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
@@ -15,11 +16,12 @@ use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
 
 use super::caches::Caches;
 use super::context::Context;
+use super::read_failure::ReadFailure;
 
 /// Plans `ms` against what the caches hold, reading from the API server only the
 /// ConfigMaps and Secrets it references that the caches do not hold (see
 /// `caches::metadata`).
-pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<Plan, kube::Error> {
+pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<Plan, ReadFailure> {
     let caches = &ctx.caches;
     let classes = caches.classes.state();
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
@@ -81,22 +83,35 @@ fn neighbours(ctx: &Context, ms: &Microservice) -> Vec<Arc<Microservice>> {
         .collect()
 }
 
-/// A ConfigMap's or Secret's metadata, from the API server.
+/// A ConfigMap's or Secret's metadata, from the API server. A list by name, not a get:
+/// the operator is granted list and watch on them (what its caches need) and no get, and
+/// a list selecting one name is one key read for the API server, as a get is.
 async fn read_config(
     client: &Client,
     config: &ConfigRef,
     namespace: &str,
-) -> Result<ConfigState, kube::Error> {
-    let meta = match config.kind {
-        ConfigKind::ConfigMap => Api::<ConfigMap>::namespaced(client.clone(), namespace)
-            .get_metadata_opt(&config.name)
-            .await?
-            .map(|object| object.metadata),
-        ConfigKind::Secret => Api::<Secret>::namespaced(client.clone(), namespace)
-            .get_metadata_opt(&config.name)
-            .await?
-            .map(|object| object.metadata),
+) -> Result<ConfigState, ReadFailure> {
+    let by_name = ListParams::default().fields(&format!("metadata.name={}", config.name));
+    let (resource, listed) = match config.kind {
+        ConfigKind::ConfigMap => (
+            "configmaps",
+            Api::<ConfigMap>::namespaced(client.clone(), namespace)
+                .list_metadata(&by_name)
+                .await
+                .map(|list| list.items.into_iter().next().map(|object| object.metadata)),
+        ),
+        ConfigKind::Secret => (
+            "secrets",
+            Api::<Secret>::namespaced(client.clone(), namespace)
+                .list_metadata(&by_name)
+                .await
+                .map(|list| list.items.into_iter().next().map(|object| object.metadata)),
+        ),
     };
+    let meta = listed.map_err(|error| {
+        let purpose = format!("{:?} {}", config.kind, config.name);
+        ReadFailure::new("list", resource, Some(namespace), purpose, &error)
+    })?;
     Ok(meta.map_or(ConfigState::Missing, |meta| {
         ConfigState::Exists(ConfigVersion {
             uid: meta.uid.unwrap_or_default(),

@@ -26,6 +26,7 @@ use crate::plan::Plan;
 use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
+use super::read_failure::ReadFailure;
 use super::status::{
     self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
 };
@@ -36,13 +37,13 @@ use super::{apply, events, read, status_pace};
 const RESYNC: Duration = Duration::from_secs(600);
 /// Re-check sooner while pods are still coming up, for status that follows closely.
 const WHILE_PROGRESSING: Duration = Duration::from_secs(30);
+/// How long a reconcile waits for the caches' first list before it looks for a watch to
+/// blame (and else tries again).
+const CACHE_PATIENCE: Duration = Duration::from_secs(10);
+/// The longest wait before retrying a failed read: a permission granted is seen within it.
+const READ_RETRY_MAX: Duration = Duration::from_secs(30);
 
 pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Action> {
-    // Before every cache has listed once, a missing child may only be unlisted yet:
-    // deciding on it would re-create or prune for nothing.
-    if ctx.caches.wait_until_ready().await.is_err() {
-        return Ok(Action::await_change());
-    }
     // A Microservice being deleted gets no new children: garbage collection removes the
     // ones it has, and an apply now could only recreate what is going away.
     if ms.metadata.deletion_timestamp.is_some() {
@@ -52,17 +53,37 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     // each on the newest version (the one waited for may have been edited meanwhile).
     let key = ObjectRef::from_obj(ms.as_ref());
     let _turn = ctx.turns.take(key.clone()).await;
+    // Before every cache has listed once, a missing child may only be unlisted yet:
+    // deciding on it would re-create or prune for nothing. A cache that cannot list (a
+    // verb the operator lacks) is reported rather than waited on in silence.
+    match ctx.caches.ready_within(CACHE_PATIENCE).await {
+        Err(_gone) => return Ok(Action::await_change()),
+        Ok(true) => {}
+        Ok(false) => {
+            return match ctx.caches.watch_failures.to_report(true) {
+                Some(failure) => read_failed(&ctx, &ms, failure).await,
+                None => Ok(Action::requeue(Duration::from_secs(1))),
+            };
+        }
+    }
     let Some(ms) = ctx.caches.microservices.get(&key) else {
         return Ok(Action::await_change());
     };
     if ms.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // A watch refused after its first list: the caches it feeds no longer follow.
+    if let Some(failure) = ctx.caches.watch_failures.to_report(false) {
+        return read_failed(&ctx, &ms, failure).await;
+    }
     let _timer = ctx.metrics.reconcile_timer();
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     debug!(%namespace, name = %ms.name_any(), "reconciling");
 
-    let mut plan = read::plan(&ctx, &ms, &namespace).await?;
+    let mut plan = match read::plan(&ctx, &ms, &namespace).await {
+        Ok(plan) => plan,
+        Err(failure) => return read_failed(&ctx, &ms, failure).await,
+    };
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
@@ -110,6 +131,38 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     } else {
         Action::requeue(next)
     })
+}
+
+/// A read the reconcile needs failed: nothing is planned or applied, the status says
+/// which read (Ready=False, Forbidden or ReadFailed) and the error brings the event, the
+/// metric and the retry.
+async fn read_failed(ctx: &Context, ms: &Microservice, failure: ReadFailure) -> Result<Action> {
+    let key = ObjectRef::from_obj(ms);
+    let written = ctx
+        .statuses
+        .ahead_of(&key, ms.metadata.resource_version.as_deref());
+    let current = match written {
+        Some(status) => Cow::Owned(Microservice {
+            status: Some(status),
+            ..ms.clone()
+        }),
+        None => Cow::Borrowed(ms),
+    };
+    let cause = Cause::new(failure.reason(), failure.to_string());
+    let status = status::read_failed(&current, &cause, Time(jiff::Timestamp::now()));
+    if current.status.as_ref() != Some(&status) {
+        match write_status(ctx, &current, &status).await {
+            Ok(version) => {
+                ctx.status_pace.shown(&key, Instant::now());
+                ctx.statuses.record(key, status, version.as_deref());
+            }
+            // The read failure stays the error to retry and report.
+            Err(error) => {
+                warn!(namespace = ?ms.namespace(), name = %ms.name_any(), %error, "writing the status of a failed read")
+            }
+        }
+    }
+    Err(Error::Read(failure))
 }
 
 /// Runs the release state machine on the planned children (see `crate::rollout`) and
@@ -326,10 +379,14 @@ fn child_problem(applied: &Applied) -> Option<Cause> {
 /// Transient failures retry with a per-object exponential backoff.
 pub fn error_policy(ms: Arc<Microservice>, error: &Error, ctx: Arc<Context>) -> Action {
     ctx.metrics.error(error.metric_label());
-    let delay = ctx.next_backoff(&ObjectRef::from_obj(ms.as_ref()));
+    let mut delay = ctx.next_backoff(&ObjectRef::from_obj(ms.as_ref()));
+    if matches!(error, Error::Read(_)) {
+        delay = delay.min(READ_RETRY_MAX);
+    }
     warn!(namespace = ?ms.namespace(), name = %ms.name_any(), %error, retry_in = ?delay, "reconcile failed");
     let reason = match error {
         Error::Kube(_) | Error::Apply { .. } => REASON_APPLY_FAILED,
+        Error::Read(failure) => failure.reason(),
         _ => "ReconcileFailed",
     };
     events::reconcile_failed(&ctx, &ms, reason, &error.to_string());

@@ -244,6 +244,24 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     }
 }
 
+/// The status while a read the reconcile needs fails (`read_failure`): the last status
+/// kept, as nothing new was seen, with Ready=False and Degraded=True naming the read. A
+/// Microservice never seen before gets these two conditions, not an empty status.
+pub fn read_failed(ms: &Microservice, cause: &Cause, now: Time) -> MicroserviceStatus {
+    let generation = ms.metadata.generation;
+    let previous = ms.status.clone().unwrap_or_default();
+    let mut status = previous.clone();
+    status.observed_generation = generation;
+    for (type_, verdict) in [(READY, "False"), (DEGRADED, "True")] {
+        let new = condition(&previous, type_, verdict, cause.clone(), generation, &now);
+        match status.conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(old) => *old = new,
+            None => status.conditions.push(new),
+        }
+    }
+    status
+}
+
 /// The condition the release state machine decided, unless something deeper holds the
 /// whole reconcile (a refused spec, a child that could not be applied, a missing
 /// dependency, a pause), which the usual verdicts report.
@@ -753,6 +771,37 @@ mod tests {
 
     fn now() -> Time {
         Time("2026-11-27T00:00:00Z".parse().unwrap())
+    }
+
+    #[test]
+    fn a_failed_read_is_a_status_even_before_the_first_one() {
+        let cause = Cause::new(
+            "Forbidden",
+            "the operator may not list configmaps in namespace shop",
+        );
+        let fresh = read_failed(&ms(), &cause, now());
+        assert_eq!(fresh.observed_generation, Some(3));
+        let ready = get(&fresh, READY);
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "Forbidden")
+        );
+        assert_eq!(get(&fresh, DEGRADED).status, "True");
+
+        // A status already computed keeps what it said of the rest (nothing new was seen)
+        // and changes only Ready and Degraded; an unchanged failure is an equal status.
+        let mut seen = ms();
+        let deployment = deployment(1, 1, 2, 2, 2);
+        seen.status = Some(compute(&seen, &observed(Some(&deployment), vec![]), now()));
+        let failed = read_failed(&seen, &cause, now());
+        assert_eq!(failed.replicas, 2);
+        assert_eq!(
+            get(&failed, PROGRESSING),
+            get(seen.status.as_ref().unwrap(), PROGRESSING)
+        );
+        assert_eq!(get(&failed, READY).reason, "Forbidden");
+        seen.status = Some(failed.clone());
+        assert_eq!(read_failed(&seen, &cause, now()), failed);
     }
 
     #[test]
