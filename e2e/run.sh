@@ -33,6 +33,16 @@ export HELM=$REPO/.tools/bin/helm
 log "building the operator (cargo build -p flotilla --locked)"
 cargo build -p flotilla --locked
 export FLOTILLA_BIN=${CARGO_TARGET_DIR:-$REPO/target}/debug/flotilla
+# Every operator the tests start runs as the chart's ServiceAccount (e2e/src/identity.rs)
+# and records who it was here; printed at the end, and on failure.
+IDENTITIES=${CARGO_TARGET_DIR:-$REPO/target}/e2e-logs/identities.log
+mkdir -p "$(dirname "$IDENTITIES")"
+: >"$IDENTITIES"
+show_identities() {
+	log "the operators' identities ($IDENTITIES):"
+	sed 's/^/    /' "$IDENTITIES"
+}
+trap show_identities EXIT
 
 if [[ $SUITE == chaos ]]; then
 	# Alone and one at a time: the scenarios take parts of the cluster down.

@@ -12,6 +12,7 @@ pub mod client;
 pub mod fault;
 pub mod helm;
 pub mod http;
+pub mod identity;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;

@@ -8,9 +8,10 @@ use std::process::{Child, Command, Stdio};
 use anyhow::Context;
 
 /// A running `flotilla` process: `$FLOTILLA_BIN` (default `target/debug/flotilla`) with
-/// the given arguments and the test's `KUBECONFIG`, logging to
-/// `target/e2e-logs/<name>.log`. Killed on drop; when the test is panicking the log's
-/// tail is printed first.
+/// the given arguments, logging to `target/e2e-logs/<name>.log`, authenticated as the
+/// chart's ServiceAccount with the RBAC the chart gives it for those arguments
+/// ([`crate::identity`]), never as the test's admin. Killed on drop; when the test is
+/// panicking the log's tail is printed first.
 pub struct Operator {
     name: String,
     args: Vec<String>,
@@ -23,28 +24,69 @@ pub struct Operator {
 const TAIL_LINES: usize = 60;
 
 impl Operator {
-    /// Starts `$FLOTILLA_BIN <args>`, e.g. `["run", "--health-addr", "127.0.0.1:0"]`.
+    /// Starts `$FLOTILLA_BIN <args>` for one namespace, e.g. `["run", "--namespace",
+    /// "ns", "--health-addr", "127.0.0.1:0"]`, as the chart installs it there.
     pub fn start(name: &str, args: &[&str]) -> anyhow::Result<Self> {
         Self::start_with_env(name, args, &[])
     }
 
-    /// [`Operator::start`] with environment variables, e.g. another `KUBECONFIG` or a
-    /// `POD_NAME` (its leader election identity).
+    /// [`Operator::start`] with environment variables, e.g. a `POD_NAME` (its leader
+    /// election identity). A `KUBECONFIG` among them is the scenario's own identity
+    /// (recorded as such) instead of the chart's.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::launch(name, args, env, None)
+    }
+
+    /// A cluster-wide operator (no `--namespace`: the chart's `rbac.scope=cluster`), its
+    /// ServiceAccount in `release_namespace`.
+    pub fn start_cluster_wide(
+        name: &str,
+        release_namespace: &str,
+        args: &[&str],
+    ) -> anyhow::Result<Self> {
+        Self::launch(name, args, &[], Some(release_namespace))
+    }
+
+    fn launch(
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        release_namespace: Option<&str>,
+    ) -> anyhow::Result<Self> {
         let dir = logs_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let who = match env.iter().find(|(k, _)| k == "KUBECONFIG") {
+            Some((_, own)) => {
+                let who = format!("the scenario's own kubeconfig {own}");
+                crate::identity::record(name, &who, &dir);
+                who
+            }
+            None => {
+                let identity =
+                    crate::identity::chart_identity(name, &args, release_namespace, &dir)?;
+                env.push((
+                    "KUBECONFIG".into(),
+                    identity.kubeconfig.to_string_lossy().into_owned(),
+                ));
+                identity.describe()
+            }
+        };
         let mut op = Self {
             name: name.to_string(),
-            args: args.iter().map(|a| a.to_string()).collect(),
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            args,
+            env,
             log_path: dir.join(format!("{name}.log")),
             child: None,
         };
-        File::create(&op.log_path)
+        let mut log = File::create(&op.log_path)
             .with_context(|| format!("creating {}", op.log_path.display()))?;
+        writeln!(log, "=== identity: {who}")?;
+        eprintln!("operator {name}: identity {who}");
         op.spawn()?;
         Ok(op)
     }

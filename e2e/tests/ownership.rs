@@ -627,7 +627,8 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
         ])?;
     }
     let shard = format!("flotilla.dev/e2e-shard={}", target.name());
-    let _operator = Operator::start(
+    let _operator = Operator::start_cluster_wide(
+        target.name(),
         target.name(),
         &[
             "run",
