@@ -45,7 +45,8 @@ struct Install {
 
 /// The chart values matching `flotilla run` arguments, as `charts/flotilla/templates/
 /// deployment.yaml` turns values into arguments: `--namespace` is `rbac.scope=namespace`
-/// (else cluster), `--class-status`, `--watch-secrets`, `--leader-elect` with its Lease.
+/// (else cluster), `--class-status`, `--watch-secrets`, `--http-gates`, `--leader-elect`
+/// with its Lease.
 /// `release_namespace` is where a cluster-wide operator's ServiceAccount lives.
 fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Result<Install> {
     let flag = |name: &str| -> Option<String> {
@@ -81,7 +82,7 @@ fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Resu
         values.push(format!("watchSecrets={watch_secrets}"));
     }
     if let Some(gates) = flag("--http-gates") {
-        values.push(format!("rollout.httpGates={gates}"));
+        values.push(format!("httpGates={gates}"));
     }
     if args.iter().any(|a| a == "--leader-elect") {
         values.push("leaderElection.enabled=true".into());

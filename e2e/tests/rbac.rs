@@ -309,3 +309,35 @@ async fn a_verb_missing_from_the_cluster_role_is_reported_then_recovered() -> an
     let role = ["get", "clusterrole", role_name.as_str()];
     a_missing_verb_is_reported_and_recovers(&ns, &role, &operator, Some(ns.name())).await
 }
+
+// 6. An HTTP gate where the chart grants no pods/proxy (httpGates=false, the default):
+//    Ready=False GateUnavailable naming the field and the value, and nothing applied.
+#[tokio::test]
+async fn an_http_gate_without_pods_proxy_is_refused_before_anything_is_applied()
+-> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "rbac-gate").await?;
+    let _operator = start_operator(ns.name())?;
+    apply_yaml(
+        ns.name(),
+        &testapp(
+            "gated",
+            "  rollout:\n    gates:\n      http: {path: /healthz}\n",
+        ),
+    )?;
+    let ms = wait_reason(&client, ns.name(), "gated", "False", "GateUnavailable").await?;
+    let message = &condition(&ms, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("spec.rollout.gates.http") && message.contains("httpGates=true"),
+        "{message}"
+    );
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+        .get_opt("gated")
+        .await?;
+    assert!(
+        deployment.is_none(),
+        "a Deployment was applied: {deployment:?}"
+    );
+    Ok(())
+}

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use flotilla::api::{Microservice, RolloutPhase, RolloutStatus};
 use flotilla_e2e::steps::{
-    condition, describe, ensure_crds, start_operator, testapp, wait_microservice,
+    condition, describe, ensure_crds, start_operator, start_operator_with, testapp,
+    wait_microservice,
 };
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -706,7 +707,8 @@ async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "gate").await?;
-    let _operator = start_operator(ns.name())?;
+    // The chart's httpGates=true: get on pods/proxy.
+    let _operator = start_operator_with(ns.name(), &["--http-gates=true"])?;
     // `/call/UNSET` answers 502: the variable it would call is not set.
     let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 5s}\n    gates:\n      http: {path: /call/UNSET, successPercent: 90}\n    progressDeadlineSeconds: 120\n";
     apply_yaml(ns.name(), &service("search", V1, 2, rollout))?;

@@ -260,6 +260,12 @@ struct RunArgs {
     /// Secret shows up as the pods' CreateContainerConfigError instead of SecretNotFound.
     #[arg(long, env = "FLOTILLA_WATCH_SECRETS", default_value_t = true, action = clap::ArgAction::Set)]
     watch_secrets: bool,
+    /// Let releases use HTTP gates (`spec.rollout.gates.http`), which GET a path on the new
+    /// pods through the API server's pod proxy and so need `get` on `pods/proxy`. Off by
+    /// default, like the chart's `httpGates`: a spec with an HTTP gate is then refused
+    /// with GateUnavailable and nothing is applied.
+    #[arg(long, env = "FLOTILLA_HTTP_GATES", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    http_gates: bool,
     /// Seconds between looks at the kinds the server serves: when a CRD Flotilla writes
     /// (ServiceMonitor, HTTPRoute) is installed or removed, or an upgrade serves a newer
     /// version, the controller restarts on fresh caches to use it.
@@ -587,6 +593,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         instance: identity.clone(),
         class_status: args.class_status.unwrap_or(sees_every_microservice),
         rediscover_every: Duration::from_secs(args.rediscover_interval_seconds),
+        http_gates: args.http_gates,
     };
 
     if !args.leader_elect {

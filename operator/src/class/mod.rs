@@ -43,6 +43,10 @@ pub enum Refusal {
     AmbiguousDefaultClass(String),
     #[error("{0}")]
     PolicyViolation(String),
+    /// The spec asks for what this install of the operator may not do (an HTTP gate
+    /// without access to the pod proxy).
+    #[error("{0}")]
+    GateUnavailable(String),
 }
 
 impl Refusal {
@@ -53,6 +57,7 @@ impl Refusal {
             Refusal::ClassNotFound(_) => "ClassNotFound",
             Refusal::AmbiguousDefaultClass(_) => "AmbiguousDefaultClass",
             Refusal::PolicyViolation(_) => "PolicyViolation",
+            Refusal::GateUnavailable(_) => "GateUnavailable",
         }
     }
 }

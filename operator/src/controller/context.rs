@@ -37,6 +37,8 @@ pub struct Context {
     pub turns: Turns,
     /// When progress-only statuses may be written.
     pub status_pace: StatusPace,
+    /// Whether releases may use HTTP gates (`Settings::http_gates`).
+    pub http_gates: bool,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -61,6 +63,7 @@ impl Context {
             statuses: Written::default(),
             turns: Turns::default(),
             status_pace,
+            http_gates: false,
             failures: Mutex::default(),
         }
     }

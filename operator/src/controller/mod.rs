@@ -78,6 +78,9 @@ pub struct Settings {
     pub class_status: bool,
     /// How often the server's kinds are discovered again (see `discovery`).
     pub rediscover_every: Duration,
+    /// Releases may use HTTP gates, which call pods through the API server's pod proxy
+    /// (`get` on `pods/proxy`); without, a spec with one is refused (GateUnavailable).
+    pub http_gates: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
@@ -195,14 +198,9 @@ async fn run_on(
             .deliver(queue, metrics.clone()),
     );
     let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
-    let context = Arc::new(Context::new(
-        client,
-        capabilities,
-        caches,
-        indexes,
-        metrics,
-        events,
-    ));
+    let mut context = Context::new(client, capabilities, caches, indexes, metrics, events);
+    context.http_gates = settings.http_gates;
+    let context = Arc::new(context);
     tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(
         namespace = namespace.unwrap_or("<all>"),
