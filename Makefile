@@ -15,12 +15,12 @@ N ?= 500
 # Where `make install` puts flotilla and the kubectl-flotilla plugin link (PREFIX/bin).
 PREFIX ?= /usr/local
 
-.PHONY: help test lint fmt unit crds crd-drift e2e chaos cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check install
+.PHONY: help test lint fmt unit crds crd-drift e2e chaos rbac-audit cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit e2e chaos ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs, end-to-end and the fault suite
+test: lint unit e2e chaos rbac-audit ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs, end-to-end, the fault suite and the RBAC audit
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -63,6 +63,9 @@ e2e: ## the end-to-end suite against $$KUBECONFIG, or the embedded cluster when 
 
 chaos: ## the fault suite on the embedded cluster, alone: kill storm, API server outage, lease fencing, etcd compaction, graceful handover (figures printed)
 	e2e/run.sh chaos
+
+rbac-audit: ## after make e2e and make chaos: every verb the operators sent (audit log) is one the chart grants, and every grant was used
+	e2e/run.sh rbac-audit
 
 bench: ## criterion benchmarks
 	$(CARGO) bench --locked -p flotilla

@@ -2,13 +2,28 @@
 # `make e2e`: the end-to-end suite against $KUBECONFIG, or against the embedded cluster
 # (brought up here) when KUBECONFIG is unset. Builds and loads the images, builds the
 # operator, then runs the flotilla-e2e tests. `e2e/run.sh chaos` (`make chaos`) runs the
-# fault suite instead, without the chart tier.
+# fault suite instead, without the chart tier; `e2e/run.sh rbac-audit` (`make rbac-audit`)
+# holds the requests the operators of both made, from the audit log, against the chart's
+# RBAC (e2e/tests/rbac_audit.rs).
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
 # shellcheck source=e2e/cluster/lib.sh
 source "$REPO/e2e/cluster/lib.sh"
 SUITE=${1:-e2e}
+# Where the RBAC audit starts reading: the start of the last `make e2e`.
+AUDIT_SINCE=$CLUSTER_DIR/rbac-audit-since
+
+if [[ $SUITE == rbac-audit ]]; then
+	if [[ $CLUSTER != embedded ]]; then
+		log "SKIPPED: the RBAC audit reads the embedded cluster's audit log (CLUSTER=$CLUSTER)"
+		exit 0
+	fi
+	log "RBAC audit: the operators' requests since $(cat "$AUDIT_SINCE" 2>/dev/null || echo '(no make e2e yet)') against the chart's rules"
+	RBAC_AUDIT_SINCE=$AUDIT_SINCE HELM=$REPO/.tools/bin/helm \
+		cargo test -p flotilla-e2e --locked --test rbac_audit -- --nocapture
+	exit 0
+fi
 
 if [[ -z ${KUBECONFIG:-} ]]; then
 	log "KUBECONFIG unset: bringing up the $CLUSTER cluster (make cluster)"
@@ -58,8 +73,10 @@ fi
 targets=()
 for file in e2e/tests/*.rs; do
 	name=$(basename "$file" .rs)
-	[[ $name == chart_render ]] || targets+=(--test "$name")
+	[[ $name == chart_render || $name == rbac_audit ]] || targets+=(--test "$name")
 done
+mkdir -p "$CLUSTER_DIR"
+date -u +%Y-%m-%dT%H:%M:%S.%6NZ >"$AUDIT_SINCE"
 log "running the e2e suite (FLOTILLA_BIN=$FLOTILLA_BIN; operator logs in target/e2e-logs/)"
 cargo test -p flotilla-e2e --locked "${targets[@]}" -- --test-threads=2
 log "e2e suite passed"

@@ -102,7 +102,10 @@ write_configs() {
 	mkdir -p "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/containerd" "$CLUSTER_DIR/kubelet" "$DNS_DIR"
 	# The fault suite reads who wrote what, and when, from the audit log (leader fencing:
 	# no two lease holders' writes overlap). Only writes, without bodies; the node and the
-	# control plane's own controllers, which write all the time, are left out.
+	# control plane's own controllers, which write all the time, are left out. Every
+	# request of a ServiceAccount outside kube-system (the operator's, as the suite runs
+	# it) is logged too, reads included: the RBAC audit (e2e/tests/rbac_audit.rs) holds
+	# the verbs it sends against those the chart grants.
 	cat >"$CLUSTER_DIR/audit-policy.yaml" <<AUDIT
 apiVersion: audit.k8s.io/v1
 kind: Policy
@@ -114,6 +117,8 @@ rules:
   users: [system:kube-controller-manager, system:kube-scheduler, system:kube-proxy, system:apiserver]
 - level: Metadata
   verbs: [create, update, patch, delete, deletecollection]
+- level: Metadata
+  userGroups: [system:serviceaccounts]
 - level: None
 AUDIT
 	cat >"$CLUSTER_DIR/cni/net.d/10-flotilla.conflist" <<CNI

@@ -107,6 +107,88 @@ fn audit_log_path() -> PathBuf {
     cluster_dir().join("logs/audit.log")
 }
 
+const WRITE_VERBS: [&str; 5] = ["create", "update", "patch", "delete", "deletecollection"];
+
+/// One request the API server audited, of any verb.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Request {
+    pub user: String,
+    pub verb: String,
+    /// Empty for the core group.
+    pub group: String,
+    /// `resource` or `resource/subresource`.
+    pub resource: String,
+    pub code: u16,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditedRequest {
+    verb: String,
+    user: AuditUser,
+    #[serde(default)]
+    object_ref: Option<AuditedObject>,
+    #[serde(default)]
+    response_status: Option<AuditStatus>,
+    request_received_timestamp: Timestamp,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct AuditedObject {
+    #[serde(default)]
+    api_group: String,
+    #[serde(default)]
+    resource: String,
+    #[serde(default)]
+    subresource: String,
+}
+
+/// Every audited request on a resource (not `/apis` and the like) received at or after
+/// `since` by a user `user` accepts, from the audit log and its rotated backup.
+pub fn audited_requests(
+    since: Timestamp,
+    user: impl Fn(&str) -> bool,
+) -> anyhow::Result<Vec<Request>> {
+    let logs = cluster_dir().join("logs");
+    let mut requests = Vec::new();
+    for entry in std::fs::read_dir(&logs).with_context(|| format!("reading {}", logs.display()))? {
+        let path = entry?.path();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        if !(name.starts_with("audit") && name.ends_with(".log")) {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)?;
+        requests.extend(
+            text.lines()
+                .filter(|line| line.contains("system:serviceaccount:"))
+                .filter_map(|line| serde_json::from_str::<AuditedRequest>(line).ok())
+                .filter(|event| {
+                    event.request_received_timestamp >= since && user(&event.user.username)
+                })
+                .filter_map(|event| {
+                    let object = event.object_ref?;
+                    (!object.resource.is_empty()).then(|| Request {
+                        user: event.user.username,
+                        verb: event.verb,
+                        group: object.api_group,
+                        resource: if object.subresource.is_empty() {
+                            object.resource
+                        } else {
+                            format!("{}/{}", object.resource, object.subresource)
+                        },
+                        code: event.response_status.map_or(0, |s| s.code),
+                    })
+                }),
+        );
+    }
+    Ok(requests)
+}
+
 /// Every audited write by `users`.
 pub fn audited_writes(users: &[&str]) -> anyhow::Result<Vec<Write>> {
     let mut tail = AuditTail::from_start(users);
@@ -171,6 +253,8 @@ impl AuditTail {
                 .filter(|line| users.iter().any(|u| line.contains(u.as_str())))
                 .filter_map(|line| serde_json::from_str::<AuditEvent>(line).ok())
                 .filter(|event| users.contains(&event.user.username))
+                // The policy logs ServiceAccounts' reads too (for the RBAC audit).
+                .filter(|event| WRITE_VERBS.contains(&event.verb.as_str()))
                 .map(|event| {
                     let object = event.object_ref.unwrap_or_default();
                     Write {
