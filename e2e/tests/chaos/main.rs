@@ -2,7 +2,7 @@
 //! operator itself misbehaves, each scenario measured and printed. It takes parts of the
 //! embedded cluster down, so it runs alone, one test at a time, after the end-to-end
 //! suite. On kind (`CLUSTER=kind`) the scenarios that stop a control-plane component or
-//! read the audit log are skipped.
+//! read the audit log are ignored with their reason (`e2e/build.rs`), and counted so.
 
 mod compaction;
 mod fencing;
