@@ -48,7 +48,12 @@ pub fn helm(args: &[&str]) -> anyhow::Result<String> {
 pub fn render(args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
     let chart = chart_dir();
     let chart = chart.to_string_lossy();
-    let mut all = vec!["template", "flotilla", chart.as_ref()];
+    // `--release-name NAME` among `args` names the release; "flotilla" otherwise.
+    let (release, args) = match args {
+        ["--release-name", name, rest @ ..] => (*name, rest),
+        _ => ("flotilla", args),
+    };
+    let mut all = vec!["template", release, chart.as_ref()];
     all.extend_from_slice(args);
     parse_documents(&helm(&all)?)
 }

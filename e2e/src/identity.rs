@@ -15,8 +15,9 @@ use serde_json::{Value, json};
 use crate::helm;
 use crate::kubectl::{kubectl, kubectl_with_stdin};
 
-/// The release name every identity is rendered with: ServiceAccount `flotilla`, Role
-/// `flotilla`, ClusterRoles `flotilla-<namespace>…`.
+/// The release name identities are rendered with unless a scenario needs two (leader
+/// fencing): ServiceAccount `flotilla`, Role `flotilla`, ClusterRoles
+/// `flotilla-<namespace>…`.
 pub const RELEASE: &str = "flotilla";
 
 /// A kubeconfig authenticating as the chart's ServiceAccount.
@@ -103,11 +104,12 @@ fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Resu
     })
 }
 
-/// Renders and applies the chart's ServiceAccount and RBAC for an operator started with
-/// `args`, and writes a kubeconfig for it (`name`.kubeconfig in `dir`). Cluster-scoped
-/// objects are owned by the release namespace, so they go with it.
+/// Renders and applies the chart's ServiceAccount and RBAC (release `release`) for an
+/// operator started with `args`, and writes a kubeconfig for it (`name`.kubeconfig in
+/// `dir`). Cluster-scoped objects are owned by the release namespace, so they go with it.
 pub fn chart_identity(
     name: &str,
+    release: &str,
     args: &[String],
     release_namespace: Option<&str>,
     dir: &std::path::Path,
@@ -115,6 +117,8 @@ pub fn chart_identity(
     let install = install_for(args, release_namespace)?;
     let namespace = install.release_namespace.as_str();
     let mut render_args = vec![
+        "--release-name",
+        release,
         "-n",
         namespace,
         "--show-only",

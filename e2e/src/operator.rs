@@ -34,7 +34,18 @@ impl Operator {
     /// election identity). A `KUBECONFIG` among them is the scenario's own identity
     /// (recorded as such) instead of the chart's.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        Self::launch(name, args, env, None)
+        Self::launch(name, args, env, None, crate::identity::RELEASE)
+    }
+
+    /// [`Operator::start_with_env`] as the chart's release `release` (its own
+    /// ServiceAccount `release`), for scenarios that tell two operators apart by RBAC.
+    pub fn start_as_release(
+        name: &str,
+        release: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::launch(name, args, env, None, release)
     }
 
     /// A cluster-wide operator (no `--namespace`: the chart's `rbac.scope=cluster`), its
@@ -44,7 +55,13 @@ impl Operator {
         release_namespace: &str,
         args: &[&str],
     ) -> anyhow::Result<Self> {
-        Self::launch(name, args, &[], Some(release_namespace))
+        Self::launch(
+            name,
+            args,
+            &[],
+            Some(release_namespace),
+            crate::identity::RELEASE,
+        )
     }
 
     fn launch(
@@ -52,6 +69,7 @@ impl Operator {
         args: &[&str],
         env: &[(&str, &str)],
         release_namespace: Option<&str>,
+        release: &str,
     ) -> anyhow::Result<Self> {
         let dir = logs_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -68,7 +86,7 @@ impl Operator {
             }
             None => {
                 let identity =
-                    crate::identity::chart_identity(name, &args, release_namespace, &dir)?;
+                    crate::identity::chart_identity(name, release, &args, release_namespace, &dir)?;
                 env.push((
                     "KUBECONFIG".into(),
                     identity.kubeconfig.to_string_lossy().into_owned(),

@@ -68,11 +68,12 @@ fn granted() -> anyhow::Result<BTreeSet<Grant>> {
     Ok(grants)
 }
 
-/// The chart's ServiceAccount in any namespace: `system:serviceaccount:<ns>:flotilla`.
+/// The chart's ServiceAccount in any namespace: `system:serviceaccount:<ns>:flotilla`, or
+/// `flotilla-a`/`flotilla-b` of the fencing scenario's two releases.
 fn is_operator(user: &str) -> bool {
     user.strip_prefix("system:serviceaccount:")
         .and_then(|rest| rest.split_once(':'))
-        .is_some_and(|(_, account)| account == "flotilla")
+        .is_some_and(|(_, account)| account == "flotilla" || account.starts_with("flotilla-"))
 }
 
 #[test]

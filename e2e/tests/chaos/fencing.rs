@@ -1,16 +1,15 @@
 //! Scenario 3: two replicas with leader election; the leader's lease renewals are refused
-//! while it can still write everything else (its RBAC grant on Leases is taken away).
+//! while it can still write everything else (the chart's Lease RoleBinding of its
+//! release is taken away: each replica runs as its own release of the chart).
 //! The old leader must stop writing before the new one starts: the API server's audit
 //! log shows every write of both, and their spans must not overlap.
 
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
-use flotilla_e2e::fault::{
-    audited_writes, operator_rbac, service_account_kubeconfig, service_account_user,
-};
+use flotilla_e2e::fault::{audited_writes, service_account_user};
 use flotilla_e2e::steps::{CONVERGE, ensure_crds};
-use flotilla_e2e::{ClusterObject, TestNamespace, apply_cluster_yaml, apply_yaml, client};
+use flotilla_e2e::{TestNamespace, client};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
@@ -18,39 +17,18 @@ use kube::Api;
 use kube::api::DeleteParams;
 
 use crate::fleet::{
-    apply_fleet, elected_operator, lease_holder, set_version, wait_deployments, wait_holder,
+    apply_fleet, elected_operator_as, lease_holder, set_version, wait_deployments, wait_holder,
     wait_version,
 };
 
 const LEASE: &str = "fence";
 
-fn lease_rbac() -> String {
-    let mut yaml = String::from(
-        "apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata:
-  name: lease
-rules:
-- apiGroups: [coordination.k8s.io]
-  resources: [leases]
-  verbs: ['*']
-",
-    );
-    for account in ["op-a", "op-b"] {
-        yaml.push_str(&format!(
-            "---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata:
-  name: lease-{account}
-roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: Role, name: lease}}
-subjects:
-- {{kind: ServiceAccount, name: {account}}}
-"
-        ));
-    }
-    yaml
-}
+/// The chart's releases the two replicas run as: each its own ServiceAccount and
+/// RoleBindings, so one of them can lose its Lease grant.
+const RELEASE_A: &str = "flotilla-a";
+const RELEASE_B: &str = "flotilla-b";
+/// The chart's RoleBinding of release A to its Lease Role.
+const LEASE_BINDING_A: &str = "flotilla-a-leader-election";
 
 #[tokio::test]
 #[cfg_attr(
@@ -63,28 +41,18 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "chaos-fence").await?;
     let n = ns.name();
-    let role = format!("{n}-operator");
-    apply_cluster_yaml(&operator_rbac(&role, &[(n, "op-a"), (n, "op-b")]))?;
-    let _cleanup = [
-        ClusterObject::new("clusterrole", &role),
-        ClusterObject::new("clusterrolebinding", &role),
-    ];
-    apply_yaml(n, &lease_rbac())?;
-    let kubeconfig_a = service_account_kubeconfig(&client, n, "op-a").await?;
-    let kubeconfig_b = service_account_kubeconfig(&client, n, "op-b").await?;
-    let kubeconfig_a = kubeconfig_a.to_string_lossy();
-    let kubeconfig_b = kubeconfig_b.to_string_lossy();
-
-    let op_a = elected_operator(n, "op-a", LEASE, &[("KUBECONFIG", &kubeconfig_a)])?;
+    let op_a = elected_operator_as(n, "op-a", LEASE, &[], RELEASE_A)?;
     wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
-    let op_b = elected_operator(n, "op-b", LEASE, &[("KUBECONFIG", &kubeconfig_b)])?;
+    let op_b = elected_operator_as(n, "op-b", LEASE, &[], RELEASE_B)?;
     let names = apply_fleet(n, "svc", 3, 0);
     wait_deployments(&client, n, names.len(), CONVERGE).await?;
 
     // From here on the leader cannot renew, yet could still write its children; edits
     // keep coming, so a leader that kept writing would show in the audit log.
-    Api::<RoleBinding>::namespaced(client.clone(), n)
-        .delete("lease-op-a", &DeleteParams::default())
+    let bindings = Api::<RoleBinding>::namespaced(client.clone(), n);
+    let mut lease_binding = bindings.get(LEASE_BINDING_A).await?;
+    bindings
+        .delete(LEASE_BINDING_A, &DeleteParams::default())
         .await?;
     let refused = Instant::now();
     let refused_at = Timestamp::now();
@@ -109,8 +77,8 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     wait_version(&deployments, &names[0], &version.to_string(), CONVERGE).await?;
 
     let (a, b) = (
-        service_account_user(n, "op-a"),
-        service_account_user(n, "op-b"),
+        service_account_user(n, RELEASE_A),
+        service_account_user(n, RELEASE_B),
     );
     let writes = audited_writes(&[&a, &b])?;
     let accepted = |user: &str| {
@@ -166,7 +134,9 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
         op_a.log().contains("standing by to re-acquire"),
         "op-a did not stand by"
     );
-    apply_yaml(n, &lease_rbac())?;
+    lease_binding.metadata.resource_version = None;
+    lease_binding.metadata.uid = None;
+    bindings.create(&Default::default(), &lease_binding).await?;
     op_b.signal("TERM")?;
     wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
     set_version(&microservices, &names[1], "final").await?;

@@ -56,12 +56,30 @@ pub async fn wait_deployments(
 }
 
 /// An operator for `namespace` with leader election on the Lease `lease` there, as the
-/// identity `identity`, with `env` on top (another `KUBECONFIG`…).
+/// identity `identity`, with `env` on top, authenticated as the chart's release
+/// `release` (its ServiceAccount of that name).
 pub fn elected_operator(
     namespace: &str,
     identity: &str,
     lease: &str,
     env: &[(&str, &str)],
+) -> anyhow::Result<Operator> {
+    elected_operator_as(
+        namespace,
+        identity,
+        lease,
+        env,
+        flotilla_e2e::identity::RELEASE,
+    )
+}
+
+/// [`elected_operator`] as the chart's release `release`.
+pub fn elected_operator_as(
+    namespace: &str,
+    identity: &str,
+    lease: &str,
+    env: &[(&str, &str)],
+    release: &str,
 ) -> anyhow::Result<Operator> {
     let mut args = run_args(namespace);
     args.extend([
@@ -75,7 +93,7 @@ pub fn elected_operator(
     ]);
     let mut env = env.to_vec();
     env.push(("POD_NAME", identity));
-    Operator::start_with_env(&format!("{namespace}-{identity}"), &args, &env)
+    Operator::start_as_release(&format!("{namespace}-{identity}"), release, &args, &env)
 }
 
 /// Who holds the Lease now (None when nobody does or it does not exist yet).
