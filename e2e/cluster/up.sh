@@ -98,15 +98,14 @@ host_network() {
 	sysctl -qw net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 }
 
-write_configs() {
-	mkdir -p "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/containerd" "$CLUSTER_DIR/kubelet" "$DNS_DIR"
+audit_policy() {
 	# The fault suite reads who wrote what, and when, from the audit log (leader fencing:
 	# no two lease holders' writes overlap). Only writes, without bodies; the node and the
 	# control plane's own controllers, which write all the time, are left out. Every
 	# request of a ServiceAccount outside kube-system (the operator's, as the suite runs
 	# it) is logged too, reads included: the RBAC audit (e2e/tests/rbac_audit.rs) holds
 	# the verbs it sends against those the chart grants.
-	cat >"$CLUSTER_DIR/audit-policy.yaml" <<AUDIT
+	cat <<AUDIT
 apiVersion: audit.k8s.io/v1
 kind: Policy
 omitStages: [RequestReceived]
@@ -121,6 +120,11 @@ rules:
   userGroups: [system:serviceaccounts]
 - level: None
 AUDIT
+}
+
+write_configs() {
+	mkdir -p "$CLUSTER_DIR/cni/net.d" "$CLUSTER_DIR/containerd" "$CLUSTER_DIR/kubelet" "$DNS_DIR"
+	audit_policy >"$CLUSTER_DIR/audit-policy.yaml"
 	cat >"$CLUSTER_DIR/cni/net.d/10-flotilla.conflist" <<CNI
 {
   "cniVersion": "0.4.0",
@@ -355,6 +359,13 @@ main() {
 	[[ $CLUSTER == embedded ]] || die "unknown CLUSTER=$CLUSTER (embedded or kind)"
 	need_root
 	mkdir -p "$RUN" "$LOGS"
+	if [[ -f $KUBECONFIG_PATH ]] && all_running &&
+		! diff -q <(audit_policy) "$CLUSTER_DIR/audit-policy.yaml" >/dev/null 2>&1; then
+		# The API server reads its audit policy at start only.
+		log "the audit policy changed: restarting the cluster (make cluster-down)"
+		"$HERE/down.sh"
+		mkdir -p "$RUN" "$LOGS"
+	fi
 	if [[ -f $KUBECONFIG_PATH ]] && all_running; then
 		log "cluster already running"
 		echo "export KUBECONFIG=$KUBECONFIG_PATH"
