@@ -109,7 +109,7 @@ pub fn claim(lease: &Lease, identity: &str, duration: Duration, now: Timestamp) 
             lease_transitions: Some(if same_holder || lease.spec.is_none() {
                 transitions
             } else {
-                transitions + 1
+                transitions.saturating_add(1)
             }),
             ..previous
         }),

@@ -495,7 +495,7 @@ impl<'a, 'i> Machine<'a, 'i> {
     fn frozen(&self) -> Workloads {
         match (self.input.settings.strategy, self.status.step) {
             (RolloutStrategy::Canary, Some(step))
-                if (step as usize) <= self.input.settings.steps.len() =>
+                if step >= 1 && (step as usize) <= self.input.settings.steps.len() =>
             {
                 let weight = self.input.settings.steps[step as usize - 1].weight;
                 self.canary_workloads(canary_count(self.total, weight))
@@ -596,10 +596,12 @@ impl<'a, 'i> Machine<'a, 'i> {
             return HttpVerdict::Pass;
         };
         let checks = self.status.http_checks.clone().unwrap_or_default();
-        let total = checks.passed + checks.failed;
+        // Read back from the status, which anyone may write: no overflow, no negatives.
+        let passed = i64::from(checks.passed.max(0));
+        let total = passed + i64::from(checks.failed.max(0));
         if total == 0 {
             HttpVerdict::Wait
-        } else if checks.passed * 100 >= gate.success_percent * total {
+        } else if passed * 100 >= i64::from(gate.success_percent) * total {
             HttpVerdict::Pass
         } else {
             HttpVerdict::Fail(self.http_cause(&checks))
@@ -914,7 +916,8 @@ pub fn canary_count(total: i32, weight: i32) -> i32 {
     if total <= 0 {
         return 0;
     }
-    ((total * weight + 99) / 100).clamp(1, total)
+    let count = (i64::from(total) * i64::from(weight.clamp(0, 100)) + 99) / 100;
+    (count as i32).clamp(1, total)
 }
 
 /// The stable pods while `canary` are wanted and `canary_ready` of them are ready: the
@@ -925,4 +928,19 @@ pub fn stable_count(total: i32, canary: i32, canary_ready: i32) -> i32 {
         return 0;
     }
     (total - canary.min(canary_ready).max(0)).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::canary_count;
+
+    #[test]
+    fn canary_count_takes_any_total_and_weight() {
+        assert_eq!(canary_count(4, 25), 1);
+        assert_eq!(canary_count(3, 50), 2);
+        assert_eq!(canary_count(i32::MAX, 100), i32::MAX);
+        assert_eq!(canary_count(i32::MAX, i32::MAX), i32::MAX);
+        assert_eq!(canary_count(5, -7), 1);
+        assert_eq!(canary_count(0, 50), 0);
+    }
 }

@@ -110,21 +110,21 @@ pub fn parse_pause(text: &str) -> Result<Pause, String> {
     if text == "manual" {
         return Ok(Pause::Manual);
     }
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => {
-            return Err(format!(
-                "`{text}`: a duration such as 30s, 5m or 1h, or manual"
-            ));
-        }
+    let invalid = || format!("`{text}`: a duration such as 30s, 5m or 1h, or manual");
+    // The unit is the last character, whatever its width: the text is the user's.
+    let mut chars = text.chars();
+    let unit = chars.next_back().ok_or_else(invalid)?;
+    let seconds: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => return Err(invalid()),
     };
-    let value: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}`: a duration such as 30s, 5m or 1h, or manual"))?;
-    Ok(Pause::For(Duration::from_secs(value * seconds)))
+    let value: u64 = chars.as_str().parse().map_err(|_| invalid())?;
+    let total = value
+        .checked_mul(seconds)
+        .ok_or_else(|| format!("`{text}`: too long a pause"))?;
+    Ok(Pause::For(Duration::from_secs(total)))
 }
 
 #[cfg(test)]
@@ -137,7 +137,19 @@ mod tests {
         assert_eq!(parse_pause("2m"), Ok(Pause::For(Duration::from_secs(120))));
         assert_eq!(parse_pause("1h"), Ok(Pause::For(Duration::from_secs(3600))));
         assert_eq!(parse_pause("manual"), Ok(Pause::Manual));
-        for bad in ["", "s", "10", "1d", "-1s", "1.5m"] {
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1d",
+            "-1s",
+            "1.5m",
+            "5é",
+            "é",
+            "5ms",
+            "99999999999999999999h",
+            "18446744073709551615h",
+        ] {
             assert!(parse_pause(bad).is_err(), "{bad}");
         }
     }
