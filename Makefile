@@ -15,12 +15,12 @@ N ?= 500
 # Where `make install` puts flotilla and the kubectl-flotilla plugin link (PREFIX/bin).
 PREFIX ?= /usr/local
 
-.PHONY: help test lint fmt unit crds crd-drift e2e chaos rbac-audit cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check install
+.PHONY: help test lint fmt unit crds crd-drift crd-server e2e chaos rbac-audit cluster cluster-down images bench bench-cluster demo tools chart-crds chart-lint chart-check install
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-test: lint unit e2e chaos rbac-audit ## every test tier: fmt, clippy, the tests needing no cluster (make unit), then on a real cluster the chart's dry runs, end-to-end, the fault suite and the RBAC audit
+test: lint unit crd-server e2e chaos rbac-audit ## every test tier: fmt, clippy, the tests needing no cluster (make unit), the CRDs on a Kubernetes 1.36 API server (make crd-server), then on a real cluster the chart's dry runs, end-to-end, the fault suite and the RBAC audit
 
 lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
@@ -40,6 +40,9 @@ unit: ## every test needing no cluster: unit, fixture, property, CRD and chart-c
 	$(CARGO) test --workspace --exclude flotilla-e2e --locked
 	e2e/chart/check.sh --offline
 	HELM=$(CURDIR)/.tools/bin/helm $(CARGO) test -p flotilla-e2e --locked --lib --test chart_render
+
+crd-server: ## the CRDs on a Kubernetes 1.36 API server built from Debian sid (cached in ~/.cache/flotilla/modern-apiserver): CEL rules and cost, samples, fixtures, the CEL cases, subresources, columns, explain
+	e2e/crd-server/run.sh
 
 crds: ## regenerate crds/ from the Rust types (1.25+ with CEL rules, and without for older servers)
 	$(CARGO) run --quiet --locked -p flotilla -- crd > crds/microservices.yaml
