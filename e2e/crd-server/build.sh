@@ -103,13 +103,17 @@ fetch() {
 		[[ -n ${UNPACKED[$p]:-} ]] || wanted+=("$p")
 	done
 	((${#wanted[@]})) || return 0
+	# The files of the current candidates (older versions may lie in $DEBS too); apt skips
+	# a file it already has.
+	local files deb
+	files=$(cd "$DEBS" && apt-get download --print-uris "${wanted[@]}" | awk '{ print $2 }')
 	(cd "$DEBS" && run_logged "$BUILD_LOG" apt-get download "${wanted[@]}")
+	for deb in $files; do
+		dpkg -x "$DEBS/$deb" "$ROOT"
+		echo "${deb%.deb}" >>"$MODERN_CACHE/packages"
+	done
 	for p in "${wanted[@]}"; do
-		local deb
-		deb=$(ls "$DEBS/${p}_"*.deb | tail -n1)
-		dpkg -x "$deb" "$ROOT"
 		UNPACKED[$p]=1
-		echo "$(basename "$deb" .deb)" >>"$MODERN_CACHE/packages"
 	done
 }
 
@@ -200,7 +204,7 @@ relink_absolute
 log "Go: $(go_env version)"
 resolve_go_deps
 
-server_version=$(dpkg-deb -f "$(ls "$DEBS"/golang-k8s-apiextensions-apiserver-dev_*.deb | tail -n1)" Version)
+server_version=$(sed -nE 's/^golang-k8s-apiextensions-apiserver-dev_([^_]+)_.*/\1/p' "$MODERN_CACHE/packages")
 # 0.36.4-1 -> v1.36.4: staging repositories are numbered 0.minor.patch for Kubernetes 1.minor.patch.
 k8s_version=$(sed -E 's/^0\.([0-9]+)\.([0-9]+).*/1.\1.\2/' <<<"$server_version")
 minor=$(cut -d. -f2 <<<"$k8s_version")

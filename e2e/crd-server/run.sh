@@ -24,7 +24,13 @@ for port in "$MODERN_ETCD_CLIENT_PORT" "$MODERN_ETCD_PEER_PORT" "$MODERN_APISERV
 		die "port $port on 127.0.0.1 is taken (another make crd-server?)"
 	fi
 done
-command -v openssl >/dev/null || die "openssl is needed for the server's certificates"
+if ! command -v openssl >/dev/null; then
+	# Minimal Debian images lack it; the system's own (bookworm) sources have it.
+	log "installing openssl (apt), for the server's certificates"
+	[[ $(id -u) -eq 0 ]] || die "openssl is needed for the server's certificates: apt-get install openssl"
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends openssl; } >/dev/null ||
+		die "could not install openssl"
+fi
 
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/flotilla-crd-server.XXXXXX")
 PIDS=()
