@@ -1,11 +1,13 @@
 //! What `/healthz` and `/readyz` say, and why. Ready once every cache has listed (or
-//! while standing by for the lease). Live unless the controller cannot make progress: a
-//! watch whose errors have kept coming for longer than [`STUCK_AFTER`] without a success
-//! in between, or caches that have not synced [`SYNC_DEADLINE`] after the controller
-//! started. The kubelet then restarts the process, which a stuck watch needs and a short
-//! API outage does not trigger. A watch that failed once and then went quiet has
-//! reconnected (kube's watcher says nothing when it resumes an idle watch): it counts as
-//! recovered once no error has come for [`QUIET_AFTER`].
+//! while standing by for the lease), and while no watch's errors have kept coming for
+//! longer than [`STUCK_AFTER`] without a success in between: an API server away for long
+//! shows there, on every replica. Live unless the process itself is stuck: caches that
+//! have not synced [`SYNC_DEADLINE`] after the controller started while no watch was
+//! failing. Watch errors never fail liveness: they come from the API server, which a
+//! restart does not bring back, and a long outage must not crash-loop every replica at
+//! once. A watch that failed once and then went quiet has reconnected (kube's watcher
+//! says nothing when it resumes an idle watch): it counts as recovered once no error has
+//! come for [`QUIET_AFTER`].
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 
-/// A watch failing for this long has not reconnected through its backoff: restart.
+/// A watch failing for this long has not reconnected through its backoff: not ready.
 pub const STUCK_AFTER: Duration = Duration::from_secs(120);
 /// A watch that has not failed for this long (longer than a watch lives, so a watch still
 /// failing fails again within it) has recovered.
@@ -96,14 +98,55 @@ impl Health {
         metrics.watch_error(watch);
     }
 
-    /// Ok while the controller can make progress; otherwise why not.
+    /// Ok while the process can make progress; otherwise why not (the kubelet restarts
+    /// it).
     pub fn live(&self) -> Result<(), String> {
         self.live_at(Instant::now())
     }
 
+    /// Ok once the caches have synced (or standing by) and no watch is stuck failing;
+    /// otherwise why not.
+    pub fn ready(&self) -> Result<(), String> {
+        self.ready_at(Instant::now())
+    }
+
+    fn ready_at(&self, now: Instant) -> Result<(), String> {
+        let stuck = self.stuck_watches(now);
+        if !stuck.is_empty() {
+            return Err(stuck.join("; "));
+        }
+        if !self.is_ready() {
+            return Err("caches are syncing".to_string());
+        }
+        Ok(())
+    }
+
     fn live_at(&self, now: Instant) -> Result<(), String> {
-        let stuck: Vec<String> = self
-            .watches
+        let waiting_for_the_server =
+            self.watches
+                .lock()
+                .expect("health lock")
+                .values()
+                .any(|state| {
+                    state
+                        .last_error
+                        .is_some_and(|last| now.duration_since(last) <= QUIET_AFTER)
+                });
+        if let Some(since) = *self.syncing_since.lock().expect("health lock")
+            && now.duration_since(since) > SYNC_DEADLINE
+            && !waiting_for_the_server
+        {
+            return Err(format!(
+                "the caches have not synced in {}s",
+                now.duration_since(since).as_secs()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The watches whose errors have kept coming for longer than [`STUCK_AFTER`].
+    fn stuck_watches(&self, now: Instant) -> Vec<String> {
+        self.watches
             .lock()
             .expect("health lock")
             .iter()
@@ -119,19 +162,7 @@ impl Health {
                     )
                 })
             })
-            .collect();
-        if !stuck.is_empty() {
-            return Err(stuck.join("; "));
-        }
-        if let Some(since) = *self.syncing_since.lock().expect("health lock")
-            && now.duration_since(since) > SYNC_DEADLINE
-        {
-            return Err(format!(
-                "the caches have not synced in {}s",
-                now.duration_since(since).as_secs()
-            ));
-        }
-        Ok(())
+            .collect()
     }
 }
 
@@ -140,7 +171,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_watch_failing_past_the_bound_is_not_live_until_it_recovers() {
+    fn a_watch_failing_past_the_bound_is_not_ready_until_it_recovers_and_stays_live() {
         let health = Health::default();
         let metrics = Metrics::default();
         let start = Instant::now();
@@ -150,28 +181,26 @@ mod tests {
             state.failing_since = Some(start);
             state.last_error = Some(start + Duration::from_secs(seconds));
         };
+        health.set_ready(true);
         health.watch_error("Deployment", &metrics);
         assert!(
-            health.live_at(start + Duration::from_secs(30)).is_ok(),
+            health.ready_at(start + Duration::from_secs(30)).is_ok(),
             "a short outage is fine"
         );
-        // Errors kept coming for longer than the bound: stuck.
+        // Errors kept coming for longer than the bound: not ready, yet live (the API
+        // server is away; a restart would not bring it back).
         failing(STUCK_AFTER.as_secs());
-        let stuck = health
-            .live_at(start + STUCK_AFTER + Duration::from_secs(5))
-            .unwrap_err();
+        let later = start + STUCK_AFTER + Duration::from_secs(5);
+        let stuck = health.ready_at(later).unwrap_err();
         assert!(stuck.contains("Deployment"), "{stuck}");
+        assert!(health.live_at(later).is_ok());
         // The errors stopped long ago: it reconnected quietly.
         failing(10);
-        assert!(health.live_at(start + STUCK_AFTER * 2).is_ok());
+        assert!(health.ready_at(start + STUCK_AFTER * 2).is_ok());
         // Or it delivered something.
         failing(STUCK_AFTER.as_secs());
         health.watch_event("Deployment", false, &metrics);
-        assert!(
-            health
-                .live_at(start + STUCK_AFTER + Duration::from_secs(5))
-                .is_ok()
-        );
+        assert!(health.ready_at(later).is_ok());
         assert!(
             metrics
                 .render()
@@ -194,5 +223,27 @@ mod tests {
         health.synced();
         assert!(health.is_ready());
         assert!(health.live_at(now + SYNC_DEADLINE * 2).is_ok());
+    }
+
+    #[test]
+    fn caches_waiting_for_an_absent_api_server_stay_live() {
+        let health = Health::default();
+        let metrics = Metrics::default();
+        health.controller_started();
+        let start = Instant::now();
+        health.watch_error("Pod", &metrics);
+        // Past the deadline, but the watch fails now: the server is away, not the process.
+        let past = start + SYNC_DEADLINE + Duration::from_secs(1);
+        health
+            .watches
+            .lock()
+            .unwrap()
+            .get_mut("Pod")
+            .unwrap()
+            .last_error = Some(past);
+        assert!(health.live_at(past).is_ok());
+        assert!(health.ready_at(past).is_err());
+        // Quiet watches and still no sync: stuck.
+        assert!(health.live_at(past + QUIET_AFTER * 2).is_err());
     }
 }
