@@ -60,21 +60,29 @@ pub struct Applied {
     pub changes: Vec<Change>,
     pub conflicts: Vec<Conflict>,
     pub failure: Option<Failure>,
+    /// A child the pods need from their start (ServiceAccount, NetworkPolicy) is in
+    /// conflict: the Deployment and the later stages were only looked at, not applied.
+    pub held: bool,
 }
 
 /// Applies every child of `ms` (the Microservice as it runs, class defaults merged) but
 /// the held ones, stage by stage ([`stage`]), then prunes what is no longer wanted. A
 /// child whose name is taken by an object Flotilla does not control is skipped (a
 /// conflict); a child the API server refuses stops the later stages, so the Deployment
-/// never runs without its ServiceAccount and NetworkPolicy, and nothing is pruned. Only
-/// transport errors, where nothing can be known, are errors.
+/// never runs without its ServiceAccount and NetworkPolicy, and nothing is pruned. A
+/// conflict in the first stage holds the later ones too (only their conflicts are
+/// looked for): pods would otherwise run as someone else's ServiceAccount of that name,
+/// or without their NetworkPolicy. Only transport errors, where nothing can be known, are
+/// errors.
 pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Result<Applied> {
     let namespace = ms.namespace().ok_or(Error::MissingNamespace)?;
     let mut applied = Applied::default();
     let wanted: Vec<&Child> = children.iter().filter(|child| !child.held).collect();
     for together in wanted.chunk_by(|a, b| stage(a.kind) == stage(b.kind)) {
+        let held = applied.held;
         let steps = futures::future::join_all(together.iter().map(|child| async {
             match ctx.caches.child(child.kind) {
+                Some(cache) if held => foreign(ctx, ms, child, cache, &namespace).await,
                 Some(cache) => apply_one(ctx, ms, child, cache, &namespace).await,
                 None => Ok(Step::Unserved),
             }
@@ -103,11 +111,62 @@ pub async fn apply(ctx: &Context, ms: &Microservice, children: &Children) -> Res
         if applied.failure.is_some() {
             return Ok(applied);
         }
+        if stage(together[0].kind) == 0 && !applied.conflicts.is_empty() {
+            applied.held = true;
+        }
+    }
+    if applied.held {
+        return Ok(applied);
     }
     applied
         .changes
         .extend(prune(ctx, ms, children, &namespace).await?);
     Ok(applied)
+}
+
+/// A held child: only whether an object Flotilla does not control has its name.
+async fn foreign(
+    ctx: &Context,
+    ms: &Microservice,
+    child: &Child,
+    cache: &ChildCache,
+    namespace: &str,
+) -> Result<Step> {
+    let name = child.name().to_string();
+    Ok(match live(ctx, &name, cache, namespace).await? {
+        Some(live) => match ownership(&live, ms) {
+            Ownership::Foreign { managed_by } => Step::Conflict(Conflict {
+                kind: child.kind.kind,
+                name,
+                managed_by,
+            }),
+            _ => Step::Unchanged,
+        },
+        None => Step::Unchanged,
+    })
+}
+
+/// The object of a child's kind and name: from the cache, else (someone else's, which
+/// the cache does not hold) from the API server. The read is served from the API
+/// server's watch cache (resourceVersion 0), not a quorum read of etcd: a bulk create
+/// makes one per child. An object created elsewhere in the last instant may be missing
+/// from it, as it may be created between any read and the apply that follows.
+async fn live(
+    ctx: &Context,
+    name: &str,
+    cache: &ChildCache,
+    namespace: &str,
+) -> Result<Option<Value>> {
+    if let Some(object) = cache.get(name, namespace) {
+        return Ok(Some(observed(object, cache)?));
+    }
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
+    match api.get_with(name, &GetParams::any()).await {
+        Ok(object) => Ok(Some(observed(object, cache)?)),
+        Err(kube::Error::Api(status)) if status.is_not_found() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// When a child of this kind is applied: what the pods need from their start (their
@@ -142,20 +201,9 @@ async fn apply_one(
     let (kind, name) = (child.kind, child.name().to_string());
     let api: Api<DynamicObject> =
         Api::namespaced_with(ctx.client.clone(), namespace, &cache.resource);
-    let live = match cache.get(&name, namespace) {
-        Some(object) => Some(observed(object, cache)?),
-        // The cache holds only what carries Flotilla's label: an object of that name may
-        // still exist, made by someone else. One read before creating tells. It is served
-        // from the API server's watch cache (resourceVersion 0), not a quorum read of
-        // etcd: a bulk create makes one per child. An object created elsewhere in the
-        // last instant may be missing from it, as it may be created between any read and
-        // the apply that follows.
-        None => match api.get_with(&name, &GetParams::any()).await {
-            Ok(object) => Some(observed(object, cache)?),
-            Err(kube::Error::Api(status)) if status.is_not_found() => None,
-            Err(error) => return Err(error.into()),
-        },
-    };
+    // The cache holds only what carries Flotilla's label: an object of that name may
+    // still exist, made by someone else; one read before creating tells.
+    let live = live(ctx, &name, cache, namespace).await?;
     if let Some(live) = &live
         && let Ownership::Foreign { managed_by } = ownership(live, ms)
     {

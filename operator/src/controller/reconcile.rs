@@ -392,7 +392,13 @@ fn child_problem(applied: &Applied) -> Option<Cause> {
             )
         })
         .collect();
-    Some(Cause::new(REASON_CHILD_CONFLICT, all.join("; ")))
+    let mut message = all.join("; ");
+    if applied.held {
+        message.push_str(
+            "; the Deployment and the children after it wait until then: its pods would run as another's ServiceAccount or without their NetworkPolicy",
+        );
+    }
+    Some(Cause::new(REASON_CHILD_CONFLICT, message))
 }
 
 /// Transient failures retry with a per-object exponential backoff.
