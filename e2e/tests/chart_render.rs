@@ -42,9 +42,15 @@ fn args(deployment: &Value) -> Vec<String> {
 /// from separately installed CRDs (HTTPRoute) are granted whether or not they exist.
 fn assert_manages_every_child_kind(role: &Value) {
     for kind in flotilla::builders::KINDS {
+        // Always wanted under the Microservice's name: never deleted by the operator.
+        let expected: &[&str] = if kind.plural == "serviceaccounts" {
+            &CHILD_VERBS[..5]
+        } else {
+            &CHILD_VERBS
+        };
         assert_eq!(
             verbs(role, kind.group, kind.plural),
-            CHILD_VERBS,
+            expected,
             "{} ({}/{})",
             kind.kind,
             kind.group,
@@ -70,9 +76,9 @@ fn verbs(role: &Value, group: &str, resource: &str) -> Vec<String> {
         .collect()
 }
 
-const CHILD_VERBS: [&str; 7] = [
-    "get", "list", "watch", "create", "patch", "update", "delete",
-];
+/// Watched, read once by name before the first apply, server-side applied (authorized
+/// as create when it creates), deleted when no longer wanted; never updated.
+const CHILD_VERBS: [&str; 6] = ["get", "list", "watch", "create", "patch", "delete"];
 
 // What each mode renders: RBAC by mode without wildcards, leader election and a PDB with
 // replicas, the hardened pod, the CRD picked by server version, the ServiceMonitor
@@ -182,7 +188,7 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
     let role = find(&defaults, "ClusterRole", "flotilla-ops").expect("the ClusterRole");
     assert_eq!(
         verbs(role, "flotilla.dev", "microserviceclasses"),
-        ["get", "list", "watch"]
+        ["list", "watch"]
     );
     assert_eq!(
         verbs(role, "flotilla.dev", "microserviceclasses/status"),
@@ -250,7 +256,7 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
     );
     assert_eq!(
         verbs(classes, "flotilla.dev", "microserviceclasses"),
-        ["get", "list", "watch"]
+        ["list", "watch"]
     );
     // classStatus=true: the flag, and patch on the status subresource.
     let reporting = render(&[

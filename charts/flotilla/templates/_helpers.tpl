@@ -101,7 +101,7 @@ either scope. Takes (dict "classStatus" "true"|""). */}}
 # MicroserviceClasses: read, for each class's defaults, policy and exposure settings.
 - apiGroups: [flotilla.dev]
   resources: [microserviceclasses]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 {{- if .classStatus }}
 # Class status (counts of users and violations), only when this operator writes it.
 - apiGroups: [flotilla.dev]
