@@ -80,6 +80,19 @@ impl Context {
     pub fn reset_backoff(&self, object: &ObjectRef<Microservice>) {
         self.failures.lock().expect("backoff lock").remove(object);
     }
+
+    /// Forgets what this process keeps per Microservice once it is gone (its backoff, the
+    /// status and children it last wrote): keyed by user-chosen names, these maps would
+    /// otherwise grow with every Microservice ever deleted.
+    pub fn forget(&self, object: &ObjectRef<Microservice>) {
+        self.reset_backoff(object);
+        self.statuses.forget_where(|key| key == object);
+        let namespace = object.namespace.clone().unwrap_or_default();
+        let canary = crate::rollout::workloads::canary_name(&object.name);
+        self.applied.forget_where(|(_, child_namespace, child)| {
+            *child_namespace == namespace && (*child == object.name || *child == canary)
+        });
+    }
 }
 
 fn backoff_delay(failures: u32) -> Duration {

@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use futures::StreamExt;
-use futures::channel::mpsc::UnboundedReceiver;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::OwnedMutexGuard;
 use tracing::debug;
@@ -21,6 +20,7 @@ use tracing::debug;
 use crate::api::Microservice;
 
 use super::context::Context;
+use super::edits::EditReceiver;
 use super::reconcile;
 
 /// Edits reconciled at once ahead of the queue: edits are rare next to a bulk create's
@@ -28,22 +28,24 @@ use super::reconcile;
 const CONCURRENCY: usize = 4;
 
 /// Runs the edits sent by the Microservice watch until the controller stops.
-pub async fn run(edits: UnboundedReceiver<ObjectRef<Microservice>>, ctx: Arc<Context>) {
-    edits
-        .for_each_concurrent(CONCURRENCY, |key| {
-            let ctx = ctx.clone();
-            async move {
-                let Some(ms) = ctx.caches.microservices.get(&key) else {
-                    return;
-                };
-                // A failure is the queue's to retry (it has the same event) and already in
-                // the status.
-                if let Err(error) = reconcile::reconcile(ms, ctx).await {
-                    debug!(%key, %error, "edit reconcile failed; the queue retries it");
-                }
+pub async fn run(edits: EditReceiver, ctx: Arc<Context>) {
+    futures::stream::unfold(edits, |mut edits| async move {
+        edits.next().await.map(|key| (key, edits))
+    })
+    .for_each_concurrent(CONCURRENCY, |key| {
+        let ctx = ctx.clone();
+        async move {
+            let Some(ms) = ctx.caches.microservices.get(&key) else {
+                return;
+            };
+            // A failure is the queue's to retry (it has the same event) and already in
+            // the status.
+            if let Err(error) = reconcile::reconcile(ms, ctx).await {
+                debug!(%key, %error, "edit reconcile failed; the queue retries it");
             }
-        })
-        .await;
+        }
+    })
+    .await;
 }
 
 /// One lock per Microservice being reconciled; entries go when nobody holds or awaits

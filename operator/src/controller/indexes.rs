@@ -16,6 +16,7 @@ use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, config_refs};
 use crate::graph::{ObjectKey, dependency_keys};
 
+use super::edits::Edits;
 use super::reverse_index::{RelistTracker, ReverseIndex, Transition};
 
 /// A ConfigMap or Secret: namespace, kind, name.
@@ -140,16 +141,12 @@ pub struct MicroserviceWatch {
     indexes: Arc<Indexes>,
     triggers: Triggers,
     /// New generations of Microservices seen before: the edit lane takes them first.
-    edits: UnboundedSender<ObjectRef<Microservice>>,
+    edits: Edits,
     seen: RelistTracker<ObjectKey, MicroserviceSeen>,
 }
 
 impl MicroserviceWatch {
-    pub fn new(
-        indexes: Arc<Indexes>,
-        triggers: Triggers,
-        edits: UnboundedSender<ObjectRef<Microservice>>,
-    ) -> Self {
+    pub fn new(indexes: Arc<Indexes>, triggers: Triggers, edits: Edits) -> Self {
         MicroserviceWatch {
             indexes,
             triggers,
@@ -177,7 +174,7 @@ impl MicroserviceWatch {
                 Transition::Changed { object, before, .. } => {
                     // An edit (not a creation, nor a relist's first sight): first in line.
                     if before.is_some() {
-                        let _ = self.edits.unbounded_send(ObjectRef::from_obj(object));
+                        self.edits.send(ObjectRef::from_obj(object));
                     }
                     self.triggers.send(self.indexes.update(object));
                 }
@@ -378,19 +375,19 @@ mod tests {
     #[test]
     fn dependency_changes_trigger_old_and_new_targets() {
         let (triggers, mut rx) = triggers();
-        let (edits, mut edited) = futures::channel::mpsc::unbounded();
+        let (edits, mut edited) = super::super::edits::channel(16);
         let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert_eq!(drain(&mut rx), names(&["users"]));
-        assert!(drain(&mut edited).is_empty(), "a creation is not an edit");
+        assert!(edited.try_next().is_none(), "a creation is not an edit");
         // A status-only update (same generation) changes nothing in the graph.
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert!(drain(&mut rx).is_empty());
         watch.observe(&Event::Apply(ms("orders", 2, &["payments"])));
         assert_eq!(drain(&mut rx), names(&["payments", "users"]));
         assert_eq!(
-            drain(&mut edited),
-            names(&["orders"]),
+            edited.try_next().map(|key| key.name),
+            Some("orders".to_string()),
             "a new generation goes first"
         );
         // users turning Ready re-reconciles its callers: none now, orders no longer calls it.
@@ -409,7 +406,7 @@ mod tests {
     #[test]
     fn relist_forgets_microservices_deleted_while_away() {
         let (triggers, mut rx) = triggers();
-        let (edits, _edited) = futures::channel::mpsc::unbounded();
+        let (edits, _edited) = super::super::edits::channel(16);
         let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         drain(&mut rx);

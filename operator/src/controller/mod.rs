@@ -8,6 +8,7 @@ mod class_status;
 mod context;
 mod discovery;
 mod edit_lane;
+mod edits;
 mod error;
 mod events;
 mod indexes;
@@ -154,7 +155,7 @@ async fn run_on(
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
     let triggers = Triggers::new(triggers);
-    let (edits, edit_stream) = futures::channel::mpsc::unbounded();
+    let (edits, edit_stream) = edits::channel(edits::CAPACITY);
     let class_status_wake = Arc::new(Notify::new());
     let (caches, watches) = caches::watch(
         &client,

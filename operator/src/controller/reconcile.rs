@@ -67,6 +67,8 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         }
     }
     let Some(ms) = ctx.caches.microservices.get(&key) else {
+        // Deleted: nothing more will be written for it.
+        ctx.forget(&key);
         return Ok(Action::await_change());
     };
     if ms.metadata.deletion_timestamp.is_some() {

@@ -44,6 +44,15 @@ impl<K: Eq + Hash, V: Clone> Written<K, V> {
         }
     }
 
+    /// Forgets every entry whose key `gone` says belongs to an object that no longer
+    /// exists: a deleted object is never reconciled again to catch up.
+    pub fn forget_where(&self, gone: impl Fn(&K) -> bool) {
+        self.entries
+            .lock()
+            .expect("written lock")
+            .retain(|key, _| !gone(key));
+    }
+
     /// What was last written to `key` when the cache, at `cached_version`, does not show
     /// it yet; None once it does (and the entry is forgotten).
     pub fn ahead_of(&self, key: &K, cached_version: Option<&str>) -> Option<V> {
@@ -74,6 +83,16 @@ mod tests {
         assert!(written.entries.lock().unwrap().is_empty());
         written.record("users", "hash-3", Some("130"));
         assert_eq!(written.ahead_of(&"users", Some("131")), None);
+    }
+
+    #[test]
+    fn the_entries_of_a_deleted_object_are_forgotten() {
+        let written = Written::<(&str, &str), &str>::default();
+        written.record(("shop", "users"), "a", Some("1"));
+        written.record(("shop", "orders"), "b", Some("2"));
+        written.forget_where(|(namespace, name)| *namespace == "shop" && *name == "users");
+        assert_eq!(written.entries.lock().unwrap().len(), 1);
+        assert_eq!(written.ahead_of(&("shop", "orders"), Some("1")), Some("b"));
     }
 
     #[test]
