@@ -22,6 +22,15 @@ use crate::builders::FIELD_MANAGER;
 /// Changes arriving within this window are written once: a rollout of many
 /// Microservices moves the counts many times in a second.
 const COALESCE: Duration = Duration::from_secs(1);
+/// The longest wait before retrying a round whose writes failed.
+const RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// The wait before the next round after `failed` failed rounds in a row: 1 s doubling up
+/// to [`RETRY_MAX`], so an API server that refuses the writes is not asked every second.
+fn retry_delay(failed: u32) -> Duration {
+    let exponent = failed.saturating_sub(1).min(16);
+    Duration::from_secs(1u64 << exponent).min(RETRY_MAX)
+}
 
 /// Who writes the status of which class.
 pub struct ClassStatusWriter {
@@ -39,6 +48,7 @@ pub struct ClassStatusWriter {
 impl ClassStatusWriter {
     pub async fn run(self) {
         let mut reported: BTreeSet<String> = BTreeSet::new();
+        let mut failed: u32 = 0;
         loop {
             self.wake.notified().await;
             tokio::time::sleep(COALESCE).await;
@@ -47,11 +57,19 @@ impl ClassStatusWriter {
             {
                 return;
             }
-            self.write_all(&mut reported).await;
+            if self.write_all(&mut reported).await {
+                failed = 0;
+            } else {
+                failed = failed.saturating_add(1);
+                tokio::time::sleep(retry_delay(failed)).await;
+                self.wake.notify_one();
+            }
         }
     }
 
-    async fn write_all(&self, reported: &mut BTreeSet<String>) {
+    /// Writes every class status that changed; false when a write failed.
+    async fn write_all(&self, reported: &mut BTreeSet<String>) -> bool {
+        let mut all_written = true;
         let classes = self.classes.state();
         let all: Vec<&MicroserviceClass> = classes.iter().map(|c| c.as_ref()).collect();
         let microservices = self.microservices.state();
@@ -95,9 +113,24 @@ impl ClassStatusWriter {
                 }
                 Err(error) => {
                     warn!(class = %name, %error, "writing class status failed; retrying");
-                    self.wake.notify_one();
+                    all_written = false;
                 }
             }
         }
+        all_written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_rounds_back_off_to_a_minute() {
+        let delays: Vec<u64> = [1, 2, 3, 6, 7, 40, u32::MAX]
+            .into_iter()
+            .map(|n| retry_delay(n).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 32, 60, 60, 60]);
     }
 }
