@@ -343,20 +343,15 @@ async fn an_http_gate_without_pods_proxy_is_refused_before_anything_is_applied()
 }
 
 // 7. A child no longer wanted is deleted with the chart's verbs: the Service, once the
-//    Microservice has no ports left (the RBAC audit holds every granted verb to a use).
+//    Microservice has no ports left (the RBAC audit holds every granted verb to a use);
+//    the Deployment's default probes on those ports go too, and it is applied again.
 #[tokio::test]
 async fn a_service_no_longer_wanted_is_deleted() -> anyhow::Result<()> {
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "rbac-prune").await?;
     let _operator = start_operator(ns.name())?;
-    // Without probes: on 1.20 a probe dropped from an applied Deployment outlives its
-    // removal (server-side apply leaves the defaults the server filled in), a separate
-    // bug; this scenario is about the Service.
-    apply_yaml(
-        ns.name(),
-        &testapp("worker", "  probes: {disabled: true}\n"),
-    )?;
+    apply_yaml(ns.name(), &testapp("worker", ""))?;
     let services =
         Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns.name());
     wait_for("the Service worker", CONVERGE, || async {
@@ -378,5 +373,22 @@ async fn a_service_no_longer_wanted_is_deleted() -> anyhow::Result<()> {
         r#"[{"op": "remove", "path": "/spec/ports"}]"#,
     ])?;
     flotilla_e2e::steps::wait_gone(&services, "worker").await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    wait_for("the Deployment without probes", CONVERGE, || async {
+        let deployment = serde_json::to_value(deployments.get("worker").await?)?;
+        let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+        Ok(
+            if container["livenessProbe"].is_null() && container["readinessProbe"].is_null() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!(
+                    "probes: {} {}",
+                    container["livenessProbe"], container["readinessProbe"]
+                ))
+            },
+        )
+    })
+    .await?;
+    wait_ready(&client, ns.name(), "worker").await?;
     Ok(())
 }

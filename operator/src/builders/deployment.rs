@@ -49,7 +49,44 @@ pub static KIND: ChildKind = ChildKind::new(
     super::owned::keep_owned(deployment, &["status"]);
     keep_replicas_ownership(deployment);
 })
-.with_hooks(start_at_minimum, hand_over_replicas);
+.with_hooks(start_at_minimum, hand_over_replicas)
+.removing_dropped(drop_removed_probes);
+
+const PROBES: [&str; 3] = ["livenessProbe", "readinessProbe", "startupProbe"];
+
+/// The probes `live` has that `desired` no longer sets (no ports left, probes disabled),
+/// as a strategic merge patch deleting them. Server-side apply removes only the fields
+/// Flotilla owned and leaves those the API server defaulted in (the thresholds, the HTTP
+/// scheme): a probe without a handler, which the API server then refuses ("must specify
+/// a handler type"), seen on Kubernetes 1.20.
+pub fn drop_removed_probes(desired: &Value, live: &Value) -> Option<Value> {
+    let containers = |object: &Value| -> Vec<Value> {
+        object["spec"]["template"]["spec"]["containers"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let wanted = containers(desired);
+    let removals: Vec<Value> = containers(live)
+        .iter()
+        .filter_map(|running| {
+            let name = running["name"].as_str()?;
+            let want = wanted.iter().find(|c| c["name"] == running["name"])?;
+            let mut removal = serde_json::Map::new();
+            for probe in PROBES {
+                if !running[probe].is_null() && want[probe].is_null() {
+                    removal.insert(probe.to_string(), Value::Null);
+                }
+            }
+            (!removal.is_empty()).then(|| {
+                removal.insert("name".to_string(), Value::String(name.to_string()));
+                Value::Object(removal)
+            })
+        })
+        .collect();
+    (!removals.is_empty())
+        .then(|| serde_json::json!({"spec": {"template": {"spec": {"containers": removals}}}}))
+}
 
 /// Where `spec.replicas` sits in a managed fields entry.
 const REPLICAS_FIELD: [&str; 2] = ["f:spec", "f:replicas"];
@@ -441,6 +478,28 @@ fn amounts(amounts: &ResourceAmounts) -> Option<BTreeMap<String, Quantity>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn probes_dropped_from_the_spec_are_removed_by_name() {
+        let live = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "livenessProbe": {"httpGet": {"port": 8080}}, "readinessProbe": {"tcpSocket": {"port": 8080}}},
+            {"name": "sidecar", "livenessProbe": {"tcpSocket": {"port": 9000}}}
+        ]}}}});
+        let desired = serde_json::json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "app", "readinessProbe": {"tcpSocket": {"port": 8080}}},
+            {"name": "sidecar", "livenessProbe": {"tcpSocket": {"port": 9000}}}
+        ]}}}});
+        assert_eq!(
+            drop_removed_probes(&desired, &live),
+            Some(
+                serde_json::json!({"spec": {"template": {"spec": {"containers": [
+                    {"name": "app", "livenessProbe": null}
+                ]}}}})
+            )
+        );
+        assert_eq!(drop_removed_probes(&live, &live), None);
+    }
+
     use super::*;
 
     fn live_with_replicas_owned_by(manager: &str) -> Value {

@@ -69,6 +69,10 @@ pub struct ChildKind {
     /// A patch to apply under a separate field manager before `desired` replaces `live`,
     /// when dropping a field Flotilla owned would otherwise reset it.
     pub hand_over: fn(desired: &Value, live: &Value) -> Option<Handover>,
+    /// A strategic merge patch removing what `live` has and `desired` dropped, where
+    /// server-side apply alone would leave part of it behind (see
+    /// `deployment::drop_removed_probes`).
+    pub remove_dropped: fn(desired: &Value, live: &Value) -> Option<Value>,
 }
 
 /// A field handed to another field manager, so that Flotilla can stop managing it
@@ -102,6 +106,15 @@ impl ChildKind {
             cache: without_managed_fields,
             on_create: as_built,
             hand_over: no_hand_over,
+            remove_dropped: nothing_left_behind,
+        }
+    }
+
+    /// This kind, removing what `desired` dropped with `remove` before each apply.
+    pub const fn removing_dropped(self, remove: fn(&Value, &Value) -> Option<Value>) -> Self {
+        ChildKind {
+            remove_dropped: remove,
+            ..self
         }
     }
 
@@ -181,6 +194,11 @@ fn without_managed_fields(object: &mut DynamicObject) {
 
 /// The default `on_create`: the first apply is like any other.
 fn as_built(_: &Microservice, _: &mut Value) {}
+
+/// The default `remove_dropped`: server-side apply removes what Flotilla stops setting.
+fn nothing_left_behind(_: &Value, _: &Value) -> Option<Value> {
+    None
+}
 
 /// The default `hand_over`: Flotilla never gives a field away.
 fn no_hand_over(_: &Value, _: &Value) -> Option<Handover> {

@@ -252,6 +252,20 @@ async fn apply_one(
             .await?;
         }
     }
+    if let Some(live) = &live
+        && let Some(removal) = (kind.remove_dropped)(&desired, live)
+    {
+        debug!(kind = kind.kind, %name, "removing what the spec dropped");
+        api.patch(
+            &name,
+            &PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            },
+            &Patch::Strategic(&removal),
+        )
+        .await?;
+    }
     if live.is_none() {
         (kind.on_create)(ms, &mut desired);
     }
