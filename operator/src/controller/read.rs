@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
-use kube::api::ListParams;
+use kube::api::{ListParams, ObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 
@@ -91,21 +91,14 @@ async fn read_config(
     config: &ConfigRef,
     namespace: &str,
 ) -> Result<ConfigState, ReadFailure> {
-    let by_name = ListParams::default().fields(&format!("metadata.name={}", config.name));
     let (resource, listed) = match config.kind {
         ConfigKind::ConfigMap => (
             "configmaps",
-            Api::<ConfigMap>::namespaced(client.clone(), namespace)
-                .list_metadata(&by_name)
-                .await
-                .map(|list| list.items.into_iter().next().map(|object| object.metadata)),
+            metadata_by_name::<ConfigMap>(client, namespace, &config.name).await,
         ),
         ConfigKind::Secret => (
             "secrets",
-            Api::<Secret>::namespaced(client.clone(), namespace)
-                .list_metadata(&by_name)
-                .await
-                .map(|list| list.items.into_iter().next().map(|object| object.metadata)),
+            metadata_by_name::<Secret>(client, namespace, &config.name).await,
         ),
     };
     let meta = listed.map_err(|error| {
@@ -118,6 +111,25 @@ async fn read_config(
             resource_version: meta.resource_version.unwrap_or_default(),
         })
     }))
+}
+
+/// The metadata of the object of kind `K` named `name`, by a list selecting that name.
+async fn metadata_by_name<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<ObjectMeta>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+    let list = Api::<K>::namespaced(client.clone(), namespace)
+        .list_metadata(&by_name)
+        .await?;
+    Ok(list.items.into_iter().next().map(|object| object.metadata))
 }
 
 /// The Microservice's Deployment as the cache holds it.

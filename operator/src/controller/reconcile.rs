@@ -136,21 +136,28 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     })
 }
 
-/// A read the reconcile needs failed: nothing is planned or applied, the status says
-/// which read (Ready=False, Forbidden or ReadFailed) and the error brings the event, the
-/// metric and the retry.
-async fn read_failed(ctx: &Context, ms: &Microservice, failure: ReadFailure) -> Result<Action> {
-    let key = ObjectRef::from_obj(ms);
-    let written = ctx
-        .statuses
-        .ahead_of(&key, ms.metadata.resource_version.as_deref());
-    let current = match written {
+/// `ms` with the status this process last wrote, while the cache has not caught up with
+/// it; `ms` as cached otherwise.
+fn as_last_written<'a>(ctx: &Context, ms: &'a Microservice) -> Cow<'a, Microservice> {
+    let written = ctx.statuses.ahead_of(
+        &ObjectRef::from_obj(ms),
+        ms.metadata.resource_version.as_deref(),
+    );
+    match written {
         Some(status) => Cow::Owned(Microservice {
             status: Some(status),
             ..ms.clone()
         }),
         None => Cow::Borrowed(ms),
-    };
+    }
+}
+
+/// A read the reconcile needs failed: nothing is planned or applied, the status says
+/// which read (Ready=False, Forbidden or ReadFailed) and the error brings the event, the
+/// metric and the retry.
+async fn read_failed(ctx: &Context, ms: &Microservice, failure: ReadFailure) -> Result<Action> {
+    let key = ObjectRef::from_obj(ms);
+    let current = as_last_written(ctx, ms);
     let cause = Cause::new(failure.reason(), failure.to_string());
     let status = status::read_failed(&current, &cause, Time(jiff::Timestamp::now()));
     if current.status.as_ref() != Some(&status) {
@@ -204,19 +211,8 @@ async fn decide_rollout(
         return None;
     }
     let name = ms.name_any();
-    // The status this process last wrote, when the cache has not caught up with it: the
-    // state machine must not step back to an older step.
-    let written = ctx.statuses.ahead_of(
-        &ObjectRef::from_obj(ms),
-        ms.metadata.resource_version.as_deref(),
-    );
-    let current = match written {
-        Some(status) => Cow::Owned(Microservice {
-            status: Some(status),
-            ..ms.clone()
-        }),
-        None => Cow::Borrowed(ms),
-    };
+    // The state machine must not step back to an older step.
+    let current = as_last_written(ctx, ms);
     let stable = read::deployment(&ctx.caches, &name, namespace);
     let canary = read::deployment(
         &ctx.caches,
@@ -295,19 +291,9 @@ async fn update_status(
         canary: canary.as_ref(),
         rollout,
     };
-    // While the cache has not caught up with the status this process last wrote, that
-    // status is the one to compare with (and to keep transition times from).
+    // The status to compare with (and to keep transition times from).
     let key = ObjectRef::from_obj(ms);
-    let written = ctx
-        .statuses
-        .ahead_of(&key, ms.metadata.resource_version.as_deref());
-    let current = match written {
-        Some(status) => Cow::Owned(Microservice {
-            status: Some(status),
-            ..ms.clone()
-        }),
-        None => Cow::Borrowed(ms),
-    };
+    let current = as_last_written(ctx, ms);
     let ms = current.as_ref();
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
     let now = Instant::now();
