@@ -213,7 +213,11 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
     let sa = "flotilla";
     for what in [
         &["patch", "deployments"][..],
-        &["patch", "microservices.flotilla.dev/status"],
+        &[
+            "patch",
+            "microservices.flotilla.dev",
+            "--subresource=status",
+        ],
         &["list", "secrets"],
         &["watch", "configmaps"],
         &["create", "events.events.k8s.io"],
