@@ -623,6 +623,13 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
             &format!("kubernetes.io/metadata.name={}", ns.name()),
         ])?;
     }
+    // The consent label api's allowFrom asks for besides the name; taken off below.
+    kubectl(&[
+        "label",
+        "namespace",
+        caller.name(),
+        "flotilla.dev/e2e-consent=granted",
+    ])?;
     let shard = format!("flotilla.dev/e2e-shard={}", target.name());
     let _operator = Operator::start_cluster_wide(
         target.name(),
@@ -642,7 +649,7 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
     let api = testapp(
         "api",
         &format!(
-            "  network:\n    allowFrom:\n    - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}}}}}\n      ports: [http]\n",
+            "  network:\n    allowFrom:\n    - namespaceSelector: {{matchLabels: {{kubernetes.io/metadata.name: {}, flotilla.dev/e2e-consent: granted}}}}\n      ports: [http]\n",
             caller.name()
         ),
     );
@@ -717,6 +724,49 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
     let ingress = serde_json::to_string(&policy.spec.unwrap().ingress)?;
     assert!(ingress.contains(caller.name()), "{ingress}");
     assert!(!ingress.contains(evil.name()), "{ingress}");
+    let web_pods = r#""app.kubernetes.io/instance":"web""#;
+    assert!(ingress.contains(web_pods), "{ingress}");
+
+    // The caller's namespace loses a label api's allowFrom selects: its way in goes from
+    // api's policy within 10 s, not at the next resync.
+    kubectl(&[
+        "label",
+        "namespace",
+        caller.name(),
+        "flotilla.dev/e2e-consent-",
+    ])?;
+    let unlabelled = std::time::Instant::now();
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), target.name());
+    wait_for(
+        "web's rule gone from api's policy",
+        std::time::Duration::from_secs(10),
+        || async {
+            let policy = policies.get("api").await?;
+            let ingress = serde_json::to_string(&policy.spec.unwrap_or_default().ingress)?;
+            // The rule for web's pods; api's own allowFrom rule, a selector, stays.
+            Ok(if ingress.contains(web_pods) {
+                Poll::Pending(ingress)
+            } else {
+                Poll::Ready(())
+            })
+        },
+    )
+    .await?;
+    println!(
+        "namespace label removed: the caller's rule left the target's policy after {:.1} s",
+        unlabelled.elapsed().as_secs_f64()
+    );
+    wait_microservice(
+        &client,
+        caller.name(),
+        "web",
+        "DependenciesReady=False DependencyNotAdmitted",
+        |ms| {
+            condition(ms, "DependenciesReady")
+                .is_some_and(|c| c.status == "False" && c.reason == "DependencyNotAdmitted")
+        },
+    )
+    .await?;
     Ok(())
 }
 

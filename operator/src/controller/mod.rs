@@ -254,6 +254,7 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
         controller = controller.owns_stream_with(stream, resource);
     }
     let config_indexes = indexes.clone();
+    let microservices_by_namespace = caches.microservices.clone();
     controller
         .watches_stream(pods, |pod| {
             let name = pod.labels().get(labels::INSTANCE).cloned();
@@ -267,13 +268,42 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
             secrets.unwrap_or_else(|| futures::stream::empty().boxed()),
             move |secret| users(&indexes, ConfigKind::Secret, &secret),
         )
-        // Classes reach their users through the class index (the triggers); namespace
-        // labels are read at the next reconcile. Both streams only feed their caches.
+        // Classes reach their users through the class index (the triggers).
         .watches_stream(classes, |_| Vec::<ObjectRef<Microservice>>::new())
         .watches_stream(
             namespaces.unwrap_or_else(|| futures::stream::empty().boxed()),
-            |_| Vec::<ObjectRef<Microservice>>::new(),
+            move |namespace| {
+                across_from(&microservices_by_namespace.state(), &namespace.name_any())
+            },
         )
+}
+
+/// What a namespace's labels decide: whether its Microservices, as callers, are admitted
+/// by targets in other namespaces (their allowFrom, their class's callerNamespaces). So a
+/// label change reconciles those callers (DependenciesReady) and their targets (the
+/// NetworkPolicy rule that lets them in), at once rather than at the next resync.
+fn across_from(
+    microservices: &[Arc<Microservice>],
+    namespace: &str,
+) -> Vec<ObjectRef<Microservice>> {
+    let mut keys = std::collections::BTreeSet::new();
+    for ms in microservices
+        .iter()
+        .filter(|ms| ms.namespace().as_deref() == Some(namespace))
+    {
+        let targets: Vec<_> = crate::graph::dependency_keys(ms)
+            .into_iter()
+            .filter(|target| target.namespace != namespace)
+            .collect();
+        if targets.is_empty() {
+            continue;
+        }
+        keys.insert(crate::graph::ObjectKey::of(ms.as_ref()));
+        keys.extend(targets);
+    }
+    keys.into_iter()
+        .map(|key| ObjectRef::new(&key.name).within(&key.namespace))
+        .collect()
 }
 
 fn users<K: Resource>(
@@ -301,5 +331,42 @@ async fn readiness(caches: Caches, health: Arc<Health>) {
             health.synced();
         }
         Err(error) => warn!(%error, "a cache stopped before its first list completed"),
+    }
+}
+
+#[cfg(test)]
+mod namespace_tests {
+    use super::*;
+
+    fn ms(namespace: &str, name: &str, depends_on: &str) -> Arc<Microservice> {
+        Arc::new(
+            serde_yaml::from_str(&format!(
+                "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{image: a, dependsOn: {depends_on}}}"
+            ))
+            .expect("a Microservice"),
+        )
+    }
+
+    #[test]
+    fn a_namespace_s_labels_reach_its_callers_across_namespaces_and_their_targets() {
+        let all = [
+            ms(
+                "web",
+                "shop",
+                "[{name: api, namespace: backend}, {name: cache}]",
+            ),
+            ms("web", "static", "[{name: cache}]"),
+            ms("backend", "api", "[]"),
+            ms("other", "batch", "[{name: api, namespace: backend}]"),
+        ];
+        let keys: Vec<String> = across_from(&all, "web")
+            .into_iter()
+            .map(|key| format!("{}/{}", key.namespace.unwrap_or_default(), key.name))
+            .collect();
+        assert_eq!(keys, ["backend/api", "web/shop"]);
+        assert!(
+            across_from(&all, "backend").is_empty(),
+            "api calls no one elsewhere"
+        );
     }
 }
