@@ -82,6 +82,9 @@ fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Resu
     if let Some(watch_secrets) = flag("--watch-secrets") {
         values.push(format!("watchSecrets={watch_secrets}"));
     }
+    if let Some(required) = flag("--require-class") {
+        values.push(format!("requireClass={required}"));
+    }
     if let Some(gates) = flag("--http-gates") {
         values.push(format!("httpGates={gates}"));
     }

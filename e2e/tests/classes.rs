@@ -620,3 +620,76 @@ async fn class_status_counts_services_and_violations() -> anyhow::Result<()> {
     wait_ready(&client, ns.name(), "greedy").await?;
     Ok(())
 }
+
+// 7. Classes bound to tenants, under a cluster-wide operator (the only kind that reads
+//    namespace labels) that requires a class, sharded by a label so it leaves the other
+//    tests alone: a class bound to another team's namespaces is refused (ClassNotAllowed,
+//    nothing applied), a Microservice naming none is refused (ClassRequired), and
+//    labelling the namespace for the team admits it within seconds.
+#[tokio::test]
+async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "cls-tenant").await?;
+    let n = ns.name();
+    let class = class_name(n);
+    let _class = apply_class(
+        &class,
+        &format!("  namespaceSelector:\n    matchLabels: {{flotilla.dev/e2e-team: {n}}}\n"),
+    )?;
+    let shard = format!("flotilla.dev/e2e-shard={n}");
+    let _operator = flotilla_e2e::Operator::start_cluster_wide(
+        n,
+        n,
+        &[
+            "run",
+            "--selector",
+            &shard,
+            "--class-status=false",
+            "--require-class=true",
+            "--metrics-addr",
+            "127.0.0.1:0",
+            "--health-addr",
+            "127.0.0.1:0",
+        ],
+    )?;
+    let sharded = |yaml: String, name: &str| {
+        yaml.replacen(
+            &format!("metadata:\n  name: {name}\n"),
+            &format!("metadata:\n  name: {name}\n  labels: {{flotilla.dev/e2e-shard: {n}}}\n"),
+            1,
+        )
+    };
+    apply_yaml(n, &sharded(member("alpha", &class, ""), "alpha"))?;
+    apply_yaml(n, &sharded(testapp("bravo", ""), "bravo"))?;
+
+    let refused = wait_reason(&client, n, "alpha", "False", "ClassNotAllowed").await?;
+    let message = &condition(&refused, "Ready").expect("Ready").message;
+    assert!(
+        message.contains(&class) && message.contains(n) && message.contains("namespaceSelector"),
+        "{message}"
+    );
+    let required = wait_reason(&client, n, "bravo", "False", "ClassRequired").await?;
+    let message = &condition(&required, "Ready").expect("Ready").message;
+    assert!(message.contains("--require-class"), "{message}");
+    let deployments = Api::<Deployment>::namespaced(client.clone(), n);
+    for name in ["alpha", "bravo"] {
+        let applied = deployments.get_opt(name).await?;
+        assert!(applied.is_none(), "{name}: a Deployment was applied");
+    }
+
+    // The namespace joins the team: alpha may use the class now.
+    kubectl(&[
+        "label",
+        "namespace",
+        n,
+        &format!("flotilla.dev/e2e-team={n}"),
+    ])?;
+    let labelled = std::time::Instant::now();
+    wait_ready(&client, n, "alpha").await?;
+    println!(
+        "namespace labelled for the team: alpha Ready {:.1} s later",
+        labelled.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -152,9 +152,11 @@ fn bench_class(c: &mut Criterion) {
         .collect();
     let ms = microservice("team-0", "svc-0", Vec::new());
     flotilla::validate::validate(&ms).expect("valid");
-    flotilla::class::resolve(&ms, &classes).expect("resolves");
+    flotilla::class::resolve(&ms, &Default::default(), &classes).expect("resolves");
     c.bench_function("apply the default class among 50", |b| {
-        b.iter(|| flotilla::class::resolve(black_box(&ms), black_box(&classes)))
+        b.iter(|| {
+            flotilla::class::resolve(black_box(&ms), &Default::default(), black_box(&classes))
+        })
     });
 }
 

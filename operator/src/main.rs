@@ -266,6 +266,11 @@ struct RunArgs {
     /// with GateUnavailable and nothing is applied.
     #[arg(long, env = "FLOTILLA_HTTP_GATES", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     http_gates: bool,
+    /// Require a class: a Microservice governed by no MicroserviceClass (it names none
+    /// and no default class selects its namespace) gets `Ready=False ClassRequired` and
+    /// nothing applied, so no team runs outside the platform team's guardrails.
+    #[arg(long, env = "FLOTILLA_REQUIRE_CLASS", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
+    require_class: bool,
     /// Seconds between looks at the kinds the server serves: when a CRD Flotilla writes
     /// (ServiceMonitor, HTTPRoute) is installed or removed, or an upgrade serves a newer
     /// version, the controller restarts on fresh caches to use it.
@@ -594,6 +599,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         class_status: args.class_status.unwrap_or(sees_every_microservice),
         rediscover_every: Duration::from_secs(args.rediscover_interval_seconds),
         http_gates: args.http_gates,
+        require_class: args.require_class,
     };
 
     if !args.leader_elect {

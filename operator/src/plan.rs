@@ -89,9 +89,11 @@ impl Plan {
 /// Plans `ms` among `inputs`.
 pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     let classes = inputs.classes.iter().copied();
+    let namespace = ms.metadata.namespace.clone().unwrap_or_default();
+    let namespace_labels = graph::labels_of(inputs.namespace_labels, &namespace);
     let resolved = validate(ms)
         .map_err(|error| Refusal::InvalidSpec(error.to_string()))
-        .and_then(|()| class::resolve(ms, classes.clone()));
+        .and_then(|()| class::resolve(ms, &namespace_labels, classes.clone()));
     // Neighbours are resolved for the spec that would run, or the refused one as written:
     // status reports missing dependencies either way.
     let effective = resolved.as_ref().map_or(ms, |r| &r.effective);
@@ -137,7 +139,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         },
     );
     Plan {
-        class_name: class::class_name(ms, classes),
+        class_name: class::class_name(ms, &namespace_labels, classes),
         missing_dependencies,
         refused_dependencies,
         unready_dependencies,

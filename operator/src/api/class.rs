@@ -57,6 +57,15 @@ pub struct MicroserviceClassSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub defaults: Option<ClassDefaults>,
 
+    /// The namespaces whose Microservices may use this class, by their labels (e.g.
+    /// `matchLabels: {team: payments}`, or `kubernetes.io/metadata.name`). A Microservice
+    /// of another namespace naming it gets `Ready=False` with reason `ClassNotAllowed`
+    /// and nothing applied; a default class is the default only in the namespaces it
+    /// selects, so each team can have its own. Every namespace when unset. An operator
+    /// watching one namespace knows it by its name label only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+
     /// Guardrails a Microservice cannot override. A Microservice that breaks one is
     /// `Ready=False` with reason `PolicyViolation`, and its running children are left as
     /// they were.

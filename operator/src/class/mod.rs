@@ -15,7 +15,9 @@ pub mod validate;
 
 pub use defaults::apply_defaults;
 pub use policy::{Violation, check_policy};
-pub use selection::{ClassError, default_classes, select};
+pub use selection::{ClassError, admits_namespace, default_classes, select, select_in};
+
+use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
@@ -47,6 +49,12 @@ pub enum Refusal {
     /// without access to the pod proxy).
     #[error("{0}")]
     GateUnavailable(String),
+    /// The class named is bound to other namespaces.
+    #[error("{0}")]
+    ClassNotAllowed(String),
+    /// The cluster requires a class and none governs the Microservice.
+    #[error("{0}")]
+    ClassRequired(String),
 }
 
 impl Refusal {
@@ -58,20 +66,32 @@ impl Refusal {
             Refusal::AmbiguousDefaultClass(_) => "AmbiguousDefaultClass",
             Refusal::PolicyViolation(_) => "PolicyViolation",
             Refusal::GateUnavailable(_) => "GateUnavailable",
+            Refusal::ClassNotAllowed(_) => "ClassNotAllowed",
+            Refusal::ClassRequired(_) => "ClassRequired",
         }
     }
 }
 
-/// Applies the class that governs `ms` (from `classes`, every class of the cluster) to
-/// a Microservice whose own spec passed validation, and checks the result. Nothing is
-/// built from a refused Microservice.
+/// Applies the class that governs `ms` (from `classes`, every class of the cluster; the
+/// labels of its namespace decide which it may use) to a Microservice whose own spec
+/// passed validation, and checks the result. Nothing is built from a refused
+/// Microservice.
 pub fn resolve<'a>(
     ms: &Microservice,
+    namespace_labels: &BTreeMap<String, String>,
     classes: impl IntoIterator<Item = &'a MicroserviceClass>,
 ) -> Result<Resolved, Refusal> {
-    let class = select(ms.spec.class.as_deref(), classes).map_err(|error| match error {
+    let namespace = ms.namespace().unwrap_or_default();
+    let class = select_in(
+        ms.spec.class.as_deref(),
+        &namespace,
+        namespace_labels,
+        classes,
+    )
+    .map_err(|error| match error {
         ClassError::NotFound(_) => Refusal::ClassNotFound(error.to_string()),
         ClassError::AmbiguousDefault(_) => Refusal::AmbiguousDefaultClass(error.to_string()),
+        ClassError::NotAllowed { .. } => Refusal::ClassNotAllowed(error.to_string()),
     })?;
     let Some(class) = class else {
         let violations = policy::classless_violations(&ms.spec);
@@ -98,7 +118,6 @@ pub fn resolve<'a>(
             "with the defaults of MicroserviceClass {class_name}: {e}"
         ))
     })?;
-    let namespace = ms.namespace().unwrap_or_default();
     let violations = check_policy(&ms.spec, &effective.spec, &namespace, class);
     if !violations.is_empty() {
         let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
@@ -119,17 +138,32 @@ pub fn resolve<'a>(
 /// Microservice is refused by it.
 pub fn class_name<'a>(
     ms: &Microservice,
+    namespace_labels: &BTreeMap<String, String>,
     classes: impl IntoIterator<Item = &'a MicroserviceClass>,
 ) -> Option<String> {
-    select(ms.spec.class.as_deref(), classes)
-        .ok()
-        .flatten()
-        .map(ResourceExt::name_any)
+    let namespace = ms.namespace().unwrap_or_default();
+    select_in(
+        ms.spec.class.as_deref(),
+        &namespace,
+        namespace_labels,
+        classes,
+    )
+    .ok()
+    .flatten()
+    .map(ResourceExt::name_any)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `resolve` for a namespace with no labels.
+    fn resolve_in<'a>(
+        ms: &Microservice,
+        classes: impl IntoIterator<Item = &'a MicroserviceClass>,
+    ) -> Result<Resolved, Refusal> {
+        resolve(ms, &BTreeMap::new(), classes)
+    }
     use crate::api::NetworkMode;
 
     fn class(name: &str, spec: &str) -> MicroserviceClass {
@@ -147,7 +181,7 @@ mod tests {
     #[test]
     fn no_class_keeps_the_spec() {
         let own = ms("{image: a}");
-        let resolved = resolve(&own, &[]).unwrap();
+        let resolved = resolve_in(&own, &[]).unwrap();
         assert_eq!(resolved.effective, own);
         assert_eq!(resolved.settings, ClassSettings::default());
     }
@@ -158,7 +192,7 @@ mod tests {
             "golden",
             "{default: true, defaults: {replicas: 3}, policy: {networkMode: permissive}, expose: {hostSuffix: apps.example.com}}",
         );
-        let resolved = resolve(&ms("{image: a}"), [&golden]).unwrap();
+        let resolved = resolve_in(&ms("{image: a}"), [&golden]).unwrap();
         assert_eq!(resolved.effective.spec.replicas, Some(3));
         assert_eq!(resolved.settings.name.as_deref(), Some("golden"));
         assert_eq!(resolved.settings.network_mode, NetworkMode::Permissive);
@@ -183,12 +217,12 @@ mod tests {
             ),
         ];
         for (spec, reason) in cases {
-            let refusal = resolve(&ms(spec), [&golden]).unwrap_err();
+            let refusal = resolve_in(&ms(spec), [&golden]).unwrap_err();
             assert_eq!(refusal.reason(), reason, "{spec}: {refusal}");
         }
         let two = [class("a", "{default: true}"), class("b", "{default: true}")];
         assert_eq!(
-            resolve(&ms("{image: a}"), &two).unwrap_err().reason(),
+            resolve_in(&ms("{image: a}"), &two).unwrap_err().reason(),
             "AmbiguousDefaultClass"
         );
     }
@@ -197,9 +231,9 @@ mod tests {
     fn wildcard_hosts_are_refused_under_a_class_only() {
         let wildcard =
             "{image: a, ports: [{name: http, port: 80}], expose: {http: {host: '*.example.com'}}}";
-        resolve(&ms(wildcard), &[]).expect("a classless Microservice may claim a wildcard");
+        resolve_in(&ms(wildcard), &[]).expect("a classless Microservice may claim a wildcard");
         let golden = class("golden", "{default: true}");
-        let refusal = resolve(&ms(wildcard), [&golden]).unwrap_err();
+        let refusal = resolve_in(&ms(wildcard), [&golden]).unwrap_err();
         assert_eq!(refusal.reason(), "PolicyViolation");
         assert!(
             refusal
@@ -213,7 +247,7 @@ mod tests {
     fn class_defaults_are_validated_with_the_spec() {
         // The class probes a port the Microservice does not have.
         let golden = class("golden", "{defaults: {probes: {readiness: {port: admin}}}}");
-        let refusal = resolve(
+        let refusal = resolve_in(
             &ms("{image: a, class: golden, ports: [{name: http, port: 80}]}"),
             [&golden],
         )
@@ -229,7 +263,7 @@ mod tests {
     #[test]
     fn an_invalid_class_refuses_its_users() {
         let bad = class("bad", "{defaults: {securityProfile: baseline}}");
-        let refusal = resolve(&ms("{image: a, class: bad}"), [&bad]).unwrap_err();
+        let refusal = resolve_in(&ms("{image: a, class: bad}"), [&bad]).unwrap_err();
         assert_eq!(refusal.reason(), "InvalidSpec");
         assert!(
             refusal

@@ -21,7 +21,14 @@ pub fn users_by_class<'a>(
 ) -> BTreeMap<String, Vec<&'a Microservice>> {
     let mut users: BTreeMap<String, Vec<&'a Microservice>> = BTreeMap::new();
     for ms in microservices {
-        if let Some(name) = class_name(ms, classes.iter().copied()) {
+        // The namespace by its name label: the class status writer has no namespace
+        // labels, and counts a user of a class bound by other labels under that class.
+        let namespace = ms.metadata.namespace.clone().unwrap_or_default();
+        let labels = BTreeMap::from([(
+            crate::builders::network_policy::NAMESPACE_NAME_LABEL.to_string(),
+            namespace,
+        )]);
+        if let Some(name) = class_name(ms, &labels, classes.iter().copied()) {
             users.entry(name).or_default().push(ms);
         }
     }

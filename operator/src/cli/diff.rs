@@ -431,8 +431,11 @@ fn affected(
     }
     for class_name in file_classes {
         for (other, ms) in world {
-            let now = class::class_name(ms, classes.values());
-            let before = class::class_name(ms, live_classes.iter());
+            // The class as chosen by name and default; namespace labels only narrow it.
+            let namespace = ms.metadata.namespace.clone().unwrap_or_default();
+            let labels = crate::graph::labels_of(None, &namespace);
+            let now = class::class_name(ms, &labels, classes.values());
+            let before = class::class_name(ms, &labels, live_classes.iter());
             if now.as_deref() == Some(class_name) || before.as_deref() == Some(class_name) {
                 add(
                     other.clone(),

@@ -39,6 +39,8 @@ pub struct Context {
     pub status_pace: StatusPace,
     /// Whether releases may use HTTP gates (`Settings::http_gates`).
     pub http_gates: bool,
+    /// Whether a Microservice must be governed by a class (`Settings::require_class`).
+    pub require_class: bool,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -64,6 +66,7 @@ impl Context {
             turns: Turns::default(),
             status_pace,
             http_gates: false,
+            require_class: false,
             failures: Mutex::default(),
         }
     }

@@ -82,6 +82,8 @@ pub struct Settings {
     /// Releases may use HTTP gates, which call pods through the API server's pod proxy
     /// (`get` on `pods/proxy`); without, a spec with one is refused (GateUnavailable).
     pub http_gates: bool,
+    /// Every Microservice must be governed by a class (`ClassRequired` otherwise).
+    pub require_class: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
@@ -201,6 +203,7 @@ async fn run_on(
     let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
     let mut context = Context::new(client, capabilities, caches, indexes, metrics, events);
     context.http_gates = settings.http_gates;
+    context.require_class = settings.require_class;
     let context = Arc::new(context);
     tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(
@@ -255,6 +258,7 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
     }
     let config_indexes = indexes.clone();
     let microservices_by_namespace = caches.microservices.clone();
+    let bound_classes = caches.classes.clone();
     controller
         .watches_stream(pods, |pod| {
             let name = pod.labels().get(labels::INSTANCE).cloned();
@@ -273,24 +277,38 @@ fn wire(watches: Watches, caches: &Caches, indexes: Arc<Indexes>) -> Controller<
         .watches_stream(
             namespaces.unwrap_or_else(|| futures::stream::empty().boxed()),
             move |namespace| {
-                across_from(&microservices_by_namespace.state(), &namespace.name_any())
+                let bound = bound_classes
+                    .state()
+                    .iter()
+                    .any(|class| class.spec.namespace_selector.is_some());
+                affected_by_labels_of(
+                    &microservices_by_namespace.state(),
+                    &namespace.name_any(),
+                    bound,
+                )
             },
         )
 }
 
 /// What a namespace's labels decide: whether its Microservices, as callers, are admitted
-/// by targets in other namespaces (their allowFrom, their class's callerNamespaces). So a
-/// label change reconciles those callers (DependenciesReady) and their targets (the
-/// NetworkPolicy rule that lets them in), at once rather than at the next resync.
-fn across_from(
+/// by targets in other namespaces (their allowFrom, their class's callerNamespaces), and,
+/// when some class is bound to namespaces (`classes_bound`), which classes they may use.
+/// So a label change reconciles those callers (DependenciesReady) and their targets (the
+/// NetworkPolicy rule that lets them in), or every Microservice of the namespace, at once
+/// rather than at the next resync.
+fn affected_by_labels_of(
     microservices: &[Arc<Microservice>],
     namespace: &str,
+    classes_bound: bool,
 ) -> Vec<ObjectRef<Microservice>> {
     let mut keys = std::collections::BTreeSet::new();
     for ms in microservices
         .iter()
         .filter(|ms| ms.namespace().as_deref() == Some(namespace))
     {
+        if classes_bound {
+            keys.insert(crate::graph::ObjectKey::of(ms.as_ref()));
+        }
         let targets: Vec<_> = crate::graph::dependency_keys(ms)
             .into_iter()
             .filter(|target| target.namespace != namespace)
@@ -359,14 +377,23 @@ mod namespace_tests {
             ms("backend", "api", "[]"),
             ms("other", "batch", "[{name: api, namespace: backend}]"),
         ];
-        let keys: Vec<String> = across_from(&all, "web")
-            .into_iter()
-            .map(|key| format!("{}/{}", key.namespace.unwrap_or_default(), key.name))
-            .collect();
-        assert_eq!(keys, ["backend/api", "web/shop"]);
+        let names = |keys: Vec<ObjectRef<Microservice>>| -> Vec<String> {
+            keys.into_iter()
+                .map(|key| format!("{}/{}", key.namespace.unwrap_or_default(), key.name))
+                .collect()
+        };
+        assert_eq!(
+            names(affected_by_labels_of(&all, "web", false)),
+            ["backend/api", "web/shop"]
+        );
         assert!(
-            across_from(&all, "backend").is_empty(),
+            affected_by_labels_of(&all, "backend", false).is_empty(),
             "api calls no one elsewhere"
+        );
+        // With a class bound to namespaces, every Microservice of the namespace.
+        assert_eq!(
+            names(affected_by_labels_of(&all, "web", true)),
+            ["backend/api", "web/shop", "web/static"]
         );
     }
 }

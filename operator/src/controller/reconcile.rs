@@ -87,6 +87,7 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         Err(failure) => return read_failed(&ctx, &ms, failure).await,
     };
     refuse_unavailable_gates(&ctx, &mut plan);
+    require_class(&ctx, &mut plan);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
@@ -188,6 +189,16 @@ fn refuse_unavailable_gates(ctx: &Context, plan: &mut Plan) {
     if gated && !ctx.http_gates {
         plan.outcome = Err(Refusal::GateUnavailable(
             "spec.rollout.gates.http: this operator runs without HTTP gates (--http-gates=false: no access to pods/proxy); the platform team enables them with the chart value httpGates=true, or remove the gate".to_string(),
+        ));
+    }
+}
+
+/// With `--require-class`, a Microservice no class governs is refused before anything
+/// is applied.
+fn require_class(ctx: &Context, plan: &mut Plan) {
+    if ctx.require_class && plan.outcome.is_ok() && plan.class_name.is_none() {
+        plan.outcome = Err(Refusal::ClassRequired(
+            "spec.class: this cluster requires a MicroserviceClass (--require-class), and none governs this Microservice: name one in spec.class that your namespace may use, or ask your platform team for a default class that selects your namespace".to_string(),
         ));
     }
 }
@@ -318,6 +329,8 @@ async fn update_status(
             Refusal::AmbiguousDefaultClass(_) => "ambiguous_default_class",
             Refusal::PolicyViolation(_) => "policy_violation",
             Refusal::GateUnavailable(_) => "gate_unavailable",
+            Refusal::ClassNotAllowed(_) => "class_not_allowed",
+            Refusal::ClassRequired(_) => "class_required",
         });
         events::refused(ctx, ms, reason, &message);
     }

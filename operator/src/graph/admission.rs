@@ -72,17 +72,23 @@ impl Admission<'_> {
     }
 
     fn labels_of(&self, namespace: &str) -> BTreeMap<String, String> {
-        let mut labels = self
-            .namespace_labels
-            .and_then(|lookup| lookup(namespace))
-            .unwrap_or_default();
-        if self.namespace_labels.is_none() {
-            labels
-                .entry(NAMESPACE_NAME_LABEL.to_string())
-                .or_insert_with(|| namespace.to_string());
-        }
-        labels
+        labels_of(self.namespace_labels, namespace)
     }
+}
+
+/// The labels of `namespace` from `lookup`; without one (offline, or an operator watching
+/// one namespace) its name label only, which the API server sets on every namespace from
+/// 1.21.
+pub fn labels_of(lookup: Option<NamespaceLabels<'_>>, namespace: &str) -> BTreeMap<String, String> {
+    let mut labels = lookup
+        .and_then(|lookup| lookup(namespace))
+        .unwrap_or_default();
+    if lookup.is_none() {
+        labels
+            .entry(NAMESPACE_NAME_LABEL.to_string())
+            .or_insert_with(|| namespace.to_string());
+    }
+    labels
 }
 
 /// Whether `selector` selects `labels`; an invalid selector selects nothing.

@@ -8,7 +8,7 @@ use kube::ResourceExt;
 
 mod admission;
 
-pub use admission::{Admission, NamespaceLabels};
+pub use admission::{Admission, NamespaceLabels, labels_of};
 
 use crate::api::{Microservice, Port};
 use crate::builders::labels::pod_selector;
