@@ -57,7 +57,57 @@ pub async fn apply_crds(client: &kube::Client) -> anyhow::Result<()> {
     let mut wait = vec!["wait", "--for=condition=Established", "--timeout=60s"];
     wait.extend(crds.iter().map(String::as_str));
     kubectl(&wait)?;
-    Ok(())
+    wait_published(&file).await
+}
+
+/// Waits until the API server's OpenAPI shows every spec field of the CRDs in `file`:
+/// it publishes a changed schema a few seconds after the CRD is Established, and until
+/// then kubectl's validation refuses a new field as unknown.
+async fn wait_published(file: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file)?;
+    let mut wanted = Vec::new();
+    for crd in crate::helm::parse_documents(&text)? {
+        let group = crd["spec"]["group"].as_str().unwrap_or_default();
+        let kind = crd["spec"]["names"]["kind"].as_str().unwrap_or_default();
+        for version in crd["spec"]["versions"].as_array().into_iter().flatten() {
+            let reversed: Vec<&str> = group.split('.').rev().collect();
+            let definition = format!(
+                "{}.{}.{kind}",
+                reversed.join("."),
+                version["name"].as_str().unwrap_or_default()
+            );
+            let fields = &version["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+            let fields: Vec<String> = fields
+                .as_object()
+                .map(|f| f.keys().cloned().collect())
+                .unwrap_or_default();
+            wanted.push((definition, fields));
+        }
+    }
+    wait_for(
+        "the CRDs' schemas in the API server's OpenAPI",
+        Duration::from_secs(60),
+        || async {
+            let published: serde_json::Value =
+                serde_json::from_str(&kubectl(&["get", "--raw", "/openapi/v2"])?)?;
+            let missing: Vec<String> = wanted
+                .iter()
+                .flat_map(|(definition, fields)| {
+                    let spec = &published["definitions"][definition]["properties"]["spec"];
+                    fields
+                        .iter()
+                        .filter(|field| spec["properties"][field.as_str()].is_null())
+                        .map(move |field| format!("{definition}.spec.{field}"))
+                })
+                .collect();
+            Ok(if missing.is_empty() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("not published yet: {}", missing.join(", ")))
+            })
+        },
+    )
+    .await
 }
 
 /// The committed CRD file for a server version.
