@@ -693,3 +693,39 @@ async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Resul
     );
     Ok(())
 }
+
+// 8. Egress under a strict class: a rule reaching the cloud metadata service
+//    (169.254.169.254) is refused, the field and the address named, nothing applied; a
+//    rule to a plain network is applied in the NetworkPolicy.
+#[tokio::test]
+async fn egress_to_the_metadata_service_is_refused_under_a_class() -> anyhow::Result<()> {
+    let client = client().await?;
+    ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "cls-egress").await?;
+    let n = ns.name();
+    let class = class_name(n);
+    let _class = apply_class(&class, "  policy:\n    networkMode: strict\n")?;
+    let _operator = start_operator(n)?;
+    let egress = |cidr: &str| format!("  network:\n    egress:\n    - cidrs: ['{cidr}']\n");
+    apply_yaml(n, &member("leaky", &class, &egress("169.254.169.254/32")))?;
+    apply_yaml(n, &member("tidy", &class, &egress("203.0.113.0/24")))?;
+
+    let refused = wait_reason(&client, n, "leaky", "False", "PolicyViolation").await?;
+    let message = &condition(&refused, "Ready").expect("Ready").message;
+    assert!(
+        message.contains("spec.network.egress[0].cidrs[0]") && message.contains("169.254.169.254"),
+        "{message}"
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), n);
+    assert!(
+        deployments.get_opt("leaky").await?.is_none(),
+        "leaky was applied"
+    );
+    wait_ready(&client, n, "tidy").await?;
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), n)
+        .get("tidy")
+        .await?;
+    let egress = serde_json::to_string(&policy.spec.unwrap_or_default().egress)?;
+    assert!(egress.contains("203.0.113.0/24"), "{egress}");
+    Ok(())
+}

@@ -13,7 +13,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::microservice::{
-    Autoscaling, Disruption, Metrics, Probes, Resources, SecurityProfile, ServiceType,
+    Autoscaling, Cidr, Disruption, Metrics, Probes, Resources, SecurityProfile, ServiceType,
 };
 
 /// A class of Microservices: defaults, guardrails and exposure settings shared by every
@@ -227,6 +227,15 @@ pub struct ClassPolicy {
     /// still forbids the whole podTemplate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_template: Option<PodTemplatePolicy>,
+
+    /// The networks Microservices may reach outside the cluster: each CIDR of
+    /// `spec.network.egress` must lie within one of these (e.g. `10.20.0.0/16` for the
+    /// databases). Any network when empty, but for the cloud metadata service
+    /// (169.254.169.254, fd00:ec2::254), which a Microservice may reach only when one of
+    /// these covers it: a `0.0.0.0/0` rule is refused under every class.
+    #[serde(default, rename = "egressCIDRs", skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub egress_cidrs: Vec<Cidr>,
 
     /// `strict` (default): a NetworkPolicy per Microservice denies all traffic but DNS,
     /// the dependency graph, `network` rules and the ingress controller.

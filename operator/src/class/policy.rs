@@ -54,6 +54,7 @@ pub fn check_policy(
         max_replicas_breaches(&policy, effective),
         resource_request_breaches(&policy, effective),
         service_type_breaches(&policy, effective),
+        egress_breaches(&policy, effective),
         host_suffix_breaches(&policy, host_suffix, effective),
         wildcard_host_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
@@ -202,6 +203,61 @@ fn service_type_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> 
             allowed.join(", ")
         ),
     )]
+}
+
+/// The cloud metadata service's addresses (AWS, GCP, Azure, OpenStack share the IPv4 one;
+/// AWS's IPv6 one): a workload there can read its node's credentials.
+const METADATA_ADDRESSES: [&str; 2] = ["169.254.169.254", "fd00:ec2::254"];
+
+/// Every `spec.network.egress` CIDR within the class's `egressCIDRs` (when set), and none
+/// covering the metadata service unless an allowed network covers it too.
+fn egress_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let allowed: Vec<ipnet::IpNet> = policy
+        .egress_cidrs
+        .iter()
+        .filter_map(|cidr| cidr.0.parse().ok())
+        .collect();
+    let listed = policy
+        .egress_cidrs
+        .iter()
+        .map(|c| c.0.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let rules = effective.network.iter().flat_map(|n| &n.egress);
+    let mut breaches = Vec::new();
+    for (i, rule) in rules.enumerate() {
+        for (j, cidr) in rule.cidrs.iter().enumerate() {
+            // A malformed CIDR is validation's to name.
+            let Ok(net) = cidr.0.parse::<ipnet::IpNet>() else {
+                continue;
+            };
+            let field = format!("spec.network.egress[{i}].cidrs[{j}]");
+            if !allowed.is_empty() && !allowed.iter().any(|a| a.contains(&net)) {
+                breaches.push(Breach::new(
+                    "egressCIDRs",
+                    &field,
+                    format!("{net} is not within the allowed networks ({listed})"),
+                ));
+                continue;
+            }
+            let metadata = METADATA_ADDRESSES
+                .iter()
+                .filter_map(|a| a.parse::<std::net::IpAddr>().ok())
+                .find(|address| net.contains(address));
+            if let Some(address) = metadata
+                && !allowed.iter().any(|a| a.contains(&address))
+            {
+                breaches.push(Breach::new(
+                    "egressCIDRs",
+                    &field,
+                    format!(
+                        "{net} reaches the cloud metadata service {address}, which holds the node's credentials: name narrower networks, or have the class list one covering {address} in policy.egressCIDRs"
+                    ),
+                ));
+            }
+        }
+    }
+    breaches
 }
 
 /// Only an explicit `host` can leave the suffix: `hostPrefix` and the default host are
@@ -933,6 +989,37 @@ mod tests {
             )
             .is_empty()
         );
+    }
+
+    #[test]
+    fn egress_stays_within_the_allowed_networks_and_off_the_metadata_service() {
+        let egress =
+            |cidrs: &str| format!("{{image: a, network: {{egress: [{{cidrs: {cidrs}}}]}}}}");
+        // Under any class: the metadata service only when a listed network covers it.
+        assert_eq!(
+            rules(
+                &egress("['10.0.0.0/8', '0.0.0.0/0', '169.254.169.254/32', '::/0']"),
+                "{}"
+            ),
+            [
+                ("egressCIDRs", "spec.network.egress[0].cidrs[1]".to_string()),
+                ("egressCIDRs", "spec.network.egress[0].cidrs[2]".to_string()),
+                ("egressCIDRs", "spec.network.egress[0].cidrs[3]".to_string()),
+            ]
+        );
+        let own = spec(&egress("['0.0.0.0/0']"));
+        let message = check_policy(&own, &own, "shop", &class("{}"))[0].to_string();
+        assert!(message.contains("169.254.169.254"), "{message}");
+        // With allowed networks: within them only, and the metadata service if listed.
+        let allowed = "{policy: {egressCIDRs: ['10.20.0.0/16', '169.254.169.254/32']}}";
+        assert_eq!(
+            rules(
+                &egress("['10.20.30.0/24', '169.254.169.254/32', '10.0.0.0/8']"),
+                allowed
+            ),
+            [("egressCIDRs", "spec.network.egress[0].cidrs[2]".to_string())]
+        );
+        assert!(rules(&egress("['10.20.0.0/16']"), allowed).is_empty());
     }
 
     #[test]
