@@ -131,6 +131,39 @@ pub fn start_operator_with(namespace: &str, extra: &[&str]) -> anyhow::Result<Op
     Operator::start(namespace, &args)
 }
 
+/// A cluster-wide operator (the chart's `rbac.scope=cluster`, its ServiceAccount in
+/// `namespace`) that reconciles only the Microservices [`sharded`] for `namespace`, so
+/// that it leaves the other tests alone; `extra` after the usual arguments. Its class
+/// status is off: it sees only its shard of each class's users.
+pub fn start_sharded_operator(namespace: &str, extra: &[&str]) -> anyhow::Result<Operator> {
+    let selector = format!("{SHARD_LABEL}={namespace}");
+    let mut args = vec![
+        "run",
+        "--selector",
+        &selector,
+        "--class-status=false",
+        "--metrics-addr",
+        "127.0.0.1:0",
+        "--health-addr",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    Operator::start_cluster_wide(namespace, namespace, &args)
+}
+
+/// The label [`start_sharded_operator`] selects its Microservices by.
+pub const SHARD_LABEL: &str = "flotilla.dev/e2e-shard";
+
+/// `yaml`, a Microservice named `name` as [`testapp`] writes it, labelled for the
+/// operator [`start_sharded_operator`] started for `namespace`.
+pub fn sharded(yaml: &str, name: &str, namespace: &str) -> String {
+    yaml.replacen(
+        &format!("metadata:\n  name: {name}\n"),
+        &format!("metadata:\n  name: {name}\n  labels: {{{SHARD_LABEL}: {namespace}}}\n"),
+        1,
+    )
+}
+
 /// `flotilla run` for one namespace, its endpoints on free loopback ports (the log says
 /// which: [`Operator::logged_addr`]).
 pub fn run_args(namespace: &str) -> Vec<&str> {

@@ -10,8 +10,9 @@ use std::collections::BTreeMap;
 use flotilla::api::{Microservice, NetworkMode};
 use flotilla_e2e::classes::{class_name, update_class, wait_class};
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, names, start_operator, start_operator_with,
-    testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
+    CONVERGE, condition, describe, ensure_crds, names, sharded, start_operator,
+    start_operator_with, start_sharded_operator, testapp, wait_gone, wait_microservice, wait_ready,
+    wait_reason,
 };
 use flotilla_e2e::{Poll, TestNamespace, apply_class, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -637,31 +638,9 @@ async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Resul
         &class,
         &format!("  namespaceSelector:\n    matchLabels: {{flotilla.dev/e2e-team: {n}}}\n"),
     )?;
-    let shard = format!("flotilla.dev/e2e-shard={n}");
-    let _operator = flotilla_e2e::Operator::start_cluster_wide(
-        n,
-        n,
-        &[
-            "run",
-            "--selector",
-            &shard,
-            "--class-status=false",
-            "--require-class=true",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ],
-    )?;
-    let sharded = |yaml: String, name: &str| {
-        yaml.replacen(
-            &format!("metadata:\n  name: {name}\n"),
-            &format!("metadata:\n  name: {name}\n  labels: {{flotilla.dev/e2e-shard: {n}}}\n"),
-            1,
-        )
-    };
-    apply_yaml(n, &sharded(member("alpha", &class, ""), "alpha"))?;
-    apply_yaml(n, &sharded(testapp("bravo", ""), "bravo"))?;
+    let _operator = start_sharded_operator(n, &["--require-class=true"])?;
+    apply_yaml(n, &sharded(&member("alpha", &class, ""), "alpha", n))?;
+    apply_yaml(n, &sharded(&testapp("bravo", ""), "bravo", n))?;
 
     let refused = wait_reason(&client, n, "alpha", "False", "ClassNotAllowed").await?;
     let message = &condition(&refused, "Ready").expect("Ready").message;

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use flotilla::api::Microservice;
 use flotilla_e2e::operator::binary;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, ensure_crds, names, start_operator, testapp, wait_gone, wait_microservice,
-    wait_ready, wait_reason,
+    CONVERGE, condition, ensure_crds, names, sharded, start_operator, start_sharded_operator,
+    testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
 };
 use flotilla_e2e::{
-    Operator, Poll, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
+    Poll, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
 };
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, ResourceQuota, Service, ServiceAccount};
@@ -579,14 +579,6 @@ async fn a_refused_child_stops_the_order_and_says_why() -> anyhow::Result<()> {
 }
 
 /// `yaml` with these labels on the Microservice.
-fn labelled(yaml: &str, name: &str, labels: &str) -> String {
-    yaml.replacen(
-        &format!("metadata:\n  name: {name}\n"),
-        &format!("metadata:\n  name: {name}\n  labels: {{{labels}}}\n"),
-        1,
-    )
-}
-
 fn env_names(deployment: &Deployment) -> Vec<String> {
     deployment
         .spec
@@ -630,22 +622,7 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
         caller.name(),
         "flotilla.dev/e2e-consent=granted",
     ])?;
-    let shard = format!("flotilla.dev/e2e-shard={}", target.name());
-    let _operator = Operator::start_cluster_wide(
-        target.name(),
-        target.name(),
-        &[
-            "run",
-            "--selector",
-            &shard,
-            "--class-status=false",
-            "--metrics-addr",
-            "127.0.0.1:0",
-            "--health-addr",
-            "127.0.0.1:0",
-        ],
-    )?;
-    let shard_label = format!("flotilla.dev/e2e-shard: {}", target.name());
+    let _operator = start_sharded_operator(target.name(), &[])?;
     let api = testapp(
         "api",
         &format!(
@@ -653,18 +630,18 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
             caller.name()
         ),
     );
-    apply_yaml(target.name(), &labelled(&api, "api", &shard_label))?;
+    apply_yaml(target.name(), &sharded(&api, "api", target.name()))?;
     let calls_api = format!(
         "  dependsOn: [{{name: api, namespace: {}}}]\n",
         target.name()
     );
     apply_yaml(
         caller.name(),
-        &labelled(&testapp("web", &calls_api), "web", &shard_label),
+        &sharded(&testapp("web", &calls_api), "web", target.name()),
     )?;
     apply_yaml(
         evil.name(),
-        &labelled(&testapp("intruder", &calls_api), "intruder", &shard_label),
+        &sharded(&testapp("intruder", &calls_api), "intruder", target.name()),
     )?;
 
     wait_microservice(

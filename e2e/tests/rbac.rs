@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::metric;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, run_args, start_operator, testapp,
-    wait_microservice, wait_ready, wait_reason,
+    CONVERGE, condition, describe, ensure_crds, sharded, start_operator, start_sharded_operator,
+    testapp, wait_microservice, wait_ready, wait_reason,
 };
 use flotilla_e2e::{Operator, Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -215,11 +215,7 @@ async fn a_missing_verb_is_reported_and_recovers(
         "  envFrom:\n  - configMapRef: {name: late-config}\n",
     );
     let late = match shard {
-        Some(shard) => late.replacen(
-            "metadata:\n  name: late\n",
-            &format!("metadata:\n  name: late\n  labels: {{flotilla.dev/e2e-shard: {shard}}}\n"),
-            1,
-        ),
+        Some(shard) => sharded(&late, "late", shard),
         None => late,
     };
     apply_yaml(ns.name(), &late)?;
@@ -299,12 +295,7 @@ async fn a_verb_missing_from_the_cluster_role_is_reported_then_recovered() -> an
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "rbac-cluster").await?;
-    let shard = format!("flotilla.dev/e2e-shard={}", ns.name());
-    let mut args = run_args(ns.name());
-    // run_args watches one namespace: a cluster-wide operator has no --namespace.
-    args.drain(1..3);
-    args.extend(["--selector", &shard, "--class-status=false"]);
-    let operator = Operator::start_cluster_wide(ns.name(), ns.name(), &args)?;
+    let operator = start_sharded_operator(ns.name(), &[])?;
     let role_name = format!("flotilla-{}", ns.name());
     let role = ["get", "clusterrole", role_name.as_str()];
     a_missing_verb_is_reported_and_recovers(&ns, &role, &operator, Some(ns.name())).await
