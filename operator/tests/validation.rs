@@ -41,6 +41,8 @@ struct Case {
     field: String,
     #[serde(default)]
     cel: bool,
+    #[serde(default)]
+    schema: bool,
     server: Option<ServerField>,
 }
 
@@ -150,17 +152,25 @@ fn the_name_must_suit_every_child() {
 
 #[test]
 fn pod_annotations_leave_room_for_the_config_hash() {
-    let with_value_of = |length: usize| {
+    // Annotations of `total` bytes in all, each value within its 4 KiB bound.
+    let with_total_of = |total: usize| {
         let mut ms = microservice(&cases().valid.microservice);
         let template = ms.spec.pod_template.get_or_insert_default();
-        template
-            .annotations
-            .insert("a".to_string(), "v".repeat(length));
+        let mut left = total;
+        for i in 0.. {
+            let key = format!("a{i:02}");
+            let value = "v".repeat((left - key.len()).min(4096));
+            left -= key.len() + value.len();
+            template.annotations.insert(key, value);
+            if left == 0 {
+                break;
+            }
+        }
         ms
     };
-    assert_eq!(validate(&with_value_of(200 * 1024)), Ok(()));
-    // Alone the annotation fits exactly; with Flotilla's own it would not.
-    let invalid = validate(&with_value_of(256 * 1024 - 1)).unwrap_err();
+    assert_eq!(validate(&with_total_of(200 * 1024)), Ok(()));
+    // Alone the annotations fit exactly; with Flotilla's own they would not.
+    let invalid = validate(&with_total_of(256 * 1024 - 1)).unwrap_err();
     assert_eq!(
         invalid.0[0].field, "spec.podTemplate.annotations",
         "{invalid}"
@@ -297,4 +307,32 @@ fn class_metrics_defaults_and_monitoring_name_their_field() {
         "{defaults: {metrics: {port: http, path: /metrics, interval: 1m30s}}, monitoring: {namespace: monitoring, serviceMonitorLabels: {release: prom}}}",
     );
     flotilla::class::validate::validate_class(&valid.spec).expect("a valid class");
+}
+
+/// The cases a schema bound refuses (`schema: true`) are over a bound of the generated
+/// schema itself, not only refused by some other check of the operator's.
+#[test]
+fn schema_cases_are_over_a_bound_of_the_schema() {
+    use flotilla::api::bounds::{SPEC_BOUNDS, check};
+    let schema_cases: Vec<Case> = cases()
+        .microservices
+        .into_iter()
+        .filter(|c| c.schema)
+        .collect();
+    assert!(
+        schema_cases.len() >= 3,
+        "only {} schema cases",
+        schema_cases.len()
+    );
+    for Case {
+        name, spec, field, ..
+    } in schema_cases
+    {
+        let value = serde_json::to_value(microservice(&spec).spec).unwrap();
+        let over = check(&value, &SPEC_BOUNDS.microservice, "spec");
+        assert!(
+            over.iter().any(|o| o.field == field),
+            "{name}: no bound of the schema refuses {field}: {over:?}"
+        );
+    }
 }

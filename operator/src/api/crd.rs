@@ -8,7 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
 use kube::CustomResourceExt;
 use serde_json::Value;
 
-use super::{Microservice, MicroserviceClass};
+use super::{Microservice, MicroserviceClass, bounds};
 
 /// A Kubernetes `major.minor` version, as `--kube-version` takes it (`1.20`, `v1.31.2`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,6 +123,13 @@ fn adjust(crd: CustomResourceDefinition, version: KubeVersion) -> CustomResource
     strip_key(&mut value, "nullable");
     if !version.supports_cel() {
         strip_key(&mut value, "x-kubernetes-validations");
+    }
+    if let Some(Value::Array(versions)) = value.pointer_mut("/spec/versions") {
+        for served in versions {
+            if let Some(schema) = served.pointer_mut("/schema/openAPIV3Schema") {
+                bounds::apply(schema);
+            }
+        }
     }
     serde_json::from_value(value).expect("an adjusted CRD deserializes")
 }

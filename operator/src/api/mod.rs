@@ -1,6 +1,7 @@
 //! The resource types Flotilla serves, and the one place that names the Kubernetes types
 //! the rest of the crate uses.
 
+pub mod bounds;
 mod class;
 mod crd;
 mod microservice;

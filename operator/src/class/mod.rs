@@ -104,7 +104,7 @@ pub fn resolve<'a>(
         });
     };
     let class_name = class.name_any();
-    validate::validate_class(&class.spec).map_err(|e| {
+    validate::validate_class_object(class).map_err(|e| {
         Refusal::InvalidSpec(format!(
             "MicroserviceClass {class_name} is invalid, so nothing using it is rolled out: {e}"
         ))

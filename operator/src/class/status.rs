@@ -7,7 +7,7 @@ use kube::ResourceExt;
 
 use super::class_name;
 use super::selection::default_classes;
-use super::validate::validate_class;
+use super::validate::validate_class_object;
 use crate::api::{Microservice, MicroserviceClass, MicroserviceClassStatus};
 
 pub const ACCEPTED: &str = "Accepted";
@@ -61,7 +61,7 @@ pub fn compute(
         .map(ResourceExt::name_any)
         .filter(|other| *other != name)
         .collect();
-    let (status, reason, message) = if let Err(error) = validate_class(&class.spec) {
+    let (status, reason, message) = if let Err(error) = validate_class_object(class) {
         ("False", "InvalidSpec", error.to_string())
     } else if class.spec.default && !other_defaults.is_empty() {
         (

@@ -2,14 +2,30 @@
 //! (servers before 1.25 ignore CEL). Defaults that land in a Microservice's spec are
 //! checked once more there, merged, by `crate::validate`.
 
+use crate::api::MicroserviceClass;
+use crate::api::bounds::{SPEC_BOUNDS, stand_in_for};
 use crate::api::{
     ClassDefaults, ClassExpose, ClassMonitoring, ClassPolicy, MicroserviceClassSpec,
     SecurityProfile,
 };
-use crate::validate::{FieldError, InvalidSpec, is_dns_subdomain, metrics_shape_errors, names};
+use crate::validate::{
+    FieldError, InvalidSpec, is_dns_subdomain, metrics_shape_errors, names, over_bounds,
+};
+
+/// Checks a class as cached: a stand-in for a spec over the budget is refused first.
+pub fn validate_class_object(class: &MicroserviceClass) -> Result<(), InvalidSpec> {
+    if let Some(message) = stand_in_for(class.metadata.annotations.as_ref()) {
+        return Err(InvalidSpec(vec![error("spec", message)]));
+    }
+    validate_class(&class.spec)
+}
 
 /// Checks a class; `Ok` means Microservices may use it.
 pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
+    let over = over_bounds(spec, &SPEC_BOUNDS.class);
+    if !over.is_empty() {
+        return Err(InvalidSpec(over));
+    }
     let policy = spec.policy.clone().unwrap_or_default();
     let defaults = spec.defaults.clone().unwrap_or_default();
     let errors: Vec<FieldError> = [

@@ -239,6 +239,8 @@ fn managed() -> watcher::Config {
     watch_config().labels(labels::MANAGED_SELECTOR)
 }
 
+const MICROSERVICE_PAGE_SIZE: u32 = 25;
+
 fn microservices(
     client: &Client,
     scope: &Scope,
@@ -254,7 +256,9 @@ fn microservices(
     let gauge_store = store.clone();
     let metrics = probe.metrics.clone();
     let resource = ApiResource::erase::<Microservice>(&());
-    let mut config = watch_config();
+    // A Microservice may be a thousand times the size of a child (up to what etcd
+    // stores): smaller pages keep a relist's peak, one page decoded whole, in bounds.
+    let mut config = watch_config().page_size(MICROSERVICE_PAGE_SIZE);
     if let Some(selector) = &scope.selector {
         config = config.labels(selector);
     }

@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
+use crate::api::bounds::{self, Bounds, SPEC_BOUNDS};
 use crate::api::{Metrics, Microservice, MicroserviceSpec, Probe, Protocol, ServiceType};
 use crate::builders::labels::CONFIG_HASH_ANNOTATION;
 
@@ -35,6 +36,18 @@ pub struct InvalidSpec(pub Vec<FieldError>);
 
 /// Checks a Microservice; `Ok` means the builders may run.
 pub fn validate(ms: &Microservice) -> Result<(), InvalidSpec> {
+    if let Some(message) = bounds::stand_in_for(ms.metadata.annotations.as_ref()) {
+        return Err(InvalidSpec(vec![FieldError {
+            field: "spec".to_string(),
+            message,
+        }]));
+    }
+    // A value over a schema bound is reported alone: the other checks would only repeat
+    // it, and need not run over more input than admission lets through.
+    let over = over_bounds(&ms.spec, &SPEC_BOUNDS.microservice);
+    if !over.is_empty() {
+        return Err(InvalidSpec(over));
+    }
     let mut errors = Errors::default();
     check_name(ms, &mut errors);
     check_spec(&ms.spec, &mut errors);
@@ -44,6 +57,20 @@ pub fn validate(ms: &Microservice) -> Result<(), InvalidSpec> {
     } else {
         Err(InvalidSpec(errors.0))
     }
+}
+
+/// Every value of `spec` over a bound of its CRD's schema ([`crate::api::bounds`]).
+pub(crate) fn over_bounds(spec: &impl serde::Serialize, bounds: &Bounds) -> Vec<FieldError> {
+    let Ok(value) = serde_json::to_value(spec) else {
+        return Vec::new();
+    };
+    bounds::check(&value, bounds, "spec")
+        .into_iter()
+        .map(|over| FieldError {
+            field: over.field,
+            message: over.message,
+        })
+        .collect()
 }
 
 #[derive(Default)]
