@@ -183,7 +183,7 @@ proptest! {
         newest in any::<bool>(),
     ) {
         let version = if newest { KubeVersion::NEWEST } else { KubeVersion::new(1, 20) };
-        let yaml = serde_yaml::to_string(&ms).expect("a JSON value prints as YAML");
+        let yaml = flotilla::yaml::to_string(&ms).expect("a JSON value prints as YAML");
         let _ = flotilla::render::render(std::slice::from_ref(&yaml), version);
         let _ = flotilla::render::render(&[format!("{yaml}\n---\n{garbage}")], version);
         let _ = flotilla::render::render(&[garbage], version);
