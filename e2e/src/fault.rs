@@ -350,7 +350,7 @@ pub async fn service_account_kubeconfig(
         }
     }
     let path = std::env::temp_dir().join(format!("{namespace}-{name}.kubeconfig"));
-    std::fs::write(&path, serde_yaml::to_string(&config)?)?;
+    std::fs::write(&path, flotilla::yaml::to_string(&config)?)?;
     Ok(path)
 }
 

@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
-use serde::Deserialize;
 
 use crate::kubectl::kubectl;
 
@@ -60,14 +59,10 @@ pub fn render(args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
 
 /// The documents of a multi-document YAML stream, empty ones left out.
 pub fn parse_documents(yaml: &str) -> anyhow::Result<Vec<serde_json::Value>> {
-    let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(yaml) {
-        let value = serde_json::Value::deserialize(doc).context("parsing helm's output")?;
-        if !value.is_null() {
-            docs.push(value);
-        }
-    }
-    Ok(docs)
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple_with_options(yaml, flotilla::yaml::options())
+            .context("parsing helm's output")?;
+    Ok(docs.into_iter().filter(|doc| !doc.is_null()).collect())
 }
 
 /// An installed release of the chart. Dropping it uninstalls the release unless the test

@@ -219,7 +219,7 @@ fn kubeconfig_for(token: &str, namespace: &str) -> anyhow::Result<String> {
         "contexts": [{"name": "flotilla", "context": {"cluster": "e2e", "user": "flotilla", "namespace": namespace}}],
         "current-context": "flotilla",
     });
-    Ok(serde_yaml::to_string(&config)?)
+    Ok(flotilla::yaml::to_string(&config)?)
 }
 
 #[cfg(test)]

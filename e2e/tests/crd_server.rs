@@ -142,9 +142,8 @@ fn cel_rules(value: &Value, rules: &mut Vec<String>) {
 fn crd_documents() -> Vec<Value> {
     let text = std::fs::read_to_string(repo().join("crds/microservices.yaml"))
         .expect("crds/microservices.yaml");
-    serde_yaml::Deserializer::from_str(&text)
-        .map(|doc| Value::deserialize(doc).expect("a CRD document"))
-        .collect()
+    serde_saphyr::from_multiple_with_options(&text, flotilla::yaml::options())
+        .expect("CRD documents")
 }
 
 #[tokio::test]
@@ -269,8 +268,9 @@ fn resource_of(object: &Value) -> (ApiResource, String) {
 /// The Microservices and MicroserviceClasses of a YAML stream (other documents and files,
 /// such as the rollout tables, are not objects).
 fn flotilla_objects(yaml: &str) -> Vec<Value> {
-    serde_yaml::Deserializer::from_str(yaml)
-        .filter_map(|doc| Value::deserialize(doc).ok())
+    // Document by document: one that does not parse is skipped, not the stream.
+    serde_saphyr::read_with_options::<_, Value>(&mut yaml.as_bytes(), flotilla::yaml::options())
+        .filter_map(Result::ok)
         .filter(|doc| {
             doc["apiVersion"]
                 .as_str()
@@ -432,7 +432,7 @@ struct ServerField {
 fn cases() -> Cases {
     let path = repo().join("operator/tests/fixtures/validation-cases.yaml");
     let text = std::fs::read_to_string(&path).expect("the validation cases");
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The cases' YAML as the unit test builds it: a Microservice `users` in `shop`.
@@ -549,14 +549,14 @@ async fn every_cel_case_is_refused_naming_the_operators_field() -> anyhow::Resul
     let cases = cases();
     let mut failures = Vec::new();
 
-    let valid: Value = serde_yaml::from_str(&microservice_yaml(&cases.valid.microservice))?;
+    let valid: Value = serde_saphyr::from_str(&microservice_yaml(&cases.valid.microservice))?;
     if let Err(refused) = server_verdict(&client, &valid, Some(CASES_NAMESPACE)).await? {
         failures.push(format!(
             "the valid Microservice is refused: {}",
             refused.message
         ));
     }
-    let valid_class: Value = serde_yaml::from_str(&class_yaml(&cases.valid.class))?;
+    let valid_class: Value = serde_saphyr::from_str(&class_yaml(&cases.valid.class))?;
     if let Err(refused) = server_verdict(&client, &valid_class, None).await? {
         failures.push(format!("the valid class is refused: {}", refused.message));
     }
@@ -567,14 +567,14 @@ async fn every_cel_case_is_refused_naming_the_operators_field() -> anyhow::Resul
     for case in &cases.microservices {
         let yaml = microservice_yaml(&case.spec);
         // The field the operator names, from flotilla::validate itself.
-        let ms: Microservice = serde_yaml::from_str(&yaml)?;
+        let ms: Microservice = serde_saphyr::from_str(&yaml)?;
         let operator_fields: Vec<String> = match flotilla::validate::validate(&ms) {
             Ok(()) => Vec::new(),
             Err(invalid) => invalid.0.iter().map(|e| e.field.clone()).collect(),
         };
         let verdict = server_verdict(
             &client,
-            &serde_yaml::from_str(&yaml)?,
+            &serde_saphyr::from_str(&yaml)?,
             Some(CASES_NAMESPACE),
         )
         .await?;
@@ -610,7 +610,7 @@ async fn every_cel_case_is_refused_naming_the_operators_field() -> anyhow::Resul
     }
     for case in &cases.classes {
         let yaml = class_yaml(&case.spec);
-        let class: MicroserviceClass = serde_yaml::from_str(&yaml)?;
+        let class: MicroserviceClass = serde_saphyr::from_str(&yaml)?;
         match flotilla::class::validate::validate_class(&class.spec) {
             Err(error) if error.to_string().contains(&case.field) => {}
             other => failures.push(format!(
@@ -618,7 +618,7 @@ async fn every_cel_case_is_refused_naming_the_operators_field() -> anyhow::Resul
                 case.spec, case.field
             )),
         }
-        let verdict = server_verdict(&client, &serde_yaml::from_str(&yaml)?, None).await?;
+        let verdict = server_verdict(&client, &serde_saphyr::from_str(&yaml)?, None).await?;
         let name = format!("class {}", case.spec);
         match judge(&name, &case.field, case.server.as_ref(), verdict) {
             Ok(line) => {
@@ -654,7 +654,7 @@ async fn status_and_scale_subresources_work() -> anyhow::Result<()> {
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = "subresources";
-    let object: Value = serde_yaml::from_str(
+    let object: Value = serde_saphyr::from_str(
         "apiVersion: flotilla.dev/v1alpha1
 kind: Microservice
 metadata: {name: users}
@@ -767,7 +767,7 @@ async fn printer_columns_show_in_kubectl_get() -> anyhow::Result<()> {
     let client = client().await?;
     ensure_crds(&client).await?;
     let ns = "printer";
-    let ms: Value = serde_yaml::from_str(
+    let ms: Value = serde_saphyr::from_str(
         "apiVersion: flotilla.dev/v1alpha1
 kind: Microservice
 metadata: {name: users}
@@ -782,7 +782,7 @@ spec: {image: registry.example.com/users:1.0}",
     }});
     api.patch_status("users", &PatchParams::default(), &Patch::Merge(&status))
         .await?;
-    let class: Value = serde_yaml::from_str(
+    let class: Value = serde_saphyr::from_str(
         "apiVersion: flotilla.dev/v1alpha1
 kind: MicroserviceClass
 metadata: {name: printer}

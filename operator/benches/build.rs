@@ -142,7 +142,7 @@ fn bench_class(c: &mut Criterion) {
     // defaults, validate the merged spec, check the policy.
     let classes: Vec<flotilla::api::MicroserviceClass> = (0..50)
         .map(|i| {
-            let spec = serde_yaml::from_str(&format!(
+            let spec = serde_saphyr::from_str(&format!(
                 "{{default: {}, defaults: {{replicas: 2, resources: {{requests: {{cpu: 100m, memory: 64Mi}}}}, podLabels: {{team: t{i}}}}}, policy: {{allowedImageRegistries: [registry.example.com/], maxReplicas: 10, requireResourceRequests: true}}}}",
                 i == 0
             ))
@@ -203,7 +203,7 @@ fn bench_at_scale(c: &mut Criterion) {
     // `flotilla render` of a whole fleet, as the benchmark beside kubectl uses it.
     let yaml: Vec<String> = fleet(1_000)
         .iter()
-        .map(|ms| serde_yaml::to_string(ms).expect("yaml"))
+        .map(|ms| flotilla::yaml::to_string(ms).expect("yaml"))
         .collect();
     let mut group = c.benchmark_group("render");
     group.sample_size(10);

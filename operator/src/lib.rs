@@ -25,3 +25,4 @@ pub mod render;
 pub mod rollout;
 pub mod server;
 pub mod validate;
+pub mod yaml;

@@ -194,7 +194,7 @@ mod tests {
     use super::*;
 
     fn ms(name: &str, spec: &str) -> Microservice {
-        let mut ms = Microservice::new(name, serde_yaml::from_str(spec).unwrap());
+        let mut ms = Microservice::new(name, serde_saphyr::from_str(spec).unwrap());
         ms.metadata.namespace = Some("shop".into());
         ms
     }

@@ -6,8 +6,8 @@
 use std::collections::BTreeSet;
 
 use kube::ResourceExt;
-use serde::Deserialize;
 use serde_json::Value;
+use serde_saphyr::Spanned;
 
 use crate::api::{KubeVersion, Microservice, MicroserviceClass};
 use crate::builders::Capabilities;
@@ -15,6 +15,7 @@ use crate::builders::env::env_prefix;
 use crate::class::Refusal;
 use crate::graph::{DEFAULT_NAMESPACE, ObjectKey};
 use crate::plan::{self, Inputs};
+use crate::yaml::document_at;
 
 const API_VERSION: &str = "flotilla.dev/v1alpha1";
 const KIND: &str = "Microservice";
@@ -105,7 +106,7 @@ pub fn render_for(
                 }
             }
             rendered.yaml.push_str(
-                &serde_yaml::to_string(&child.object)
+                &crate::yaml::to_string(&child.object)
                     .map_err(|e| RenderError::Yaml(e.to_string()))?,
             );
         }
@@ -137,19 +138,29 @@ pub fn parse_input_in(documents: &[String], namespace: &str) -> Result<Input, Re
     let mut classes: Vec<MicroserviceClass> = Vec::new();
     let mut seen = BTreeSet::new();
     for (input, text) in documents.iter().enumerate() {
-        for (document, deserializer) in serde_yaml::Deserializer::from_str(text).enumerate() {
-            let parse_error = |message: String| RenderError::Parse {
-                input: input + 1,
-                document: document + 1,
-                message,
-            };
-            let yaml = serde_yaml::Value::deserialize(deserializer)
-                .map_err(|e| parse_error(e.to_string()))?;
-            if yaml.is_null() {
+        let parse_error = |document: usize, message: String| RenderError::Parse {
+            input: input + 1,
+            document,
+            message,
+        };
+        // Each document with where it starts, to number it in errors as a parser does
+        // (empty documents included, which the parser skips).
+        let values: Vec<Spanned<Value>> =
+            serde_saphyr::from_multiple_with_options(text, crate::yaml::options()).map_err(
+                |e| {
+                    let line = e.location().map_or(0, |at| at.line());
+                    parse_error(document_at(text, line), e.to_string())
+                },
+            )?;
+        for Spanned {
+            value, referenced, ..
+        } in values
+        {
+            let document = document_at(text, referenced.line());
+            let parse_error = |message: String| parse_error(document, message);
+            if value.is_null() {
                 continue;
             }
-            let value: Value =
-                serde_json::to_value(&yaml).map_err(|e| parse_error(e.to_string()))?;
             if value.get("apiVersion").and_then(Value::as_str) != Some(API_VERSION) {
                 continue;
             }

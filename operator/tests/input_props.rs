@@ -2,9 +2,13 @@
 //! take the shared operator down for every team: any text `flotilla render`/`diff` read
 //! from a file, any rollout, gate and metrics settings (non-ASCII, huge and negative
 //! numbers), and any release status read back from the API server (anyone with access to
-//! the status subresource may write it). Nothing here may panic; errors are fine.
+//! the status subresource may write it). Nothing here may panic; errors are fine. YAML
+//! built to hurt a parser (deep nesting, huge numbers, self-referencing anchors, alias
+//! bombs) must also be refused or read in bounded time and memory (`flotilla::yaml`'s
+//! budget).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use flotilla::api::{KubeVersion, Microservice};
 use flotilla::builders::{self, BuildContext, Capabilities};
@@ -168,7 +172,69 @@ fn deployment() -> impl Strategy<Value = Option<Deployment>> {
     })
 }
 
+/// A "billion laughs": `depth` anchors, each a list of `width` aliases of the one before,
+/// so the last one expands to `width^depth` scalars from a few hundred bytes.
+fn laughs(width: usize, depth: usize) -> String {
+    let mut text = format!("l0: &l0 [{}]\n", vec!["lol"; width].join(", "));
+    for level in 1..depth {
+        let previous = format!("*l{}", level - 1);
+        text.push_str(&format!(
+            "l{level}: &l{level} [{}]\n",
+            vec![previous.as_str(); width].join(", ")
+        ));
+    }
+    text
+}
+
+/// Text built to hurt a YAML parser, alone or after a valid Microservice.
+fn hostile_yaml() -> impl Strategy<Value = String> {
+    let text = prop_oneof![
+        // Anything, non-ASCII and control characters included.
+        "\\PC{0,256}",
+        "[\\[\\]{}:,&*!|>'\"#%@` \n\t-]{0,128}",
+        // Deep flow and block nesting, closed or not.
+        (1usize..2_000, any::<bool>()).prop_map(|(n, closed)| {
+            let close = if closed { "]".repeat(n) } else { String::new() };
+            format!("{}{close}", "[".repeat(n))
+        }),
+        (1usize..300).prop_map(|n| (0..n).map(|i| format!("{}a:\n", "  ".repeat(i))).collect()),
+        // Huge, tiny and odd numbers where the spec wants small integers.
+        prop::sample::select(vec![
+            "99999999999999999999999999999999999999",
+            "-170141183460469231731687303715884105729",
+            "1e400",
+            "-1e-400",
+            ".inf",
+            ".nan",
+            "0x7fffffffffffffffffffffff",
+            "0o777777777777777777777777777",
+            "1_000_000",
+        ])
+        .prop_map(|n| format!("apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: n}}\nspec:\n  image: x:1\n  replicas: {n}\n  ports: [{{name: http, port: {n}}}]\n")),
+        // Anchors and aliases: self-reference, undefined, redefined, merge keys.
+        prop::sample::select(vec![
+            "a: &a [*a]",
+            "&a [*a, *a]",
+            "a: *nothing",
+            "a: &a 1\nb: &a 2\nc: *a",
+            "base: &b {x: 1}\nd: {<<: *b, <<: *b}",
+            "a: &a {b: *a}",
+        ])
+        .prop_map(str::to_string),
+        (1usize..12, 1usize..12).prop_map(|(width, depth)| laughs(width, depth)),
+    ];
+    (microservice(), text, any::<bool>()).prop_map(|(ms, text, after)| {
+        if after {
+            let ms = flotilla::yaml::to_string(&ms).expect("a JSON value prints as YAML");
+            format!("{ms}---\n{text}")
+        } else {
+            text
+        }
+    })
+}
+
 static CLI_CASES: AtomicUsize = AtomicUsize::new(0);
+static HOSTILE_CASES: AtomicUsize = AtomicUsize::new(0);
 static RELEASE_CASES: AtomicUsize = AtomicUsize::new(0);
 
 proptest! {
@@ -183,13 +249,35 @@ proptest! {
         newest in any::<bool>(),
     ) {
         let version = if newest { KubeVersion::NEWEST } else { KubeVersion::new(1, 20) };
-        let yaml = serde_yaml::to_string(&ms).expect("a JSON value prints as YAML");
+        let yaml = flotilla::yaml::to_string(&ms).expect("a JSON value prints as YAML");
         let _ = flotilla::render::render(std::slice::from_ref(&yaml), version);
         let _ = flotilla::render::render(&[format!("{yaml}\n---\n{garbage}")], version);
         let _ = flotilla::render::render(&[garbage], version);
         let count = CLI_CASES.fetch_add(1, Ordering::Relaxed) + 1;
         if count.is_multiple_of(512) {
             eprintln!("{count} documents rendered (or refused) without a panic");
+        }
+    }
+
+    /// The entry point of every command that reads files (`render`, `diff`, `graph`) on
+    /// text built to hurt a YAML parser: no panic, an answer in bounded time, and what it
+    /// reads is bounded by the budget (an alias bomb is refused, not expanded).
+    #[test]
+    fn hostile_yaml_is_read_or_refused_in_bounded_time(text in hostile_yaml()) {
+        let started = Instant::now();
+        let parsed = flotilla::render::parse_input(std::slice::from_ref(&text));
+        let _ = flotilla::render::render(std::slice::from_ref(&text), KubeVersion::NEWEST);
+        let elapsed = started.elapsed();
+        // Milliseconds in a debug build; the margin is for a loaded machine.
+        prop_assert!(elapsed < Duration::from_secs(5), "{elapsed:?} for {} bytes", text.len());
+        if let Ok(input) = &parsed {
+            let size = serde_json::to_string(&input.microservices).unwrap().len()
+                + serde_json::to_string(&input.classes).unwrap().len();
+            prop_assert!(size < 1 << 20, "{size} bytes read from {} bytes", text.len());
+        }
+        let count = HOSTILE_CASES.fetch_add(1, Ordering::Relaxed) + 1;
+        if count.is_multiple_of(512) {
+            eprintln!("{count} hostile YAML texts read or refused in bounded time without a panic");
         }
     }
 
@@ -225,4 +313,34 @@ proptest! {
             eprintln!("{count} releases decided without a panic");
         }
     }
+}
+
+/// An alias bomb is refused by the budget (10,000 replayed alias events) before it is
+/// expanded, quickly, with an error that names the input, the document and the place.
+#[test]
+fn alias_bombs_are_refused_not_expanded() {
+    for (width, depth) in [(9, 9), (10, 10), (2, 30), (100, 3)] {
+        let text = format!(
+            "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: ok}}\nspec: {{image: x:1}}\n---\n{}",
+            laughs(width, depth)
+        );
+        let started = Instant::now();
+        let error = flotilla::render::parse_input(&[text])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(error.starts_with("input 1, document 2: "), "{error}");
+        assert!(
+            error.contains("alias replay limit exceeded") || error.contains("budget breached"),
+            "{error}"
+        );
+        assert!(error.contains(" at line "), "{error}");
+    }
+    // Aliases in reason are read: a block reused a few times.
+    let text = "x: &x {a: 1, b: [1, 2, 3]}\ny: [*x, *x, *x]\n";
+    assert!(flotilla::render::parse_input(&[text.to_string()]).is_ok());
 }

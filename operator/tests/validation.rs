@@ -11,7 +11,7 @@ fn microservice(spec: &str) -> Microservice {
         "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n{}",
         spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
     );
-    serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
+    serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
 }
 
 /// The cases, shared with the CRD-server tier (`e2e/tests/crd_server.rs`): see the file's
@@ -63,7 +63,7 @@ struct ServerField {
 }
 
 fn cases() -> Cases {
-    serde_yaml::from_str(CASES_FILE)
+    serde_saphyr::from_str(CASES_FILE)
         .unwrap_or_else(|e| panic!("fixtures/validation-cases.yaml does not parse: {e}"))
 }
 
@@ -248,7 +248,7 @@ fn class(spec: &str) -> flotilla::api::MicroserviceClass {
     let yaml = format!(
         "apiVersion: flotilla.dev/v1alpha1\nkind: MicroserviceClass\nmetadata: {{name: golden}}\nspec: {spec}"
     );
-    serde_yaml::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
+    serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
 }
 
 #[test]

@@ -1768,7 +1768,7 @@ mod tests {
     fn the_fleet_depends_within_its_batch() {
         let docs = split_documents(&fleet_yaml(5, 1, "x"));
         assert_eq!(docs.len(), 5);
-        let last: Microservice = serde_yaml::from_str(&docs[4]).unwrap();
+        let last: Microservice = serde_saphyr::from_str(&docs[4]).unwrap();
         assert_eq!(last.name_any(), "ms-9");
         let deps: Vec<&str> = last
             .spec

@@ -151,7 +151,7 @@ fn strip_null_enum_values(value: &mut Value) {
 pub fn crds_yaml(version: KubeVersion) -> String {
     crds(version)
         .iter()
-        .map(|crd| serde_yaml::to_string(crd).expect("a CRD serializes to YAML"))
+        .map(|crd| crate::yaml::to_string(crd).expect("a CRD serializes to YAML"))
         .collect::<Vec<_>>()
         .join("---\n")
 }

@@ -513,7 +513,7 @@ mod tests {
     }
 
     fn microservice(spec: &str) -> Microservice {
-        serde_yaml::from_str(&format!(
+        serde_saphyr::from_str(&format!(
             "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec: {spec}"
         ))
         .unwrap()

@@ -337,7 +337,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> MicroserviceSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     fn dependent(name: &str, namespace: &str, ports: Vec<Port>) -> Dependent {
@@ -427,7 +427,7 @@ mod tests {
         );
         assert_eq!(peer.pod_selector, None);
         // The primary port by default, the class's namespace and pods.
-        let class: ClassMonitoring = serde_yaml::from_str(
+        let class: ClassMonitoring = serde_saphyr::from_str(
             "{namespace: observability, podSelector: {matchLabels: {app: prometheus}}}",
         )
         .unwrap();

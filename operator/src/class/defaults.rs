@@ -117,11 +117,11 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
     fn spec(yaml: &str) -> MicroserviceSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     fn defaults(yaml: &str) -> ClassDefaults {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     fn q(s: &str) -> Option<Quantity> {

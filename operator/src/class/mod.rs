@@ -167,13 +167,13 @@ mod tests {
     use crate::api::NetworkMode;
 
     fn class(name: &str, spec: &str) -> MicroserviceClass {
-        let mut class = MicroserviceClass::new(name, serde_yaml::from_str(spec).unwrap());
+        let mut class = MicroserviceClass::new(name, serde_saphyr::from_str(spec).unwrap());
         class.metadata.name = Some(name.into());
         class
     }
 
     fn ms(spec: &str) -> Microservice {
-        let mut ms = Microservice::new("users", serde_yaml::from_str(spec).unwrap());
+        let mut ms = Microservice::new("users", serde_saphyr::from_str(spec).unwrap());
         ms.metadata.namespace = Some("shop".into());
         ms
     }

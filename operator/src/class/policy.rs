@@ -530,7 +530,7 @@ mod tests {
     use super::*;
 
     fn class(yaml: &str) -> MicroserviceClass {
-        let mut class: MicroserviceClass = serde_yaml::from_str(&format!(
+        let mut class: MicroserviceClass = serde_saphyr::from_str(&format!(
             "apiVersion: flotilla.dev/v1alpha1\nkind: MicroserviceClass\nmetadata: {{name: golden}}\nspec: {yaml}"
         ))
         .unwrap();
@@ -539,7 +539,7 @@ mod tests {
     }
 
     fn spec(yaml: &str) -> MicroserviceSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     fn rules(own: &str, class_spec: &str) -> Vec<(&'static str, String)> {

@@ -104,7 +104,7 @@ mod tests {
     use crate::api::NetworkMode;
 
     fn class(name: &str, spec: &str) -> MicroserviceClass {
-        let mut class: MicroserviceClass = serde_yaml::from_str(&format!(
+        let mut class: MicroserviceClass = serde_saphyr::from_str(&format!(
             "apiVersion: flotilla.dev/v1alpha1\nkind: MicroserviceClass\nmetadata: {{name: {name}, generation: 3}}\nspec: {spec}"
         ))
         .unwrap();

@@ -275,7 +275,7 @@ mod tests {
     use super::*;
 
     fn check(yaml: &str) -> Result<(), String> {
-        let spec: MicroserviceClassSpec = serde_yaml::from_str(yaml).unwrap();
+        let spec: MicroserviceClassSpec = serde_saphyr::from_str(yaml).unwrap();
         validate_class(&spec).map_err(|e| e.to_string())
     }
 
@@ -379,7 +379,7 @@ mod tests {
 
     #[test]
     fn errors_come_in_spec_order() {
-        let spec: MicroserviceClassSpec = serde_yaml::from_str(
+        let spec: MicroserviceClassSpec = serde_saphyr::from_str(
             "{defaults: {replicas: 2000, autoscaling: {minReplicas: 5, maxReplicas: 2}, disruption: {}, securityProfile: baseline}, policy: {maxReplicas: 0, allowedImageRegistries: [''], hostsWithinSuffix: true}, expose: {gatewayRef: {name: '', namespace: ''}}}",
         )
         .unwrap();

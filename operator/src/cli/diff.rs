@@ -653,7 +653,7 @@ pub fn normalize(object: &Value) -> Value {
 pub fn unified(title: &str, live: Option<&Value>, planned: Option<&Value>) -> Option<String> {
     let yaml = |value: Option<&Value>| -> String {
         value
-            .map(|v| serde_yaml::to_string(&normalize(v)).unwrap_or_default())
+            .map(|v| crate::yaml::to_string(&normalize(v)).unwrap_or_default())
             .unwrap_or_default()
     };
     let (old, new) = (yaml(live), yaml(planned));
@@ -798,7 +798,7 @@ mod tests {
     }
 
     fn ms(namespace: &str, name: &str, spec: &str) -> Microservice {
-        let mut ms = Microservice::new(name, serde_yaml::from_str(spec).unwrap());
+        let mut ms = Microservice::new(name, serde_saphyr::from_str(spec).unwrap());
         ms.metadata.namespace = Some(namespace.into());
         ms
     }

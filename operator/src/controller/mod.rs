@@ -358,7 +358,7 @@ mod namespace_tests {
 
     fn ms(namespace: &str, name: &str, depends_on: &str) -> Arc<Microservice> {
         Arc::new(
-            serde_yaml::from_str(&format!(
+            serde_saphyr::from_str(&format!(
                 "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec: {{image: a, dependsOn: {depends_on}}}"
             ))
             .expect("a Microservice"),

@@ -101,13 +101,13 @@ mod tests {
     use super::*;
 
     fn ms(namespace: &str, name: &str, spec: &str) -> Microservice {
-        let mut ms = Microservice::new(name, serde_yaml::from_str(spec).unwrap());
+        let mut ms = Microservice::new(name, serde_saphyr::from_str(spec).unwrap());
         ms.metadata.namespace = Some(namespace.into());
         ms
     }
 
     fn class(name: &str, spec: &str) -> MicroserviceClass {
-        MicroserviceClass::new(name, serde_yaml::from_str(spec).unwrap())
+        MicroserviceClass::new(name, serde_saphyr::from_str(spec).unwrap())
     }
 
     #[test]

@@ -344,7 +344,7 @@ mod tests {
         );
         let mut open_to_web = closed.clone();
         open_to_web.spec.network = Some(
-            serde_yaml::from_str(
+            serde_saphyr::from_str(
                 "{allowFrom: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: web}}}]}",
             )
             .unwrap(),

@@ -166,7 +166,7 @@ mod tests {
 
     #[test]
     fn describes_a_paused_canary_and_its_last_failure() {
-        let ms: Microservice = serde_yaml::from_str(
+        let ms: Microservice = serde_saphyr::from_str(
             r#"
 apiVersion: flotilla.dev/v1alpha1
 kind: Microservice

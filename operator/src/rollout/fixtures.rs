@@ -109,11 +109,11 @@ fn template(revision: &str) -> Value {
 }
 
 fn run(file: &str, text: &str) {
-    let scenario: Scenario = serde_yaml::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let scenario: Scenario = serde_saphyr::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
     let spec = crate::api::MicroserviceSpec {
         image: scenario.desired.image.clone(),
         rollout: Some(scenario.rollout.clone()),
-        ports: serde_yaml::from_str("[{name: http, port: 80, targetPort: 8080}]").unwrap(),
+        ports: serde_saphyr::from_str("[{name: http, port: 80, targetPort: 8080}]").unwrap(),
         ..Default::default()
     };
     let settings = Settings::of(&spec);

@@ -156,13 +156,13 @@ mod tests {
 
     #[test]
     fn defaults_and_steps_imply_canary() {
-        let spec: MicroserviceSpec = serde_yaml::from_str("{image: a}").unwrap();
+        let spec: MicroserviceSpec = serde_saphyr::from_str("{image: a}").unwrap();
         let settings = Settings::of(&spec);
         assert_eq!(settings.strategy, RolloutStrategy::Rolling);
         assert_eq!(settings.progress_deadline, Duration::from_secs(600));
         assert!(settings.auto_rollback);
         assert_eq!(settings.max_restarts, 0);
-        let spec: MicroserviceSpec = serde_yaml::from_str(
+        let spec: MicroserviceSpec = serde_saphyr::from_str(
             "{image: a, rollout: {steps: [{weight: 25, pause: 10s}, {weight: 50, pause: manual}], progressDeadlineSeconds: 30, autoRollback: false, gates: {maxRestarts: 2}}}",
         )
         .unwrap();
@@ -189,7 +189,7 @@ mod tests {
 
     #[test]
     fn the_http_gate_calls_the_container_port() {
-        let spec: MicroserviceSpec = serde_yaml::from_str(
+        let spec: MicroserviceSpec = serde_saphyr::from_str(
             "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /readyz}}}}",
         )
         .unwrap();
@@ -202,7 +202,7 @@ mod tests {
                 success_percent: 100
             })
         );
-        let spec: MicroserviceSpec = serde_yaml::from_str(
+        let spec: MicroserviceSpec = serde_saphyr::from_str(
             "{image: a, ports: [{name: http, port: 80, targetPort: 8080}, {name: admin, port: 9090}], rollout: {gates: {http: {path: /deep, port: admin, expectedStatus: 204, successPercent: 90}}}}",
         )
         .unwrap();

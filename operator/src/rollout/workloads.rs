@@ -56,7 +56,7 @@ mod tests {
     use crate::plan::{Inputs, plan};
 
     fn children() -> Children {
-        let ms: crate::api::Microservice = serde_yaml::from_str(
+        let ms: crate::api::Microservice = serde_saphyr::from_str(
             "{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {name: users, namespace: shop}, spec: {image: 'users:2', replicas: 4, ports: [{name: http, port: 80}]}}",
         )
         .unwrap();
