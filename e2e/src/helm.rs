@@ -6,7 +6,14 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::ListParams;
+
 use crate::kubectl::kubectl;
+use crate::wait::{Poll, wait_for};
 
 /// The Lease the chart's operator elects its leader through, by default
 /// (`leaderElection.leaseName`).
@@ -147,6 +154,44 @@ impl Release {
         &self.name
     }
 
+    /// The release's operator pods, those being deleted left out.
+    pub async fn pods(&self, client: &kube::Client) -> anyhow::Result<Vec<Pod>> {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &self.namespace);
+        Ok(pods
+            .list(&ListParams::default().labels(&self.selector()))
+            .await?
+            .items
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .collect())
+    }
+
+    /// Waits until `count` operator pods run and are ready; returns their names.
+    pub async fn wait_ready_pods(
+        &self,
+        client: &kube::Client,
+        count: usize,
+    ) -> anyhow::Result<Vec<String>> {
+        wait_for(
+            format!("{count} ready operator pods in {}", self.namespace),
+            Duration::from_secs(120),
+            || async {
+                let pods = self.pods(client).await?;
+                let ready: Vec<String> = pods
+                    .iter()
+                    .filter(|p| pod_ready(p))
+                    .filter_map(|p| p.metadata.name.clone())
+                    .collect();
+                Ok(if pods.len() == count && ready.len() == count {
+                    Poll::Ready(ready)
+                } else {
+                    Poll::Pending(format!("{} pods, ready: {ready:?}", pods.len()))
+                })
+            },
+        )
+        .await
+    }
+
     /// Label selector of the release's operator pods.
     pub fn selector(&self) -> String {
         format!(
@@ -181,6 +226,29 @@ impl Drop for Release {
             eprintln!("uninstalling {}: {e:#}", self.name);
         }
     }
+}
+
+/// Whether a pod's `Ready` condition is true.
+pub fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The holder of the chart's leader Lease in `namespace` ("" when none).
+pub fn lease_holder(namespace: &str) -> anyhow::Result<String> {
+    Ok(kubectl(&[
+        "get",
+        "lease",
+        "-n",
+        namespace,
+        LEASE,
+        "-o",
+        "jsonpath={.spec.holderIdentity}",
+    ])?
+    .trim()
+    .to_string())
 }
 
 /// The rules of every Role and ClusterRole among `docs`, as `(object name, rule)`.

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::helm::{LEASE, Release, wildcard_rules};
+use flotilla_e2e::helm::{LEASE, Release, lease_holder, wildcard_rules};
 use flotilla_e2e::steps::{ensure_crds, testapp, wait_microservice, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -71,69 +71,6 @@ async fn review(
     Ok(answer.status.is_some_and(|s| s.allowed))
 }
 
-async fn operator_pods(
-    client: &kube::Client,
-    ns: &str,
-    release: &Release,
-) -> anyhow::Result<Vec<Pod>> {
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    Ok(pods
-        .list(&ListParams::default().labels(&release.selector()))
-        .await?
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .collect())
-}
-
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
-fn pod_name(pod: &Pod) -> String {
-    pod.metadata.name.clone().unwrap_or_default()
-}
-
-/// Waits until `count` operator pods run and are ready; returns their names.
-async fn wait_operator_pods(
-    client: &kube::Client,
-    ns: &str,
-    release: &Release,
-    count: usize,
-) -> anyhow::Result<Vec<String>> {
-    wait_for(
-        format!("{count} ready operator pods in {ns}"),
-        Duration::from_secs(120),
-        || async {
-            let pods = operator_pods(client, ns, release).await?;
-            let ready: Vec<String> = pods.iter().filter(|p| pod_ready(p)).map(pod_name).collect();
-            Ok(if pods.len() == count && ready.len() == count {
-                Poll::Ready(ready)
-            } else {
-                Poll::Pending(format!("{} pods, ready: {ready:?}", pods.len()))
-            })
-        },
-    )
-    .await
-}
-
-fn lease_holder(ns: &str) -> anyhow::Result<String> {
-    Ok(kubectl(&[
-        "get",
-        "lease",
-        "-n",
-        ns,
-        LEASE,
-        "-o",
-        "jsonpath={.spec.holderIdentity}",
-    ])?
-    .trim()
-    .to_string())
-}
-
 fn pod_log(ns: &str, pod: &str) -> anyhow::Result<String> {
     kubectl(&["logs", "-n", ns, pod])
 }
@@ -187,7 +124,7 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
             "networkPolicy.enabled=true",
         ],
     )?;
-    let pods = wait_operator_pods(&client, ns.name(), &release, 1).await?;
+    let pods = release.wait_ready_pods(&client, 1).await?;
     let pod = Api::<Pod>::namespaced(client.clone(), ns.name())
         .get(&pods[0])
         .await?;
@@ -303,7 +240,7 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
     // service's Deployment and pods are not.
     let before = workload_fingerprint(&client, ns.name(), "users").await?;
     release.upgrade(&["--set", "logFormat=json", "--set", "classStatus=true"])?;
-    let new_pods = wait_operator_pods(&client, ns.name(), &release, 1).await?;
+    let new_pods = release.wait_ready_pods(&client, 1).await?;
     assert_ne!(new_pods, pods, "helm upgrade did not roll the operator");
     assert!(
         can_i(
@@ -383,7 +320,7 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
             "crds.install=false",
         ],
     )?;
-    let pods = wait_operator_pods(&client, ns.name(), &release, 2).await?;
+    let pods = release.wait_ready_pods(&client, 2).await?;
     let leader = wait_for(
         "a leader among the operator pods",
         Duration::from_secs(60),
@@ -422,7 +359,7 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
     // killed without a word (grace period 0, as a node loss or OOM kill), so the standby
     // must wait for the Lease to expire.
     let (leader, _) = failover(&client, ns.name(), &leader, "orders", false).await?;
-    wait_operator_pods(&client, ns.name(), &release, 2).await?;
+    release.wait_ready_pods(&client, 2).await?;
     failover(&client, ns.name(), &leader, "payments", true).await?;
     Ok(())
 }

@@ -7,6 +7,7 @@
 mod compaction;
 mod fencing;
 mod fleet;
+mod flood;
 mod handover;
 mod kill_storm;
 mod outage;

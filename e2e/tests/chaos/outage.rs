@@ -1,10 +1,12 @@
-//! Scenario 2: the API server stopped for 20 s mid-rollout.
+//! The API server stopped: for 20 s mid-rollout (scenario 2), and for 30 s under the
+//! chart's two in-cluster replicas (scenario 3).
 
 use std::time::{Duration, Instant};
 
 use crate::fleet::set_version;
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::component;
+use flotilla_e2e::helm::{Release, lease_holder};
 use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -122,6 +124,78 @@ async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyh
         changes_made.as_secs_f64(),
         acted_on.as_secs_f64(),
         settled.as_secs_f64(),
+    );
+    Ok(())
+}
+
+const HA_OUTAGE_SECONDS: &str = "30";
+
+/// Restarts of every container of the release's operator pods, by pod.
+async fn restarts(client: &kube::Client, release: &Release) -> anyhow::Result<Vec<(String, i32)>> {
+    Ok(release
+        .pods(client)
+        .await?
+        .iter()
+        .map(|pod| {
+            let restarts = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.container_statuses.as_ref())
+                .map_or(0, |statuses| statuses.iter().map(|c| c.restart_count).sum());
+            (pod.metadata.name.clone().unwrap_or_default(), restarts)
+        })
+        .collect())
+}
+
+// 3. The chart's two replicas, probed by the kubelet, through a 30 s API server outage:
+//    readiness reports it, liveness does not, so no replica is restarted, and the leader
+//    acts on a change made after the return.
+#[tokio::test]
+#[cfg_attr(
+    kind_cluster,
+    ignore = "kind: component.sh restarts the embedded cluster's API server only"
+)]
+async fn two_replicas_ride_out_a_30_s_api_server_outage_without_a_restart() -> anyhow::Result<()> {
+    let client = client().await?;
+    flotilla_e2e::steps::ensure_crds(&client).await?;
+    let ns = TestNamespace::new(&client, "chaos-ha").await?;
+    let n = ns.name();
+    let release = Release::install(
+        "flotilla",
+        n,
+        &[
+            "--set",
+            "rbac.scope=namespace",
+            "--set",
+            "replicas=2",
+            "--set",
+            "crds.install=false",
+        ],
+    )?;
+    release.wait_ready_pods(&client, 2).await?;
+    apply_yaml(n, &testapp("before", ""))?;
+    wait_ready(&client, n, "before").await?;
+    let leader_before = lease_holder(n)?;
+    let before = restarts(&client, &release).await?;
+
+    component(&["outage", "kube-apiserver", HA_OUTAGE_SECONDS])?;
+    let returned = Instant::now();
+    apply_yaml(n, &testapp("after", ""))?;
+    wait_ready(&client, n, "after").await?;
+    let acted_on = returned.elapsed();
+    // Both replicas ready again: the kubelet has reported on them since the return.
+    release.wait_ready_pods(&client, 2).await?;
+    let after = restarts(&client, &release).await?;
+    let leader_after = lease_holder(n)?;
+    println!(
+        "chaos: API server down {HA_OUTAGE_SECONDS} s under the chart's 2 replicas: restarts \
+         {before:?} before, {after:?} after; leader {leader_before} before, {leader_after} \
+         after; a Microservice created after the return Ready in {:.1} s",
+        acted_on.as_secs_f64()
+    );
+    assert!(
+        after.len() == 2 && after.iter().all(|(_, restarts)| *restarts == 0),
+        "operator containers were restarted: {after:?}"
     );
     Ok(())
 }

@@ -237,7 +237,9 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             .ports
             .first()
             .map(|port| crate::builders::env::port_url(&name, &namespace, port)),
-        image: Some(image),
+        // Never an empty string: older servers (1.20) read "" in an apply patch as null
+        // and refuse the whole status (a stand-in for a spec over budget has no image).
+        image: Some(image).filter(|image| !image.is_empty()),
         external_url: observed.external_url.clone(),
         class_name: observed.class_name.clone(),
         rollout: rollout_status,
@@ -802,6 +804,15 @@ mod tests {
         assert_eq!(get(&failed, READY).reason, "Forbidden");
         seen.status = Some(failed.clone());
         assert_eq!(read_failed(&seen, &cause, now()), failed);
+    }
+
+    #[test]
+    fn a_stand_in_without_an_image_writes_no_empty_image() {
+        let mut stand_in = ms();
+        stand_in.spec.image = String::new();
+        let deployment = deployment(1, 1, 1, 1, 1);
+        let status = compute(&stand_in, &observed(Some(&deployment), vec![]), now());
+        assert_eq!(status.image, None);
     }
 
     #[test]
