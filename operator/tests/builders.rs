@@ -562,8 +562,10 @@ fn docs_of_cluster_ip_service() -> Vec<Value> {
     docs(&build(&one("disruption.yaml"), caps.clone()))
 }
 
-const DNS_EGRESS: &str =
-    r#"{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}"#;
+/// Port 53 to the cluster's DNS pods only, by default kube-system's `k8s-app: kube-dns`.
+const DNS_EGRESS: &str = r#"{"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}],
+    "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+            "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}]}"#;
 
 fn dns() -> Value {
     serde_json::from_str(DNS_EGRESS).unwrap()
@@ -729,6 +731,7 @@ fn class(name: &str, expose: Value) -> ClassSettings {
         network_mode: NetworkMode::Strict,
         expose: serde_json::from_value(expose).expect("a ClassExpose"),
         monitoring: Default::default(),
+        dns: Default::default(),
     }
 }
 

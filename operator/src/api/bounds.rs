@@ -57,9 +57,7 @@ pub const RULES: &[(&str, i64)] = &[
     ("allowFrom[].ports[]", 15),
     ("egress", 32),
     ("egress[].cidrs", 64),
-    ("egress[].cidrs[]", 64),
     ("egress[].ports", 16),
-    ("egressCIDRs[]", 64),
     // Label selectors and affinity, wherever they are embedded.
     ("matchLabels", 64),
     ("matchLabels{}", 63),

@@ -43,6 +43,7 @@ use super::microservice::{
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.replicas) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.replicas <= self.policy.maxReplicas").message("spec.defaults.replicas exceeds spec.policy.maxReplicas").field_path(".defaults.replicas"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.autoscaling) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.autoscaling.maxReplicas <= self.policy.maxReplicas").message("spec.defaults.autoscaling.maxReplicas exceeds spec.policy.maxReplicas").field_path(".defaults.autoscaling.maxReplicas"),
     validation = Rule::new("!has(self.policy) || !has(self.policy.hostsWithinSuffix) || !self.policy.hostsWithinSuffix || (has(self.expose) && has(self.expose.hostSuffix))").message("spec.policy.hostsWithinSuffix needs spec.expose.hostSuffix").field_path(".policy.hostsWithinSuffix"),
+    validation = Rule::new("!has(self.dns) || !has(self.dns.cidrsOnly) || !self.dns.cidrsOnly || (has(self.dns.cidrs) && size(self.dns.cidrs) > 0)").message("spec.dns.cidrsOnly needs at least one entry in spec.dns.cidrs").field_path(".dns.cidrsOnly"),
 )]
 pub struct MicroserviceClassSpec {
     /// This class applies to every Microservice that names no class in `spec.class`.
@@ -80,6 +81,43 @@ pub struct MicroserviceClassSpec {
     /// it finds their ServiceMonitors.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitoring: Option<ClassMonitoring>,
+
+    /// Where the cluster's DNS answers. Under a strict network mode the NetworkPolicy
+    /// lets pods out on port 53 (UDP and TCP) to these destinations only. By default,
+    /// the `k8s-app: kube-dns` pods (CoreDNS carries this label too) in `kube-system`,
+    /// matched by its `kubernetes.io/metadata.name` label, which servers set from 1.21
+    /// (label `kube-system` yourself on 1.20). With NodeLocal DNSCache, list its
+    /// link-local address in `cidrs` (`169.254.20.10/32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns: Option<ClassDns>,
+}
+
+/// The destinations of DNS lookups: pods, addresses, or both.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassDns {
+    /// The namespace of the DNS pods, matched by its `kubernetes.io/metadata.name` label.
+    /// `kube-system` when neither this nor `namespaceSelector` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// The namespaces of the DNS pods, by label; wins over `namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+    /// The DNS pods; `k8s-app: kube-dns` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_selector: Option<LabelSelector>,
+    /// Addresses DNS answers on besides pods, e.g. NodeLocal DNSCache's
+    /// `169.254.20.10/32` or a resolver outside the cluster.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub cidrs: Vec<Cidr>,
+    /// No DNS pods at all: only `cidrs` (a cluster whose resolver runs on the nodes).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cidrs_only: bool,
 }
 
 /// Where the scraper runs, and the labels its ServiceMonitor selector wants.
@@ -204,9 +242,11 @@ pub struct ClassPolicy {
     /// Whether an explicit `spec.expose.http.host` must lie within the class's
     /// `expose.hostSuffix`: be the suffix itself or end with `.` and the suffix, so no
     /// Microservice claims a host of another domain. Hosts made from `hostPrefix`, or
-    /// the default host, always do. Needs `expose.hostSuffix`. Any host when unset.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub hosts_within_suffix: bool,
+    /// the default host, always do. `true` needs `expose.hostSuffix`. When unset, held
+    /// whenever the class sets a `hostSuffix`, so that a tenant's Microservice cannot
+    /// claim a host of another domain unless the class says `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_within_suffix: Option<bool>,
 
     /// Whether `spec.expose.http.host` may be a wildcard such as `*.shop.example.com`,
     /// which claims every host of that subdomain at the ingress controller. Refused when
@@ -418,6 +458,19 @@ pub struct MicroserviceClassStatus {
 
 impl MicroserviceClassSpec {
     /// The network mode in effect: `strict` unless the policy says otherwise.
+    /// Whether explicit hosts are held to the class's `expose.hostSuffix`:
+    /// `policy.hostsWithinSuffix`, by default whenever a suffix is set.
+    pub fn hosts_within_suffix(&self) -> bool {
+        let has_suffix = self
+            .expose
+            .as_ref()
+            .is_some_and(|e| e.host_suffix.is_some());
+        self.policy
+            .as_ref()
+            .and_then(|p| p.hosts_within_suffix)
+            .unwrap_or(has_suffix)
+    }
+
     pub fn network_mode(&self) -> NetworkMode {
         self.policy
             .as_ref()

@@ -608,9 +608,10 @@ pub struct EgressRule {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(transparent)]
 pub struct Cidr(
-    #[schemars(regex(
-        pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$"
-    ))]
+    #[schemars(
+        length(max = 64),
+        regex(pattern = r"^([0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}|[0-9a-fA-F:]+/[0-9]{1,3})$")
+    )]
     pub String,
 );
 

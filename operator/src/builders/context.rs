@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::api::ApiResource;
 
 use super::{ChildKind, KINDS};
-use crate::api::{ClassExpose, ClassMonitoring, KubeVersion, NetworkMode, Port};
+use crate::api::{ClassDns, ClassExpose, ClassMonitoring, KubeVersion, NetworkMode, Port};
 use crate::graph::Resolution;
 
 /// What the target server offers: the version it serves of each child kind (found by
@@ -135,6 +135,8 @@ pub struct ClassSettings {
     pub expose: ClassExpose,
     /// Where the scraper runs and the labels ServiceMonitors carry.
     pub monitoring: ClassMonitoring,
+    /// Where the cluster's DNS answers.
+    pub dns: ClassDns,
 }
 
 impl BuildContext {

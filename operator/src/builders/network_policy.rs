@@ -21,8 +21,8 @@ use super::{
     labels, protocol_name, protocol_str,
 };
 use crate::api::{
-    AllowFrom, ClassMonitoring, ControllerPeer, EgressRule, Microservice, MicroserviceSpec,
-    NetworkMode, Port, ServiceType,
+    AllowFrom, ClassDns, ClassMonitoring, ControllerPeer, EgressRule, Microservice,
+    MicroserviceSpec, NetworkMode, Port, ServiceType,
 };
 
 /// The namespace label a namespaceSelector matches on. The API server sets it on every
@@ -32,6 +32,9 @@ pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Where the ingress controller runs when the class does not say.
 pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "ingress-nginx";
+
+/// Where the cluster's DNS pods run when the class does not say.
+pub const DEFAULT_DNS_NAMESPACE: &str = "kube-system";
 
 /// Where Prometheus runs when the class does not say (kube-prometheus's namespace).
 pub const DEFAULT_MONITORING_NAMESPACE: &str = "monitoring";
@@ -62,7 +65,7 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     ingress.extend(allow_from_ingress(spec, &network.allow_from)?);
     ingress.extend(monitoring_ingress(spec, &ctx.class.monitoring)?);
 
-    let mut egress = vec![dns_egress()];
+    let mut egress = vec![dns_egress(&ctx.class.dns)];
     egress.extend(dependencies_egress(&ctx.dependencies, &namespace));
     egress.extend(network.egress.iter().map(cidr_egress));
 
@@ -205,12 +208,33 @@ fn monitoring_ingress(
     }))
 }
 
-/// DNS to any destination: where cluster DNS runs (kube-system CoreDNS, NodeLocal
-/// DNSCache on a link-local address, a managed resolver) differs by cluster, and a
-/// narrower rule that misses it breaks every name lookup.
-fn dns_egress() -> NetworkPolicyEgressRule {
+/// DNS lookups, to the cluster's DNS only: where it runs is the class's to say
+/// (`spec.dns`); the `k8s-app: kube-dns` pods of `kube-system` by default.
+fn dns_egress(dns: &ClassDns) -> NetworkPolicyEgressRule {
+    let mut to = Vec::new();
+    if !dns.cidrs_only {
+        to.push(peer_in(
+            dns.namespace_selector.clone(),
+            dns.namespace.clone(),
+            DEFAULT_DNS_NAMESPACE,
+            Some(dns.pod_selector.clone().unwrap_or_else(|| LabelSelector {
+                match_labels: Some(BTreeMap::from([(
+                    "k8s-app".to_string(),
+                    "kube-dns".to_string(),
+                )])),
+                match_expressions: None,
+            })),
+        ));
+    }
+    to.extend(dns.cidrs.iter().map(|cidr| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.0.clone(),
+            except: None,
+        }),
+        ..NetworkPolicyPeer::default()
+    }));
     NetworkPolicyEgressRule {
-        to: None,
+        to: Some(to),
         ports: Some(vec![number_port(53, "UDP"), number_port(53, "TCP")]),
     }
 }
@@ -401,6 +425,42 @@ mod tests {
         let rules = allow_from_ingress(&spec, &spec.network.as_ref().unwrap().allow_from).unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].ports, None);
+    }
+
+    #[test]
+    fn dns_goes_to_the_cluster_dns_only() {
+        let rule = dns_egress(&ClassDns::default());
+        let labels = |selector: &Option<LabelSelector>| {
+            selector
+                .as_ref()
+                .and_then(|s| s.match_labels.clone())
+                .unwrap_or_default()
+        };
+        let to = rule.to.expect("destinations, never any address");
+        assert_eq!(to.len(), 1);
+        assert_eq!(
+            labels(&to[0].namespace_selector)[NAMESPACE_NAME_LABEL],
+            "kube-system"
+        );
+        assert_eq!(labels(&to[0].pod_selector)["k8s-app"], "kube-dns");
+        assert_eq!(
+            rule.ports,
+            Some(vec![number_port(53, "UDP"), number_port(53, "TCP")])
+        );
+        // NodeLocal DNSCache beside CoreDNS, then a resolver on the nodes alone.
+        let node_local: ClassDns =
+            serde_saphyr::from_str("{namespace: dns, cidrs: [169.254.20.10/32]}").unwrap();
+        let to = dns_egress(&node_local).to.unwrap();
+        assert_eq!(
+            labels(&to[0].namespace_selector)[NAMESPACE_NAME_LABEL],
+            "dns"
+        );
+        assert_eq!(to[1].ip_block.as_ref().unwrap().cidr, "169.254.20.10/32");
+        let only: ClassDns =
+            serde_saphyr::from_str("{cidrsOnly: true, cidrs: [10.0.0.10/32]}").unwrap();
+        let to = dns_egress(&only).to.unwrap();
+        assert_eq!(to.len(), 1);
+        assert_eq!(to[0].ip_block.as_ref().unwrap().cidr, "10.0.0.10/32");
     }
 
     #[test]

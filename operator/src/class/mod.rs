@@ -130,6 +130,7 @@ pub fn resolve<'a>(
             network_mode: class.spec.network_mode(),
             expose: class.spec.expose.clone().unwrap_or_default(),
             monitoring: class.spec.monitoring.clone().unwrap_or_default(),
+            dns: class.spec.dns.clone().unwrap_or_default(),
         },
     })
 }

@@ -55,7 +55,7 @@ pub fn check_policy(
         resource_request_breaches(&policy, effective),
         service_type_breaches(&policy, effective),
         egress_breaches(&policy, effective),
-        host_suffix_breaches(&policy, host_suffix, effective),
+        host_suffix_breaches(class.spec.hosts_within_suffix(), host_suffix, effective),
         wildcard_host_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
         priority_class_breaches(&policy, own),
@@ -263,11 +263,11 @@ fn egress_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Br
 /// Only an explicit `host` can leave the suffix: `hostPrefix` and the default host are
 /// built on it.
 fn host_suffix_breaches(
-    policy: &ClassPolicy,
+    held: bool,
     suffix: Option<&str>,
     effective: &MicroserviceSpec,
 ) -> Vec<Breach> {
-    let Some(host) = explicit_host(effective).filter(|_| policy.hosts_within_suffix) else {
+    let Some(host) = explicit_host(effective).filter(|_| held) else {
         return Vec::new();
     };
     // The class is refused without a suffix before its policy is checked; failing closed
@@ -718,10 +718,18 @@ mod tests {
         ] {
             assert!(rules(within, policy).is_empty(), "{within}");
         }
-        assert!(
+        // Held by default once the class has a suffix; a class may let hosts out.
+        assert_eq!(
             rules(
                 "{image: a, expose: {http: {host: shop.example.com}}}",
                 "{policy: {}, expose: {hostSuffix: apps.example.com}}"
+            ),
+            vec![("hostsWithinSuffix", "spec.expose.http.host".to_string())]
+        );
+        assert!(
+            rules(
+                "{image: a, expose: {http: {host: shop.example.com}}}",
+                "{policy: {hostsWithinSuffix: false}, expose: {hostSuffix: apps.example.com}}"
             )
             .is_empty()
         );

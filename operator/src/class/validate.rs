@@ -2,14 +2,14 @@
 //! (servers before 1.25 ignore CEL). Defaults that land in a Microservice's spec are
 //! checked once more there, merged, by `crate::validate`.
 
-use crate::api::MicroserviceClass;
 use crate::api::bounds::{SPEC_BOUNDS, stand_in_for};
 use crate::api::{
     ClassDefaults, ClassExpose, ClassMonitoring, ClassPolicy, MicroserviceClassSpec,
     SecurityProfile,
 };
+use crate::api::{ClassDns, MicroserviceClass};
 use crate::validate::{
-    FieldError, InvalidSpec, is_dns_subdomain, metrics_shape_errors, names, over_bounds,
+    FieldError, InvalidSpec, is_cidr, is_dns_subdomain, metrics_shape_errors, names, over_bounds,
 };
 
 /// Checks a class as cached: a stand-in for a spec over the budget is refused first.
@@ -44,6 +44,7 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
             .map(|m| metrics_shape_errors("spec.defaults.metrics", m))
             .unwrap_or_default(),
         monitoring_errors(spec.monitoring.as_ref()),
+        spec.dns.as_ref().map(dns_errors).unwrap_or_default(),
     ]
     .into_iter()
     .flatten()
@@ -60,6 +61,28 @@ fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
         field: field.into(),
         message: message.into(),
     }
+}
+
+fn dns_errors(dns: &ClassDns) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = dns
+        .cidrs
+        .iter()
+        .enumerate()
+        .filter(|(_, cidr)| !is_cidr(&cidr.0))
+        .map(|(i, cidr)| {
+            error(
+                format!("spec.dns.cidrs[{i}]"),
+                format!("`{}` is not a CIDR such as 169.254.20.10/32", cidr.0),
+            )
+        })
+        .collect();
+    if dns.cidrs_only && dns.cidrs.is_empty() {
+        errors.push(error(
+            "spec.dns.cidrsOnly",
+            "needs at least one entry in spec.dns.cidrs, or no DNS lookup would pass",
+        ));
+    }
+    errors
 }
 
 fn policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
@@ -84,7 +107,9 @@ fn policy_errors(policy: &ClassPolicy) -> Vec<FieldError> {
 }
 
 fn host_policy_errors(policy: &ClassPolicy, expose: Option<&ClassExpose>) -> Vec<FieldError> {
-    if policy.hosts_within_suffix && expose.and_then(|e| e.host_suffix.as_ref()).is_none() {
+    if policy.hosts_within_suffix == Some(true)
+        && expose.and_then(|e| e.host_suffix.as_ref()).is_none()
+    {
         vec![error(
             "spec.policy.hostsWithinSuffix",
             "needs spec.expose.hostSuffix, the domain hosts must lie within",

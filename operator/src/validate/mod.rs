@@ -899,7 +899,7 @@ fn check_network(spec: &MicroserviceSpec, port_names: &BTreeSet<String>, errors:
 }
 
 /// A CIDR as NetworkPolicy's ipBlock takes it: an address and a prefix length that fits.
-fn is_cidr(s: &str) -> bool {
+pub(crate) fn is_cidr(s: &str) -> bool {
     let Some((address, prefix)) = s.split_once('/') else {
         return false;
     };
