@@ -732,6 +732,7 @@ fn class(name: &str, expose: Value) -> ClassSettings {
         expose: serde_json::from_value(expose).expect("a ClassExpose"),
         monitoring: Default::default(),
         dns: Default::default(),
+        allow_from_namespaces: None,
     }
 }
 

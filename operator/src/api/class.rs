@@ -297,6 +297,15 @@ pub struct ClassPolicy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_namespaces: Option<LabelSelector>,
 
+    /// The namespaces a Microservice's own `spec.network.allowFrom` may let callers in
+    /// from, by label. Each entry's namespaceSelector is narrowed to these namespaces in
+    /// the NetworkPolicy (both selectors must match) and in the consent a cross-namespace
+    /// `dependsOn` needs; an entry that can select none of them (the same label with
+    /// another value) is a `PolicyViolation`. Entries without a namespaceSelector (the
+    /// Microservice's own namespace) are not affected. Any namespace when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_from_namespaces: Option<LabelSelector>,
+
     /// Whether Microservices may run under the `baseline` Pod Security profile
     /// (`security.profile: baseline`). Only `restricted` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use kube::api::ApiResource;
 
 use super::{ChildKind, KINDS};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
 use crate::api::{ClassDns, ClassExpose, ClassMonitoring, KubeVersion, NetworkMode, Port};
 use crate::graph::Resolution;
 
@@ -137,6 +139,8 @@ pub struct ClassSettings {
     pub monitoring: ClassMonitoring,
     /// Where the cluster's DNS answers.
     pub dns: ClassDns,
+    /// The namespaces `spec.network.allowFrom` may reach (`policy.allowFromNamespaces`).
+    pub allow_from_namespaces: Option<LabelSelector>,
 }
 
 impl BuildContext {

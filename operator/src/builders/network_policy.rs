@@ -11,7 +11,7 @@ use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
 };
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
@@ -62,7 +62,11 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
         ctx.class.expose.controller.as_ref(),
     )?);
     ingress.extend(external_ingress(spec));
-    ingress.extend(allow_from_ingress(spec, &network.allow_from)?);
+    ingress.extend(allow_from_ingress(
+        spec,
+        &network.allow_from,
+        ctx.class.allow_from_namespaces.as_ref(),
+    )?);
     ingress.extend(monitoring_ingress(spec, &ctx.class.monitoring)?);
 
     let mut egress = vec![dns_egress(&ctx.class.dns)];
@@ -147,17 +151,41 @@ fn external_ingress(spec: &MicroserviceSpec) -> Option<NetworkPolicyIngressRule>
 fn allow_from_ingress(
     spec: &MicroserviceSpec,
     allow_from: &[AllowFrom],
+    allowed_namespaces: Option<&LabelSelector>,
 ) -> Result<Vec<NetworkPolicyIngressRule>, BuildError> {
     allow_from
         .iter()
         .enumerate()
-        .map(|(i, allow)| allow_from_rule(spec, allow, &format!("spec.network.allowFrom[{i}]")))
+        .map(|(i, allow)| {
+            let field = format!("spec.network.allowFrom[{i}]");
+            allow_from_rule(spec, allow, allowed_namespaces, &field)
+        })
         .collect()
+}
+
+/// Both selectors at once: `selector` with every requirement of `within` added (its
+/// labels as `In` expressions, so that a contradiction selects nothing rather than
+/// overwriting a label).
+pub fn narrowed(selector: &LabelSelector, within: &LabelSelector) -> LabelSelector {
+    let mut expressions = selector.match_expressions.clone().unwrap_or_default();
+    expressions.extend(within.match_labels.iter().flatten().map(|(key, value)| {
+        LabelSelectorRequirement {
+            key: key.clone(),
+            operator: "In".to_string(),
+            values: Some(vec![value.clone()]),
+        }
+    }));
+    expressions.extend(within.match_expressions.iter().flatten().cloned());
+    LabelSelector {
+        match_labels: selector.match_labels.clone(),
+        match_expressions: (!expressions.is_empty()).then_some(expressions),
+    }
 }
 
 fn allow_from_rule(
     spec: &MicroserviceSpec,
     allow: &AllowFrom,
+    allowed_namespaces: Option<&LabelSelector>,
     field: &str,
 ) -> Result<NetworkPolicyIngressRule, BuildError> {
     if allow.namespace_selector.is_none() && allow.pod_selector.is_none() {
@@ -177,7 +205,10 @@ fn allow_from_rule(
     };
     Ok(NetworkPolicyIngressRule {
         from: Some(vec![NetworkPolicyPeer {
-            namespace_selector: allow.namespace_selector.clone(),
+            namespace_selector: match (&allow.namespace_selector, allowed_namespaces) {
+                (Some(selector), Some(within)) => Some(narrowed(selector, within)),
+                (selector, _) => selector.clone(),
+            },
             pod_selector: allow.pod_selector.clone(),
             ip_block: None,
         }]),
@@ -412,7 +443,7 @@ mod tests {
     fn an_allow_from_entry_needs_a_selector() {
         let allow_from = [AllowFrom::default()];
         assert_eq!(
-            allow_from_ingress(&spec("{image: a}"), &allow_from),
+            allow_from_ingress(&spec("{image: a}"), &allow_from, None),
             Err(BuildError::EmptyPeer {
                 field: "spec.network.allowFrom[0]".into()
             })
@@ -422,9 +453,34 @@ mod tests {
     #[test]
     fn without_declared_ports_an_allow_from_rule_covers_every_port() {
         let spec = spec("{image: a, network: {allowFrom: [{podSelector: {matchLabels: {a: b}}}]}}");
-        let rules = allow_from_ingress(&spec, &spec.network.as_ref().unwrap().allow_from).unwrap();
+        let rules =
+            allow_from_ingress(&spec, &spec.network.as_ref().unwrap().allow_from, None).unwrap();
         assert_eq!(rules.len(), 1);
         assert_eq!(rules[0].ports, None);
+    }
+
+    #[test]
+    fn the_class_narrows_allow_from_namespaces() {
+        let within: LabelSelector =
+            serde_saphyr::from_str("{matchLabels: {tenant: shop}}").unwrap();
+        let spec = spec(
+            "{image: a, ports: [{name: http, port: 80}], network: {allowFrom: [{namespaceSelector: {matchLabels: {tier: web}}}, {podSelector: {matchLabels: {app: x}}}]}}",
+        );
+        let allow_from = &spec.network.as_ref().unwrap().allow_from;
+        let rules = allow_from_ingress(&spec, allow_from, Some(&within)).unwrap();
+        let narrowed = rules[0].from.as_ref().unwrap()[0]
+            .namespace_selector
+            .clone()
+            .unwrap();
+        assert_eq!(narrowed.match_labels.unwrap()["tier"], "web");
+        let expression = &narrowed.match_expressions.unwrap()[0];
+        assert_eq!(
+            (expression.key.as_str(), expression.operator.as_str()),
+            ("tenant", "In")
+        );
+        assert_eq!(expression.values, Some(vec!["shop".to_string()]));
+        // Its own namespace's pods: nothing to narrow.
+        assert_eq!(rules[1].from.as_ref().unwrap()[0].namespace_selector, None);
     }
 
     #[test]

@@ -131,6 +131,11 @@ pub fn resolve<'a>(
             expose: class.spec.expose.clone().unwrap_or_default(),
             monitoring: class.spec.monitoring.clone().unwrap_or_default(),
             dns: class.spec.dns.clone().unwrap_or_default(),
+            allow_from_namespaces: class
+                .spec
+                .policy
+                .as_ref()
+                .and_then(|p| p.allow_from_namespaces.clone()),
         },
     })
 }

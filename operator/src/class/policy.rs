@@ -55,6 +55,7 @@ pub fn check_policy(
         resource_request_breaches(&policy, effective),
         service_type_breaches(&policy, effective),
         egress_breaches(&policy, effective),
+        allow_from_breaches(&policy, effective),
         host_suffix_breaches(class.spec.hosts_within_suffix(), host_suffix, effective),
         wildcard_host_breaches(&policy, effective),
         pod_template_breaches(&policy, own),
@@ -211,6 +212,38 @@ const METADATA_ADDRESSES: [&str; 2] = ["169.254.169.254", "fd00:ec2::254"];
 
 /// Every `spec.network.egress` CIDR within the class's `egressCIDRs` (when set), and none
 /// covering the metadata service unless an allowed network covers it too.
+/// An allowFrom entry whose namespaceSelector asks a label for another value than
+/// `policy.allowFromNamespaces` does can select none of the namespaces the class allows.
+fn allow_from_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
+    let Some(allowed) = policy
+        .allow_from_namespaces
+        .as_ref()
+        .and_then(|s| s.match_labels.as_ref())
+    else {
+        return Vec::new();
+    };
+    let entries = effective.network.iter().flat_map(|n| &n.allow_from);
+    let mut breaches = Vec::new();
+    for (i, entry) in entries.enumerate() {
+        let asked = entry
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_labels.as_ref());
+        for (key, value) in asked.into_iter().flatten() {
+            if let Some(wanted) = allowed.get(key).filter(|wanted| *wanted != value) {
+                breaches.push(Breach::new(
+                    "allowFromNamespaces",
+                    format!("spec.network.allowFrom[{i}].namespaceSelector"),
+                    format!(
+                        "selects namespaces labelled {key}={value}; the class allows callers only from {key}={wanted}"
+                    ),
+                ));
+            }
+        }
+    }
+    breaches
+}
+
 fn egress_breaches(policy: &ClassPolicy, effective: &MicroserviceSpec) -> Vec<Breach> {
     let allowed: Vec<ipnet::IpNet> = policy
         .egress_cidrs
@@ -548,6 +581,27 @@ mod tests {
             .into_iter()
             .map(|v| (v.rule, v.field))
             .collect()
+    }
+
+    #[test]
+    fn allow_from_cannot_ask_for_namespaces_the_class_does_not_allow() {
+        let class = "{policy: {allowFromNamespaces: {matchLabels: {tenant: shop}}}}";
+        assert_eq!(
+            rules(
+                "{image: a, network: {allowFrom: [{podSelector: {}}, {namespaceSelector: {matchLabels: {tenant: bank}}}]}}",
+                class
+            ),
+            vec![(
+                "allowFromNamespaces",
+                "spec.network.allowFrom[1].namespaceSelector".to_string()
+            )]
+        );
+        for fine in [
+            "{image: a, network: {allowFrom: [{namespaceSelector: {}}]}}",
+            "{image: a, network: {allowFrom: [{namespaceSelector: {matchLabels: {tenant: shop, tier: web}}}]}}",
+        ] {
+            assert!(rules(fine, class).is_empty(), "{fine}");
+        }
     }
 
     #[test]

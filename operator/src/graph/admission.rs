@@ -39,19 +39,25 @@ impl Admission<'_> {
             return Ok(());
         }
         let labels = self.labels_of(caller_namespace);
-        let by_spec = target
-            .spec
-            .network
-            .iter()
-            .flat_map(|n| &n.allow_from)
-            .any(|peer| {
-                peer.namespace_selector
-                    .as_ref()
-                    .is_some_and(|selector| matches(selector, &labels))
-            });
         let class = select(target.spec.class.as_deref(), self.classes.iter().copied())
             .ok()
             .flatten();
+        // The class may narrow what a Microservice's own allowFrom reaches.
+        let within_class = class
+            .and_then(|class| class.spec.policy.as_ref())
+            .and_then(|policy| policy.allow_from_namespaces.as_ref())
+            .is_none_or(|selector| matches(selector, &labels));
+        let by_spec = within_class
+            && target
+                .spec
+                .network
+                .iter()
+                .flat_map(|n| &n.allow_from)
+                .any(|peer| {
+                    peer.namespace_selector
+                        .as_ref()
+                        .is_some_and(|selector| matches(selector, &labels))
+                });
         let by_class = class
             .and_then(|class| class.spec.policy.as_ref())
             .and_then(|policy| policy.caller_namespaces.as_ref())
@@ -186,5 +192,30 @@ mod tests {
                 .admits(&ms("prod", "payments", "{image: a}"), "evil")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn the_target_s_class_narrows_its_own_allow_from() {
+        let tenants = class(
+            "tenants",
+            "{policy: {allowFromNamespaces: {matchLabels: {tenant: shop}}}}",
+        );
+        let open_to_all = ms(
+            "prod",
+            "payments",
+            "{image: a, class: tenants, network: {allowFrom: [{namespaceSelector: {}}]}}",
+        );
+        let lookup = |namespace: &str| {
+            Some(BTreeMap::from([(
+                "tenant".to_string(),
+                if namespace == "web" { "shop" } else { "other" }.to_string(),
+            )]))
+        };
+        let admission = Admission {
+            classes: &[&tenants],
+            namespace_labels: Some(&lookup),
+        };
+        assert!(admission.admits(&open_to_all, "web").is_ok());
+        assert!(admission.admits(&open_to_all, "evil").is_err());
     }
 }
