@@ -1,12 +1,14 @@
 //! Flotilla-specific steps shared by the operator scenarios: installing the CRDs, running
 //! the operator for one namespace, and waiting on Microservice conditions.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 use flotilla::api::{KubeVersion, Microservice, crd_file_name};
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::Api;
 use kube::api::ListParams;
@@ -328,4 +330,33 @@ pub fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
         .iter()
         .find(|e| e.name == name)
         .and_then(|e| e.value.clone())
+}
+
+/// The Microservices a NetworkPolicy's ingress admits as callers (Flotilla merges the
+/// callers of one namespace and ports into one rule, `app.kubernetes.io/instance In
+/// [...]`), each with the namespace its peer names (None: the policy's own).
+pub fn admitted_callers(policy: &NetworkPolicy) -> BTreeSet<(Option<String>, String)> {
+    let spec = serde_json::to_value(&policy.spec).unwrap_or_default();
+    let mut callers = BTreeSet::new();
+    for peer in spec["ingress"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|rule| rule["from"].as_array().cloned().unwrap_or_default())
+    {
+        let namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+            .as_str()
+            .map(String::from);
+        let expressions = peer["podSelector"]["matchExpressions"].as_array().cloned();
+        for expression in expressions.into_iter().flatten() {
+            if expression["key"] == "app.kubernetes.io/instance" && expression["operator"] == "In" {
+                for name in expression["values"].as_array().into_iter().flatten() {
+                    if let Some(name) = name.as_str() {
+                        callers.insert((namespace.clone(), name.to_string()));
+                    }
+                }
+            }
+        }
+    }
+    callers
 }

@@ -398,7 +398,7 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
     );
     assert!(callee.contains("+  - from:\n"), "{callee}");
     assert!(
-        callee.contains("+          app.kubernetes.io/instance: orders\n"),
+        callee.contains("app.kubernetes.io/instance") && callee.contains("- orders\n"),
         "{callee}"
     );
     // Dry runs only: nothing changed.

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use flotilla::api::Microservice;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, env_value, names, start_operator, testapp,
-    wait_gone, wait_microservice, wait_ready,
+    CONVERGE, admitted_callers, condition, describe, ensure_crds, env_value, names, start_operator,
+    testapp, wait_gone, wait_microservice, wait_ready,
 };
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, http_get, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -712,17 +712,11 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
 
     // users admits orders and storefront, on the container port 8080.
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
-    let users_policy = serde_json::to_value(policies.get("users").await?.spec)?;
-    let callers: BTreeSet<String> = users_policy["ingress"]
-        .as_array()
+    let users = policies.get("users").await?;
+    let users_policy = serde_json::to_value(&users.spec)?;
+    let callers: BTreeSet<String> = admitted_callers(&users)
         .into_iter()
-        .flatten()
-        .flat_map(|rule| rule["from"].as_array().cloned().unwrap_or_default())
-        .filter_map(|peer| {
-            peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"]
-                .as_str()
-                .map(String::from)
-        })
+        .map(|(_, name)| name)
         .collect();
     assert_eq!(
         callers,

@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use flotilla::api::Microservice;
 use flotilla_e2e::operator::binary;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, ensure_crds, names, sharded, start_operator, start_sharded_operator,
-    testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
+    CONVERGE, admitted_callers, condition, ensure_crds, names, sharded, start_operator,
+    start_sharded_operator, testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
 };
 use flotilla_e2e::{
     Poll, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
@@ -698,11 +698,15 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
     let policy = Api::<NetworkPolicy>::namespaced(client.clone(), target.name())
         .get("api")
         .await?;
+    let web_pods = (Some(caller.name().to_string()), "web".to_string());
+    assert!(
+        admitted_callers(&policy).contains(&web_pods),
+        "{:?}",
+        policy.spec
+    );
     let ingress = serde_json::to_string(&policy.spec.unwrap().ingress)?;
     assert!(ingress.contains(caller.name()), "{ingress}");
     assert!(!ingress.contains(evil.name()), "{ingress}");
-    let web_pods = r#""app.kubernetes.io/instance":"web""#;
-    assert!(ingress.contains(web_pods), "{ingress}");
 
     // The caller's namespace loses a label api's allowFrom selects: its way in goes from
     // api's policy within 10 s, not at the next resync.
@@ -719,10 +723,9 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
         std::time::Duration::from_secs(10),
         || async {
             let policy = policies.get("api").await?;
-            let ingress = serde_json::to_string(&policy.spec.unwrap_or_default().ingress)?;
             // The rule for web's pods; api's own allowFrom rule, a selector, stays.
-            Ok(if ingress.contains(web_pods) {
-                Poll::Pending(ingress)
+            Ok(if admitted_callers(&policy).contains(&web_pods) {
+                Poll::Pending(format!("{:?}", policy.spec))
             } else {
                 Poll::Ready(())
             })

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use flotilla::api::MicroserviceClass;
-use flotilla_e2e::steps::{ensure_crds, start_operator, wait_microservice, wait_ready};
+use flotilla_e2e::steps::{
+    admitted_callers, ensure_crds, start_operator, wait_microservice, wait_ready,
+};
 use flotilla_e2e::{
     ClusterObject, HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, http_post_json,
     kubectl, wait_for,
@@ -87,13 +89,19 @@ fn admitted(policy: &NetworkPolicy) -> anyhow::Result<(BTreeSet<String>, Vec<Val
         .flatten()
         .flat_map(|rule| rule["from"].as_array().cloned().unwrap_or_default())
     {
-        match peer["podSelector"]["matchLabels"]["app.kubernetes.io/instance"].as_str() {
-            Some(name) if peer.get("namespaceSelector").is_none() => {
-                callers.insert(name.to_string());
-            }
-            _ => other.push(peer),
+        // Callers of this namespace: Flotilla's merged `instance In [...]` rules.
+        let merged = peer.get("namespaceSelector").is_none()
+            && peer["podSelector"]["matchExpressions"][0]["key"] == "app.kubernetes.io/instance";
+        if !merged {
+            other.push(peer);
         }
     }
+    callers.extend(
+        admitted_callers(policy)
+            .into_iter()
+            .filter(|(namespace, _)| namespace.is_none())
+            .map(|(_, name)| name),
+    );
     Ok((callers, other))
 }
 

@@ -571,6 +571,13 @@ fn dns() -> Value {
     serde_json::from_str(DNS_EGRESS).unwrap()
 }
 
+/// The selector of calling Microservices' pods in one namespace, merged into one rule:
+/// their instances, and Flotilla's managed-by.
+fn callers(names: &[&str]) -> Value {
+    json!({"matchLabels": {"app.kubernetes.io/managed-by": "flotilla"},
+           "matchExpressions": [{"key": "app.kubernetes.io/instance", "operator": "In", "values": names}]})
+}
+
 /// The selector of a Microservice's pods: its name and instance, and Flotilla's
 /// managed-by, so a namesake workload's pods are never selected.
 fn pods(name: &str) -> Value {
@@ -594,9 +601,9 @@ fn network_policy_from_the_three_service_graph() {
     assert_eq!(
         np["ingress"],
         json!([
-            {"from": [{"podSelector": pods("orders")}],
+            {"from": [{"podSelector": callers(&["orders"])}],
              "ports": [{"port": 8080, "protocol": "TCP"}]},
-            {"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+            {"from": [{"podSelector": callers(&["storefront"]), "namespaceSelector": namespace("web")}],
              "ports": [{"port": 9001, "protocol": "TCP"}]},
             {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "storefront"}},
                        "namespaceSelector": namespace("web")}],
@@ -609,7 +616,7 @@ fn network_policy_from_the_three_service_graph() {
     let np = &doc(&orders, "NetworkPolicy")["spec"];
     assert_eq!(
         np["ingress"],
-        json!([{"from": [{"podSelector": pods("storefront"), "namespaceSelector": namespace("web")}],
+        json!([{"from": [{"podSelector": callers(&["storefront"]), "namespaceSelector": namespace("web")}],
                 "ports": [{"port": 50051, "protocol": "TCP"}]},
                {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "storefront"}},
                           "namespaceSelector": namespace("web")}],

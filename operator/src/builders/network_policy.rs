@@ -5,7 +5,7 @@
 //! NetworkPolicy ports are matched against the pods' container ports (after the
 //! Service's DNAT), so every port here is a `targetPort`, never a Service port.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -88,22 +88,47 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     }))
 }
 
-/// The Microservices that call this one, each on the ports it calls, by namespace and
-/// name.
+/// The Microservices that call this one: one rule per namespace and set of ports called,
+/// its callers selected by instance (`In`), so that a popular service's policy grows by a
+/// name per caller rather than by a rule.
 fn dependents_ingress(dependents: &[Dependent], namespace: &str) -> Vec<NetworkPolicyIngressRule> {
-    let mut dependents: Vec<_> = dependents.iter().collect();
-    dependents.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
-    dependents
+    // (namespace, ports as JSON, labels other than name and instance) -> (ports, callers)
+    type Group = (Vec<NetworkPolicyPort>, BTreeSet<String>);
+    let mut groups: BTreeMap<(String, String, BTreeMap<String, String>), Group> = BTreeMap::new();
+    // No ports means nothing to open; an empty port list would open every port.
+    for dependent in dependents.iter().filter(|d| !d.ports.is_empty()) {
+        let ports: Vec<NetworkPolicyPort> = dependent.ports.iter().map(policy_port).collect();
+        let mut common = dependent.pod_selector.clone();
+        common.remove(labels::NAME);
+        let instance = common
+            .remove(labels::INSTANCE)
+            .unwrap_or_else(|| dependent.name.clone());
+        let key = (
+            dependent.namespace.clone(),
+            serde_json::to_string(&ports).unwrap_or_default(),
+            common,
+        );
+        groups
+            .entry(key)
+            .or_insert_with(|| (ports, BTreeSet::new()))
+            .1
+            .insert(instance);
+    }
+    groups
         .into_iter()
-        // No ports means nothing to open; an empty port list would open every port.
-        .filter(|dependent| !dependent.ports.is_empty())
-        .map(|dependent| NetworkPolicyIngressRule {
-            from: Some(vec![pods_peer(
-                &dependent.pod_selector,
-                &dependent.namespace,
-                namespace,
-            )]),
-            ports: Some(dependent.ports.iter().map(policy_port).collect()),
+        .map(|((their_namespace, _, common), (ports, callers))| {
+            let selector = LabelSelector {
+                match_labels: (!common.is_empty()).then_some(common),
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: labels::INSTANCE.to_string(),
+                    operator: "In".to_string(),
+                    values: Some(callers.into_iter().collect()),
+                }]),
+            };
+            NetworkPolicyIngressRule {
+                from: Some(vec![peer_of(selector, &their_namespace, namespace)]),
+                ports: Some(ports),
+            }
         })
         .collect()
 }
@@ -355,11 +380,21 @@ fn pods_peer(
     their_namespace: &str,
     our_namespace: &str,
 ) -> NetworkPolicyPeer {
+    let selector = LabelSelector {
+        match_labels: Some(pod_selector.clone()),
+        match_expressions: None,
+    };
+    peer_of(selector, their_namespace, our_namespace)
+}
+
+/// Pods selected by `pod_selector` in `their_namespace`, seen from `our_namespace`.
+fn peer_of(
+    pod_selector: LabelSelector,
+    their_namespace: &str,
+    our_namespace: &str,
+) -> NetworkPolicyPeer {
     NetworkPolicyPeer {
-        pod_selector: Some(LabelSelector {
-            match_labels: Some(pod_selector.clone()),
-            match_expressions: None,
-        }),
+        pod_selector: Some(pod_selector),
         namespace_selector: (their_namespace != our_namespace).then(|| LabelSelector {
             match_labels: Some(BTreeMap::from([(
                 NAMESPACE_NAME_LABEL.to_string(),
@@ -405,25 +440,43 @@ mod tests {
     }
 
     #[test]
-    fn dependents_are_sorted_and_those_calling_no_port_open_nothing() {
-        let http = spec("{image: a, ports: [{name: http, port: 80}]}").ports;
+    fn callers_are_merged_per_namespace_and_ports_and_idle_ones_open_nothing() {
+        let ports =
+            spec("{image: a, ports: [{name: http, port: 80}, {name: admin, port: 9090}]}").ports;
+        let http = vec![ports[0].clone()];
         let rules = dependents_ingress(
             &[
                 dependent("web", "shop", http.clone()),
                 dependent("idle", "shop", vec![]),
-                dependent("api", "shop", http),
+                dependent("api", "shop", http.clone()),
+                dependent("ops", "shop", ports.clone()),
+                dependent("bff", "edge", http),
             ],
             "shop",
         );
-        let callers: Vec<_> = rules
+        let seen: Vec<(Option<String>, Vec<String>, usize)> = rules
             .iter()
-            .map(|rule| rule.from.as_ref().unwrap()[0].pod_selector.clone())
+            .map(|rule| {
+                let peer = &rule.from.as_ref().unwrap()[0];
+                let selector = peer.pod_selector.as_ref().unwrap();
+                let callers = selector.match_expressions.as_ref().unwrap()[0]
+                    .values
+                    .clone()
+                    .unwrap();
+                assert_eq!(selector.match_labels, None);
+                let namespace = peer
+                    .namespace_selector
+                    .as_ref()
+                    .map(|s| s.match_labels.as_ref().unwrap()[NAMESPACE_NAME_LABEL].clone());
+                (namespace, callers, rule.ports.as_ref().unwrap().len())
+            })
             .collect();
         assert_eq!(
-            callers,
+            seen,
             [
-                pods_peer(&labels::selector_labels("api"), "shop", "shop").pod_selector,
-                pods_peer(&labels::selector_labels("web"), "shop", "shop").pod_selector,
+                (Some("edge".to_string()), vec!["bff".to_string()], 1),
+                (None, vec!["ops".to_string()], 2),
+                (None, vec!["api".to_string(), "web".to_string()], 1),
             ]
         );
     }
