@@ -271,7 +271,7 @@ fn microservices(
             decoded::<Microservice>(api, config),
         )
         .backoff(WatchBackoff::default())
-        .modify(without_write_history)
+        .modify(as_the_controller_reads)
         .reflect(writer)
         .inspect_ok(move |event| {
             observer.observe(event);
@@ -586,6 +586,25 @@ fn without_write_history<K: Resource>(object: &mut K) {
     }
 }
 
+/// A Microservice as the controller reads it: no write history, and of its annotations
+/// only Flotilla's own (promote, abort; the stand-in's size). Others may take 256 KiB
+/// each object and are never read.
+fn as_the_controller_reads(ms: &mut Microservice) {
+    without_write_history(ms);
+    if let Some(annotations) = ms.metadata.annotations.as_mut() {
+        annotations.retain(|key, _| is_flotillas(key));
+        if annotations.is_empty() {
+            ms.metadata.annotations = None;
+        }
+    }
+}
+
+fn is_flotillas(annotation: &str) -> bool {
+    annotation
+        .split_once('/')
+        .is_some_and(|(prefix, _)| prefix == "flotilla.dev" || prefix.ends_with(".flotilla.dev"))
+}
+
 fn without_managed_fields<K: Resource>(object: &mut K) {
     object.meta_mut().managed_fields = None;
 }
@@ -600,4 +619,33 @@ fn name_and_version_only<K: Resource>(object: &mut K) {
         resource_version: meta.resource_version.take(),
         ..ObjectMeta::default()
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::ResourceExt;
+
+    #[test]
+    fn a_cached_microservice_keeps_flotillas_annotations_only() {
+        let mut ms: Microservice = serde_json::from_value(serde_json::json!({
+            "apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
+            "metadata": {"name": "users", "namespace": "shop", "annotations": {
+                "flotilla.dev/promote": "now",
+                "internal.flotilla.dev/spec-bytes": "300000",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                "team.example.com/notes": "x".repeat(4096),
+                "evilflotilla.dev/x": "y",
+            }, "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"image": "users:1"}
+        }))
+        .unwrap();
+        as_the_controller_reads(&mut ms);
+        let kept: Vec<&String> = ms.annotations().keys().collect();
+        assert_eq!(
+            kept,
+            ["flotilla.dev/promote", "internal.flotilla.dev/spec-bytes"]
+        );
+        assert_eq!(ms.metadata.managed_fields, None);
+    }
 }
