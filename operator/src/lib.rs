@@ -24,5 +24,6 @@ pub mod plan;
 pub mod render;
 pub mod rollout;
 pub mod server;
+pub mod status;
 pub mod validate;
 pub mod yaml;

@@ -1041,7 +1041,7 @@ fn ingress_when_the_route_kind_is_not_served_even_with_a_gateway() {
     let caps = Capabilities::newest();
     assert!(!caps.serves(&builders::http_route::KIND));
     let ctx = with_class(&ms, caps.clone(), gateway_class());
-    assert!(!builders::expose::uses_gateway(&ctx));
+    assert!(!builders::http_route::uses_gateway(&ctx));
     let children = builders::build(&ms, &ctx).expect("builds");
     assert!(children.get(&builders::http_route::KIND).is_none());
     let ingress: k8s_openapi::api::networking::v1::Ingress = children
@@ -1052,7 +1052,7 @@ fn ingress_when_the_route_kind_is_not_served_even_with_a_gateway() {
 
     // Served, but the class names no Gateway: an Ingress too.
     let ctx = with_class(&ms, with_http_route(GATEWAY_V1), web_class());
-    assert!(!builders::expose::uses_gateway(&ctx));
+    assert!(!builders::http_route::uses_gateway(&ctx));
     let docs = build_docs(&ms, &ctx);
     assert!(has_kind(&docs, "Ingress") && !has_kind(&docs, "HTTPRoute"));
 }

@@ -25,13 +25,6 @@ pub fn http(spec: &MicroserviceSpec) -> Option<&HttpExpose> {
     spec.expose.as_ref().and_then(|e| e.http.as_ref())
 }
 
-/// Whether exposure goes through the Gateway API: the class names a Gateway *and* the
-/// cluster serves HTTPRoute. A class with a `gatewayRef` on a cluster without the
-/// Gateway API CRDs still gets Ingresses, so the same class works on both.
-pub fn uses_gateway(ctx: &BuildContext) -> bool {
-    ctx.capabilities.serves(&super::http_route::KIND) && ctx.class.expose.gateway_ref.is_some()
-}
-
 /// The host the service is reached at: None when `spec.expose.http` is unset; else
 /// `host`; else `hostPrefix` + `.` + the class's `expose.hostSuffix`; else
 /// `<name>.<namespace>.<hostSuffix>`. The last two need a suffix, and the error says

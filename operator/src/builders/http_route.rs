@@ -79,6 +79,13 @@ pub struct HttpBackendRef {
     pub port: i32,
 }
 
+/// Whether exposure goes through the Gateway API: the class names a Gateway *and* the
+/// cluster serves HTTPRoute. A class with a `gatewayRef` on a cluster without the
+/// Gateway API CRDs still gets Ingresses, so the same class works on both.
+pub fn uses_gateway(ctx: &BuildContext) -> bool {
+    ctx.capabilities.serves(&KIND) && ctx.class.expose.gateway_ref.is_some()
+}
+
 /// The HTTPRoute kind, served where the Gateway API's CRDs are installed (`v1`, or
 /// `v1beta1` on older installs; the same fields as far as Flotilla writes them).
 pub static KIND: ChildKind = ChildKind::new(
@@ -92,7 +99,7 @@ pub static KIND: ChildKind = ChildKind::new(
     |ms, ctx| to_child(KIND.kind, build(ms, ctx)?),
 );
 
-/// None unless `spec.expose.http` is set and [`expose::uses_gateway`] holds.
+/// None unless `spec.expose.http` is set and [`uses_gateway`] holds.
 ///
 /// Paths are grouped into one rule per port, in order of first use: a rule takes any
 /// number of matches, the API allows at most 16 rules, and a spec may route 32 paths.

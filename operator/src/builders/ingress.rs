@@ -8,6 +8,7 @@ use k8s_openapi::api::networking::v1::{
 use kube::ResourceExt;
 
 use super::expose::{self, RoutedPath};
+use super::http_route;
 use super::kind::{ChildKind, KindVersion, to_child};
 use super::{BuildContext, BuildError, labels};
 use crate::api::{Microservice, PathType};
@@ -22,12 +23,12 @@ pub static KIND: ChildKind = ChildKind::new(
 );
 
 /// None when `spec.expose.http` is unset, or when the exposure goes through a Gateway
-/// (an HTTPRoute replaces the Ingress, see [`expose::uses_gateway`]).
+/// (an HTTPRoute replaces the Ingress, see [`http_route::uses_gateway`]).
 pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<Ingress>, BuildError> {
     let Some(http) = expose::http(&ms.spec) else {
         return Ok(None);
     };
-    if expose::uses_gateway(ctx) {
+    if http_route::uses_gateway(ctx) {
         return Ok(None);
     }
     let Some(host) = expose::external_host(ms, &ctx.class)? else {

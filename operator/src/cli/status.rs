@@ -12,8 +12,8 @@ use serde_json::Value;
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{Capabilities, KINDS, deployment, labels};
-use crate::controller::pod_failure;
 use crate::graph::ObjectKey;
+use crate::status::pod_failure;
 
 /// The whole tree, as `-o json` prints it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

@@ -364,7 +364,7 @@ fn pods(
             watcher(scoped::<Pod>(client, namespace), managed()),
         )
         .backoff(WatchBackoff::default())
-        .modify(super::status::keep_what_status_reads)
+        .modify(crate::status::keep_what_status_reads)
         // The cache holds the packed form; the stream goes on with the typed pods, which
         // the index and the trigger read.
         .inspect_ok(move |event| {

@@ -13,10 +13,10 @@ use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
 use super::caches::Caches;
-use super::edit_lane::Turns;
 use super::indexes::Indexes;
 use super::recorder::Outbox;
 use super::status_pace::StatusPace;
+use super::turns::Turns;
 use super::written::Written;
 
 pub struct Context {

@@ -10,6 +10,7 @@ use crate::api::Microservice;
 use super::apply::{Action, Change};
 use super::context::Context;
 use super::recorder::{EventType, Queued};
+use crate::status::truncate;
 
 /// What one reconcile changed, as one event per kind of change ("Created ServiceAccount
 /// users, Service users, Deployment users"), not one per child: a bulk create would
@@ -84,33 +85,13 @@ fn publish(
     }
 }
 
-/// `text` cut to at most `max` bytes on a character boundary, an ellipsis marking the
-/// cut.
-pub fn truncate(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    const ELLIPSIS: char = '…';
-    let mut end = max - ELLIPSIS.len_utf8();
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{ELLIPSIS}", &text[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn truncation_fits_the_limit_on_a_character_boundary() {
-        assert_eq!(truncate("short", 1024), "short");
+    fn notes_are_cut_to_the_api_s_limit() {
         let long = "é".repeat(600); // 1,200 bytes
-        let cut = truncate(&long, MAX_NOTE_BYTES);
-        assert!(cut.len() <= MAX_NOTE_BYTES, "{}", cut.len());
-        assert!(cut.ends_with('…'));
-        assert!(cut.len() > MAX_NOTE_BYTES - 8, "as much as fits is kept");
-        let exact = "a".repeat(MAX_NOTE_BYTES);
-        assert_eq!(truncate(&exact, MAX_NOTE_BYTES), exact);
+        assert!(truncate(&long, MAX_NOTE_BYTES).len() <= MAX_NOTE_BYTES);
     }
 }

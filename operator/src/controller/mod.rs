@@ -20,8 +20,9 @@ mod read_failure;
 mod reconcile;
 mod recorder;
 mod reverse_index;
-mod status;
+
 mod status_pace;
+mod turns;
 mod watches;
 mod written;
 
@@ -29,7 +30,6 @@ pub use apply::{APPLIED_HASH_ANNOTATION, content_hash, is_subset};
 pub use discovery::served as discover_capabilities;
 pub use error::Error;
 pub use ownership::{Ownership, ownership};
-pub use status::pod_failure;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -27,10 +27,10 @@ use super::apply::Applied;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::read_failure::ReadFailure;
-use super::status::{
+use super::{apply, events, read, status_pace};
+use crate::status::{
     self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
 };
-use super::{apply, events, read, status_pace};
 
 /// How often a settled Microservice is looked at again even without any watch event.
 /// Watches catch drift at once; this only bounds how long a missed event can last.

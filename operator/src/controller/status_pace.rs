@@ -31,7 +31,7 @@ use prometheus_client::metrics::gauge::Gauge;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 
-use super::status::{
+use crate::status::{
     DEGRADED, PROGRESSING, READY, REASON_CREATING, REASON_PODS_NOT_READY, REASON_ROLLING_OUT,
 };
 

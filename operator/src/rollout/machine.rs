@@ -58,7 +58,7 @@ pub struct PodView {
     pub ready: bool,
     /// Container restarts in all.
     pub restarts: i32,
-    /// Why it does not run, if stuck (`controller::pod_failure`): reason and message.
+    /// Why it does not run, if stuck (`status::pod_failure`): reason and message.
     pub failure: Option<(String, String)>,
     /// The last termination, e.g. `exit code 1 (Error)`.
     pub last_exit: Option<String>,

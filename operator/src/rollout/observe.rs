@@ -5,7 +5,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use crate::builders::labels;
-use crate::controller::pod_failure;
+use crate::status::pod_failure;
 
 use super::machine::{DeploymentView, PodView};
 
