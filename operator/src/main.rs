@@ -428,7 +428,7 @@ fn status(
 }
 
 fn rollout(command: RolloutCommand) -> ExitCode {
-    use flotilla::rollout::cli::{Action, run};
+    use flotilla::cli::rollout::{Action, run};
     let (action, target) = match command {
         RolloutCommand::Status(target) => (Action::Status, target),
         RolloutCommand::Promote(target) => (Action::Promote, target),
