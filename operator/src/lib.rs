@@ -14,7 +14,6 @@ pub mod class;
 pub mod cli;
 pub mod client;
 pub mod controller;
-pub mod diagram;
 pub mod graph;
 pub mod health;
 pub mod leader;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use flotilla::api::{KubeVersion, Microservice, crds_yaml};
 use flotilla::controller::{self, Scope, Settings};
-use flotilla::diagram::{Format, Node, draw};
+use flotilla::cli::graph::{Format, Node, draw};
 use flotilla::health::Health;
 use flotilla::leader::{Elector, LeaseSettings};
 use flotilla::metrics::Metrics;

@@ -1,7 +1,8 @@
-//! The day-2 commands that read the live cluster: `flotilla diff` (what a file would
-//! change, child by child), `flotilla status` (one Microservice as a health tree) and
-//! `flotilla rollout` (follow or steer a release).
+//! The day-2 commands: `flotilla diff` (what a file would change, child by child),
+//! `flotilla status` (one Microservice as a health tree), `flotilla rollout` (follow or
+//! steer a release) and `flotilla graph` (who calls whom).
 
 pub mod diff;
+pub mod graph;
 pub mod rollout;
 pub mod status;
