@@ -1,12 +1,55 @@
-//! The dependency graph of Microservices as a picture: a text tree for terminals, DOT
-//! for Graphviz and Mermaid for Markdown. Pure: the caller brings the Microservices,
-//! from the live cluster or from files.
+//! `flotilla graph`: the dependency graph of Microservices as a picture: a text tree for
+//! terminals, DOT for Graphviz and Mermaid for Markdown. The drawing is pure: the command
+//! brings the Microservices, from the live cluster or from files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::process::ExitCode;
 
+use super::render::read_documents;
+use super::{GraphArgs, GraphFormat, block_on, write_stdout};
 use crate::api::Microservice;
+use crate::client::Target;
 use crate::graph::{ObjectKey, dependency_keys};
+
+pub(super) fn command(args: GraphArgs) -> ExitCode {
+    let microservices = if args.files.is_empty() {
+        block_on(live_microservices(args.namespace, &args.target.target()))
+    } else {
+        read_documents(&args.files)
+            .and_then(|docs| crate::render::parse(&docs).map_err(|e| e.to_string()))
+    };
+    let microservices = match microservices {
+        Ok(list) => list,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let nodes: Vec<Node> = microservices.iter().map(Node::of).collect();
+    let format = match args.format {
+        GraphFormat::Text => Format::Text,
+        GraphFormat::Dot => Format::Dot,
+        GraphFormat::Mermaid => Format::Mermaid,
+    };
+    write_stdout(&draw(&nodes, format))
+}
+
+async fn live_microservices(
+    namespace: Option<String>,
+    target: &Target,
+) -> Result<Vec<Microservice>, String> {
+    let (client, _) = crate::client::client_for(target).await?;
+    let api: kube::Api<Microservice> = match namespace {
+        Some(namespace) => kube::Api::namespaced(client, &namespace),
+        None => kube::Api::all(client),
+    };
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("listing Microservices: {e}"))?;
+    Ok(list.items)
+}
 
 /// How to draw the graph.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,11 +10,35 @@
 //! generation, any user allowed to `patch` the Microservice may set it, and the
 //! recorded value makes it idempotent and safe across operator restarts.
 
+use std::process::ExitCode;
+
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
+use super::{RolloutCommand, block_on, write_stdout};
 use crate::api::{Microservice, RolloutPhase};
 use crate::builders::labels;
+
+pub(super) fn command(command: RolloutCommand) -> ExitCode {
+    let (action, target) = match command {
+        RolloutCommand::Status(target) => (Action::Status, target),
+        RolloutCommand::Promote(target) => (Action::Promote, target),
+        RolloutCommand::Abort(target) => (Action::Abort, target),
+    };
+    let cluster = target.target.target();
+    match block_on(run(
+        action,
+        &target.name,
+        target.namespace.as_deref(),
+        &cluster,
+    )) {
+        Ok(text) => write_stdout(&text),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// What `flotilla rollout` does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
