@@ -27,12 +27,7 @@ pub(super) fn command(args: GraphArgs) -> ExitCode {
         }
     };
     let nodes: Vec<Node> = microservices.iter().map(Node::of).collect();
-    let format = match args.format {
-        GraphFormat::Text => Format::Text,
-        GraphFormat::Dot => Format::Dot,
-        GraphFormat::Mermaid => Format::Mermaid,
-    };
-    write_stdout(&draw(&nodes, format))
+    write_stdout(&draw(&nodes, args.format))
 }
 
 async fn live_microservices(
@@ -49,14 +44,6 @@ async fn live_microservices(
         .await
         .map_err(|e| format!("listing Microservices: {e}"))?;
     Ok(list.items)
-}
-
-/// How to draw the graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Dot,
-    Mermaid,
 }
 
 /// One Microservice in the picture.
@@ -79,12 +66,12 @@ impl Node {
     }
 }
 
-pub fn draw(nodes: &[Node], format: Format) -> String {
+fn draw(nodes: &[Node], format: GraphFormat) -> String {
     let graph = Graph::new(nodes);
     match format {
-        Format::Text => graph.text(),
-        Format::Dot => graph.dot(),
-        Format::Mermaid => graph.mermaid(),
+        GraphFormat::Text => graph.text(),
+        GraphFormat::Dot => graph.dot(),
+        GraphFormat::Mermaid => graph.mermaid(),
     }
 }
 
@@ -261,7 +248,7 @@ mod tests {
 
     #[test]
     fn text_tree_from_the_roots() {
-        let text = draw(&shop(), Format::Text);
+        let text = draw(&shop(), GraphFormat::Text);
         let expected = "\
 storefront [Ready]
 ├── inventory [NotReady]
@@ -277,20 +264,20 @@ storefront [Ready]
     #[test]
     fn cycles_and_missing_services_are_marked() {
         let nodes = vec![node("a", None, &["b"]), node("b", None, &["a", "ghost"])];
-        let text = draw(&nodes, Format::Text);
+        let text = draw(&nodes, GraphFormat::Text);
         assert!(text.contains("a (cycle)"), "{text}");
         assert!(text.contains("ghost [missing]"), "{text}");
     }
 
     #[test]
     fn dot_and_mermaid_have_every_edge() {
-        let dot = draw(&shop(), Format::Dot);
+        let dot = draw(&shop(), GraphFormat::Dot);
         assert!(
             dot.contains("\"shop/orders\" -> \"shop/payments\";"),
             "{dot}"
         );
         assert_eq!(dot.matches(" -> ").count(), 6);
-        let mermaid = draw(&shop(), Format::Mermaid);
+        let mermaid = draw(&shop(), GraphFormat::Mermaid);
         assert!(
             mermaid.contains("shop_storefront --> shop_orders"),
             "{mermaid}"
