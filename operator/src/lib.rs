@@ -6,7 +6,8 @@
 //! (dependencies and dependents), `builders` (one file per child kind: its builder and
 //! its `ChildKind`, listed in `builders::KINDS`); then `controller` (read the caches,
 //! apply, status, wired to the watches); `rollout` (the release state machine between
-//! the plan and the apply: canary steps, gates, rollback).
+//! the plan and the apply: canary steps, gates, rollback). On top of it all, `cli`: the
+//! `flotilla` command, one file per command; nothing else imports it.
 
 pub mod api;
 pub mod builders;
@@ -14,7 +15,6 @@ pub mod class;
 pub mod cli;
 pub mod client;
 pub mod controller;
-pub mod diagram;
 pub mod graph;
 pub mod health;
 pub mod leader;

@@ -16,12 +16,15 @@
 //! over the dry run's result, as the hand-over keeps it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::process::ExitCode;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 
+use super::render::read_documents;
+use super::{DiffArgs, block_on, write_stdout};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{
     Capabilities, ConfigKind, ConfigRef, FIELD_MANAGER, KINDS, config_refs, labels,
@@ -94,6 +97,38 @@ impl Report {
             }
         }
         out
+    }
+}
+
+/// `flotilla diff`: exit 0 no change, 1 changes, 2 an error, as `kubectl diff`.
+pub(super) fn command(args: DiffArgs) -> ExitCode {
+    let documents = match read_documents(&args.files) {
+        Ok(documents) => documents,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let target = args.target.target();
+    let report = block_on(async {
+        let (client, context_namespace) = crate::client::client_for(&target).await?;
+        let namespace = args.namespace.unwrap_or(context_namespace);
+        diff(&client, &documents, &namespace, &args.field_manager).await
+    });
+    match report {
+        Ok(report) => {
+            if write_stdout(&report.text()) != ExitCode::SUCCESS {
+                return ExitCode::from(2);
+            }
+            for error in &report.errors {
+                eprintln!("error: {error}");
+            }
+            ExitCode::from(report.exit_code())
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! with their Ready state, its children and its pods. Read from the live cluster; the
 //! tree is computed by pure functions from what was read, so it is tested offline.
 
+use std::process::ExitCode;
+
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams};
@@ -10,10 +12,38 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde_json::Value;
 
+use super::{StatusArgs, StatusFormat, block_on, write_stdout};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{Capabilities, KINDS, deployment, labels};
 use crate::graph::ObjectKey;
 use crate::status::pod_failure;
+
+/// `flotilla status`: exit 0 when the tree could be read, whatever its health.
+pub(super) fn command(args: StatusArgs) -> ExitCode {
+    let target = args.target.target();
+    let tree = block_on(async {
+        let (client, context_namespace) = crate::client::client_for(&target).await?;
+        let namespace = args.namespace.unwrap_or(context_namespace);
+        let capabilities = crate::controller::discover_capabilities(&client)
+            .await
+            .map_err(|e| format!("discovering the API server: {e}"))?;
+        let observed = read(&client, &capabilities, &namespace, &args.name).await?;
+        Ok::<_, String>(tree(&observed))
+    });
+    match tree {
+        Ok(tree) => match args.output {
+            StatusFormat::Text => write_stdout(&text(&tree)),
+            StatusFormat::Json => write_stdout(&format!(
+                "{}\n",
+                serde_json::to_string_pretty(&tree).expect("the tree serializes")
+            )),
+        },
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// The whole tree, as `-o json` prints it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

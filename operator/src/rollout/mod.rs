@@ -25,7 +25,6 @@
 //! Every bit of state is in `status.rollout`, so a restarted operator resumes a canary
 //! at its step, with its pause counted from when it began.
 
-pub mod cli;
 pub mod http;
 pub mod machine;
 pub mod observe;

@@ -1,19 +1,49 @@
-//! The dependency graph of Microservices as a picture: a text tree for terminals, DOT
-//! for Graphviz and Mermaid for Markdown. Pure: the caller brings the Microservices,
-//! from the live cluster or from files.
+//! `flotilla graph`: the dependency graph of Microservices as a picture: a text tree for
+//! terminals, DOT for Graphviz and Mermaid for Markdown. The drawing is pure: the command
+//! brings the Microservices, from the live cluster or from files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+use std::process::ExitCode;
 
+use super::render::read_documents;
+use super::{GraphArgs, GraphFormat, block_on, write_stdout};
 use crate::api::Microservice;
+use crate::client::Target;
 use crate::graph::{ObjectKey, dependency_keys};
 
-/// How to draw the graph.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Format {
-    Text,
-    Dot,
-    Mermaid,
+pub(super) fn command(args: GraphArgs) -> ExitCode {
+    let microservices = if args.files.is_empty() {
+        block_on(live_microservices(args.namespace, &args.target.target()))
+    } else {
+        read_documents(&args.files)
+            .and_then(|docs| crate::render::parse(&docs).map_err(|e| e.to_string()))
+    };
+    let microservices = match microservices {
+        Ok(list) => list,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let nodes: Vec<Node> = microservices.iter().map(Node::of).collect();
+    write_stdout(&draw(&nodes, args.format))
+}
+
+async fn live_microservices(
+    namespace: Option<String>,
+    target: &Target,
+) -> Result<Vec<Microservice>, String> {
+    let (client, _) = crate::client::client_for(target).await?;
+    let api: kube::Api<Microservice> = match namespace {
+        Some(namespace) => kube::Api::namespaced(client, &namespace),
+        None => kube::Api::all(client),
+    };
+    let list = api
+        .list(&Default::default())
+        .await
+        .map_err(|e| format!("listing Microservices: {e}"))?;
+    Ok(list.items)
 }
 
 /// One Microservice in the picture.
@@ -36,12 +66,12 @@ impl Node {
     }
 }
 
-pub fn draw(nodes: &[Node], format: Format) -> String {
+fn draw(nodes: &[Node], format: GraphFormat) -> String {
     let graph = Graph::new(nodes);
     match format {
-        Format::Text => graph.text(),
-        Format::Dot => graph.dot(),
-        Format::Mermaid => graph.mermaid(),
+        GraphFormat::Text => graph.text(),
+        GraphFormat::Dot => graph.dot(),
+        GraphFormat::Mermaid => graph.mermaid(),
     }
 }
 
@@ -218,7 +248,7 @@ mod tests {
 
     #[test]
     fn text_tree_from_the_roots() {
-        let text = draw(&shop(), Format::Text);
+        let text = draw(&shop(), GraphFormat::Text);
         let expected = "\
 storefront [Ready]
 ├── inventory [NotReady]
@@ -234,20 +264,20 @@ storefront [Ready]
     #[test]
     fn cycles_and_missing_services_are_marked() {
         let nodes = vec![node("a", None, &["b"]), node("b", None, &["a", "ghost"])];
-        let text = draw(&nodes, Format::Text);
+        let text = draw(&nodes, GraphFormat::Text);
         assert!(text.contains("a (cycle)"), "{text}");
         assert!(text.contains("ghost [missing]"), "{text}");
     }
 
     #[test]
     fn dot_and_mermaid_have_every_edge() {
-        let dot = draw(&shop(), Format::Dot);
+        let dot = draw(&shop(), GraphFormat::Dot);
         assert!(
             dot.contains("\"shop/orders\" -> \"shop/payments\";"),
             "{dot}"
         );
         assert_eq!(dot.matches(" -> ").count(), 6);
-        let mermaid = draw(&shop(), Format::Mermaid);
+        let mermaid = draw(&shop(), GraphFormat::Mermaid);
         assert!(
             mermaid.contains("shop_storefront --> shop_orders"),
             "{mermaid}"

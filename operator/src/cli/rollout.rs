@@ -10,48 +10,51 @@
 //! generation, any user allowed to `patch` the Microservice may set it, and the
 //! recorded value makes it idempotent and safe across operator restarts.
 
+use std::process::ExitCode;
+
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
+use super::{RolloutCommand, block_on, write_stdout};
 use crate::api::{Microservice, RolloutPhase};
 use crate::builders::labels;
 
-/// What `flotilla rollout` does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Action {
-    Status,
-    Promote,
-    Abort,
+pub(super) fn command(command: RolloutCommand) -> ExitCode {
+    match block_on(run(&command)) {
+        Ok(text) => write_stdout(&text),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
-/// Runs `action` on the Microservice `name` in `namespace` (the kubeconfig's namespace
-/// when unset); returns what to print.
-pub async fn run(
-    action: Action,
-    name: &str,
-    namespace: Option<&str>,
-    cluster: &crate::client::Target,
-) -> Result<String, String> {
+/// Runs `command` on its Microservice; returns what to print.
+async fn run(command: &RolloutCommand) -> Result<String, String> {
+    let (RolloutCommand::Status(target)
+    | RolloutCommand::Promote(target)
+    | RolloutCommand::Abort(target)) = command;
+    let name = &target.name;
     // The cluster and namespace as kubectl's flags pick them (kubectl flotilla rollout).
-    let (client, context_namespace) = crate::client::client_for(cluster).await?;
-    let namespace = namespace.map_or(context_namespace, str::to_string);
+    let (client, context_namespace) = crate::client::client_for(&target.target.target()).await?;
+    let namespace = target.namespace.clone().unwrap_or(context_namespace);
     let api: Api<Microservice> = Api::namespaced(client, &namespace);
     let ms = api
         .get(name)
         .await
         .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
-    let annotation = match action {
-        Action::Status => return Ok(describe(&ms)),
-        Action::Promote => labels::PROMOTE_ANNOTATION,
-        Action::Abort => labels::ABORT_ANNOTATION,
+    let annotation = match command {
+        RolloutCommand::Status(_) => return Ok(describe(&ms)),
+        RolloutCommand::Promote(_) => labels::PROMOTE_ANNOTATION,
+        RolloutCommand::Abort(_) => labels::ABORT_ANNOTATION,
     };
     let value = jiff::Timestamp::now().to_string();
     let patch = json!({"metadata": {"annotations": {annotation: value}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| format!("annotating Microservice {namespace}/{name}: {e}"))?;
-    let verb = match action {
-        Action::Promote => "promote (skip the remaining pauses)",
+    let verb = match command {
+        RolloutCommand::Promote(_) => "promote (skip the remaining pauses)",
         _ => "abort (roll back now)",
     };
     let mut out = format!("{namespace}/{name}: {verb} requested ({annotation}={value})\n");
