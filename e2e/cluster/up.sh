@@ -194,6 +194,12 @@ start_containerd() {
 	healthy containerd 30 ctr --address "$CONTAINERD_SOCK" version
 }
 
+base_images_present() {
+	local present
+	present=$(ctr --address "$CONTAINERD_SOCK" -n k8s.io images ls -q 2>/dev/null)
+	grep -qxF "$PAUSE_IMAGE" <<<"$present" && grep -qxF flotilla.local/probe:1 <<<"$present"
+}
+
 import_base_images() {
 	local dir=$CLUSTER_DIR/images root digest
 	mkdir -p "$dir"
@@ -368,6 +374,12 @@ main() {
 	fi
 	if [[ -f $KUBECONFIG_PATH ]] && all_running; then
 		log "cluster already running"
+		# The kubelet's image GC (disk pressure) may have removed the base images,
+		# which no registry serves: without the pause image no pod starts.
+		if ! base_images_present; then
+			log "base images missing (removed by the kubelet's image GC?): importing them again"
+			import_base_images
+		fi
 		echo "export KUBECONFIG=$KUBECONFIG_PATH"
 		return
 	fi
