@@ -19,6 +19,18 @@ use crate::wait::{Poll, wait_for};
 /// (`leaderElection.leaseName`).
 pub const LEASE: &str = "flotilla-leader";
 
+/// The values of a namespaced release with two replicas, the CRDs left to the suite
+/// (`ensure_crds`): two releases adopting the same cluster-wide CRD in parallel would
+/// take it from each other.
+pub const TWO_REPLICAS_IN_NAMESPACE: &[&str] = &[
+    "--set",
+    "rbac.scope=namespace",
+    "--set",
+    "replicas=2",
+    "--set",
+    "crds.install=false",
+];
+
 /// The chart under test.
 pub fn chart_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/flotilla")

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use flotilla_e2e::helm::{LEASE, Release, lease_holder, wildcard_rules};
+use flotilla_e2e::helm::{LEASE, Release, TWO_REPLICAS_IN_NAMESPACE, lease_holder, wildcard_rules};
 use flotilla_e2e::steps::{ensure_crds, testapp, wait_microservice, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -308,18 +308,7 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
     // cluster-wide CRD in parallel would take it from each other.
     ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "chart-ha").await?;
-    let release = Release::install(
-        "flotilla",
-        ns.name(),
-        &[
-            "--set",
-            "rbac.scope=namespace",
-            "--set",
-            "replicas=2",
-            "--set",
-            "crds.install=false",
-        ],
-    )?;
+    let release = Release::install("flotilla", ns.name(), TWO_REPLICAS_IN_NAMESPACE)?;
     let pods = release.wait_ready_pods(&client, 2).await?;
     let leader = wait_for(
         "a leader among the operator pods",

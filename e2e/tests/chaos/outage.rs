@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use crate::fleet::set_version;
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::component;
-use flotilla_e2e::helm::{Release, lease_holder};
+use flotilla_e2e::helm::{Release, TWO_REPLICAS_IN_NAMESPACE, lease_holder};
 use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
 use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -160,18 +160,7 @@ async fn two_replicas_ride_out_a_30_s_api_server_outage_without_a_restart() -> a
     flotilla_e2e::steps::ensure_crds(&client).await?;
     let ns = TestNamespace::new(&client, "chaos-ha").await?;
     let n = ns.name();
-    let release = Release::install(
-        "flotilla",
-        n,
-        &[
-            "--set",
-            "rbac.scope=namespace",
-            "--set",
-            "replicas=2",
-            "--set",
-            "crds.install=false",
-        ],
-    )?;
+    let release = Release::install("flotilla", n, TWO_REPLICAS_IN_NAMESPACE)?;
     release.wait_ready_pods(&client, 2).await?;
     apply_yaml(n, &testapp("before", ""))?;
     wait_ready(&client, n, "before").await?;
