@@ -66,6 +66,7 @@ fn without_classes<'a>(caps: &'a Capabilities, neighbours: &'a [&'a Microservice
         microservices: neighbours,
         config: None,
         namespace_labels: None,
+        install: Default::default(),
     }
 }
 

@@ -28,6 +28,27 @@ pub struct Inputs<'a> {
     /// The labels of a namespace, for consent across namespaces; without a lookup a
     /// namespace is known by its name label only.
     pub namespace_labels: Option<NamespaceLabels<'a>>,
+    /// How the operator is installed, where it refuses what the install cannot serve.
+    pub install: Install,
+}
+
+/// What the operator's install allows, beyond the cluster: its flags (chart values).
+/// The default is an install that refuses nothing (offline, `flotilla render`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Install {
+    /// `--http-gates`: the operator may read pods through `pods/proxy`, so HTTP gates run.
+    pub http_gates: bool,
+    /// `--require-class`: every Microservice must be governed by a class.
+    pub require_class: bool,
+}
+
+impl Default for Install {
+    fn default() -> Self {
+        Install {
+            http_gates: true,
+            require_class: false,
+        }
+    }
 }
 
 /// What the caches know of a ConfigMap or Secret by reference.
@@ -138,14 +159,52 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
             })
         },
     );
+    let class_name = class::class_name(ms, &namespace_labels, classes);
+    let outcome = outcome
+        .and_then(|build| refuse_unavailable_gates(inputs.install, build))
+        .and_then(|build| require_class(inputs.install, class_name.as_deref(), build));
     Plan {
-        class_name: class::class_name(ms, &namespace_labels, classes),
+        class_name,
         missing_dependencies,
         refused_dependencies,
         unready_dependencies,
         missing_config,
         outcome,
     }
+}
+
+/// An HTTP gate needs `get` on `pods/proxy`, which the chart grants only with
+/// `httpGates=true` (`--http-gates`): without it the spec is refused before anything is
+/// applied, rather than a release judged by checks that can only be forbidden.
+fn refuse_unavailable_gates(install: Install, build: Build) -> Result<Build, Refusal> {
+    let gated = build
+        .effective
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.gates.as_ref())
+        .is_some_and(|g| g.http.is_some());
+    if gated && !install.http_gates {
+        return Err(Refusal::GateUnavailable(
+            "spec.rollout.gates.http: this operator runs without HTTP gates (--http-gates=false: no access to pods/proxy); the platform team enables them with the chart value httpGates=true, or remove the gate".to_string(),
+        ));
+    }
+    Ok(build)
+}
+
+/// With `--require-class`, a Microservice no class governs is refused before anything
+/// is applied.
+fn require_class(
+    install: Install,
+    class_name: Option<&str>,
+    build: Build,
+) -> Result<Build, Refusal> {
+    if install.require_class && class_name.is_none() {
+        return Err(Refusal::ClassRequired(
+            "spec.class: this cluster requires a MicroserviceClass (--require-class), and none governs this Microservice: name one in spec.class that your namespace may use, or ask your platform team for a default class that selects your namespace".to_string(),
+        ));
+    }
+    Ok(build)
 }
 
 /// The config hash of the referenced ConfigMaps and Secrets, and the ones missing.
@@ -218,8 +277,52 @@ mod tests {
                 microservices: all,
                 config,
                 namespace_labels: None,
+                install: Default::default(),
             },
         )
+    }
+
+    fn plan_installed(target: &Microservice, install: Install) -> Plan {
+        let capabilities = Capabilities::newest();
+        plan(
+            target,
+            &Inputs {
+                capabilities: &capabilities,
+                classes: &[],
+                microservices: &[target],
+                config: None,
+                namespace_labels: None,
+                install,
+            },
+        )
+    }
+
+    #[test]
+    fn the_install_refuses_what_it_cannot_serve_before_anything_is_applied() {
+        let gated = ms(
+            "users",
+            "{image: a, ports: [{name: http, port: 80}], rollout: {gates: {http: {path: /healthz}}}}",
+        );
+        let plain = ms("users", "{image: a}");
+        let no_gates = Install {
+            http_gates: false,
+            require_class: false,
+        };
+        assert!(matches!(
+            plan_installed(&gated, no_gates).outcome,
+            Err(Refusal::GateUnavailable(_))
+        ));
+        assert!(plan_installed(&plain, no_gates).outcome.is_ok());
+        let classes_required = Install {
+            http_gates: true,
+            require_class: true,
+        };
+        assert!(matches!(
+            plan_installed(&plain, classes_required).outcome,
+            Err(Refusal::ClassRequired(_))
+        ));
+        // Offline (render, diff) nothing is refused for the install.
+        assert!(plan_installed(&gated, Install::default()).outcome.is_ok());
     }
 
     fn version(rv: &str) -> Option<ConfigVersion> {

@@ -76,6 +76,7 @@ pub fn render_for(
         // Offline there are no ConfigMaps or Secrets to hash.
         config: None,
         namespace_labels: None,
+        install: Default::default(),
     };
     let mut rendered = Rendered::default();
     for ms in &microservices {

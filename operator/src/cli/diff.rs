@@ -262,6 +262,8 @@ pub async fn diff(
                 namespace_labels: namespace_labels
                     .as_ref()
                     .map(|_| &ns_lookup as crate::graph::NamespaceLabels<'_>),
+                // The install's flags are not known from outside the operator.
+                install: plan::Install::default(),
             },
         );
         if let Err(error) = children(

@@ -12,7 +12,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment};
 use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
-use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Plan};
+use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Install, Plan};
 
 use super::caches::Caches;
 use super::context::Context;
@@ -62,6 +62,10 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
             microservices: &microservices,
             config: Some(&config),
             namespace_labels,
+            install: Install {
+                http_gates: ctx.http_gates,
+                require_class: ctx.require_class,
+            },
         },
     ))
 }

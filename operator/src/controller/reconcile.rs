@@ -86,8 +86,6 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         Ok(plan) => plan,
         Err(failure) => return read_failed(&ctx, &ms, failure).await,
     };
-    refuse_unavailable_gates(&ctx, &mut plan);
-    require_class(&ctx, &mut plan);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
@@ -174,33 +172,6 @@ async fn read_failed(ctx: &Context, ms: &Microservice, failure: ReadFailure) -> 
         }
     }
     Err(Error::Read(failure))
-}
-
-/// An HTTP gate needs `get` on `pods/proxy`, which the chart grants only with
-/// `httpGates=true` (`--http-gates`): without it the spec is refused before anything is
-/// applied, rather than a release judged by checks that can only be forbidden.
-fn refuse_unavailable_gates(ctx: &Context, plan: &mut Plan) {
-    let gated = plan.outcome.as_ref().is_ok_and(|build| {
-        let rollout = build.effective.spec.rollout.as_ref();
-        rollout
-            .and_then(|r| r.gates.as_ref())
-            .is_some_and(|g| g.http.is_some())
-    });
-    if gated && !ctx.http_gates {
-        plan.outcome = Err(Refusal::GateUnavailable(
-            "spec.rollout.gates.http: this operator runs without HTTP gates (--http-gates=false: no access to pods/proxy); the platform team enables them with the chart value httpGates=true, or remove the gate".to_string(),
-        ));
-    }
-}
-
-/// With `--require-class`, a Microservice no class governs is refused before anything
-/// is applied.
-fn require_class(ctx: &Context, plan: &mut Plan) {
-    if ctx.require_class && plan.outcome.is_ok() && plan.class_name.is_none() {
-        plan.outcome = Err(Refusal::ClassRequired(
-            "spec.class: this cluster requires a MicroserviceClass (--require-class), and none governs this Microservice: name one in spec.class that your namespace may use, or ask your platform team for a default class that selects your namespace".to_string(),
-        ));
-    }
 }
 
 /// Runs the release state machine on the planned children (see `crate::rollout`) and

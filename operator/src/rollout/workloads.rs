@@ -69,6 +69,7 @@ mod tests {
                 microservices: &[],
                 config: None,
                 namespace_labels: None,
+                install: Default::default(),
             },
         )
         .outcome
