@@ -20,7 +20,6 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::Client;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 const FIELD_MANAGER: &str = "flotilla-crd-server";
@@ -389,59 +388,11 @@ async fn samples_and_fixtures_are_accepted() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `operator/tests/fixtures/validation-cases.yaml`, as `operator/tests/validation.rs`
-/// reads it (see the file's header).
-#[derive(Deserialize)]
-struct Cases {
-    valid: Valid,
-    microservices: Vec<Case>,
-    classes: Vec<ClassCase>,
-}
+// The cases' types and reader, shared with `operator/tests/validation.rs`.
+#[path = "../../operator/tests/fixtures/validation_cases.rs"]
+mod validation_cases;
 
-#[derive(Deserialize)]
-struct Valid {
-    microservice: String,
-    class: String,
-}
-
-#[derive(Deserialize)]
-struct Case {
-    name: String,
-    spec: String,
-    field: String,
-    #[serde(default)]
-    cel: bool,
-    #[serde(default)]
-    schema: bool,
-    server: Option<ServerField>,
-}
-
-#[derive(Deserialize)]
-struct ClassCase {
-    spec: String,
-    field: String,
-    server: Option<ServerField>,
-}
-
-#[derive(Deserialize)]
-struct ServerField {
-    field: String,
-    why: String,
-}
-
-fn cases() -> Cases {
-    let path = repo().join("operator/tests/fixtures/validation-cases.yaml");
-    let text = std::fs::read_to_string(&path).expect("the validation cases");
-    serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-/// The cases' YAML as the unit test builds it: a Microservice `users` in `shop`.
-fn microservice_yaml(spec: &str) -> String {
-    format!(
-        "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n{}",
-        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
-    )
-}
+use validation_cases::{Case, ServerField, cases, microservice_yaml};
 
 fn class_yaml(spec: &str) -> String {
     format!(

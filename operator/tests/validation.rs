@@ -4,67 +4,15 @@
 
 use flotilla::api::Microservice;
 use flotilla::validate::validate;
-use serde::Deserialize;
+
+#[path = "fixtures/validation_cases.rs"]
+mod validation_cases;
+
+use validation_cases::{Case, ClassCase, cases, microservice_yaml};
 
 fn microservice(spec: &str) -> Microservice {
-    let yaml = format!(
-        "apiVersion: flotilla.dev/v1alpha1\nkind: Microservice\nmetadata: {{name: users, namespace: shop}}\nspec:\n{}",
-        spec.lines().map(|l| format!("  {l}\n")).collect::<String>()
-    );
+    let yaml = microservice_yaml(spec);
     serde_saphyr::from_str(&yaml).unwrap_or_else(|e| panic!("fixture does not parse: {e}\n{yaml}"))
-}
-
-/// The cases, shared with the CRD-server tier (`e2e/tests/crd_server.rs`): see the file's
-/// header for its fields.
-const CASES_FILE: &str = include_str!("fixtures/validation-cases.yaml");
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Cases {
-    valid: Valid,
-    microservices: Vec<Case>,
-    classes: Vec<ClassCase>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Valid {
-    microservice: String,
-    class: String,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    spec: String,
-    field: String,
-    #[serde(default)]
-    cel: bool,
-    #[serde(default)]
-    schema: bool,
-    server: Option<ServerField>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ClassCase {
-    spec: String,
-    field: String,
-    server: Option<ServerField>,
-}
-
-/// The coarser field an API server names where a CEL rule cannot name the operator's.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerField {
-    field: String,
-    why: String,
-}
-
-fn cases() -> Cases {
-    serde_saphyr::from_str(CASES_FILE)
-        .unwrap_or_else(|e| panic!("fixtures/validation-cases.yaml does not parse: {e}"))
 }
 
 #[test]
