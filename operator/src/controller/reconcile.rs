@@ -10,6 +10,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -86,7 +88,8 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         Ok(plan) => plan,
         Err(failure) => return read_failed(&ctx, &ms, failure).await,
     };
-    let rollout = decide_rollout(&ctx, &ms, &mut plan, &namespace).await;
+    let observed = observe(&ctx, &ms, &namespace);
+    let rollout = decide_rollout(&ctx, &ms, &mut plan, &observed).await;
     let applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
             apply::apply(&ctx, &build.effective, &build.children).await?
@@ -103,8 +106,16 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         info!(microservice = %ms.name_any(), %namespace, reason = notice.reason, note = %notice.note, "rollout");
         events::rollout(&ctx, &ms, notice);
     }
-    let (status, status_due) =
-        update_status(&ctx, &ms, &plan, &applied, rollout.as_ref(), &namespace).await?;
+    let (status, status_due) = update_status(
+        &ctx,
+        &ms,
+        &plan,
+        &applied,
+        rollout.as_ref(),
+        &namespace,
+        &observed,
+    )
+    .await?;
     if let Some(failure) = applied.failure {
         // Status says it already; the error brings the backoff and the event.
         return Err(Error::Apply {
@@ -133,6 +144,36 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     } else {
         Action::requeue(next)
     })
+}
+
+/// What a reconcile reads of the world besides the plan's inputs, read once for the
+/// release decision and the status: the Microservice with the status this process last
+/// wrote, its Deployments and its pods.
+struct Observation<'a> {
+    current: Cow<'a, Microservice>,
+    stable: Option<Deployment>,
+    canary: Option<Deployment>,
+    pods: Vec<Arc<Pod>>,
+}
+
+impl Observation<'_> {
+    fn pods(&self) -> Vec<&Pod> {
+        self.pods.iter().map(Arc::as_ref).collect()
+    }
+}
+
+fn observe<'a>(ctx: &Context, ms: &'a Microservice, namespace: &str) -> Observation<'a> {
+    let name = ms.name_any();
+    Observation {
+        current: as_last_written(ctx, ms),
+        stable: read::deployment(&ctx.caches, &name, namespace),
+        canary: read::deployment(
+            &ctx.caches,
+            &crate::rollout::workloads::canary_name(&name),
+            namespace,
+        ),
+        pods: read::pods(&ctx.caches, &name, namespace),
+    }
 }
 
 /// `ms` with the status this process last wrote, while the cache has not caught up with
@@ -182,7 +223,7 @@ async fn decide_rollout(
     ctx: &Context,
     ms: &Microservice,
     plan: &mut Plan,
-    namespace: &str,
+    observed: &Observation<'_>,
 ) -> Option<crate::rollout::Decision> {
     let build = plan.outcome.as_mut().ok()?;
     let held = build
@@ -192,17 +233,10 @@ async fn decide_rollout(
     if ms.spec.paused || held {
         return None;
     }
-    let name = ms.name_any();
-    // The state machine must not step back to an older step.
-    let current = as_last_written(ctx, ms);
-    let stable = read::deployment(&ctx.caches, &name, namespace);
-    let canary = read::deployment(
-        &ctx.caches,
-        &crate::rollout::workloads::canary_name(&name),
-        namespace,
-    );
-    let pods = read::pods(&ctx.caches, &name, namespace);
-    let pods: Vec<&k8s_openapi::api::core::v1::Pod> = pods.iter().map(Arc::as_ref).collect();
+    // The state machine must not step back to an older step: it reads the status as
+    // last written.
+    let current = &observed.current;
+    let pods = observed.pods();
     let now = jiff::Timestamp::now();
     let due = crate::rollout::http_checks_due(
         current.as_ref(),
@@ -219,8 +253,8 @@ async fn decide_rollout(
         current.as_ref(),
         &build.effective,
         &mut build.children,
-        stable.as_ref(),
-        canary.as_ref(),
+        observed.stable.as_ref(),
+        observed.canary.as_ref(),
         &pods,
         http,
         now,
@@ -238,20 +272,14 @@ async fn update_status(
     applied: &Applied,
     rollout: Option<&crate::rollout::Decision>,
     namespace: &str,
+    world: &Observation<'_>,
 ) -> Result<(MicroserviceStatus, Option<Duration>)> {
     let name = ms.name_any();
-    let deployment = read::deployment(&ctx.caches, &name, namespace);
-    let canary = read::deployment(
-        &ctx.caches,
-        &crate::rollout::workloads::canary_name(&name),
-        namespace,
-    );
-    let pods = read::pods(&ctx.caches, &name, namespace);
     let refused = plan.outcome.as_ref().err();
     let child_problem = child_problem(applied);
     let observed = Observed {
-        deployment: deployment.as_ref(),
-        pods: pods.iter().map(Arc::as_ref).collect(),
+        deployment: world.stable.as_ref(),
+        pods: world.pods(),
         missing_dependencies: &plan.missing_dependencies,
         refused_dependencies: &plan.refused_dependencies,
         unready_dependencies: &plan.unready_dependencies,
@@ -270,13 +298,12 @@ async fn update_status(
             .as_ref()
             .ok()
             .and_then(|build| scraping(ctx.capabilities.serves(&service_monitor::KIND), build)),
-        canary: canary.as_ref(),
+        canary: world.canary.as_ref(),
         rollout,
     };
     // The status to compare with (and to keep transition times from).
     let key = ObjectRef::from_obj(ms);
-    let current = as_last_written(ctx, ms);
-    let ms = current.as_ref();
+    let ms = world.current.as_ref();
     let status = status::compute(ms, &observed, Time(jiff::Timestamp::now()));
     let now = Instant::now();
     if ms.status.as_ref() == Some(&status) {
