@@ -12,12 +12,12 @@ use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
-use super::caches::Caches;
-use super::indexes::Indexes;
 use super::recorder::Outbox;
 use super::status_pace::StatusPace;
 use super::turns::Turns;
-use super::written::Written;
+use super::watch::caches::Caches;
+use super::watch::indexes::Indexes;
+use super::watch::written::Written;
 
 pub struct Context {
     pub client: Client,

@@ -3,33 +3,26 @@
 mod apply;
 #[cfg(test)]
 mod argocd_health;
-mod caches;
 mod class_status;
 mod context;
-mod discovery;
 mod edit_lane;
 mod edits;
 mod error;
 mod events;
-mod indexes;
 mod ownership;
-mod packed_store;
-mod pod_index;
 mod read;
 mod read_failure;
 mod reconcile;
 mod recorder;
-mod reverse_index;
 
 mod status_pace;
 mod turns;
-mod watches;
-mod written;
+mod watch;
 
 pub use apply::{APPLIED_HASH_ANNOTATION, content_hash, is_subset};
-pub use discovery::served as discover_capabilities;
 pub use error::Error;
 pub use ownership::{Ownership, ownership};
+pub use watch::discovery::served as discover_capabilities;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,15 +41,15 @@ use crate::builders::{ConfigKind, labels};
 use crate::health::Health;
 use crate::metrics::Metrics;
 
-pub use caches::Scope;
+pub use watch::caches::Scope;
 /// The watches' reverse indexes; public for the benchmarks.
-pub use indexes::Indexes;
+pub use watch::indexes::Indexes;
 
-use caches::{Caches, Observers, Watches};
 use class_status::ClassStatusWriter;
 use context::Context;
-use indexes::{ClassWatch, MicroserviceWatch, Triggers};
 use recorder::{Outbox, Recorder};
+use watch::caches::{Caches, Observers, Watches};
+use watch::indexes::{ClassWatch, MicroserviceWatch, Triggers};
 
 /// How long the queue waits for a Microservice's triggers to stop before reconciling it.
 /// Creating one sets off a burst (six children written back, the Deployment's status,
@@ -105,7 +98,7 @@ pub async fn run(
             // The server answered discovery a moment ago: a failure now is transient
             // and is retried, not a reason to end the process.
             loop {
-                match discovery::capabilities(&client).await {
+                match watch::discovery::capabilities(&client).await {
                     Ok(capabilities) => break capabilities,
                     Err(error) => {
                         warn!(%error, "discovery failed; retrying in 2 s");
@@ -117,7 +110,7 @@ pub async fn run(
                 }
             }
         } else {
-            discovery::capabilities(&client).await?
+            watch::discovery::capabilities(&client).await?
         };
         restart = true;
         let stopped = run_on(
@@ -159,7 +152,7 @@ async fn run_on(
     let triggers = Triggers::new(triggers);
     let (edits, edit_stream) = edits::channel(edits::CAPACITY);
     let class_status_wake = Arc::new(Notify::new());
-    let (caches, watches) = caches::watch(
+    let (caches, watches) = watch::caches::watch(
         &client,
         &settings.scope,
         &capabilities,
@@ -176,7 +169,7 @@ async fn run_on(
     let mut tasks = JoinSet::new();
     tasks.spawn(readiness(caches.clone(), health));
     let (kinds_changed, kinds_changed_rx) = tokio::sync::watch::channel(false);
-    tasks.spawn(discovery::watch_for_changes(
+    tasks.spawn(watch::discovery::watch_for_changes(
         client.clone(),
         capabilities.clone(),
         settings.rediscover_every,

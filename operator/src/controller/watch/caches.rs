@@ -27,8 +27,8 @@ use crate::metrics::Metrics;
 use super::indexes::{ClassWatch, Indexes, MicroserviceWatch};
 use super::packed_store::{CacheGone, PackedStore, PackedWriter, packed_store};
 use super::pod_index::PodIndex;
-use super::read_failure::{ReadFailure, WatchFailures};
 use super::watches::decoded;
+use crate::controller::read_failure::{ReadFailure, WatchFailures};
 
 /// Read-only caches of everything a reconciliation looks at.
 #[derive(Clone)]
