@@ -12,9 +12,9 @@ use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::Capabilities;
 use crate::metrics::Metrics;
 
-use super::recorder::Outbox;
-use super::status_pace::StatusPace;
-use super::turns::Turns;
+use super::queue::turns::Turns;
+use super::report::recorder::Outbox;
+use super::report::status_pace::StatusPace;
 use super::watch::caches::Caches;
 use super::watch::indexes::Indexes;
 use super::watch::written::Written;

@@ -15,8 +15,8 @@ use futures::StreamExt;
 use tracing::debug;
 
 use super::context::Context;
-use super::edits::EditReceiver;
-use super::reconcile;
+use super::pipeline as reconcile;
+use super::queue::edits::EditReceiver;
 
 /// Edits reconciled at once ahead of the queue: edits are rare next to a bulk create's
 /// fan-out, and each takes a share of the API server's attention from the backlog.

@@ -1,27 +1,17 @@
 //! The controller: watches, caches and the reconcile loop, wired together.
 
-mod apply;
-#[cfg(test)]
-mod argocd_health;
-mod class_status;
 mod context;
 mod edit_lane;
-mod edits;
 mod error;
-mod events;
-mod ownership;
-mod read;
+mod pipeline;
+mod queue;
 mod read_failure;
-mod reconcile;
-mod recorder;
-
-mod status_pace;
-mod turns;
+mod report;
 mod watch;
 
-pub use apply::{APPLIED_HASH_ANNOTATION, content_hash, is_subset};
 pub use error::Error;
-pub use ownership::{Ownership, ownership};
+pub use pipeline::apply::{APPLIED_HASH_ANNOTATION, content_hash, is_subset};
+pub use pipeline::ownership::{Ownership, ownership};
 pub use watch::discovery::served as discover_capabilities;
 
 use std::future::Future;
@@ -45,9 +35,9 @@ pub use watch::caches::Scope;
 /// The watches' reverse indexes; public for the benchmarks.
 pub use watch::indexes::Indexes;
 
-use class_status::ClassStatusWriter;
 use context::Context;
-use recorder::{Outbox, Recorder};
+use report::class_status::ClassStatusWriter;
+use report::recorder::{Outbox, Recorder};
 use watch::caches::{Caches, Observers, Watches};
 use watch::indexes::{ClassWatch, MicroserviceWatch, Triggers};
 
@@ -150,7 +140,7 @@ async fn run_on(
     let indexes = Arc::new(Indexes::default());
     let (triggers, trigger_stream) = futures::channel::mpsc::unbounded();
     let triggers = Triggers::new(triggers);
-    let (edits, edit_stream) = edits::channel(edits::CAPACITY);
+    let (edits, edit_stream) = queue::edits::channel(queue::edits::CAPACITY);
     let class_status_wake = Arc::new(Notify::new());
     let (caches, watches) = watch::caches::watch(
         &client,
@@ -217,7 +207,7 @@ async fn run_on(
                 .debounce(DEBOUNCE),
         )
         .graceful_shutdown_on(stop)
-        .run(reconcile::reconcile, reconcile::error_policy, context)
+        .run(pipeline::reconcile, pipeline::error_policy, context)
         .for_each(|result| async move {
             if let Err(error) = result {
                 match error {

@@ -71,7 +71,6 @@ pub struct Observed<'a> {
     pub scraping: Option<Scraping>,
 }
 
-#[cfg(test)]
 impl<'a> Observed<'a> {
     /// What the status is computed from when only the Deployment and the pods are known:
     /// no dependencies, no refusal, no canary (the status tests and the Argo CD health

@@ -17,7 +17,7 @@ use crate::builders::{ConfigKind, config_refs};
 use crate::graph::{ObjectKey, dependency_keys};
 
 use super::reverse_index::{RelistTracker, ReverseIndex, Transition};
-use crate::controller::edits::Edits;
+use crate::controller::queue::edits::Edits;
 
 /// A ConfigMap or Secret: namespace, kind, name.
 type ConfigKey = (String, ConfigKind, String);
@@ -375,7 +375,7 @@ mod tests {
     #[test]
     fn dependency_changes_trigger_old_and_new_targets() {
         let (triggers, mut rx) = triggers();
-        let (edits, mut edited) = crate::controller::edits::channel(16);
+        let (edits, mut edited) = crate::controller::queue::edits::channel(16);
         let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         assert_eq!(drain(&mut rx), names(&["users"]));
@@ -406,7 +406,7 @@ mod tests {
     #[test]
     fn relist_forgets_microservices_deleted_while_away() {
         let (triggers, mut rx) = triggers();
-        let (edits, _edited) = crate::controller::edits::channel(16);
+        let (edits, _edited) = crate::controller::queue::edits::channel(16);
         let mut watch = MicroserviceWatch::new(Arc::default(), triggers, edits);
         watch.observe(&Event::Apply(ms("orders", 1, &["users"])));
         drain(&mut rx);

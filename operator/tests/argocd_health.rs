@@ -10,9 +10,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use mlua::{Lua, LuaSerdeExt, Table};
 use serde_json::{Value, json};
 
-use crate::api::Microservice;
-use crate::graph::MissingDependency;
-use crate::status::{self, Cause, DEGRADED, Observed, REASON_CHILD_CONFLICT};
+use flotilla::api::Microservice;
+use flotilla::graph::MissingDependency;
+use flotilla::status::{self, Cause, DEGRADED, Observed, REASON_CHILD_CONFLICT};
 
 const SCRIPT: &str = include_str!(concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -14,9 +14,9 @@ use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment};
 use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Install, Plan};
 
-use super::context::Context;
-use super::read_failure::ReadFailure;
-use super::watch::caches::Caches;
+use crate::controller::context::Context;
+use crate::controller::read_failure::ReadFailure;
+use crate::controller::watch::caches::Caches;
 
 /// Plans `ms` against what the caches hold, reading from the API server only the
 /// ConfigMaps and Secrets it references that the caches do not hold (see

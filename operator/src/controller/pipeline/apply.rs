@@ -11,10 +11,10 @@ use tracing::debug;
 use crate::api::Microservice;
 use crate::builders::{Child, ChildKind, Children, FIELD_MANAGER, KINDS, deployment, labels};
 
-use super::context::Context;
-use super::error::{Error, Result};
 use super::ownership::{Ownership, ownership};
-use super::watch::caches::ChildCache;
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::watch::caches::ChildCache;
 
 /// Annotation holding a hash of what Flotilla last applied to a child. With the subset
 /// check below it lets a reconcile with nothing to change send no write at all.

@@ -8,8 +8,8 @@ use tracing::warn;
 use crate::api::Microservice;
 
 use super::apply::{Action, Change};
-use super::context::Context;
-use super::recorder::{EventType, Queued};
+use crate::controller::context::Context;
+use crate::controller::report::recorder::{EventType, Queued};
 use crate::status::truncate;
 
 /// What one reconcile changed, as one event per kind of change ("Created ServiceAccount

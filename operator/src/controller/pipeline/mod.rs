@@ -1,10 +1,15 @@
 //! One reconciliation, as a pipeline: read the caches and plan (validate, resolve the
 //! class, resolve the graph, build the children: `crate::plan`, pure), apply, report the
-//! changes as events, then compute and write the status.
+//! changes as events, then compute and write the status. Each step is a module here.
 //!
 //! A refused spec (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation)
 //! stops the pipeline before anything is applied: the children keep running as they
 //! were, the status says why, and nothing is retried until the spec or the class changes.
+
+pub mod apply;
+mod events;
+pub mod ownership;
+mod read;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -24,15 +29,16 @@ use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::{FIELD_MANAGER, labels, service_monitor};
 use crate::class::Refusal;
 use crate::plan::Plan;
-
-use super::apply::Applied;
-use super::context::Context;
-use super::error::{Error, Result};
-use super::read_failure::ReadFailure;
-use super::{apply, events, read, status_pace};
 use crate::status::{
     self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
 };
+
+use crate::controller::context::Context;
+use crate::controller::error::{Error, Result};
+use crate::controller::read_failure::ReadFailure;
+use crate::controller::report::status_pace;
+
+use apply::Applied;
 
 /// How often a settled Microservice is looked at again even without any watch event.
 /// Watches catch drift at once; this only bounds how long a missed event can last.
