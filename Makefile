@@ -26,12 +26,13 @@ lint: ## cargo fmt --check and clippy with warnings as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-install: ## build flotilla (release) and install it and the kubectl plugin link kubectl-flotilla into PREFIX/bin (PREFIX=/usr/local)
+install: ## build flotilla (release) and install it, the kubectl plugin link kubectl-flotilla and its completer into PREFIX/bin (PREFIX=/usr/local)
 	$(CARGO) build --release --locked -p flotilla
 	install -d "$(DESTDIR)$(PREFIX)/bin"
 	install -m 0755 "$${CARGO_TARGET_DIR:-target}/release/flotilla" "$(DESTDIR)$(PREFIX)/bin/flotilla"
 	ln -sf flotilla "$(DESTDIR)$(PREFIX)/bin/kubectl-flotilla"
-	@echo "installed $(DESTDIR)$(PREFIX)/bin/flotilla and kubectl-flotilla: try kubectl flotilla --help"
+	ln -sf flotilla "$(DESTDIR)$(PREFIX)/bin/kubectl_complete-flotilla"
+	@echo "installed $(DESTDIR)$(PREFIX)/bin/flotilla, kubectl-flotilla and kubectl_complete-flotilla: try kubectl flotilla --help"
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -65,6 +65,30 @@ fn completions_cover_every_command() {
 }
 
 #[test]
+fn kubectl_completes_the_plugin_through_its_completer() {
+    let dir = std::env::temp_dir().join(format!("flotilla-complete-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let completer = dir.join("kubectl_complete-flotilla");
+    let plugin = dir.join("kubectl-flotilla");
+    for link in [&completer, &plugin] {
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_flotilla"), link).unwrap();
+    }
+    // What kubectl runs for `kubectl flotilla rollout pro<TAB>`: Cobra's answer format.
+    let (ok, answer, error) = run(&completer, &["rollout", "pro"]);
+    assert!(ok, "{error}");
+    assert_eq!(answer, "promote\n:4\n");
+    let (_, flags, _) = run(&completer, &["status", "users", "--kube"]);
+    assert_eq!(flags, "--kubeconfig\n:4\n");
+    // A script cannot complete `kubectl flotilla`: a clear refusal, not a panic.
+    let (ok, script, error) = run(&plugin, &["completion", "bash"]);
+    assert!(!ok && script.is_empty());
+    assert!(error.contains("kubectl_complete-flotilla"), "{error}");
+    assert!(!error.contains("panicked"), "{error}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn render_writes_a_service_monitor_only_for_a_prometheus_operator_cluster() {
     let dir = std::env::temp_dir().join(format!("flotilla-render-sm-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

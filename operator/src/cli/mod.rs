@@ -312,16 +312,21 @@ impl TargetArgs {
 /// (`kubectl-flotilla` on the PATH, which kubectl runs for `kubectl flotilla ...`), so help
 /// and errors show the command the user typed.
 fn command_name() -> &'static str {
-    let invoked = std::env::args_os().next().unwrap_or_default();
-    let file = std::path::Path::new(&invoked)
-        .file_name()
-        .and_then(|name| name.to_str())
-        .unwrap_or_default();
-    if file.starts_with("kubectl-flotilla") {
+    if invoked_as().starts_with("kubectl-flotilla") {
         "kubectl flotilla"
     } else {
         "flotilla"
     }
+}
+
+/// The file name the binary was run under (a link's name when run through one).
+fn invoked_as() -> String {
+    let invoked = std::env::args_os().next().unwrap_or_default();
+    std::path::Path::new(&invoked)
+        .file_name()
+        .and_then(|name| name.to_str())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 /// The clap command under the name it was invoked by; completion scripts come from it.
@@ -331,6 +336,9 @@ fn cli_command() -> clap::Command {
 
 /// Parses the command line and runs the command; the exit code is the command's.
 pub fn main() -> ExitCode {
+    if invoked_as().starts_with(completion::KUBECTL_COMPLETER) {
+        return completion::kubectl_plugin(std::env::args().skip(1).collect());
+    }
     let matches = cli_command().get_matches();
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     match cli.command {
