@@ -1,9 +1,8 @@
 //! The process's memory, as the allocator sees it. The caches are small (see
 //! `controller::caches`); what else grows RSS is glibc's allocator keeping freed memory:
 //! a bulk create parses and drops tens of MiB of watch events and apply responses, spread
-//! over one arena per busy thread. Measured on the embedded cluster at 1,000
-//! Microservices: 93 MiB RSS for 54 MiB in use, 78 MiB after one `malloc_trim`.
-//! musl (the image) returns freed memory by itself; there this module does nothing.
+//! over one arena per busy thread, and RSS stays near the peak long after the heap in use
+//! has shrunk (figures in `docs/benchmarks.md`). musl (the image) returns freed memory by itself; there this module does nothing.
 
 use std::time::Duration;
 

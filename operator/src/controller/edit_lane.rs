@@ -1,6 +1,6 @@
 //! Edits first. kube-runtime's scheduler is one FIFO queue: while a bulk create keeps it
-//! hundreds deep, a spec edit to an existing Microservice waited behind the whole backlog
-//! (p99 54 s from edit to Deployment at 500 Microservices on the embedded cluster). The
+//! hundreds deep, a spec edit to an existing Microservice would wait behind the whole
+//! backlog, for tens of seconds (`docs/benchmarks.md`). The
 //! Microservice watch sends every new generation of a Microservice it had already seen
 //! here too, and a few reconciles of those run at once, beside the queue. The queue still
 //! gets the same event: its later pass finds nothing left to write.

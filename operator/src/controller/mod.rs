@@ -43,9 +43,8 @@ use watch::indexes::{ClassWatch, MicroserviceWatch, Triggers};
 
 /// How long the queue waits for a Microservice's triggers to stop before reconciling it.
 /// Creating one sets off a burst (six children written back, the Deployment's status,
-/// ReplicaSet, pods created, then Pending): without a pause each event ran a whole
-/// reconcile, 21.6 per Microservice during a bulk create of 500, each planning and
-/// comparing every child for nothing new. Edits do not wait: a new generation goes
+/// ReplicaSet, pods created, then Pending): without a pause each event runs a whole
+/// reconcile that plans and compares every child for nothing new. Edits do not wait: a new generation goes
 /// through the edit lane (`edit_lane`).
 const DEBOUNCE: Duration = Duration::from_secs(1);
 

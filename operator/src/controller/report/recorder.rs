@@ -2,8 +2,8 @@
 //! event repeated within [`SERIES_WINDOW`] (same object, type, reason, action and note)
 //! becomes a series on the first one: one PATCH of its count, not one more object. For
 //! that only a hash of the repeat's key, the first event's name and the count are kept,
-//! where kube-runtime keeps every whole Event for six minutes (about 2 KB each: 850 of
-//! them after a bulk create of 500 Microservices) and scans them all on every publish.
+//! where kube-runtime keeps every whole Event for six minutes (about 2 KB each, several
+//! per Microservice during a bulk create) and scans them all on every publish.
 //! The note is part of the key here: "Created Deployment a" and "Created Service a" are
 //! two events, not a series that shows only the first note.
 //!

@@ -39,7 +39,7 @@ pub struct Caches {
     /// One per child kind the server serves, in `KINDS` order.
     pub children: Vec<ChildCache>,
     /// Flotilla's pods, slimmed to what the status reads and packed as text (a typed
-    /// Pod is 2.2 KB before any of its strings; see `read::pods`).
+    /// Pod is 2.2 KB before any of its strings; `pipeline::read::pods` unpacks them).
     pub pods: PackedStore,
     /// The cached pods by Microservice.
     pub pod_index: Arc<PodIndex>,
