@@ -3,8 +3,9 @@
 
 use flotilla::api::{KubeVersion, Microservice, NetworkMode, SecurityProfile};
 use flotilla::builders::{
-    self, BuildContext, BuildError, Capabilities, Children, ClassSettings, ConfigKind, ConfigRef,
+    self, BuildContext, BuildError, Capabilities, Children, ConfigKind, ConfigRef,
 };
+use flotilla::class::ClassSettings;
 use flotilla::graph;
 use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{Value, json};

@@ -4,6 +4,7 @@
 pub mod bounds;
 mod class;
 mod crd;
+pub mod labels;
 mod microservice;
 mod rollout;
 

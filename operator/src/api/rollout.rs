@@ -1,6 +1,8 @@
 //! `spec.rollout` and `status.rollout`: how a new pod template is released, and where a
 //! release stands. The state machine that reads and writes them is `crate::rollout`.
 
+use std::time::Duration;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::KubeSchema;
 use schemars::JsonSchema;
@@ -74,6 +76,38 @@ pub struct CanaryStep {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^(manual|[0-9]+(s|m|h))$"))]
     pub pause: Option<String>,
+}
+
+/// How long a canary step holds once its pods are ready.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pause {
+    /// Move on as soon as the step's pods are ready.
+    None,
+    For(Duration),
+    /// Until `flotilla rollout promote`.
+    Manual,
+}
+
+/// Reads a step's `pause`: `30s`, `5m`, `1h` or `manual`.
+pub fn parse_pause(text: &str) -> Result<Pause, String> {
+    if text == "manual" {
+        return Ok(Pause::Manual);
+    }
+    let invalid = || format!("`{text}`: a duration such as 30s, 5m or 1h, or manual");
+    // The unit is the last character, whatever its width: the text is the user's.
+    let mut chars = text.chars();
+    let unit = chars.next_back().ok_or_else(invalid)?;
+    let seconds: u64 = match unit {
+        's' => 1,
+        'm' => 60,
+        'h' => 3600,
+        _ => return Err(invalid()),
+    };
+    let value: u64 = chars.as_str().parse().map_err(|_| invalid())?;
+    let total = value
+        .checked_mul(seconds)
+        .ok_or_else(|| format!("`{text}`: too long a pause"))?;
+    Ok(Pause::For(Duration::from_secs(total)))
 }
 
 /// Health gates on the new pods.
@@ -239,4 +273,32 @@ fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pauses_parse() {
+        assert_eq!(parse_pause("30s"), Ok(Pause::For(Duration::from_secs(30))));
+        assert_eq!(parse_pause("2m"), Ok(Pause::For(Duration::from_secs(120))));
+        assert_eq!(parse_pause("1h"), Ok(Pause::For(Duration::from_secs(3600))));
+        assert_eq!(parse_pause("manual"), Ok(Pause::Manual));
+        for bad in [
+            "",
+            "s",
+            "10",
+            "1d",
+            "-1s",
+            "1.5m",
+            "5é",
+            "é",
+            "5ms",
+            "99999999999999999999h",
+            "18446744073709551615h",
+        ] {
+            assert!(parse_pause(bad).is_err(), "{bad}");
+        }
+    }
 }

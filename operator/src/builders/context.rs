@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use kube::api::ApiResource;
 
 use super::{ChildKind, KINDS};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
-use crate::api::{ClassDns, ClassExpose, ClassMonitoring, KubeVersion, NetworkMode, Port};
-use crate::graph::Resolution;
+use crate::api::KubeVersion;
+use crate::class::ClassSettings;
+use crate::graph::{Dependent, Resolution, ResolvedDependency};
 
 /// What the target server offers: the version it serves of each child kind (found by
 /// discovery, or assumed from a version number offline) and the features a version
@@ -81,33 +81,6 @@ impl Capabilities {
     }
 }
 
-/// A Microservice this one calls, looked up in the cluster (or in the render input).
-#[derive(Clone, Debug, PartialEq)]
-pub struct ResolvedDependency {
-    /// Name of the dependency Microservice.
-    pub name: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// The port this one calls (the one named in `dependsOn`, or its primary port).
-    pub port: Port,
-    /// The labels that select its pods.
-    pub pod_selector: BTreeMap<String, String>,
-}
-
-/// A Microservice whose `dependsOn` names this one.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Dependent {
-    /// Name of the calling Microservice.
-    pub name: String,
-    /// Its namespace.
-    pub namespace: String,
-    /// The ports of *this* Microservice it calls (resolved from its `dependsOn` entry:
-    /// the named port, or every declared port when it names none).
-    pub ports: Vec<Port>,
-    /// The labels that select its pods.
-    pub pod_selector: BTreeMap<String, String>,
-}
-
 /// Everything outside the Microservice that shapes its children.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BuildContext {
@@ -123,24 +96,6 @@ pub struct BuildContext {
     /// What the MicroserviceClass in effect decides beyond the spec (its `defaults` are
     /// already merged into the spec the builders get).
     pub class: ClassSettings,
-}
-
-/// The settings of the MicroserviceClass in effect that shape children directly.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ClassSettings {
-    /// Name of the class; None when no class applies.
-    pub name: Option<String>,
-    /// `strict`: a NetworkPolicy; `permissive`: none.
-    pub network_mode: NetworkMode,
-    /// How exposed services are reached (ingress class, host suffix, Gateway, the
-    /// controller's namespace).
-    pub expose: ClassExpose,
-    /// Where the scraper runs and the labels ServiceMonitors carry.
-    pub monitoring: ClassMonitoring,
-    /// Where the cluster's DNS answers.
-    pub dns: ClassDns,
-    /// The namespaces `spec.network.allowFrom` may reach (`policy.allowFromNamespaces`).
-    pub allow_from_namespaces: Option<LabelSelector>,
 }
 
 impl BuildContext {

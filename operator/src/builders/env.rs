@@ -8,8 +8,8 @@ use k8s_openapi::api::core::v1::{
     SecretKeySelector,
 };
 
-use super::ResolvedDependency;
 use crate::api::{self, MicroserviceSpec, Port};
+use crate::graph::ResolvedDependency;
 
 /// `spec.env` first, then per dependency (in `dependsOn` order) `<NAME>_ADDR` and
 /// `<NAME>_URL`. A name already present is not added again, so an explicit entry wins

@@ -4,8 +4,9 @@
 
 use kube::ResourceExt;
 
-use super::{BuildContext, BuildError, ClassSettings, find_port};
+use super::{BuildContext, BuildError, find_port};
 use crate::api::{HttpExpose, Microservice, MicroserviceSpec, PathType, Port};
+use crate::class::ClassSettings;
 
 /// The longest host name DNS (and the Ingress and HTTPRoute schemas) accept.
 pub const MAX_HOST_LENGTH: usize = 253;

@@ -24,7 +24,7 @@ pub mod service_account;
 pub mod service_monitor;
 
 pub use children::{Child, Children};
-pub use context::{BuildContext, Capabilities, ClassSettings, Dependent, ResolvedDependency};
+pub use context::{BuildContext, Capabilities};
 pub use http_route::HttpRoute;
 pub use kind::ChildKind;
 

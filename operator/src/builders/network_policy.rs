@@ -7,6 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::api::labels::NAMESPACE_NAME_LABEL;
+use crate::graph::{Dependent, ResolvedDependency};
 use k8s_openapi::api::networking::v1::{
     IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
     NetworkPolicyPort, NetworkPolicySpec,
@@ -17,18 +19,13 @@ use kube::ResourceExt;
 
 use super::kind::{ChildKind, KindVersion, to_child};
 use super::{
-    BuildContext, BuildError, Dependent, ResolvedDependency, container_port, expose, find_port,
-    labels, protocol_name, protocol_str,
+    BuildContext, BuildError, container_port, expose, find_port, labels, protocol_name,
+    protocol_str,
 };
 use crate::api::{
     AllowFrom, ClassDns, ClassMonitoring, ControllerPeer, EgressRule, Microservice,
     MicroserviceSpec, NetworkMode, Port, ServiceType,
 };
-
-/// The namespace label a namespaceSelector matches on. The API server sets it on every
-/// namespace only from 1.21; on 1.20 cluster admins must label namespaces themselves for
-/// cross-namespace dependencies to be allowed.
-pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// Where the ingress controller runs when the class does not say.
 pub const DEFAULT_CONTROLLER_NAMESPACE: &str = "ingress-nginx";

@@ -21,8 +21,11 @@ use std::collections::BTreeMap;
 
 use kube::ResourceExt;
 
-use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::ClassSettings;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+
+use crate::api::{
+    ClassDns, ClassExpose, ClassMonitoring, Microservice, MicroserviceClass, NetworkMode,
+};
 use crate::validate::validate;
 
 /// A Microservice with its class applied, ready for the builders.
@@ -32,6 +35,24 @@ pub struct Resolved {
     pub effective: Microservice,
     /// What the class decides beyond the spec (network mode, exposure).
     pub settings: ClassSettings,
+}
+
+/// The settings of the MicroserviceClass in effect that shape children directly.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClassSettings {
+    /// Name of the class; None when no class applies.
+    pub name: Option<String>,
+    /// `strict`: a NetworkPolicy; `permissive`: none.
+    pub network_mode: NetworkMode,
+    /// How exposed services are reached (ingress class, host suffix, Gateway, the
+    /// controller's namespace).
+    pub expose: ClassExpose,
+    /// Where the scraper runs and the labels ServiceMonitors carry.
+    pub monitoring: ClassMonitoring,
+    /// Where the cluster's DNS answers.
+    pub dns: ClassDns,
+    /// The namespaces `spec.network.allowFrom` may reach (`policy.allowFromNamespaces`).
+    pub allow_from_namespaces: Option<LabelSelector>,
 }
 
 /// Why a Microservice is not built, as a `Ready=False` reason and message.

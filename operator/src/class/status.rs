@@ -25,7 +25,7 @@ pub fn users_by_class<'a>(
         // labels, and counts a user of a class bound by other labels under that class.
         let namespace = ms.metadata.namespace.clone().unwrap_or_default();
         let labels = BTreeMap::from([(
-            crate::builders::network_policy::NAMESPACE_NAME_LABEL.to_string(),
+            crate::api::labels::NAMESPACE_NAME_LABEL.to_string(),
             namespace,
         )]);
         if let Some(name) = class_name(ms, &labels, classes.iter().copied()) {

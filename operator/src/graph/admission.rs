@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::ResourceExt;
 use kube::core::{Selector, SelectorExt};
 
+use crate::api::labels::NAMESPACE_NAME_LABEL;
 use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::network_policy::NAMESPACE_NAME_LABEL;
 use crate::class::select;
 
 use super::ObjectKey;

@@ -10,9 +10,8 @@ mod admission;
 
 pub use admission::{Admission, NamespaceLabels, labels_of};
 
+use crate::api::labels::pod_selector;
 use crate::api::{Microservice, Port};
-use crate::builders::labels::pod_selector;
-use crate::builders::{Dependent, ResolvedDependency};
 use crate::validate::names;
 
 /// The namespace of an object that has none, as `kubectl` assumes.
@@ -50,6 +49,33 @@ pub struct MissingDependency {
     pub name: String,
     pub namespace: String,
     pub reason: String,
+}
+
+/// A Microservice this one calls, looked up in the cluster (or in the render input).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ResolvedDependency {
+    /// Name of the dependency Microservice.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The port this one calls (the one named in `dependsOn`, or its primary port).
+    pub port: Port,
+    /// The labels that select its pods.
+    pub pod_selector: BTreeMap<String, String>,
+}
+
+/// A Microservice whose `dependsOn` names this one.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dependent {
+    /// Name of the calling Microservice.
+    pub name: String,
+    /// Its namespace.
+    pub namespace: String,
+    /// The ports of *this* Microservice it calls (resolved from its `dependsOn` entry:
+    /// the named port, or every declared port when it names none).
+    pub ports: Vec<Port>,
+    /// The labels that select its pods.
+    pub pod_selector: BTreeMap<String, String>,
 }
 
 /// The neighbours of one Microservice.

@@ -12,7 +12,9 @@ use serde_json::Value;
 
 use crate::api::{FailedRelease, HttpChecks, RolloutPhase, RolloutStatus, RolloutStrategy};
 
-use super::settings::{HTTP_CHECK_INTERVAL, Pause, Settings};
+use super::settings::{HTTP_CHECK_INTERVAL, Settings};
+use crate::api::Pause;
+use crate::status::{Release, Verdict, Verdicts};
 
 /// Pod failures that mean the new template is broken: the release fails at once. Others
 /// (image pulls, scheduling, missing configuration) may pass by themselves and fail a
@@ -172,32 +174,6 @@ pub struct Workloads {
     pub canary_replicas: Option<i32>,
 }
 
-/// A condition the rollout decides instead of the Deployment's view.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Verdict {
-    pub status: &'static str,
-    pub reason: String,
-    pub message: String,
-}
-
-impl Verdict {
-    fn new(status: &'static str, reason: &str, message: impl Into<String>) -> Self {
-        Verdict {
-            status,
-            reason: reason.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Conditions the rollout decides; None leaves the condition to the Deployment's view.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Verdicts {
-    pub ready: Option<Verdict>,
-    pub progressing: Option<Verdict>,
-    pub degraded: Option<Verdict>,
-}
-
 /// An event to publish once, at a transition.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notice {
@@ -215,6 +191,16 @@ pub struct Decision {
     pub notice: Option<Notice>,
     /// Look again after this long at the latest (a pause ending, a deadline).
     pub requeue: Option<Duration>,
+}
+
+impl Decision {
+    /// What the status reports of this decision.
+    pub fn release(&self) -> Release<'_> {
+        Release {
+            status: &self.status,
+            verdicts: &self.verdicts,
+        }
+    }
 }
 
 pub const REASON_ROLLED_BACK: &str = "RolledBack";

@@ -2,20 +2,10 @@
 
 use std::time::Duration;
 
-use crate::api::{MicroserviceSpec, RolloutStrategy};
+use crate::api::{MicroserviceSpec, Pause, RolloutStrategy, parse_pause};
 
 /// A release or canary step without a deadline of its own gets this long.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
-
-/// How long a canary step holds once its pods are ready.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pause {
-    /// Move on as soon as the step's pods are ready.
-    None,
-    For(Duration),
-    /// Until `flotilla rollout promote`.
-    Manual,
-}
 
 /// One canary step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,54 +95,9 @@ impl Settings {
     }
 }
 
-/// `30s`, `5m`, `1h` or `manual`.
-pub fn parse_pause(text: &str) -> Result<Pause, String> {
-    if text == "manual" {
-        return Ok(Pause::Manual);
-    }
-    let invalid = || format!("`{text}`: a duration such as 30s, 5m or 1h, or manual");
-    // The unit is the last character, whatever its width: the text is the user's.
-    let mut chars = text.chars();
-    let unit = chars.next_back().ok_or_else(invalid)?;
-    let seconds: u64 = match unit {
-        's' => 1,
-        'm' => 60,
-        'h' => 3600,
-        _ => return Err(invalid()),
-    };
-    let value: u64 = chars.as_str().parse().map_err(|_| invalid())?;
-    let total = value
-        .checked_mul(seconds)
-        .ok_or_else(|| format!("`{text}`: too long a pause"))?;
-    Ok(Pause::For(Duration::from_secs(total)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pauses_parse() {
-        assert_eq!(parse_pause("30s"), Ok(Pause::For(Duration::from_secs(30))));
-        assert_eq!(parse_pause("2m"), Ok(Pause::For(Duration::from_secs(120))));
-        assert_eq!(parse_pause("1h"), Ok(Pause::For(Duration::from_secs(3600))));
-        assert_eq!(parse_pause("manual"), Ok(Pause::Manual));
-        for bad in [
-            "",
-            "s",
-            "10",
-            "1d",
-            "-1s",
-            "1.5m",
-            "5é",
-            "é",
-            "5ms",
-            "99999999999999999999h",
-            "18446744073709551615h",
-        ] {
-            assert!(parse_pause(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn defaults_and_steps_imply_canary() {

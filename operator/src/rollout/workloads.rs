@@ -52,29 +52,15 @@ pub fn canary_object(mut desired: Value, replicas: i32) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::builders::Capabilities;
-    use crate::plan::{Inputs, plan};
+    use crate::builders::{BuildContext, Capabilities};
 
     fn children() -> Children {
         let ms: crate::api::Microservice = serde_saphyr::from_str(
             "{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {name: users, namespace: shop}, spec: {image: 'users:2', replicas: 4, ports: [{name: http, port: 80}]}}",
         )
         .unwrap();
-        let capabilities = Capabilities::newest();
-        plan(
-            &ms,
-            &Inputs {
-                capabilities: &capabilities,
-                classes: &[],
-                microservices: &[],
-                config: None,
-                namespace_labels: None,
-                install: Default::default(),
-            },
-        )
-        .outcome
-        .unwrap()
-        .children
+        let context = BuildContext::standalone(Capabilities::newest());
+        crate::builders::build(&ms, &context).unwrap()
     }
 
     #[test]

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::ResourceExt;
 
-use crate::api::{Microservice, MicroserviceStatus};
+use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 use crate::builders::{ConfigKind, ConfigRef, labels};
 use crate::graph::MissingDependency;
 
@@ -66,7 +66,7 @@ pub struct Observed<'a> {
     /// What the release state machine decided this pass: `status.rollout` and the
     /// conditions it speaks for (a canary step, a rollback). None keeps the last
     /// `status.rollout` (nothing was decided: paused, refused, held).
-    pub rollout: Option<&'a crate::rollout::Decision>,
+    pub rollout: Option<Release<'a>>,
     /// How the pods are scraped; None when `spec.metrics` is off (or the spec refused).
     pub scraping: Option<Scraping>,
 }
@@ -93,6 +93,40 @@ impl<'a> Observed<'a> {
             rollout: None,
         }
     }
+}
+
+/// What the release state machine (`crate::rollout`) decided this pass, as the status
+/// reads it: `status.rollout` and the conditions it speaks for.
+#[derive(Clone, Copy, Debug)]
+pub struct Release<'a> {
+    pub status: &'a RolloutStatus,
+    pub verdicts: &'a Verdicts,
+}
+
+/// A condition the release decides instead of the Deployment's view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    pub status: &'static str,
+    pub reason: String,
+    pub message: String,
+}
+
+impl Verdict {
+    pub fn new(status: &'static str, reason: &str, message: impl Into<String>) -> Self {
+        Verdict {
+            status,
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Conditions the release decides; None leaves the condition to the Deployment's view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    pub ready: Option<Verdict>,
+    pub progressing: Option<Verdict>,
+    pub degraded: Option<Verdict>,
 }
 
 /// How the pods of a Microservice with `spec.metrics` are scraped.
@@ -171,7 +205,7 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     .collect();
     let rollout_status = observed
         .rollout
-        .map(|decision| decision.status.clone())
+        .map(|release| release.status.clone())
         .or_else(|| previous.rollout.clone());
     // A canary's pods count with the stable ones: they serve behind the same Service.
     let (total, ready, updated, desired) = match observed.canary {
@@ -250,8 +284,8 @@ pub fn read_failed(ms: &Microservice, cause: &Cause, now: Time) -> MicroserviceS
 /// The condition the release state machine decided, unless something deeper holds the
 /// whole reconcile (a refused spec, a child that could not be applied, a missing
 /// dependency, a pause), which the usual verdicts report.
-fn rollout_verdict(observed: &Observed<'_>, type_: &str) -> Option<Verdict> {
-    let decision = observed.rollout?;
+fn rollout_verdict(observed: &Observed<'_>, type_: &str) -> Option<Judgement> {
+    let release = observed.rollout?;
     if observed.refused.is_some()
         || observed.child_problem.is_some()
         || !observed.missing_dependencies.is_empty()
@@ -260,9 +294,9 @@ fn rollout_verdict(observed: &Observed<'_>, type_: &str) -> Option<Verdict> {
         return None;
     }
     let verdict = match type_ {
-        READY => decision.verdicts.ready.as_ref(),
-        PROGRESSING => decision.verdicts.progressing.as_ref(),
-        DEGRADED => decision.verdicts.degraded.as_ref(),
+        READY => release.verdicts.ready.as_ref(),
+        PROGRESSING => release.verdicts.progressing.as_ref(),
+        DEGRADED => release.verdicts.degraded.as_ref(),
         _ => None,
     }?;
     Some((
@@ -272,7 +306,7 @@ fn rollout_verdict(observed: &Observed<'_>, type_: &str) -> Option<Verdict> {
 }
 
 /// A condition's status and why.
-type Verdict = (&'static str, Cause);
+type Judgement = (&'static str, Cause);
 
 /// Ready: every pod of the current spec is ready. Otherwise the deepest cause known: a
 /// refused spec, then a child that could not be applied or is someone else's, then missing
@@ -283,7 +317,7 @@ fn ready(
     rollout: &Rollout,
     missing_dependencies: Option<&str>,
     failure: Option<&Cause>,
-) -> Verdict {
+) -> Judgement {
     if let Some(refused) = &observed.refused {
         ("False", refused.clone())
     } else if let Some(problem) = &observed.child_problem {
@@ -322,7 +356,7 @@ fn progressing(
     rollout: &Rollout,
     missing_dependencies: Option<&str>,
     stalled: Option<&Cause>,
-) -> Verdict {
+) -> Judgement {
     if let Some(refused) = &observed.refused {
         (
             "False",
@@ -348,7 +382,7 @@ fn progressing(
 }
 
 /// Degraded: the spec is refused, or a failure is seen that will not pass by itself.
-fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Verdict {
+fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Judgement {
     match refused.or(failure) {
         Some(cause) => ("True", cause.clone()),
         None => ("False", Cause::new("AsExpected", "no failure seen")),
@@ -356,7 +390,7 @@ fn degraded(refused: Option<&Cause>, failure: Option<&Cause>) -> Verdict {
 }
 
 /// MetricsScraped: a ServiceMonitor exists for the pods, or why none can.
-fn scraped(scraping: &Scraping) -> Verdict {
+fn scraped(scraping: &Scraping) -> Judgement {
     match scraping {
         Scraping::ServiceMonitor { name, port, path } => (
             "True",
@@ -381,7 +415,7 @@ fn dependencies_ready(
     not_admitted: Option<&str>,
     unready_dependencies: &[String],
     depends_on_nothing: bool,
-) -> Verdict {
+) -> Judgement {
     if let Some(missing) = missing_dependencies {
         ("False", Cause::new(REASON_DEPENDENCY_NOT_FOUND, missing))
     } else if let Some(refused) = not_admitted {
@@ -984,7 +1018,6 @@ mod tests {
 
     #[test]
     fn a_rollback_speaks_for_the_conditions_but_a_refusal_comes_first() {
-        use crate::rollout::machine::{Decision, Replicas, Template, Verdict, Verdicts, Workloads};
         let deployment = deployment(5, 5, 2, 2, 2);
         let verdict = |status| Verdict {
             status,
@@ -992,27 +1025,21 @@ mod tests {
             message: "rolled back from users:2 to users:1: CrashLoopBackOff on pod users-canary-x"
                 .into(),
         };
-        let decision = Decision {
-            status: crate::api::RolloutStatus {
-                phase: Some(crate::api::RolloutPhase::RolledBack),
-                stable_image: Some("users:1".into()),
-                ..Default::default()
-            },
-            workloads: Workloads {
-                stable_template: Template::Desired,
-                stable_replicas: Replicas::Desired,
-                canary_replicas: None,
-            },
-            verdicts: Verdicts {
-                ready: Some(verdict("False")),
-                progressing: Some(verdict("False")),
-                degraded: Some(verdict("True")),
-            },
-            notice: None,
-            requeue: None,
+        let rollout = crate::api::RolloutStatus {
+            phase: Some(crate::api::RolloutPhase::RolledBack),
+            stable_image: Some("users:1".into()),
+            ..Default::default()
+        };
+        let verdicts = Verdicts {
+            ready: Some(verdict("False")),
+            progressing: Some(verdict("False")),
+            degraded: Some(verdict("True")),
         };
         let mut seen = observed(Some(&deployment), vec![]);
-        seen.rollout = Some(&decision);
+        seen.rollout = Some(Release {
+            status: &rollout,
+            verdicts: &verdicts,
+        });
         let status = compute(&ms(), &seen, now());
         for (type_, expected) in [(READY, "False"), (PROGRESSING, "False"), (DEGRADED, "True")] {
             let condition = get(&status, type_);
@@ -1028,7 +1055,7 @@ mod tests {
             Some("users:1"),
             "the pods run the stable image"
         );
-        assert_eq!(status.rollout, Some(decision.status.clone()));
+        assert_eq!(status.rollout, Some(rollout.clone()));
 
         seen.refused = Some(Cause::new(
             "InvalidSpec",

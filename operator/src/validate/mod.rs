@@ -13,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::ResourceExt;
 
 use crate::api::bounds::{self, Bounds, SPEC_BOUNDS};
+use crate::api::labels::CONFIG_HASH_ANNOTATION;
 use crate::api::{Metrics, Microservice, MicroserviceSpec, Probe, Protocol, ServiceType};
-use crate::builders::labels::CONFIG_HASH_ANNOTATION;
 
 /// One problem with a spec, with the path of the field at fault.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,7 +207,7 @@ fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {
             99,
         );
         if let Some(pause) = &step.pause
-            && let Err(reason) = crate::rollout::settings::parse_pause(pause)
+            && let Err(reason) = crate::api::parse_pause(pause)
         {
             errors.add(format!("spec.rollout.steps[{i}].pause"), reason);
         }

@@ -305,7 +305,7 @@ async fn update_status(
             .ok()
             .and_then(|build| scraping(ctx.capabilities.serves(&service_monitor::KIND), build)),
         canary: world.canary.as_ref(),
-        rollout,
+        rollout: rollout.map(crate::rollout::Decision::release),
     };
     // The status to compare with (and to keep transition times from).
     let key = ObjectRef::from_obj(ms);
