@@ -10,6 +10,8 @@ pub mod apply;
 mod events;
 pub mod ownership;
 mod read;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 use std::sync::Arc;
