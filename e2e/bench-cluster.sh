@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make bench-cluster [N=500]`: the operator against kubectl on a real cluster (issue 13):
 # $KUBECONFIG, or the embedded cluster (brought up here) when unset. Builds the operator
-# in release mode and runs e2e/src/bin/bench_cluster.rs, which prints the table, writes
-# target/bench-cluster.json and exits non-zero when a target is missed.
+# in release mode and runs e2e/src/bin/bench_cluster/main.rs, which prints the table,
+# writes target/bench-cluster.json and exits non-zero when a target is missed.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"

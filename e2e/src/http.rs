@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 
+use crate::wait::{Poll, wait_for};
+
 #[derive(Debug, Clone)]
 pub struct HttpResponse {
     pub status: u16,
@@ -16,6 +18,31 @@ pub struct HttpResponse {
 /// thread so waits can poll it.
 pub async fn http_get(url: &str) -> anyhow::Result<HttpResponse> {
     request("GET", url, None).await
+}
+
+/// How long a Service may take to answer from the host once its pods are ready.
+pub const HTTP_DEADLINE: Duration = Duration::from_secs(90);
+
+/// GETs `url` from the host until it answers 200 with a body `accept` takes ([`wait_for`],
+/// [`HTTP_DEADLINE`]); returns the body. `what` names the answer for the timeout message.
+pub async fn wait_http(
+    url: &str,
+    what: &str,
+    accept: impl Fn(&str) -> bool,
+) -> anyhow::Result<String> {
+    wait_for(
+        format!("GET {url} to answer {what}"),
+        HTTP_DEADLINE,
+        || async {
+            let response = http_get(url).await?;
+            Ok(if response.status == 200 && accept(&response.body) {
+                Poll::Ready(response.body)
+            } else {
+                Poll::Pending(format!("HTTP {}: {}", response.status, response.body))
+            })
+        },
+    )
+    .await
 }
 
 /// POSTs a JSON body to `http://host[:port][/path]`, like [`http_get`].

@@ -1,4 +1,5 @@
-//! Helpers shared by the end-to-end tests: a client for `$KUBECONFIG`, throwaway
+//! Helpers shared by the end-to-end tests: a [`Scenario`] (client, CRDs, namespace and
+//! operator, the setup most tests start with), a client for `$KUBECONFIG`, throwaway
 //! namespaces and cluster-scoped objects (MicroserviceClasses), condition waits with
 //! deadlines, `kubectl`, server-side apply, the operator process, and plain HTTP from the
 //! host.
@@ -16,14 +17,16 @@ pub mod identity;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
+pub mod scenario;
 pub mod steps;
 pub mod wait;
 
 pub use apply::{apply_cluster_yaml, apply_yaml};
 pub use classes::{ClusterObject, apply_class};
 pub use client::client;
-pub use http::{HttpResponse, http_get, http_post_json};
+pub use http::{HttpResponse, http_get, http_post_json, wait_http};
 pub use kubectl::{kubectl, kubectl_with_stdin};
 pub use namespace::TestNamespace;
 pub use operator::Operator;
+pub use scenario::{Scenario, crds_client};
 pub use wait::{Poll, wait_for};

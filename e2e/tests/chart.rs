@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use flotilla_e2e::helm::{LEASE, Release, TWO_REPLICAS_IN_NAMESPACE, lease_holder, wildcard_rules};
-use flotilla_e2e::steps::{ensure_crds, testapp, wait_microservice, wait_ready};
-use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
+use flotilla_e2e::steps::{testapp, wait_microservice, wait_ready};
+use flotilla_e2e::{Poll, Scenario, TestNamespace, apply_yaml, client, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::authorization::v1::{
     ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
@@ -303,18 +303,17 @@ async fn chart_install_least_privilege_upgrade_uninstall() -> anyhow::Result<()>
 //    reconciles a change. The handover is measured.
 #[tokio::test]
 async fn chart_ha_leader_failover() -> anyhow::Result<()> {
-    let client = client().await?;
     // The CRD from crds/, not from this release: two releases adopting the same
     // cluster-wide CRD in parallel would take it from each other.
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chart-ha").await?;
-    let release = Release::install("flotilla", ns.name(), TWO_REPLICAS_IN_NAMESPACE)?;
-    let pods = release.wait_ready_pods(&client, 2).await?;
+    let s = Scenario::without_operator("chart-ha").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let release = Release::install("flotilla", ns, TWO_REPLICAS_IN_NAMESPACE)?;
+    let pods = release.wait_ready_pods(client, 2).await?;
     let leader = wait_for(
         "a leader among the operator pods",
         Duration::from_secs(60),
         || async {
-            let holder = lease_holder(ns.name()).unwrap_or_default();
+            let holder = lease_holder(ns).unwrap_or_default();
             Ok(if pods.contains(&holder) {
                 Poll::Ready(holder)
             } else {
@@ -323,33 +322,25 @@ async fn chart_ha_leader_failover() -> anyhow::Result<()> {
         },
     )
     .await?;
-    assert!(can_i(
-        ns.name(),
-        "flotilla",
-        &["get", &format!("leases/{LEASE}")]
-    )?);
-    assert!(!can_i(
-        ns.name(),
-        "flotilla",
-        &["get", "leases/someone-elses"]
-    )?);
-    apply_yaml(ns.name(), &testapp("users", ""))?;
-    wait_ready(&client, ns.name(), "users").await?;
+    assert!(can_i(ns, "flotilla", &["get", &format!("leases/{LEASE}")])?);
+    assert!(!can_i(ns, "flotilla", &["get", "leases/someone-elses"])?);
+    apply_yaml(ns, &testapp("users", ""))?;
+    wait_ready(client, ns, "users").await?;
     // Only the leader runs the controller.
     let standby = pods.iter().find(|p| **p != leader).unwrap().clone();
-    let standby_log = pod_log(ns.name(), &standby)?;
+    let standby_log = pod_log(ns, &standby)?;
     assert!(
         !standby_log.contains("starting the controller"),
         "the standby runs a controller:\n{standby_log}"
     );
-    assert!(pod_log(ns.name(), &leader)?.contains("acquired the leader lease"));
+    assert!(pod_log(ns, &leader)?.contains("acquired the leader lease"));
 
     // Graceful: a drain or rollout deletes the leader (SIGTERM). Hard: the leader is
     // killed without a word (grace period 0, as a node loss or OOM kill), so the standby
     // must wait for the Lease to expire.
-    let (leader, _) = failover(&client, ns.name(), &leader, "orders", false).await?;
-    release.wait_ready_pods(&client, 2).await?;
-    failover(&client, ns.name(), &leader, "payments", true).await?;
+    let (leader, _) = failover(client, ns, &leader, "orders", false).await?;
+    release.wait_ready_pods(client, 2).await?;
+    failover(client, ns, &leader, "payments", true).await?;
     Ok(())
 }
 

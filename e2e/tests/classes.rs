@@ -10,11 +10,10 @@ use std::collections::BTreeMap;
 use flotilla::api::{Microservice, NetworkMode};
 use flotilla_e2e::classes::{class_name, update_class, wait_class};
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, names, sharded, start_operator,
-    start_operator_with, start_sharded_operator, testapp, wait_gone, wait_microservice, wait_ready,
-    wait_reason,
+    CONVERGE, condition, describe, names, sharded, start_sharded_operator, testapp, wait_gone,
+    wait_microservice, wait_ready, wait_reason,
 };
-use flotilla_e2e::{Poll, TestNamespace, apply_class, apply_yaml, client, kubectl, wait_for};
+use flotilla_e2e::{Poll, Scenario, apply_class, apply_yaml, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -164,27 +163,26 @@ fn namespace_peers(policy: &NetworkPolicy) -> anyhow::Result<Vec<(String, String
 //    Microservice that turns non-compliant keeps its children as they were.
 #[tokio::test]
 async fn policy_refuses_images_from_other_registries() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-policy").await?;
-    let class = class_name(ns.name());
+    let s = Scenario::without_operator("cls-policy").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
     let _class = apply_class(
         &class,
         "  policy:\n    allowedImageRegistries: [flotilla.local/]\n",
     )?;
-    let _operator = start_operator(ns.name())?;
+    let _operator = s.start_operator(&[])?;
 
-    apply_yaml(ns.name(), &member("compliant", &class, ""))?;
+    apply_yaml(ns, &member("compliant", &class, ""))?;
     let rogue = member("rogue", &class, "")
         .replace("flotilla.local/testapp:v1", "ghcr.io/elsewhere/testapp:v1");
-    apply_yaml(ns.name(), &rogue)?;
+    apply_yaml(ns, &rogue)?;
 
-    let ms = wait_ready(&client, ns.name(), "compliant").await?;
+    let ms = wait_ready(client, ns, "compliant").await?;
     assert_eq!(
         ms.status.and_then(|s| s.class_name).as_deref(),
         Some(class.as_str())
     );
-    let refused = wait_reason(&client, ns.name(), "rogue", "False", "PolicyViolation").await?;
+    let refused = wait_reason(client, ns, "rogue", "False", "PolicyViolation").await?;
     let message = &condition(&refused, "Ready").unwrap().message;
     assert!(
         message.contains("allowedImageRegistries") && message.contains("spec.image"),
@@ -199,29 +197,29 @@ async fn policy_refuses_images_from_other_registries() -> anyhow::Result<()> {
         "{}",
         describe(&refused)
     );
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     assert!(
         deployments.get_opt("rogue").await?.is_none(),
         "no Deployment for a refused Microservice"
     );
-    let created = children(ns.name(), "rogue")?;
+    let created = children(ns, "rogue")?;
     assert!(
         created.trim().is_empty(),
         "nothing created for it: {created}"
     );
 
     // The fix: an allowed image.
-    apply_yaml(ns.name(), &member("rogue", &class, ""))?;
-    wait_ready(&client, ns.name(), "rogue").await?;
+    apply_yaml(ns, &member("rogue", &class, ""))?;
+    wait_ready(client, ns, "rogue").await?;
 
     // A running Microservice that breaks the policy is refused, and its Deployment is
     // left exactly as it was (its pods keep serving).
     let before = deployments.get("compliant").await?;
     apply_yaml(
-        ns.name(),
+        ns,
         &member("compliant", &class, "").replace("flotilla.local/testapp:v1", "nginx:1.27"),
     )?;
-    let refused = wait_reason(&client, ns.name(), "compliant", "False", "PolicyViolation").await?;
+    let refused = wait_reason(client, ns, "compliant", "False", "PolicyViolation").await?;
     let message = &condition(&refused, "Ready").unwrap().message;
     assert!(message.contains("allowedImageRegistries"), "{message}");
     let after = deployments.get("compliant").await?;
@@ -237,10 +235,9 @@ async fn policy_refuses_images_from_other_registries() -> anyhow::Result<()> {
 //    Microservice's own fields win over the class's defaults, value by value.
 #[tokio::test]
 async fn class_defaults_apply_roll_and_yield_to_own_fields() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-defaults").await?;
-    let class = class_name(ns.name());
+    let s = Scenario::without_operator("cls-defaults").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
     let defaults = |tier: &str, memory: &str| {
         format!(
             "  defaults:
@@ -252,20 +249,20 @@ async fn class_defaults_apply_roll_and_yield_to_own_fields() -> anyhow::Result<(
         )
     };
     let _class = apply_class(&class, &defaults("gold", "40Mi"))?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &member("plain", &class, ""))?;
+    let _operator = s.start_operator(&[])?;
+    apply_yaml(ns, &member("plain", &class, ""))?;
     apply_yaml(
-        ns.name(),
+        ns,
         &member(
             "own",
             &class,
             "  resources:\n    requests: {cpu: 25m}\n  podTemplate:\n    labels: {tier: silver}\n",
         ),
     )?;
-    wait_ready(&client, ns.name(), "plain").await?;
-    wait_ready(&client, ns.name(), "own").await?;
+    wait_ready(client, ns, "plain").await?;
+    wait_ready(client, ns, "own").await?;
 
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     let plain = deployments.get("plain").await?;
     let labels = pod_template_labels(&plain);
     assert_eq!(labels.get("tier").map(String::as_str), Some("gold"));
@@ -297,7 +294,7 @@ async fn class_defaults_apply_roll_and_yield_to_own_fields() -> anyhow::Result<(
     );
 
     // A new default: the class's users roll, their own fields still win.
-    let pods = Api::<Pod>::namespaced(client.clone(), ns.name());
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let plain_pods = names(&pods, "app.kubernetes.io/instance=plain").await?;
     let own_generation = own.metadata.generation;
     update_class(&class, &defaults("platinum", "44Mi"))?;
@@ -312,7 +309,7 @@ async fn class_defaults_apply_roll_and_yield_to_own_fields() -> anyhow::Result<(
     assert!(plain.metadata.generation > Some(1), "a new pod template");
     let replaced = wait_pods_replaced(&pods, "plain", &plain_pods).await?;
     println!("plain rolled: pods {plain_pods:?} -> {replaced:?}");
-    wait_ready(&client, ns.name(), "plain").await?;
+    wait_ready(client, ns, "plain").await?;
 
     let own = wait_deployment(&deployments, "own", "the new memory default", |d| {
         container_resources(d)
@@ -332,23 +329,22 @@ async fn class_defaults_apply_roll_and_yield_to_own_fields() -> anyhow::Result<(
             .map(String::as_str),
         Some("25m")
     );
-    wait_ready(&client, ns.name(), "own").await?;
+    wait_ready(client, ns, "own").await?;
     Ok(())
 }
 
 // c. networkMode: permissive deletes the NetworkPolicy, strict creates it again.
 #[tokio::test]
 async fn network_mode_permissive_deletes_and_strict_restores_the_policy() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-network").await?;
-    let class = class_name(ns.name());
+    let s = Scenario::without_operator("cls-network").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
     let mode = |mode: &str| format!("  policy:\n    networkMode: {mode}\n");
     let _class = apply_class(&class, &mode("strict"))?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &member("mesh", &class, ""))?;
-    wait_ready(&client, ns.name(), "mesh").await?;
-    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
+    let _operator = s.start_operator(&[])?;
+    apply_yaml(ns, &member("mesh", &class, ""))?;
+    wait_ready(client, ns, "mesh").await?;
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     assert!(
         policies.get_opt("mesh").await?.is_some(),
         "strict: a policy"
@@ -356,7 +352,7 @@ async fn network_mode_permissive_deletes_and_strict_restores_the_policy() -> any
 
     update_class(&class, &mode("permissive"))?;
     wait_gone(&policies, "mesh").await?;
-    wait_ready(&client, ns.name(), "mesh").await?;
+    wait_ready(client, ns, "mesh").await?;
     let left = names(&policies, MANAGED).await?;
     assert!(left.is_empty(), "permissive: no policy at all: {left:?}");
 
@@ -368,7 +364,7 @@ async fn network_mode_permissive_deletes_and_strict_restores_the_policy() -> any
         })
     })
     .await?;
-    wait_ready(&client, ns.name(), "mesh").await?;
+    wait_ready(client, ns, "mesh").await?;
     Ok(())
 }
 
@@ -378,10 +374,9 @@ async fn network_mode_permissive_deletes_and_strict_restores_the_policy() -> any
 //    expose deletes the Ingress.
 #[tokio::test]
 async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-expose").await?;
-    let class = class_name(ns.name());
+    let s = Scenario::without_operator("cls-expose").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
     let suffix = "apps.e2e.test";
     let _class = apply_class(
         &class,
@@ -394,20 +389,17 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
 "
         ),
     )?;
-    let _operator = start_operator(ns.name())?;
+    let _operator = s.start_operator(&[])?;
     let exposed = "  expose:
     http:
       hostPrefix: www
       paths: [{path: /, pathType: Prefix, port: http}]
       tls: {secretName: web-tls}
 ";
-    apply_yaml(ns.name(), &member("web", &class, exposed))?;
-    apply_yaml(
-        ns.name(),
-        &member("api", &class, "  expose:\n    http: {}\n"),
-    )?;
+    apply_yaml(ns, &member("web", &class, exposed))?;
+    apply_yaml(ns, &member("api", &class, "  expose:\n    http: {}\n"))?;
 
-    let web = wait_ready(&client, ns.name(), "web").await?;
+    let web = wait_ready(client, ns, "web").await?;
     let status = web.status.clone().unwrap_or_default();
     let host = format!("www.{suffix}");
     assert_eq!(
@@ -418,7 +410,7 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
     );
     assert_eq!(status.class_name.as_deref(), Some(class.as_str()));
 
-    let ingresses = Api::<Ingress>::namespaced(client.clone(), ns.name());
+    let ingresses = Api::<Ingress>::namespaced(client.clone(), ns);
     let ingress = ingresses.get("web").await?;
     let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
     assert_eq!(
@@ -455,11 +447,11 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
     );
 
     // The default host, plain HTTP.
-    let api = wait_microservice(&client, ns.name(), "api", "an external URL", |ms| {
+    let api = wait_microservice(client, ns, "api", "an external URL", |ms| {
         ms.status.as_ref().is_some_and(|s| s.external_url.is_some())
     })
     .await?;
-    let api_host = format!("api.{}.{suffix}", ns.name());
+    let api_host = format!("api.{ns}.{suffix}");
     assert_eq!(
         api.status.and_then(|s| s.external_url).as_deref(),
         Some(format!("http://{api_host}/").as_str())
@@ -469,7 +461,7 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
     assert!(api_ingress.get("tls").is_none(), "{api_ingress}");
 
     // The controller's namespace (default ingress-nginx) may reach the exposed port.
-    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     let peers = namespace_peers(&policies.get("web").await?)?;
     assert!(
         peers.iter().any(|(ns, ports)| ns == "ingress-nginx"
@@ -478,9 +470,9 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
     );
 
     // No more expose: no Ingress, no external URL, no controller rule.
-    apply_yaml(ns.name(), &member("web", &class, ""))?;
+    apply_yaml(ns, &member("web", &class, ""))?;
     wait_gone(&ingresses, "web").await?;
-    let web = wait_microservice(&client, ns.name(), "web", "no external URL", |ms| {
+    let web = wait_microservice(client, ns, "web", "no external URL", |ms| {
         ms.status.as_ref().is_some_and(|s| s.external_url.is_none())
     })
     .await?;
@@ -509,28 +501,26 @@ async fn exposed_microservice_gets_its_ingress() -> anyhow::Result<()> {
 //    class appearing makes the Microservice converge.
 #[tokio::test]
 async fn missing_class_then_created() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-missing").await?;
-    let class = class_name(ns.name());
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &member("waiting", &class, ""))?;
-    let ms = wait_reason(&client, ns.name(), "waiting", "False", "ClassNotFound").await?;
+    let s = Scenario::new("cls-missing").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
+    apply_yaml(ns, &member("waiting", &class, ""))?;
+    let ms = wait_reason(client, ns, "waiting", "False", "ClassNotFound").await?;
     let message = &condition(&ms, "Ready").unwrap().message;
     assert!(
         message.contains(&class),
         "the message names the class: {message}"
     );
-    let created = children(ns.name(), "waiting")?;
+    let created = children(ns, "waiting")?;
     assert!(created.trim().is_empty(), "nothing created: {created}");
 
     let _class = apply_class(&class, "  defaults:\n    podLabels: {arrived: \"yes\"}\n")?;
-    let ms = wait_ready(&client, ns.name(), "waiting").await?;
+    let ms = wait_ready(client, ns, "waiting").await?;
     assert_eq!(
         ms.status.and_then(|s| s.class_name).as_deref(),
         Some(class.as_str())
     );
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("waiting")
         .await?;
     assert_eq!(
@@ -546,21 +536,20 @@ async fn missing_class_then_created() -> anyhow::Result<()> {
 //    violations in its status, which `kubectl get msc` shows.
 #[tokio::test]
 async fn class_status_counts_services_and_violations() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-status").await?;
-    let class = class_name(ns.name());
+    let s = Scenario::without_operator("cls-status").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
     let _class = apply_class(
         &class,
         "  policy:\n    allowedImageRegistries: [flotilla.local/]\n    maxReplicas: 3\n",
     )?;
-    let _operator = start_operator_with(ns.name(), &["--class-status=true"])?;
-    apply_yaml(ns.name(), &member("one", &class, ""))?;
-    apply_yaml(ns.name(), &member("two", &class, ""))?;
-    apply_yaml(ns.name(), &member("greedy", &class, "  replicas: 5\n"))?;
-    wait_reason(&client, ns.name(), "greedy", "False", "PolicyViolation").await?;
+    let _operator = s.start_operator(&["--class-status=true"])?;
+    apply_yaml(ns, &member("one", &class, ""))?;
+    apply_yaml(ns, &member("two", &class, ""))?;
+    apply_yaml(ns, &member("greedy", &class, "  replicas: 5\n"))?;
+    wait_reason(client, ns, "greedy", "False", "PolicyViolation").await?;
 
-    let counted = wait_class(&client, &class, "3 services, 1 violation", |c| {
+    let counted = wait_class(client, &class, "3 services, 1 violation", |c| {
         c.status.as_ref().is_some_and(|s| {
             s.services == 3 && s.violations == 1 && s.observed_generation == c.metadata.generation
         })
@@ -608,17 +597,17 @@ async fn class_status_counts_services_and_violations() -> anyhow::Result<()> {
     println!("{table}");
 
     // Fixed: no violation. Deleted: one service fewer.
-    apply_yaml(ns.name(), &member("greedy", &class, "  replicas: 2\n"))?;
-    Api::<Microservice>::namespaced(client.clone(), ns.name())
+    apply_yaml(ns, &member("greedy", &class, "  replicas: 2\n"))?;
+    Api::<Microservice>::namespaced(client.clone(), ns)
         .delete("two", &DeleteParams::default())
         .await?;
-    wait_class(&client, &class, "2 services, no violation", |c| {
+    wait_class(client, &class, "2 services, no violation", |c| {
         c.status
             .as_ref()
             .is_some_and(|s| s.services == 2 && s.violations == 0)
     })
     .await?;
-    wait_ready(&client, ns.name(), "greedy").await?;
+    wait_ready(client, ns, "greedy").await?;
     Ok(())
 }
 
@@ -629,10 +618,8 @@ async fn class_status_counts_services_and_violations() -> anyhow::Result<()> {
 //    labelling the namespace for the team admits it within seconds.
 #[tokio::test]
 async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-tenant").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("cls-tenant").await?;
+    let (client, n) = (s.client(), s.ns());
     let class = class_name(n);
     let _class = apply_class(
         &class,
@@ -642,13 +629,13 @@ async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Resul
     apply_yaml(n, &sharded(&member("alpha", &class, ""), "alpha", n))?;
     apply_yaml(n, &sharded(&testapp("bravo", ""), "bravo", n))?;
 
-    let refused = wait_reason(&client, n, "alpha", "False", "ClassNotAllowed").await?;
+    let refused = wait_reason(client, n, "alpha", "False", "ClassNotAllowed").await?;
     let message = &condition(&refused, "Ready").expect("Ready").message;
     assert!(
         message.contains(&class) && message.contains(n) && message.contains("namespaceSelector"),
         "{message}"
     );
-    let required = wait_reason(&client, n, "bravo", "False", "ClassRequired").await?;
+    let required = wait_reason(client, n, "bravo", "False", "ClassRequired").await?;
     let message = &condition(&required, "Ready").expect("Ready").message;
     assert!(message.contains("--require-class"), "{message}");
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
@@ -665,7 +652,7 @@ async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Resul
         &format!("flotilla.dev/e2e-team={n}"),
     ])?;
     let labelled = std::time::Instant::now();
-    wait_ready(&client, n, "alpha").await?;
+    wait_ready(client, n, "alpha").await?;
     println!(
         "namespace labelled for the team: alpha Ready {:.1} s later",
         labelled.elapsed().as_secs_f64()
@@ -678,18 +665,16 @@ async fn a_team_uses_only_its_classes_and_a_class_is_required() -> anyhow::Resul
 //    rule to a plain network is applied in the NetworkPolicy.
 #[tokio::test]
 async fn egress_to_the_metadata_service_is_refused_under_a_class() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "cls-egress").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("cls-egress").await?;
+    let (client, n) = (s.client(), s.ns());
     let class = class_name(n);
     let _class = apply_class(&class, "  policy:\n    networkMode: strict\n")?;
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     let egress = |cidr: &str| format!("  network:\n    egress:\n    - cidrs: ['{cidr}']\n");
     apply_yaml(n, &member("leaky", &class, &egress("169.254.169.254/32")))?;
     apply_yaml(n, &member("tidy", &class, &egress("203.0.113.0/24")))?;
 
-    let refused = wait_reason(&client, n, "leaky", "False", "PolicyViolation").await?;
+    let refused = wait_reason(client, n, "leaky", "False", "PolicyViolation").await?;
     let message = &condition(&refused, "Ready").expect("Ready").message;
     assert!(
         message.contains("spec.network.egress[0].cidrs[0]") && message.contains("169.254.169.254"),
@@ -700,7 +685,7 @@ async fn egress_to_the_metadata_service_is_refused_under_a_class() -> anyhow::Re
         deployments.get_opt("leaky").await?.is_none(),
         "leaky was applied"
     );
-    wait_ready(&client, n, "tidy").await?;
+    wait_ready(client, n, "tidy").await?;
     let policy = Api::<NetworkPolicy>::namespaced(client.clone(), n)
         .get("tidy")
         .await?;

@@ -4,13 +4,12 @@
 
 use std::time::Duration;
 
-use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, http_get, wait_for};
+use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for, wait_http};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
 
 const READY_DEADLINE: Duration = Duration::from_secs(120);
-const HTTP_DEADLINE: Duration = Duration::from_secs(60);
 
 fn testapp(name: &str, extra_env: &str) -> String {
     format!(
@@ -79,21 +78,9 @@ async fn wait_deployment_ready(api: &Api<Deployment>, name: &str) -> anyhow::Res
     .await
 }
 
-/// GETs `url` until it answers 200 with a body containing `expect`.
-async fn wait_http(url: &str, expect: &str) -> anyhow::Result<String> {
-    wait_for(
-        format!("GET {url} to answer 200 with {expect:?}"),
-        HTTP_DEADLINE,
-        || async move {
-            let r = http_get(url).await?;
-            Ok(if r.status == 200 && r.body.contains(expect) {
-                Poll::Ready(r.body)
-            } else {
-                Poll::Pending(format!("status {}, body {:?}", r.status, r.body))
-            })
-        },
-    )
-    .await
+/// What the users service answers.
+fn from_users(body: &str) -> bool {
+    body.contains(r#""service":"users""#)
 }
 
 #[tokio::test]
@@ -128,20 +115,22 @@ async fn testapp_answers_by_cluster_ip_and_by_dns_from_another_pod() -> anyhow::
     let frontend_ip = ip_of(services.get("frontend").await?)?;
 
     // From the host, through kube-proxy.
-    let body = wait_http(&format!("http://{users_ip}:8080/"), r#""service":"users""#).await?;
+    let body = wait_http(&format!("http://{users_ip}:8080/"), "users", from_users).await?;
     assert!(body.contains(r#""version":"v1""#), "{body}");
 
     // From inside the frontend pod, by the Service's full DNS name and by the short name
     // through the pod's search path.
     let body = wait_http(
         &format!("http://{frontend_ip}:8080/call/USERS_URL"),
-        r#""service":"users""#,
+        "users by its full DNS name",
+        from_users,
     )
     .await?;
     assert!(body.contains(r#""version":"v1""#), "{body}");
     wait_http(
         &format!("http://{frontend_ip}:8080/call/USERS_SHORT_URL"),
-        r#""service":"users""#,
+        "users by its short name",
+        from_users,
     )
     .await?;
     Ok(())

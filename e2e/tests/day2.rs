@@ -16,11 +16,10 @@ use std::time::Duration;
 use anyhow::Context;
 use flotilla::api::Microservice;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, start_operator, start_operator_with, testapp,
-    wait_microservice, wait_ready,
+    CONVERGE, condition, describe, start_operator_with, testapp, wait_microservice, wait_ready,
 };
 use flotilla_e2e::{
-    Poll, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
+    Poll, Scenario, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -317,27 +316,18 @@ fn scratch_dir(ns: &str) -> anyhow::Result<PathBuf> {
 //    (exit 1), computed by dry runs that change nothing; a refused spec exits 2.
 #[tokio::test]
 async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "diff").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("diff").await?;
+    let (client, n) = (s.client(), s.ns());
     let users = testapp("users", "");
     let orders = testapp("orders", "");
     let applied = format!("{users}---\n{orders}");
-    apply_yaml(ns.name(), &applied)?;
-    wait_ready(&client, ns.name(), "users").await?;
-    wait_ready(&client, ns.name(), "orders").await?;
-    let dir = scratch_dir(ns.name())?;
+    apply_yaml(n, &applied)?;
+    wait_ready(client, n, "users").await?;
+    wait_ready(client, n, "orders").await?;
+    let dir = scratch_dir(n)?;
 
     let unchanged = write(&dir, "unchanged.yaml", &applied)?;
-    let out = flotilla(&[
-        "diff",
-        "-f",
-        &unchanged.to_string_lossy(),
-        "-n",
-        ns.name(),
-        FM,
-    ])?;
+    let out = flotilla(&["diff", "-f", &unchanged.to_string_lossy(), "-n", n, FM])?;
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -350,7 +340,7 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
     let changed = testapp("orders", "  dependsOn:\n  - name: users\n")
         .replace("flotilla.local/testapp:v1", "flotilla.local/testapp:v2");
     let file = write(&dir, "changed.yaml", &changed)?;
-    let out = flotilla(&["diff", "-f", &file.to_string_lossy(), "-n", ns.name(), FM])?;
+    let out = flotilla(&["diff", "-f", &file.to_string_lossy(), "-n", n, FM])?;
     let text = stdout(&out);
     assert_eq!(
         out.status.code(),
@@ -358,7 +348,6 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
         "{text}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let n = ns.name();
     // The Microservice itself, then its Deployment: the image and the new variables.
     assert!(
         text.contains(&format!("# Microservice {n}/orders\n")),
@@ -411,7 +400,7 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
     assert_eq!(image.as_deref(), Some("flotilla.local/testapp:v1"));
 
     // A spec the controller would refuse is an error.
-    this_commits_crds(&client).await?;
+    this_commits_crds(client).await?;
     let refused = write(
         &dir,
         "refused.yaml",
@@ -427,28 +416,22 @@ async fn diff_shows_an_image_change_and_a_new_dependency() -> anyhow::Result<()>
 //    be pulled names the pod and the reason.
 #[tokio::test]
 async fn status_names_the_pod_stuck_on_a_bad_image() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "status").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("status").await?;
+    let (client, ns) = (s.client(), s.ns());
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp("broken", "").replace(
             "flotilla.local/testapp:v1",
             "flotilla.local/no-such-image:v1",
         ),
     )?;
     let pull_failures = ["ImagePullBackOff", "ErrImagePull"];
-    wait_microservice(
-        &client,
-        ns.name(),
-        "broken",
-        "Ready=False for the image",
-        |ms| condition(ms, "Ready").is_some_and(|c| pull_failures.contains(&c.reason.as_str())),
-    )
+    wait_microservice(client, ns, "broken", "Ready=False for the image", |ms| {
+        condition(ms, "Ready").is_some_and(|c| pull_failures.contains(&c.reason.as_str()))
+    })
     .await?;
 
-    let out = flotilla(&["status", "broken", "-n", ns.name(), "-o", "json"])?;
+    let out = flotilla(&["status", "broken", "-n", ns, "-o", "json"])?;
     assert!(
         out.status.success(),
         "{}",
@@ -466,7 +449,7 @@ async fn status_names_the_pod_stuck_on_a_bad_image() -> anyhow::Result<()> {
     );
 
     // The same as the kubectl plugin: kubectl finds kubectl-flotilla on the PATH.
-    let dir = scratch_dir(ns.name())?;
+    let dir = scratch_dir(ns)?;
     let plugin = dir.join("kubectl-flotilla");
     let _ = std::fs::remove_file(&plugin);
     std::os::unix::fs::symlink(flotilla_e2e::operator::binary(), &plugin)?;
@@ -482,7 +465,7 @@ async fn status_names_the_pod_stuck_on_a_bad_image() -> anyhow::Result<()> {
             "status",
             "broken",
             "-n",
-            ns.name(),
+            ns,
             "--kubeconfig",
             &kubeconfig,
         ])
@@ -496,7 +479,7 @@ async fn status_names_the_pod_stuck_on_a_bad_image() -> anyhow::Result<()> {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        text.starts_with(&format!("Microservice {}/broken  [!!] ", ns.name())),
+        text.starts_with(&format!("Microservice {ns}/broken  [!!] ")),
         "{text}"
     );
     assert!(text.contains(&format!("Pod {pod_name}  [!!] ")), "{text}");

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use flotilla::api::Microservice;
 use flotilla_e2e::steps::{
-    CONVERGE, admitted_callers, condition, describe, ensure_crds, env_value, names, start_operator,
-    testapp, wait_gone, wait_microservice, wait_ready,
+    CONVERGE, admitted_callers, condition, describe, env_value, names, testapp, wait_gone,
+    wait_microservice, wait_ready,
 };
-use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, http_get, kubectl, wait_for};
+use flotilla_e2e::{Poll, Scenario, apply_yaml, crds_client, kubectl, wait_for, wait_http};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::autoscaling::v1::HorizontalPodAutoscaler;
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service, ServiceAccount};
@@ -24,23 +24,6 @@ async fn cluster_ip(client: &kube::Client, ns: &str, name: &str) -> anyhow::Resu
         .get(name)
         .await?;
     Ok(svc.spec.and_then(|s| s.cluster_ip).unwrap_or_default())
-}
-
-/// GETs `path` on the Service's ClusterIP from the host until `accept` takes the body.
-async fn wait_http(url: &str, what: &str, accept: impl Fn(&str) -> bool) -> anyhow::Result<String> {
-    wait_for(
-        format!("{url} to answer {what}"),
-        Duration::from_secs(90),
-        || async {
-            let response = http_get(url).await?;
-            Ok(if response.status == 200 && accept(&response.body) {
-                Poll::Ready(response.body)
-            } else {
-                Poll::Pending(format!("HTTP {}: {}", response.status, response.body))
-            })
-        },
-    )
-    .await
 }
 
 fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
@@ -59,8 +42,7 @@ fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
 // 1. CRDs install from crds/ and `kubectl explain` shows the field docs.
 #[tokio::test]
 async fn crds_install_and_explain_shows_docs() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
+    crds_client().await?;
     let spec = wait_for(
         "kubectl explain microservice.spec",
         Duration::from_secs(60),
@@ -88,16 +70,11 @@ async fn crds_install_and_explain_shows_docs() -> anyhow::Result<()> {
 //    readyReplicas right, and its Service answers from the node.
 #[tokio::test]
 async fn microservice_converges_and_serves() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "converge").await?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(
-        ns.name(),
-        &testapp("users", "  replicas: 2\n  partOf: shop\n"),
-    )?;
+    let s = Scenario::new("converge").await?;
+    let (client, ns) = (s.client(), s.ns());
+    apply_yaml(ns, &testapp("users", "  replicas: 2\n  partOf: shop\n"))?;
 
-    let ms = wait_ready(&client, ns.name(), "users").await?;
+    let ms = wait_ready(client, ns, "users").await?;
     let status = ms.status.clone().unwrap_or_default();
     assert_eq!(
         (status.ready_replicas, status.replicas),
@@ -108,15 +85,15 @@ async fn microservice_converges_and_serves() -> anyhow::Result<()> {
     assert_eq!(status.replica_summary.as_deref(), Some("2/2"));
     assert_eq!(
         status.url.as_deref(),
-        Some(format!("http://users.{}.svc.cluster.local:80", ns.name()).as_str())
+        Some(format!("http://users.{ns}.svc.cluster.local:80").as_str())
     );
 
-    let sa = Api::<ServiceAccount>::namespaced(client.clone(), ns.name())
+    let sa = Api::<ServiceAccount>::namespaced(client.clone(), ns)
         .get("users")
         .await?;
     assert_eq!(sa.automount_service_account_token, Some(false));
 
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("users")
         .await?;
     let labels = deployment.metadata.labels.clone().unwrap_or_default();
@@ -176,7 +153,7 @@ async fn microservice_converges_and_serves() -> anyhow::Result<()> {
             .is_some_and(|t| !t.is_empty())
     );
 
-    let service = Api::<Service>::namespaced(client.clone(), ns.name())
+    let service = Api::<Service>::namespaced(client.clone(), ns)
         .get("users")
         .await?;
     let port = &service.spec.unwrap().ports.unwrap()[0];
@@ -185,7 +162,7 @@ async fn microservice_converges_and_serves() -> anyhow::Result<()> {
         (Some("http"), 80, Some("TCP"))
     );
 
-    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name())
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
         .get("users")
         .await?;
     assert_eq!(
@@ -193,22 +170,22 @@ async fn microservice_converges_and_serves() -> anyhow::Result<()> {
         Some(vec!["Ingress".to_string(), "Egress".to_string()])
     );
     // Two replicas: a disruption budget; no autoscaling: no autoscaler.
-    let budgets = kubectl(&["get", "pdb", "-n", ns.name(), "-o", "name"])?;
+    let budgets = kubectl(&["get", "pdb", "-n", ns, "-o", "name"])?;
     assert!(budgets.contains("users"), "{budgets}");
     assert!(
-        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns.name())
+        Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns)
             .get_opt("users")
             .await?
             .is_none()
     );
 
-    let pods = Api::<Pod>::namespaced(client.clone(), ns.name());
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let running = pods
         .list(&ListParams::default().labels("app.kubernetes.io/instance=users"))
         .await?;
     assert_eq!(running.items.len(), 2);
 
-    let ip = cluster_ip(&client, ns.name(), "users").await?;
+    let ip = cluster_ip(client, ns, "users").await?;
     let body = wait_http(&format!("http://{ip}:80/"), "the users service", |b| {
         b.contains("\"users\"")
     })
@@ -221,21 +198,19 @@ async fn microservice_converges_and_serves() -> anyhow::Result<()> {
 //    the pull failure as the reason, while the old pods keep serving.
 #[tokio::test]
 async fn new_image_rolls_and_bad_image_is_reported() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rollout").await?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &testapp("catalog", ""))?;
-    wait_ready(&client, ns.name(), "catalog").await?;
-    let ip = cluster_ip(&client, ns.name(), "catalog").await?;
+    let s = Scenario::new("rollout").await?;
+    let (client, ns) = (s.client(), s.ns());
+    apply_yaml(ns, &testapp("catalog", ""))?;
+    wait_ready(client, ns, "catalog").await?;
+    let ip = cluster_ip(client, ns, "catalog").await?;
     let url = format!("http://{ip}:80/");
     wait_http(&url, "version v1", |b| b.contains("\"v1\"")).await?;
 
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp("catalog", "").replace("testapp:v1", "testapp:v2"),
     )?;
-    let ms = wait_ready(&client, ns.name(), "catalog").await?;
+    let ms = wait_ready(client, ns, "catalog").await?;
     assert_eq!(
         ms.status.unwrap().image.as_deref(),
         Some("flotilla.local/testapp:v2")
@@ -243,12 +218,12 @@ async fn new_image_rolls_and_bad_image_is_reported() -> anyhow::Result<()> {
     wait_http(&url, "version v2", |b| b.contains("\"v2\"")).await?;
 
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp("catalog", "").replace("testapp:v1", "does-not-exist:v1"),
     )?;
     let ms = wait_microservice(
-        &client,
-        ns.name(),
+        client,
+        ns,
         "catalog",
         "Ready=False naming the pull failure",
         |ms| {
@@ -280,11 +255,9 @@ async fn new_image_rolls_and_bad_image_is_reported() -> anyhow::Result<()> {
 // 4. Editing a referenced ConfigMap rolls the pods.
 #[tokio::test]
 async fn configmap_edit_rolls_pods() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "config").await?;
-    let _operator = start_operator(ns.name())?;
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns.name());
+    let s = Scenario::new("config").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
     let mut settings = ConfigMap {
         metadata: ObjectMeta {
             name: Some("settings".into()),
@@ -297,19 +270,19 @@ async fn configmap_edit_rolls_pods() -> anyhow::Result<()> {
         .create(&PostParams::default(), &settings)
         .await?;
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "greeter",
             "  envFrom:\n  - configMapRef: {name: settings}\n",
         ),
     )?;
-    wait_ready(&client, ns.name(), "greeter").await?;
+    wait_ready(client, ns, "greeter").await?;
 
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     let before = deployments.get("greeter").await?;
     let hash_before =
         template_annotation(&before, "flotilla.dev/config-hash").expect("a config hash");
-    let pods = Api::<Pod>::namespaced(client.clone(), ns.name());
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let pods_before = names(&pods, "app.kubernetes.io/instance=greeter").await?;
 
     settings.data = Some([("GREETING".to_string(), "bonjour".to_string())].into());
@@ -328,7 +301,7 @@ async fn configmap_edit_rolls_pods() -> anyhow::Result<()> {
     })
     .await?;
     assert!(after.metadata.generation > before.metadata.generation);
-    wait_ready(&client, ns.name(), "greeter").await?;
+    wait_ready(client, ns, "greeter").await?;
     wait_for("every old pod to be replaced", CONVERGE, || async {
         let now = names(&pods, "app.kubernetes.io/instance=greeter").await?;
         Ok(
@@ -346,14 +319,12 @@ async fn configmap_edit_rolls_pods() -> anyhow::Result<()> {
 // 5. A manual edit to an owned field is reverted; a field Flotilla does not own stays.
 #[tokio::test]
 async fn drift_on_owned_fields_is_reverted() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "drift").await?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &testapp("ledger", ""))?;
-    wait_ready(&client, ns.name(), "ledger").await?;
+    let s = Scenario::new("drift").await?;
+    let (client, ns) = (s.client(), s.ns());
+    apply_yaml(ns, &testapp("ledger", ""))?;
+    wait_ready(client, ns, "ledger").await?;
 
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     let edit = serde_json::json!({
         "metadata": {"labels": {"team": "payments"}},
         "spec": {"template": {"spec": {"terminationGracePeriodSeconds": 99}}}
@@ -361,7 +332,7 @@ async fn drift_on_owned_fields_is_reverted() -> anyhow::Result<()> {
     deployments
         .patch("ledger", &PatchParams::default(), &Patch::Merge(&edit))
         .await?;
-    let services = Api::<Service>::namespaced(client.clone(), ns.name());
+    let services = Api::<Service>::namespaced(client.clone(), ns);
     let service_edit = serde_json::json!({"spec": {"ports": [{"name": "http", "port": 80, "targetPort": 9999, "protocol": "TCP"}]}});
     services
         .patch(
@@ -413,18 +384,16 @@ async fn drift_on_owned_fields_is_reverted() -> anyhow::Result<()> {
 //    works through the scale subresource when autoscaling is off.
 #[tokio::test]
 async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "scale").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("scale").await?;
+    let (client, ns) = (s.client(), s.ns());
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "search",
             "  autoscaling: {minReplicas: 2, maxReplicas: 3}\n",
         ),
     )?;
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns.name());
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns);
     wait_for("the autoscaler", CONVERGE, || async {
         Ok(match hpas.get_opt("search").await? {
             Some(_) => Poll::Ready(()),
@@ -432,7 +401,7 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
         })
     })
     .await?;
-    let ms = wait_ready(&client, ns.name(), "search").await?;
+    let ms = wait_ready(client, ns, "search").await?;
     assert_eq!(
         ms.status.as_ref().map(|s| s.ready_replicas),
         Some(2),
@@ -443,13 +412,13 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
     // create apply, and hands the replica count over at its next change: after it, the
     // count is the autoscaler's alone, and no pod went away on the way.
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "search",
             "  - {name: EDITED, value: \"1\"}\n  autoscaling: {minReplicas: 2, maxReplicas: 3}\n",
         ),
     )?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     wait_for("the edit to reach the Deployment", CONVERGE, || async {
         let deployment = deployments.get("search").await?;
         Ok(if env_value(&deployment, "EDITED").is_some() {
@@ -469,7 +438,7 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
         "deployment",
         "search",
         "-n",
-        ns.name(),
+        ns,
         "-o",
         "json",
         "--show-managed-fields",
@@ -485,22 +454,16 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
         "flotilla must not own spec.replicas under autoscaling"
     );
 
-    apply_yaml(ns.name(), &testapp("search", ""))?;
+    apply_yaml(ns, &testapp("search", ""))?;
     wait_gone(&hpas, "search").await?;
-    kubectl(&[
-        "scale",
-        "-n",
-        ns.name(),
-        "microservice/search",
-        "--replicas=3",
-    ])?;
-    let ms = wait_microservice(&client, ns.name(), "search", "3 ready replicas", |ms| {
+    kubectl(&["scale", "-n", ns, "microservice/search", "--replicas=3"])?;
+    let ms = wait_microservice(client, ns, "search", "3 ready replicas", |ms| {
         ms.status.as_ref().is_some_and(|s| s.ready_replicas == 3)
             && condition(ms, "Ready").is_some_and(|c| c.status == "True")
     })
     .await?;
     assert_eq!(ms.spec.replicas, Some(3));
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("search")
         .await?;
     assert_eq!(deployment.spec.unwrap().replicas, Some(3));
@@ -510,23 +473,21 @@ async fn autoscaling_removal_and_scale_subresource() -> anyhow::Result<()> {
 // 7. Deleting the Microservice removes every child.
 #[tokio::test]
 async fn deletion_garbage_collects_children() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "gc").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("gc").await?;
+    let (client, ns) = (s.client(), s.ns());
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "reports",
             "  autoscaling: {minReplicas: 2, maxReplicas: 3}\n",
         ),
     )?;
-    wait_ready(&client, ns.name(), "reports").await?;
+    wait_ready(client, ns, "reports").await?;
     let before = kubectl(&[
         "get",
         "sa,deploy,svc,hpa,pdb,netpol",
         "-n",
-        ns.name(),
+        ns,
         "-l",
         MANAGED,
         "-o",
@@ -538,7 +499,7 @@ async fn deletion_garbage_collects_children() -> anyhow::Result<()> {
         "every child exists first: {before}"
     );
 
-    Api::<Microservice>::namespaced(client.clone(), ns.name())
+    Api::<Microservice>::namespaced(client.clone(), ns)
         .delete("reports", &DeleteParams::default())
         .await?;
     wait_for("every child to be garbage-collected", CONVERGE, || async {
@@ -546,7 +507,7 @@ async fn deletion_garbage_collects_children() -> anyhow::Result<()> {
             "get",
             "sa,deploy,svc,hpa,pdb,netpol,rs,pods",
             "-n",
-            ns.name(),
+            ns,
             "-l",
             MANAGED,
             "-o",
@@ -566,14 +527,12 @@ async fn deletion_garbage_collects_children() -> anyhow::Result<()> {
 //    InvalidSpec with no change to running children; other Microservices are served.
 #[tokio::test]
 async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "invalid").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("invalid").await?;
+    let (client, ns) = (s.client(), s.ns());
 
     // The schema refuses an out-of-range port at admission, naming the field.
     let refused = apply_yaml(
-        ns.name(),
+        ns,
         &testapp("broken", "").replace("port: 80", "port: 70000"),
     );
     let message = format!(
@@ -582,9 +541,9 @@ async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
     );
     assert!(message.contains("spec.ports"), "{message}");
 
-    apply_yaml(ns.name(), &testapp("billing", ""))?;
-    wait_ready(&client, ns.name(), "billing").await?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    apply_yaml(ns, &testapp("billing", ""))?;
+    wait_ready(client, ns, "billing").await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     let before = deployments.get("billing").await?;
 
     // A cross-field rule: CEL refuses it on 1.25+, the operator on older servers.
@@ -592,16 +551,12 @@ async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
         "billing",
         "  autoscaling: {minReplicas: 4, maxReplicas: 2}\n",
     );
-    match apply_yaml(ns.name(), &cross_field) {
+    match apply_yaml(ns, &cross_field) {
         Err(error) => assert!(format!("{error:#}").contains("minReplicas"), "{error:#}"),
         Ok(_) => {
-            let ms = wait_microservice(
-                &client,
-                ns.name(),
-                "billing",
-                "Ready=False InvalidSpec",
-                |ms| condition(ms, "Ready").is_some_and(|c| c.reason == "InvalidSpec"),
-            )
+            let ms = wait_microservice(client, ns, "billing", "Ready=False InvalidSpec", |ms| {
+                condition(ms, "Ready").is_some_and(|c| c.reason == "InvalidSpec")
+            })
             .await?;
             let ready = condition(&ms, "Ready").unwrap();
             assert_eq!(ready.status, "False");
@@ -614,7 +569,7 @@ async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
                 "get",
                 "events",
                 "-n",
-                ns.name(),
+                ns,
                 "--field-selector",
                 "reason=InvalidSpec",
             ])?;
@@ -623,12 +578,12 @@ async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
     }
 
     // The operator keeps serving: a new valid Microservice converges...
-    apply_yaml(ns.name(), &testapp("invoices", ""))?;
-    wait_ready(&client, ns.name(), "invoices").await?;
+    apply_yaml(ns, &testapp("invoices", ""))?;
+    wait_ready(client, ns, "invoices").await?;
     // ...and the invalid one's children were left exactly as they were.
     let after = deployments.get("billing").await?;
     assert_eq!(after.metadata.generation, before.metadata.generation);
-    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns.name());
+    let hpas = Api::<HorizontalPodAutoscaler>::namespaced(client.clone(), ns);
     assert!(
         hpas.get_opt("billing").await?.is_none(),
         "nothing half-applied"
@@ -640,22 +595,20 @@ async fn invalid_specs_are_refused_or_reported() -> anyhow::Result<()> {
 //    and one pod reaches its dependency by DNS name.
 #[tokio::test]
 async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "graph").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("graph").await?;
+    let (client, ns) = (s.client(), s.ns());
     // storefront first: its rollout waits until both dependencies exist, rather than
     // starting pods without their URLs.
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "storefront",
             "  dependsOn: [{name: orders}, {name: users, port: http}]\n",
         ),
     )?;
     let held = wait_microservice(
-        &client,
-        ns.name(),
+        client,
+        ns,
         "storefront",
         "Ready=False DependencyNotFound",
         |ms| condition(ms, "Ready").is_some_and(|c| c.reason == "DependencyNotFound"),
@@ -669,26 +622,19 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
         "{}",
         describe(&held)
     );
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     assert!(
         deployments.get_opt("storefront").await?.is_none(),
         "no pods before the dependencies exist"
     );
-    apply_yaml(ns.name(), &testapp("users", ""))?;
-    apply_yaml(
-        ns.name(),
-        &testapp("orders", "  dependsOn: [{name: users}]\n"),
-    )?;
+    apply_yaml(ns, &testapp("users", ""))?;
+    apply_yaml(ns, &testapp("orders", "  dependsOn: [{name: users}]\n"))?;
     for name in ["users", "orders", "storefront"] {
-        wait_ready(&client, ns.name(), name).await?;
+        wait_ready(client, ns, name).await?;
     }
-    let storefront = wait_microservice(
-        &client,
-        ns.name(),
-        "storefront",
-        "DependenciesReady=True",
-        |ms| condition(ms, "DependenciesReady").is_some_and(|c| c.status == "True"),
-    )
+    let storefront = wait_microservice(client, ns, "storefront", "DependenciesReady=True", |ms| {
+        condition(ms, "DependenciesReady").is_some_and(|c| c.status == "True")
+    })
     .await?;
     assert_eq!(
         condition(&storefront, "Ready").map(|c| c.status.as_str()),
@@ -696,7 +642,7 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
     );
 
     let front = deployments.get("storefront").await?;
-    let domain = format!("{}.svc.cluster.local", ns.name());
+    let domain = format!("{ns}.svc.cluster.local");
     assert_eq!(
         env_value(&front, "ORDERS_URL"),
         Some(format!("http://orders.{domain}:80"))
@@ -711,7 +657,7 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
     );
 
     // users admits orders and storefront, on the container port 8080.
-    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     let users = policies.get("users").await?;
     let users_policy = serde_json::to_value(&users.spec)?;
     let callers: BTreeSet<String> = admitted_callers(&users)
@@ -732,7 +678,7 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
     );
 
     // A pod of storefront calls orders through ORDERS_URL, resolved by the cluster DNS.
-    let ip = cluster_ip(&client, ns.name(), "storefront").await?;
+    let ip = cluster_ip(client, ns, "storefront").await?;
     wait_http(
         &format!("http://{ip}:80/call/ORDERS_URL"),
         "the orders service via DNS",
@@ -742,7 +688,7 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
 
     // Dropping a dependency updates the policy of the service it named.
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp("storefront", "  dependsOn: [{name: orders}]\n"),
     )?;
     wait_for("users to stop admitting storefront", CONVERGE, || async {
@@ -760,22 +706,21 @@ async fn dependency_graph_wires_env_and_policies() -> anyhow::Result<()> {
 // 10. The operator is killed mid-reconcile (SIGKILL) and converges with no duplicates.
 #[tokio::test]
 async fn operator_killed_mid_reconcile_converges_without_duplicates() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "restart").await?;
+    let s = Scenario::without_operator("restart").await?;
+    let (client, ns) = (s.client(), s.ns());
     let names_wanted = ["alpha", "bravo", "charlie", "delta"];
     for name in names_wanted {
-        apply_yaml(ns.name(), &testapp(name, "  replicas: 2\n"))?;
+        apply_yaml(ns, &testapp(name, "  replicas: 2\n"))?;
     }
-    let mut operator = start_operator(ns.name())?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let mut operator = s.start_operator(&[])?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     // Kill it as soon as it has started writing children, before it can finish.
     wait_for(
         "the operator to start writing children",
         CONVERGE,
         || async {
             let count = names(
-                &Api::<ServiceAccount>::namespaced(client.clone(), ns.name()),
+                &Api::<ServiceAccount>::namespaced(client.clone(), ns),
                 MANAGED,
             )
             .await?
@@ -792,24 +737,20 @@ async fn operator_killed_mid_reconcile_converges_without_duplicates() -> anyhow:
     let partial = names(&deployments, MANAGED).await?;
     operator.restart()?;
     for name in names_wanted {
-        wait_ready(&client, ns.name(), name).await?;
+        wait_ready(client, ns, name).await?;
     }
     assert_eq!(
         names(&deployments, MANAGED).await?,
         names_wanted.to_vec(),
         "one Deployment each (had {partial:?})"
     );
-    let replica_sets = names(
-        &Api::<ReplicaSet>::namespaced(client.clone(), ns.name()),
-        MANAGED,
-    )
-    .await?;
+    let replica_sets = names(&Api::<ReplicaSet>::namespaced(client.clone(), ns), MANAGED).await?;
     assert_eq!(
         replica_sets.len(),
         names_wanted.len(),
         "one ReplicaSet each: {replica_sets:?}"
     );
-    let pods = Api::<Pod>::namespaced(client.clone(), ns.name());
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
     wait_for("exactly two pods each", CONVERGE, || async {
         let all = names(&pods, MANAGED).await?;
         Ok(if all.len() == 2 * names_wanted.len() {

@@ -10,11 +10,11 @@ use std::collections::BTreeMap;
 use flotilla::api::Microservice;
 use flotilla_e2e::operator::binary;
 use flotilla_e2e::steps::{
-    CONVERGE, admitted_callers, condition, ensure_crds, names, sharded, start_operator,
-    start_sharded_operator, testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
+    CONVERGE, admitted_callers, condition, ensure_crds, names, sharded, start_sharded_operator,
+    testapp, wait_gone, wait_microservice, wait_ready, wait_reason,
 };
 use flotilla_e2e::{
-    Poll, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
+    Poll, Scenario, TestNamespace, apply_yaml, client, kubectl, kubectl_with_stdin, wait_for,
 };
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Endpoints, Pod, ResourceQuota, Service, ServiceAccount};
@@ -126,10 +126,8 @@ fn ready_message(ms: &Microservice) -> String {
 //    children are still reconciled, and deleting the Microservice leaves them.
 #[tokio::test]
 async fn namesakes_made_by_kubectl_are_reported_and_left_alone() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "namesake").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("namesake").await?;
+    let (client, n) = (s.client(), s.ns());
     kubectl(&[
         "create",
         "deployment",
@@ -151,9 +149,9 @@ async fn namesakes_made_by_kubectl_are_reported_and_left_alone() -> anyhow::Resu
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     let services = Api::<Service>::namespaced(client.clone(), n);
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), n);
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(n, &testapp("foo", ""))?;
-    let ms = wait_reason(&client, n, "foo", "False", "ChildConflict").await?;
+    let ms = wait_reason(client, n, "foo", "False", "ChildConflict").await?;
     let message = ready_message(&ms);
     for expected in [
         "ServiceAccount foo",
@@ -168,14 +166,14 @@ async fn namesakes_made_by_kubectl_are_reported_and_left_alone() -> anyhow::Resu
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), n);
     let policy = policies.get("foo").await?;
     assert_eq!(policy.owner_references()[0].uid, ms.uid().unwrap());
-    let event = wait_warning(&client, n, "foo", "ChildConflict").await?;
+    let event = wait_warning(client, n, "foo", "ChildConflict").await?;
     assert!(event.note.as_deref().is_some_and(|note| note.len() <= 1024));
 
     assert_untouched(&deployments.get("foo").await?.metadata);
     assert_untouched(&services.get("foo").await?.metadata);
     assert_untouched(&accounts.get("foo").await?.metadata);
 
-    delete_microservice(&client, n, "foo").await?;
+    delete_microservice(client, n, "foo").await?;
     wait_gone(&policies, "foo").await?;
     deployments.get("foo").await?;
     services.get("foo").await?;
@@ -240,10 +238,8 @@ async fn endpoint_ips(client: &kube::Client, ns: &str, name: &str) -> anyhow::Re
 //    Deployment survives the Microservice's deletion.
 #[tokio::test]
 async fn a_helm_release_of_the_same_name_keeps_its_pods() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "helmsake").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("helmsake").await?;
+    let (client, n) = (s.client(), s.ns());
     kubectl_with_stdin(
         &[
             "apply",
@@ -257,7 +253,7 @@ async fn a_helm_release_of_the_same_name_keeps_its_pods() -> anyhow::Result<()> 
         &helm_release("web"),
     )?;
     let endpoints = wait_for("the release's pod behind its Service", CONVERGE, || async {
-        let ips = endpoint_ips(&client, n, "web").await.unwrap_or_default();
+        let ips = endpoint_ips(client, n, "web").await.unwrap_or_default();
         Ok(if ips.is_empty() {
             Poll::Pending("no endpoint yet".into())
         } else {
@@ -266,9 +262,9 @@ async fn a_helm_release_of_the_same_name_keeps_its_pods() -> anyhow::Result<()> 
     })
     .await?;
 
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(n, &testapp("web", "  replicas: 2\n"))?;
-    let ms = wait_reason(&client, n, "web", "False", "ChildConflict").await?;
+    let ms = wait_reason(client, n, "web", "False", "ChildConflict").await?;
     let message = ready_message(&ms);
     assert!(
         message.contains("Deployment web")
@@ -316,18 +312,18 @@ async fn a_helm_release_of_the_same_name_keeps_its_pods() -> anyhow::Result<()> 
     )
     .await?;
     assert_eq!(
-        endpoint_ips(&client, n, "web").await?,
+        endpoint_ips(client, n, "web").await?,
         endpoints,
         "endpoints unchanged"
     );
 
-    delete_microservice(&client, n, "web").await?;
+    delete_microservice(client, n, "web").await?;
     wait_gone(&Api::<NetworkPolicy>::namespaced(client.clone(), n), "web").await?;
     let deployment = Api::<Deployment>::namespaced(client.clone(), n)
         .get("web")
         .await?;
     assert!(deployment.owner_references().is_empty());
-    assert_eq!(endpoint_ips(&client, n, "web").await?, endpoints);
+    assert_eq!(endpoint_ips(client, n, "web").await?, endpoints);
     Ok(())
 }
 
@@ -336,15 +332,13 @@ async fn a_helm_release_of_the_same_name_keeps_its_pods() -> anyhow::Result<()> 
 //    pods would run as the namespace's default ServiceAccount.
 #[tokio::test]
 async fn a_microservice_named_default_leaves_the_default_service_account() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "default-sa").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("default-sa").await?;
+    let (client, n) = (s.client(), s.ns());
     let accounts = Api::<ServiceAccount>::namespaced(client.clone(), n);
     let before = accounts.get("default").await?;
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(n, &testapp("default", ""))?;
-    let ms = wait_reason(&client, n, "default", "False", "ChildConflict").await?;
+    let ms = wait_reason(client, n, "default", "False", "ChildConflict").await?;
     assert!(
         ready_message(&ms).contains("ServiceAccount default"),
         "{}",
@@ -365,7 +359,7 @@ async fn a_microservice_named_default_leaves_the_default_service_account() -> an
         before.automount_service_account_token
     );
 
-    delete_microservice(&client, n, "default").await?;
+    delete_microservice(client, n, "default").await?;
     wait_gone(&deployments, "default").await?;
     accounts.get("default").await?;
     Ok(())
@@ -375,10 +369,8 @@ async fn a_microservice_named_default_leaves_the_default_service_account() -> an
 //    reference, and its pods keep running (no new ReplicaSet, the same pods).
 #[tokio::test]
 async fn the_adoption_annotation_takes_over_without_restarting_pods() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "adopt").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("adopt").await?;
+    let (client, n) = (s.client(), s.ns());
     let ms_yaml = testapp("adopted", "").replacen(
         "metadata:\n  name: adopted\n",
         &format!("metadata:\n  name: adopted\n  namespace: {n}\n"),
@@ -442,9 +434,9 @@ async fn the_adoption_annotation_takes_over_without_restarting_pods() -> anyhow:
         ])?;
     }
 
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(n, &ms_yaml)?;
-    let ms = wait_ready(&client, n, "adopted").await?;
+    let ms = wait_ready(client, n, "adopted").await?;
     let deployment = deployments.get("adopted").await?;
     let owner = &deployment.owner_references()[0];
     assert_eq!(
@@ -467,11 +459,8 @@ async fn the_adoption_annotation_takes_over_without_restarting_pods() -> anyhow:
 //    anything is applied: the name at admission, the key by the operator.
 #[tokio::test]
 async fn names_and_keys_the_api_server_would_refuse_are_refused_first() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "names").await?;
-    let n = ns.name();
-    let _operator = start_operator(n)?;
+    let s = Scenario::new("names").await?;
+    let (client, n) = (s.client(), s.ns());
     let dotted = apply_yaml(n, &testapp("my.app", "")).expect_err("my.app is refused");
     assert!(dotted.to_string().contains("metadata.name"), "{dotted}");
 
@@ -482,7 +471,7 @@ async fn names_and_keys_the_api_server_would_refuse_are_refused_first() -> anyho
             "  podTemplate:\n    annotations: {\"bad key!\": x}\n",
         ),
     )?;
-    let ms = wait_reason(&client, n, "badkey", "False", "InvalidSpec").await?;
+    let ms = wait_reason(client, n, "badkey", "False", "InvalidSpec").await?;
     assert!(
         ready_message(&ms).contains("spec.podTemplate.annotations"),
         "{}",
@@ -528,10 +517,8 @@ async fn names_and_keys_the_api_server_would_refuse_are_refused_first() -> anyho
 //    pods never run without their policy. Lifting the quota converges.
 #[tokio::test]
 async fn a_refused_child_stops_the_order_and_says_why() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "refused").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("refused").await?;
+    let (client, n) = (s.client(), s.ns());
     kubectl(&[
         "create",
         "quota",
@@ -549,15 +536,15 @@ async fn a_refused_child_stops_the_order_and_says_why() -> anyhow::Result<()> {
         })
     })
     .await?;
-    let _operator = start_operator(n)?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(n, &testapp("guarded", ""))?;
-    let ms = wait_reason(&client, n, "guarded", "False", "ApplyFailed").await?;
+    let ms = wait_reason(client, n, "guarded", "False", "ApplyFailed").await?;
     let message = ready_message(&ms);
     assert!(
         message.contains("NetworkPolicy guarded") && message.contains("quota"),
         "{message}"
     );
-    wait_warning(&client, n, "guarded", "ApplyFailed").await?;
+    wait_warning(client, n, "guarded", "ApplyFailed").await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     assert!(
         deployments.get_opt("guarded").await?.is_none(),
@@ -574,7 +561,7 @@ async fn a_refused_child_stops_the_order_and_says_why() -> anyhow::Result<()> {
     quotas
         .delete("no-policies", &DeleteParams::default())
         .await?;
-    wait_ready(&client, n, "guarded").await?;
+    wait_ready(client, n, "guarded").await?;
     Ok(())
 }
 
@@ -755,13 +742,11 @@ async fn callers_from_another_namespace_need_the_target_s_consent() -> anyhow::R
 //    operator, and no pod restarts (the Deployment and its pods are as they were).
 #[tokio::test]
 async fn selectors_move_to_flotilla_s_pods_without_restarting_any() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "migrate").await?;
-    let n = ns.name();
-    let mut operator = start_operator(n)?;
+    let s = Scenario::without_operator("migrate").await?;
+    let (client, n) = (s.client(), s.ns());
+    let mut operator = s.start_operator(&[])?;
     apply_yaml(n, &testapp("legacy", "  replicas: 2\n"))?;
-    wait_ready(&client, n, "legacy").await?;
+    wait_ready(client, n, "legacy").await?;
     operator.kill9()?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
     let generation = deployments.get("legacy").await?.metadata.generation;
@@ -857,7 +842,7 @@ async fn selectors_move_to_flotilla_s_pods_without_restarting_any() -> anyhow::R
         )
     })
     .await?;
-    wait_ready(&client, n, "legacy").await?;
+    wait_ready(client, n, "legacy").await?;
     assert_eq!(
         deployments.get("legacy").await?.metadata.generation,
         generation
@@ -866,6 +851,6 @@ async fn selectors_move_to_flotilla_s_pods_without_restarting_any() -> anyhow::R
         names(&pods, "app.kubernetes.io/instance=legacy").await?,
         pods_before
     );
-    assert!(!endpoint_ips(&client, n, "legacy").await?.is_empty());
+    assert!(!endpoint_ips(client, n, "legacy").await?.is_empty());
     Ok(())
 }

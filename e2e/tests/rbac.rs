@@ -7,10 +7,10 @@ use std::time::{Duration, Instant};
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::metric;
 use flotilla_e2e::steps::{
-    CONVERGE, condition, describe, ensure_crds, sharded, start_operator, start_sharded_operator,
-    testapp, wait_microservice, wait_ready, wait_reason,
+    CONVERGE, condition, describe, sharded, start_sharded_operator, testapp, wait_microservice,
+    wait_ready, wait_reason,
 };
-use flotilla_e2e::{Operator, Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
+use flotilla_e2e::{Operator, Poll, Scenario, apply_yaml, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use kube::Api;
@@ -38,21 +38,20 @@ fn config_map(name: &str) -> ConfigMap {
 //    reads it with the verbs the chart grants, and the Microservice becomes Ready.
 #[tokio::test]
 async fn env_from_a_config_map_applied_before_the_microservice() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-before").await?;
-    Api::<ConfigMap>::namespaced(client.clone(), ns.name())
+    let s = Scenario::without_operator("rbac-before").await?;
+    let (client, ns) = (s.client(), s.ns());
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &config_map("shop-config"))
         .await?;
-    let _operator = start_operator(ns.name())?;
+    let _operator = s.start_operator(&[])?;
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "shop",
             "  envFrom:\n  - configMapRef: {name: shop-config}\n",
         ),
     )?;
-    wait_ready(&client, ns.name(), "shop").await?;
+    wait_ready(client, ns, "shop").await?;
     Ok(())
 }
 
@@ -60,18 +59,16 @@ async fn env_from_a_config_map_applied_before_the_microservice() -> anyhow::Resu
 //    (the metadata watch sees it; no get on Secrets is granted or needed).
 #[tokio::test]
 async fn a_secret_referenced_before_it_exists() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-secret").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("rbac-secret").await?;
+    let (client, ns) = (s.client(), s.ns());
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "vault",
             "  - name: TOKEN\n    valueFrom:\n      secretKeyRef: {name: vault-token, key: token}\n",
         ),
     )?;
-    wait_reason(&client, ns.name(), "vault", "False", "SecretNotFound").await?;
+    wait_reason(client, ns, "vault", "False", "SecretNotFound").await?;
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some("vault-token".into()),
@@ -80,10 +77,10 @@ async fn a_secret_referenced_before_it_exists() -> anyhow::Result<()> {
         string_data: Some([("token".to_string(), "s3cret".to_string())].into()),
         ..Secret::default()
     };
-    Api::<Secret>::namespaced(client.clone(), ns.name())
+    Api::<Secret>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &secret)
         .await?;
-    wait_ready(&client, ns.name(), "vault").await?;
+    wait_ready(client, ns, "vault").await?;
     Ok(())
 }
 
@@ -92,10 +89,9 @@ async fn a_secret_referenced_before_it_exists() -> anyhow::Result<()> {
 //    pod is rolled (the config hash is the same).
 #[tokio::test]
 async fn a_restart_with_twenty_referenced_config_maps() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-restart").await?;
-    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns.name());
+    let s = Scenario::without_operator("rbac-restart").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
     let services = ["alpha", "beta"];
     for service in services {
         let mut refs = String::from("  envFrom:\n");
@@ -106,13 +102,13 @@ async fn a_restart_with_twenty_referenced_config_maps() -> anyhow::Result<()> {
                 .await?;
             refs.push_str(&format!("  - configMapRef: {{name: {name}}}\n"));
         }
-        apply_yaml(ns.name(), &testapp(service, &refs))?;
+        apply_yaml(ns, &testapp(service, &refs))?;
     }
-    let mut operator = start_operator(ns.name())?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let mut operator = s.start_operator(&[])?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     let mut generations = Vec::new();
     for service in services {
-        wait_ready(&client, ns.name(), service).await?;
+        wait_ready(client, ns, service).await?;
         generations.push(deployments.get(service).await?.metadata.generation);
     }
     operator.restart()?;
@@ -129,7 +125,7 @@ async fn a_restart_with_twenty_referenced_config_maps() -> anyhow::Result<()> {
     })
     .await?;
     for (service, before) in services.iter().zip(&generations) {
-        let ms = wait_ready(&client, ns.name(), service).await?;
+        let ms = wait_ready(client, ns, service).await?;
         let after = deployments.get(service).await?.metadata.generation;
         assert_eq!(
             after,
@@ -198,15 +194,15 @@ fn warnings(namespace: &str, name: &str, reason: &str) -> anyhow::Result<Vec<Str
 /// namespace within 30 s, with a Warning event and a metric; restoring the role recovers
 /// it without a restart.
 async fn a_missing_verb_is_reported_and_recovers(
-    ns: &TestNamespace,
+    s: &Scenario,
     role: &[&str],
     operator: &Operator,
     shard: Option<&str>,
 ) -> anyhow::Result<()> {
-    let client = client().await?;
+    let (client, ns) = (s.client(), s.ns());
     let original: Value = serde_json::from_str(&kubectl(&[role, &["-o", "json"]].concat())?)?;
     put_role(&without_config_map_list(&original))?;
-    Api::<ConfigMap>::namespaced(client.clone(), ns.name())
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
         .create(&PostParams::default(), &config_map("late-config"))
         .await?;
     let applied = Instant::now();
@@ -218,12 +214,12 @@ async fn a_missing_verb_is_reported_and_recovers(
         Some(shard) => sharded(&late, "late", shard),
         None => late,
     };
-    apply_yaml(ns.name(), &late)?;
+    apply_yaml(ns, &late)?;
     let refused = wait_for(
         "Ready=False Forbidden on late",
         Duration::from_secs(30),
         || async {
-            let ms = Api::<Microservice>::namespaced(client.clone(), ns.name())
+            let ms = Api::<Microservice>::namespaced(client.clone(), ns)
                 .get("late")
                 .await?;
             Ok(
@@ -239,11 +235,11 @@ async fn a_missing_verb_is_reported_and_recovers(
         "Ready=False Forbidden {:.1} s after the apply: {refused}",
         applied.elapsed().as_secs_f64()
     );
-    let wanted = format!("may not list configmaps in namespace {}", ns.name());
+    let wanted = format!("may not list configmaps in namespace {ns}");
     assert!(refused.contains(&wanted), "{refused}");
     assert!(refused.contains("ConfigMap late-config"), "{refused}");
     let events = wait_for("a Warning event Forbidden", CONVERGE, || async {
-        let found = warnings(ns.name(), "late", "Forbidden")?;
+        let found = warnings(ns, "late", "Forbidden")?;
         Ok(if found.is_empty() {
             Poll::Pending("none yet".into())
         } else {
@@ -263,8 +259,8 @@ async fn a_missing_verb_is_reported_and_recovers(
     put_role(&original)?;
     let restored = Instant::now();
     wait_microservice(
-        &client,
-        ns.name(),
+        client,
+        ns,
         "late",
         "Ready=True after the role is restored",
         Microservice::is_ready,
@@ -280,25 +276,20 @@ async fn a_missing_verb_is_reported_and_recovers(
 // 4. rbac.scope=namespace: the Role `flotilla` in the namespace.
 #[tokio::test]
 async fn a_verb_missing_from_the_role_is_reported_then_recovered() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-role").await?;
-    let operator = start_operator(ns.name())?;
-    let role = ["get", "role", "flotilla", "-n", ns.name()];
-    a_missing_verb_is_reported_and_recovers(&ns, &role, &operator, None).await
+    let s = Scenario::new("rbac-role").await?;
+    let role = ["get", "role", "flotilla", "-n", s.ns()];
+    a_missing_verb_is_reported_and_recovers(&s, &role, s.operator(), None).await
 }
 
 // 5. rbac.scope=cluster: the ClusterRole `flotilla-<namespace>`, for an operator of every
 //    namespace, sharded by a label so that it leaves the other tests alone.
 #[tokio::test]
 async fn a_verb_missing_from_the_cluster_role_is_reported_then_recovered() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-cluster").await?;
-    let operator = start_sharded_operator(ns.name(), &[])?;
-    let role_name = format!("flotilla-{}", ns.name());
+    let s = Scenario::without_operator("rbac-cluster").await?;
+    let operator = start_sharded_operator(s.ns(), &[])?;
+    let role_name = format!("flotilla-{}", s.ns());
     let role = ["get", "clusterrole", role_name.as_str()];
-    a_missing_verb_is_reported_and_recovers(&ns, &role, &operator, Some(ns.name())).await
+    a_missing_verb_is_reported_and_recovers(&s, &role, &operator, Some(s.ns())).await
 }
 
 // 6. An HTTP gate where the chart grants no pods/proxy (httpGates=false, the default):
@@ -306,24 +297,22 @@ async fn a_verb_missing_from_the_cluster_role_is_reported_then_recovered() -> an
 #[tokio::test]
 async fn an_http_gate_without_pods_proxy_is_refused_before_anything_is_applied()
 -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-gate").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("rbac-gate").await?;
+    let (client, ns) = (s.client(), s.ns());
     apply_yaml(
-        ns.name(),
+        ns,
         &testapp(
             "gated",
             "  rollout:\n    gates:\n      http: {path: /healthz}\n",
         ),
     )?;
-    let ms = wait_reason(&client, ns.name(), "gated", "False", "GateUnavailable").await?;
+    let ms = wait_reason(client, ns, "gated", "False", "GateUnavailable").await?;
     let message = &condition(&ms, "Ready").expect("Ready").message;
     assert!(
         message.contains("spec.rollout.gates.http") && message.contains("httpGates=true"),
         "{message}"
     );
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get_opt("gated")
         .await?;
     assert!(
@@ -338,13 +327,10 @@ async fn an_http_gate_without_pods_proxy_is_refused_before_anything_is_applied()
 //    the Deployment's default probes on those ports go too, and it is applied again.
 #[tokio::test]
 async fn a_service_no_longer_wanted_is_deleted() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "rbac-prune").await?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &testapp("worker", ""))?;
-    let services =
-        Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns.name());
+    let s = Scenario::new("rbac-prune").await?;
+    let (client, ns) = (s.client(), s.ns());
+    apply_yaml(ns, &testapp("worker", ""))?;
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns);
     wait_for("the Service worker", CONVERGE, || async {
         Ok(match services.get_opt("worker").await? {
             Some(_) => Poll::Ready(()),
@@ -357,14 +343,14 @@ async fn a_service_no_longer_wanted_is_deleted() -> anyhow::Result<()> {
         "microservice",
         "worker",
         "-n",
-        ns.name(),
+        ns,
         "--type",
         "json",
         "-p",
         r#"[{"op": "remove", "path": "/spec/ports"}]"#,
     ])?;
     flotilla_e2e::steps::wait_gone(&services, "worker").await?;
-    let deployments = Api::<Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
     wait_for("the Deployment without probes", CONVERGE, || async {
         let deployment = serde_json::to_value(deployments.get("worker").await?)?;
         let container = &deployment["spec"]["template"]["spec"]["containers"][0];
@@ -380,6 +366,6 @@ async fn a_service_no_longer_wanted_is_deleted() -> anyhow::Result<()> {
         )
     })
     .await?;
-    wait_ready(&client, ns.name(), "worker").await?;
+    wait_ready(client, ns, "worker").await?;
     Ok(())
 }

@@ -8,11 +8,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use flotilla::api::{Microservice, RolloutPhase, RolloutStatus};
-use flotilla_e2e::steps::{
-    condition, describe, ensure_crds, start_operator, start_operator_with, testapp,
-    wait_microservice,
-};
-use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, kubectl, wait_for};
+use flotilla_e2e::steps::{condition, describe, testapp, wait_microservice};
+use flotilla_e2e::{Poll, Scenario, apply_yaml, kubectl, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::Api;
@@ -327,21 +324,19 @@ fn flotilla(args: &[&str]) -> anyhow::Result<String> {
 // 1. A rolling update v1 → v2 of a 2-replica service: no request fails.
 #[tokio::test]
 async fn rolling_update_fails_no_request() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "roll").await?;
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &service("web", V1, 2, ""))?;
-    wait_released(&client, ns.name(), "web", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "web").await?;
+    let s = Scenario::new("roll").await?;
+    let (client, ns) = (s.client(), s.ns());
+    apply_yaml(ns, &service("web", V1, 2, ""))?;
+    wait_released(client, ns, "web", V1).await?;
+    let probe = Probe::start(client, ns, "web").await?;
     probe.wait_only("v1").await?;
 
     let started = Instant::now();
-    apply_yaml(ns.name(), &service("web", V2, 2, ""))?;
-    wait_released(&client, ns.name(), "web", V2).await?;
+    apply_yaml(ns, &service("web", V2, 2, ""))?;
+    wait_released(client, ns, "web", V2).await?;
     let took = started.elapsed();
     probe.wait_only("v2").await?;
-    wait_pods_only(&client, ns.name(), "web", V2, 2).await?;
+    wait_pods_only(client, ns, "web", V2, 2).await?;
     let end = probe.counts().await?;
     println!(
         "rolling v1→v2: released in {:.1}s; probe {} ok, {} failed, answers {:?}",
@@ -358,30 +353,28 @@ async fn rolling_update_fails_no_request() -> anyhow::Result<()> {
 //    follows the steps, then all answers are v2; no request fails.
 #[tokio::test]
 async fn canary_follows_its_steps() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "canary").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("canary").await?;
+    let (client, ns) = (s.client(), s.ns());
     let rollout = "  rollout:\n    strategy: canary\n    steps:\n    - {weight: 25, pause: 10s}\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
-    apply_yaml(ns.name(), &service("shop", V1, 4, rollout))?;
-    wait_released(&client, ns.name(), "shop", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "shop").await?;
+    apply_yaml(ns, &service("shop", V1, 4, rollout))?;
+    wait_released(client, ns, "shop", V1).await?;
+    let probe = Probe::start(client, ns, "shop").await?;
     probe.wait_only("v1").await?;
 
     let started = Instant::now();
-    apply_yaml(ns.name(), &service("shop", V2, 4, rollout))?;
+    apply_yaml(ns, &service("shop", V2, 4, rollout))?;
     let mut shares = Vec::new();
     for (step, weight) in [(1, 25), (2, 50)] {
         let paused = wait_microservice(
-            &client,
-            ns.name(),
+            client,
+            ns,
             "shop",
             &format!("paused at step {step}"),
             |ms| phase(ms) == Some(RolloutPhase::Paused) && rollout_of(ms).step == Some(step),
         )
         .await?;
         let at_pause = probe.counts().await?;
-        let columns = kubectl(&["get", "ms", "shop", "-n", ns.name(), "-o", "wide"])?;
+        let columns = kubectl(&["get", "ms", "shop", "-n", ns, "-o", "wide"])?;
         println!("{columns}");
         assert!(
             columns.contains(&format!("{weight}")) && columns.contains(V2) && columns.contains(V1),
@@ -394,7 +387,7 @@ async fn canary_follows_its_steps() -> anyhow::Result<()> {
             "{}",
             describe_rollout(&paused)
         );
-        wait_microservice(&client, ns.name(), "shop", "the pause to end", |ms| {
+        wait_microservice(client, ns, "shop", "the pause to end", |ms| {
             rollout_of(ms).step.is_some_and(|s| s > step)
                 || phase(ms) == Some(RolloutPhase::Healthy)
         })
@@ -408,10 +401,10 @@ async fn canary_follows_its_steps() -> anyhow::Result<()> {
         );
         shares.push((weight, v2, answers));
     }
-    wait_released(&client, ns.name(), "shop", V2).await?;
+    wait_released(client, ns, "shop", V2).await?;
     let took = started.elapsed();
     probe.wait_only("v2").await?;
-    wait_pods_only(&client, ns.name(), "shop", V2, 4).await?;
+    wait_pods_only(client, ns, "shop", V2, 4).await?;
     let end = probe.counts().await?;
     println!(
         "canary 25%/50%: released in {:.1}s; probe {} ok, {} failed, answers {:?}",
@@ -437,22 +430,20 @@ async fn canary_follows_its_steps() -> anyhow::Result<()> {
 //    and no request fails.
 #[tokio::test]
 async fn crashing_canary_is_rolled_back() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "crash").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("crash").await?;
+    let (client, ns) = (s.client(), s.ns());
     let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
-    apply_yaml(ns.name(), &service("cart", V1, 2, rollout))?;
-    wait_released(&client, ns.name(), "cart", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "cart").await?;
+    apply_yaml(ns, &service("cart", V1, 2, rollout))?;
+    wait_released(client, ns, "cart", V1).await?;
+    let probe = Probe::start(client, ns, "cart").await?;
     probe.wait_only("v1").await?;
 
     let started = Instant::now();
     apply_yaml(
-        ns.name(),
+        ns,
         &service("cart", V2, 2, &format!("  args: [crash]\n{rollout}")),
     )?;
-    let ms = wait_rolled_back(&client, ns.name(), "cart").await?;
+    let ms = wait_rolled_back(client, ns, "cart").await?;
     let took = started.elapsed();
     let degraded = condition(&ms, "Degraded").unwrap().message.clone();
     println!("rolled back after {:.1}s: {degraded}", took.as_secs_f64());
@@ -473,14 +464,14 @@ async fn crashing_canary_is_rolled_back() -> anyhow::Result<()> {
         "get",
         "events",
         "-n",
-        ns.name(),
+        ns,
         "--field-selector",
         "reason=RolledBack",
     ])?;
     assert!(events.contains("cart"), "a RolledBack event: {events}");
-    wait_pods_only(&client, ns.name(), "cart", V1, 2).await?;
+    wait_pods_only(client, ns, "cart", V1, 2).await?;
     // Not retried: the failed revision stays rolled back.
-    let later = wait_microservice(&client, ns.name(), "cart", "still rolled back", |ms| {
+    let later = wait_microservice(client, ns, "cart", "still rolled back", |ms| {
         phase(ms) == Some(RolloutPhase::RolledBack)
     })
     .await?;
@@ -503,20 +494,18 @@ async fn crashing_canary_is_rolled_back() -> anyhow::Result<()> {
 //    is rolled back when the progress deadline passes, not before.
 #[tokio::test]
 async fn missing_image_is_rolled_back_at_the_deadline() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "pull").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("pull").await?;
+    let (client, ns) = (s.client(), s.ns());
     let rollout = "  rollout:\n    progressDeadlineSeconds: 20\n";
-    apply_yaml(ns.name(), &service("api", V1, 2, rollout))?;
-    wait_released(&client, ns.name(), "api", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "api").await?;
+    apply_yaml(ns, &service("api", V1, 2, rollout))?;
+    wait_released(client, ns, "api", V1).await?;
+    let probe = Probe::start(client, ns, "api").await?;
     probe.wait_only("v1").await?;
 
     let started = Instant::now();
     let missing = "flotilla.local/does-not-exist:v9";
-    apply_yaml(ns.name(), &service("api", missing, 2, rollout))?;
-    let ms = wait_rolled_back(&client, ns.name(), "api").await?;
+    apply_yaml(ns, &service("api", missing, 2, rollout))?;
+    let ms = wait_rolled_back(client, ns, "api").await?;
     let took = started.elapsed();
     let degraded = condition(&ms, "Degraded").unwrap().message.clone();
     println!("rolled back after {:.1}s: {degraded}", took.as_secs_f64());
@@ -528,8 +517,8 @@ async fn missing_image_is_rolled_back_at_the_deadline() -> anyhow::Result<()> {
         degraded.contains("progress deadline 20s exceeded") && degraded.contains("on pod api-"),
         "{degraded}"
     );
-    wait_pods_only(&client, ns.name(), "api", V1, 2).await?;
-    let deployment = Api::<Deployment>::namespaced(client.clone(), ns.name())
+    wait_pods_only(client, ns, "api", V1, 2).await?;
+    let deployment = Api::<Deployment>::namespaced(client.clone(), ns)
         .get("api")
         .await?;
     let image = deployment.spec.unwrap().template.spec.unwrap().containers[0]
@@ -550,33 +539,28 @@ async fn missing_image_is_rolled_back_at_the_deadline() -> anyhow::Result<()> {
 //    pause rolls back at once.
 #[tokio::test]
 async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "steer").await?;
-    let _operator = start_operator(ns.name())?;
+    let s = Scenario::new("steer").await?;
+    let (client, ns) = (s.client(), s.ns());
     let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: manual}\n    progressDeadlineSeconds: 120\n";
-    apply_yaml(ns.name(), &service("feed", V1, 2, rollout))?;
-    wait_released(&client, ns.name(), "feed", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "feed").await?;
+    apply_yaml(ns, &service("feed", V1, 2, rollout))?;
+    wait_released(client, ns, "feed", V1).await?;
+    let probe = Probe::start(client, ns, "feed").await?;
     probe.wait_only("v1").await?;
 
-    apply_yaml(ns.name(), &service("feed", V2, 2, rollout))?;
-    wait_microservice(&client, ns.name(), "feed", "paused at step 1", |ms| {
+    apply_yaml(ns, &service("feed", V2, 2, rollout))?;
+    wait_microservice(client, ns, "feed", "paused at step 1", |ms| {
         phase(ms) == Some(RolloutPhase::Paused)
     })
     .await?;
-    let status = flotilla(&["rollout", "status", "feed", "-n", ns.name()])?;
+    let status = flotilla(&["rollout", "status", "feed", "-n", ns])?;
     println!("{status}");
     assert!(
         status.contains("phase      Paused") && status.contains("flotilla rollout promote"),
         "{status}"
     );
     let promoted_at = Instant::now();
-    println!(
-        "{}",
-        flotilla(&["rollout", "promote", "feed", "-n", ns.name()])?
-    );
-    wait_released(&client, ns.name(), "feed", V2).await?;
+    println!("{}", flotilla(&["rollout", "promote", "feed", "-n", ns])?);
+    wait_released(client, ns, "feed", V2).await?;
     println!(
         "promote: released {:.1}s after the promote of a manual pause",
         promoted_at.elapsed().as_secs_f64()
@@ -589,8 +573,8 @@ async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
         sets_name,
         &format!("{sets_name}  - name: APP_VERSION\n    value: v3\n"),
     );
-    apply_yaml(ns.name(), &v3)?;
-    wait_microservice(&client, ns.name(), "feed", "v3 paused at step 1", |ms| {
+    apply_yaml(ns, &v3)?;
+    wait_microservice(client, ns, "feed", "v3 paused at step 1", |ms| {
         phase(ms) == Some(RolloutPhase::Paused)
     })
     .await?;
@@ -598,11 +582,8 @@ async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
         .wait_until("v3 answers", |c| c.versions.contains_key("v3"))
         .await?;
     let aborted_at = Instant::now();
-    println!(
-        "{}",
-        flotilla(&["rollout", "abort", "feed", "-n", ns.name()])?
-    );
-    let ms = wait_rolled_back(&client, ns.name(), "feed").await?;
+    println!("{}", flotilla(&["rollout", "abort", "feed", "-n", ns])?);
+    let ms = wait_rolled_back(client, ns, "feed").await?;
     let degraded = condition(&ms, "Degraded").unwrap().message.clone();
     println!(
         "abort: rolled back {:.1}s after the abort: {degraded}",
@@ -612,7 +593,7 @@ async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
         degraded.contains("aborted by `flotilla rollout abort`"),
         "{degraded}"
     );
-    wait_pods_only(&client, ns.name(), "feed", V2, 2).await?;
+    wait_pods_only(client, ns, "feed", V2, 2).await?;
     probe.wait_only("v2").await?;
     let end = probe.counts().await?;
     println!(
@@ -627,18 +608,17 @@ async fn promote_skips_a_pause_and_abort_rolls_back() -> anyhow::Result<()> {
 //    (the release's start and the step never go back), and leaves nothing behind.
 #[tokio::test]
 async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "resume").await?;
-    let mut operator = start_operator(ns.name())?;
+    let s = Scenario::without_operator("resume").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let mut operator = s.start_operator(&[])?;
     let rollout = "  rollout:\n    steps:\n    - {weight: 25, pause: 5s}\n    - {weight: 50, pause: 20s}\n    progressDeadlineSeconds: 120\n";
-    apply_yaml(ns.name(), &service("pay", V1, 4, rollout))?;
-    wait_released(&client, ns.name(), "pay", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "pay").await?;
+    apply_yaml(ns, &service("pay", V1, 4, rollout))?;
+    wait_released(client, ns, "pay", V1).await?;
+    let probe = Probe::start(client, ns, "pay").await?;
     probe.wait_only("v1").await?;
 
-    apply_yaml(ns.name(), &service("pay", V2, 4, rollout))?;
-    let before = wait_microservice(&client, ns.name(), "pay", "paused at step 2", |ms| {
+    apply_yaml(ns, &service("pay", V2, 4, rollout))?;
+    let before = wait_microservice(client, ns, "pay", "paused at step 2", |ms| {
         phase(ms) == Some(RolloutPhase::Paused) && rollout_of(ms).step == Some(2)
     })
     .await?;
@@ -647,7 +627,7 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
     println!("killed at {}", describe_rollout(&before));
     operator.restart()?;
 
-    let api: Api<Microservice> = Api::namespaced(client.clone(), ns.name());
+    let api: Api<Microservice> = Api::namespaced(client.clone(), ns);
     let steps_seen = std::sync::Mutex::new(Vec::new());
     let after = wait_for("the canary to finish", Duration::from_secs(150), || async {
         let ms = api.get("pay").await?;
@@ -688,7 +668,7 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
         );
     }
     assert_eq!(rollout_of(&after).stable_image.as_deref(), Some(V2));
-    wait_pods_only(&client, ns.name(), "pay", V2, 4).await?;
+    wait_pods_only(client, ns, "pay", V2, 4).await?;
     probe.wait_only("v2").await?;
     let end = probe.counts().await?;
     println!(
@@ -704,21 +684,19 @@ async fn killed_operator_resumes_the_canary_at_its_step() -> anyhow::Result<()> 
 //    server's pod proxy); no request fails.
 #[tokio::test]
 async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "gate").await?;
     // The chart's httpGates=true: get on pods/proxy.
-    let _operator = start_operator_with(ns.name(), &["--http-gates=true"])?;
+    let s = Scenario::with_operator_args("gate", &["--http-gates=true"]).await?;
+    let (client, ns) = (s.client(), s.ns());
     // `/call/UNSET` answers 502: the variable it would call is not set.
     let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 5s}\n    gates:\n      http: {path: /call/UNSET, successPercent: 90}\n    progressDeadlineSeconds: 120\n";
-    apply_yaml(ns.name(), &service("search", V1, 2, rollout))?;
-    wait_released(&client, ns.name(), "search", V1).await?;
-    let probe = Probe::start(&client, ns.name(), "search").await?;
+    apply_yaml(ns, &service("search", V1, 2, rollout))?;
+    wait_released(client, ns, "search", V1).await?;
+    let probe = Probe::start(client, ns, "search").await?;
     probe.wait_only("v1").await?;
 
     let started = Instant::now();
-    apply_yaml(ns.name(), &service("search", V2, 2, rollout))?;
-    let ms = wait_rolled_back(&client, ns.name(), "search").await?;
+    apply_yaml(ns, &service("search", V2, 2, rollout))?;
+    let ms = wait_rolled_back(client, ns, "search").await?;
     let degraded = condition(&ms, "Degraded").unwrap().message.clone();
     println!(
         "http gate: rolled back after {:.1}s: {degraded}",
@@ -730,7 +708,7 @@ async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
             && degraded.contains("search-canary-"),
         "{degraded}"
     );
-    wait_pods_only(&client, ns.name(), "search", V1, 2).await?;
+    wait_pods_only(client, ns, "search", V1, 2).await?;
     let end = probe.counts().await?;
     println!(
         "http gate: probe {} ok, {} failed, answers {:?}",

@@ -9,12 +9,10 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use flotilla::api::MicroserviceClass;
-use flotilla_e2e::steps::{
-    admitted_callers, ensure_crds, start_operator, wait_microservice, wait_ready,
-};
+use flotilla_e2e::steps::{admitted_callers, wait_microservice, wait_ready};
 use flotilla_e2e::{
-    ClusterObject, HttpResponse, Poll, TestNamespace, apply_yaml, client, http_get, http_post_json,
-    kubectl, wait_for,
+    ClusterObject, HttpResponse, Poll, Scenario, apply_yaml, http_get, http_post_json, kubectl,
+    wait_for,
 };
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
@@ -107,9 +105,8 @@ fn admitted(policy: &NetworkPolicy) -> anyhow::Result<(BTreeSet<String>, Vec<Val
 
 #[tokio::test]
 async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "samples").await?;
+    let s = Scenario::without_operator("samples").await?;
+    let (client, ns) = (s.client(), s.ns());
     // The class is cluster-scoped and shared with `make demo` on the same cluster: deleted
     // at the end only when this test created it.
     let classes: Api<MicroserviceClass> = Api::all(client.clone());
@@ -117,10 +114,10 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         Some(_) => None,
         None => Some(ClusterObject::new("microserviceclass.flotilla.dev", CLASS)),
     };
-    let _operator = start_operator(ns.name())?;
-    apply_yaml(ns.name(), &manifests()?)?;
+    let _operator = s.start_operator(&[])?;
+    apply_yaml(ns, &manifests()?)?;
     for name in SERVICES {
-        let ms = wait_ready(&client, ns.name(), name).await?;
+        let ms = wait_ready(client, ns, name).await?;
         let status = ms.status.unwrap_or_default();
         eprintln!(
             "{name} Ready: {} (class {:?})",
@@ -141,7 +138,7 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
     eprintln!("{table}");
 
     // Its defaults: the team label on every pod.
-    let pods = Api::<Pod>::namespaced(client.clone(), ns.name())
+    let pods = Api::<Pod>::namespaced(client.clone(), ns)
         .list(&kube::api::ListParams::default().labels("app.kubernetes.io/managed-by=flotilla"))
         .await?;
     assert!(!pods.items.is_empty());
@@ -157,8 +154,8 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
 
     // storefront is exposed: an Ingress of class nginx for its default host, and its
     // external URL.
-    let host = format!("storefront.{}.{HOST_SUFFIX}", ns.name());
-    let storefront = wait_microservice(&client, ns.name(), "storefront", "an external URL", |ms| {
+    let host = format!("storefront.{ns}.{HOST_SUFFIX}");
+    let storefront = wait_microservice(client, ns, "storefront", "an external URL", |ms| {
         ms.status.as_ref().is_some_and(|s| s.external_url.is_some())
     })
     .await?;
@@ -166,7 +163,7 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         storefront.status.and_then(|s| s.external_url).as_deref(),
         Some(format!("http://{host}/").as_str())
     );
-    let ingress = Api::<Ingress>::namespaced(client.clone(), ns.name())
+    let ingress = Api::<Ingress>::namespaced(client.clone(), ns)
         .get("storefront")
         .await?;
     let annotations = ingress.metadata.annotations.clone().unwrap_or_default();
@@ -183,14 +180,14 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         spec["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"], "storefront",
         "{spec}"
     );
-    let others = kubectl(&["get", "ingress", "-n", ns.name(), "-o", "name"])?;
+    let others = kubectl(&["get", "ingress", "-n", ns, "-o", "name"])?;
     assert_eq!(
         others.trim(),
         "ingress.networking.k8s.io/storefront",
         "only storefront is exposed"
     );
 
-    let ip = Api::<Service>::namespaced(client.clone(), ns.name())
+    let ip = Api::<Service>::namespaced(client.clone(), ns)
         .get("storefront")
         .await?
         .spec
@@ -257,7 +254,7 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
     );
 
     // Each policy admits exactly the Microservices that declare it in dependsOn.
-    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns.name());
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
     let expected_callers: [(&str, &[&str]); 5] = [
         ("users", &["orders", "storefront"]),
         ("inventory", &["orders", "storefront"]),
@@ -302,19 +299,19 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
             .and_then(|s| s.rollout.clone())
             .unwrap_or_default()
     };
-    let before = rollout(&wait_ready(&client, ns.name(), "storefront").await?);
+    let before = rollout(&wait_ready(client, ns, "storefront").await?);
     kubectl(&[
         "patch",
         "configmap",
         "storefront-config",
         "-n",
-        ns.name(),
+        ns,
         "--type",
         "merge",
         "-p",
         r#"{"data":{"banner":"Canary week"}}"#,
     ])?;
-    let canary = wait_microservice(&client, ns.name(), "storefront", "a canary step", |ms| {
+    let canary = wait_microservice(client, ns, "storefront", "a canary step", |ms| {
         let r = rollout(ms);
         r.strategy == Some(flotilla::api::RolloutStrategy::Canary)
             && r.step == Some(1)
@@ -325,8 +322,7 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         "storefront canary: {}",
         rollout(&canary).message.unwrap_or_default()
     );
-    let deployments =
-        Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns.name());
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), ns);
     wait_for(
         "the storefront-canary Deployment",
         Duration::from_secs(60),
@@ -339,25 +335,19 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
     )
     .await?;
     let out = std::process::Command::new(flotilla_e2e::operator::binary())
-        .args(["rollout", "promote", "storefront", "-n", ns.name()])
+        .args(["rollout", "promote", "storefront", "-n", ns])
         .output()?;
     anyhow::ensure!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let released = wait_microservice(
-        &client,
-        ns.name(),
-        "storefront",
-        "the banner released",
-        |ms| {
-            let r = rollout(ms);
-            ms.is_ready()
-                && r.phase == Some(flotilla::api::RolloutPhase::Healthy)
-                && r.stable_revision == rollout(&canary).revision
-        },
-    )
+    let released = wait_microservice(client, ns, "storefront", "the banner released", |ms| {
+        let r = rollout(ms);
+        ms.is_ready()
+            && r.phase == Some(flotilla::api::RolloutPhase::Healthy)
+            && r.stable_revision == rollout(&canary).revision
+    })
     .await?;
     eprintln!(
         "storefront released: {}",

@@ -433,11 +433,11 @@ fn config_hash_annotation_follows_the_context() {
             .annotations
             .unwrap_or_default()
     };
-    assert!(!annotations(&ctx).contains_key(flotilla::builders::labels::CONFIG_HASH_ANNOTATION));
+    assert!(!annotations(&ctx).contains_key(flotilla::api::labels::CONFIG_HASH_ANNOTATION));
     ctx.config_hash = "sha256:aaaa".to_string();
     let first = annotations(&ctx);
     assert_eq!(
-        first[flotilla::builders::labels::CONFIG_HASH_ANNOTATION],
+        first[flotilla::api::labels::CONFIG_HASH_ANNOTATION],
         "sha256:aaaa"
     );
     assert_eq!(
@@ -447,7 +447,7 @@ fn config_hash_annotation_follows_the_context() {
     ctx.config_hash = "sha256:bbbb".to_string();
     let second = annotations(&ctx);
     assert_eq!(
-        second[flotilla::builders::labels::CONFIG_HASH_ANNOTATION],
+        second[flotilla::api::labels::CONFIG_HASH_ANNOTATION],
         "sha256:bbbb"
     );
     assert_ne!(first, second);

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::{component, metric};
-use flotilla_e2e::steps::{CONVERGE, ensure_crds, start_operator};
-use flotilla_e2e::{Poll, TestNamespace, client, wait_for};
+use flotilla_e2e::steps::CONVERGE;
+use flotilla_e2e::{Poll, Scenario, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::DeleteParams;
@@ -26,13 +26,11 @@ const AFTER_RESUME: Duration = Duration::from_secs(30);
     ignore = "kind: component.sh restarts the embedded cluster's API server and compacts its etcd"
 )]
 async fn after_etcd_compaction_the_watches_relist_and_miss_nothing() -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-compact").await?;
-    let n = ns.name();
-    let mut operator = start_operator(n)?;
+    let s = Scenario::without_operator("chaos-compact").await?;
+    let (client, n) = (s.client(), s.ns());
+    let mut operator = s.start_operator(&[])?;
     let names = apply_fleet(n, "svc", 10, 0);
-    wait_deployments(&client, n, names.len(), CONVERGE).await?;
+    wait_deployments(client, n, names.len(), CONVERGE).await?;
     let metrics = wait_for("the operator's metrics address", CONVERGE, || {
         let addr = operator.metrics_addr();
         async move { Ok(addr.map_or_else(|| Poll::Pending("not logged yet".into()), Poll::Ready)) }
@@ -76,7 +74,7 @@ async fn after_etcd_compaction_the_watches_relist_and_miss_nothing() -> anyhow::
         versions,
         gone: deleted.to_vec(),
     };
-    wait_converged(&client, n, &expected, AFTER_RESUME).await?;
+    wait_converged(client, n, &expected, AFTER_RESUME).await?;
     let converged = resumed.elapsed();
     let relists = metric(&metrics, "flotilla_watch_relists_total{").await? - relists_before;
     assert!(operator.is_running(), "the operator died");

@@ -7,9 +7,9 @@
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
+use flotilla_e2e::Scenario;
 use flotilla_e2e::fault::{audited_writes, service_account_user};
-use flotilla_e2e::steps::{CONVERGE, ensure_crds};
-use flotilla_e2e::{TestNamespace, client};
+use flotilla_e2e::steps::CONVERGE;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use k8s_openapi::jiff::Timestamp;
@@ -37,15 +37,13 @@ const LEASE_BINDING_A: &str = "flotilla-a-leader-election";
 )]
 async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts()
 -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-fence").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("chaos-fence").await?;
+    let (client, n) = (s.client(), s.ns());
     let op_a = elected_operator_as(n, "op-a", LEASE, &[], RELEASE_A)?;
-    wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
+    wait_holder(client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
     let op_b = elected_operator_as(n, "op-b", LEASE, &[], RELEASE_B)?;
     let names = apply_fleet(n, "svc", 3, 0);
-    wait_deployments(&client, n, names.len(), CONVERGE).await?;
+    wait_deployments(client, n, names.len(), CONVERGE).await?;
 
     // From here on the leader cannot renew, yet could still write its children; edits
     // keep coming, so a leader that kept writing would show in the audit log.
@@ -64,7 +62,7 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
         edits.tick().await;
         version += 1;
         set_version(&microservices, &names[0], &version.to_string()).await?;
-        let holder = lease_holder(&client, n, LEASE).await?;
+        let holder = lease_holder(client, n, LEASE).await?;
         if holder.as_deref() == Some("op-b") {
             break refused.elapsed();
         }
@@ -138,7 +136,7 @@ async fn a_leader_whose_renewals_are_refused_stops_writing_before_another_starts
     lease_binding.metadata.uid = None;
     bindings.create(&Default::default(), &lease_binding).await?;
     op_b.signal("TERM")?;
-    wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
+    wait_holder(client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
     set_version(&microservices, &names[1], "final").await?;
     wait_version(&deployments, &names[1], "final", CONVERGE).await?;
     assert_eq!(

@@ -238,14 +238,12 @@ pub async fn divergence(
     }
     // Orphans (children of deleted Microservices) and duplicates (two children of one
     // kind for one Microservice), over every child kind.
-    let instance = flotilla::builders::labels::INSTANCE;
+    let instance = flotilla::api::labels::INSTANCE;
     let mut orphans = 0;
     let mut duplicates = 0;
     for resource in child_resources() {
         let objects = Api::<DynamicObject>::namespaced_with(client.clone(), namespace, &resource)
-            .list_metadata(
-                &ListParams::default().labels(flotilla::builders::labels::MANAGED_SELECTOR),
-            )
+            .list_metadata(&ListParams::default().labels(flotilla::api::labels::MANAGED_SELECTOR))
             .await?
             .items;
         let mut per_owner = BTreeMap::<String, usize>::new();

@@ -4,8 +4,8 @@
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
-use flotilla_e2e::steps::{CONVERGE, ensure_crds, env_value};
-use flotilla_e2e::{Poll, TestNamespace, client, wait_for};
+use flotilla_e2e::steps::{CONVERGE, env_value};
+use flotilla_e2e::{Poll, Scenario, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 
@@ -20,15 +20,13 @@ const SUCCESSOR_ACTS_WITHIN: Duration = Duration::from_secs(3);
 #[tokio::test]
 async fn on_sigterm_the_leader_releases_the_lease_and_the_standby_acts_within_3_s()
 -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-handover").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("chaos-handover").await?;
+    let (client, n) = (s.client(), s.ns());
     let mut a = elected_operator(n, "op-a", LEASE, &[])?;
-    wait_holder(&client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
+    wait_holder(client, n, LEASE, "op-a", Duration::from_secs(30)).await?;
     let b = elected_operator(n, "op-b", LEASE, &[])?;
     let names = apply_fleet(n, "svc", 3, 0);
-    wait_deployments(&client, n, names.len(), CONVERGE).await?;
+    wait_deployments(client, n, names.len(), CONVERGE).await?;
     // The standby has looked at the lease and found it held.
     wait_for("op-b to stand by", Duration::from_secs(30), || async {
         Ok(if b.log().contains("standing by") {
@@ -74,14 +72,14 @@ async fn on_sigterm_the_leader_releases_the_lease_and_the_standby_acts_within_3_
             Ok(if seen.as_deref() == Some("2") {
                 Poll::Ready(terminated.elapsed())
             } else {
-                let holder = lease_holder(&client, n, LEASE).await?;
+                let holder = lease_holder(client, n, LEASE).await?;
                 Poll::Pending(format!("VERSION {seen:?}, lease holder {holder:?}"))
             })
         },
     )
     .await?;
     assert_eq!(
-        lease_holder(&client, n, LEASE).await?.as_deref(),
+        lease_holder(client, n, LEASE).await?.as_deref(),
         Some("op-b")
     );
     println!(

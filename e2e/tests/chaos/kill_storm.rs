@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use flotilla::api::Microservice;
-use flotilla_e2e::TestNamespace;
-use flotilla_e2e::client;
-use flotilla_e2e::steps::ensure_crds;
+use flotilla_e2e::Scenario;
 use kube::Api;
 use kube::api::DeleteParams;
 
@@ -34,10 +32,8 @@ const AFTER_STORM: Duration = Duration::from_secs(180);
 #[tokio::test]
 async fn killed_every_5_s_during_a_rollout_the_operator_converges_with_nothing_lost()
 -> anyhow::Result<()> {
-    let client = client().await?;
-    ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-kill").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("chaos-kill").await?;
+    let (client, n) = (s.client(), s.ns());
     // Leader election on, one identity: a restarted container keeps its pod's name and
     // takes its own lease back at once, as in a cluster.
     let mut operator = elected_operator(n, "op", "kill-storm", &[])?;
@@ -87,7 +83,7 @@ async fn killed_every_5_s_during_a_rollout_the_operator_converges_with_nothing_l
             .collect::<BTreeMap<_, _>>(),
         gone: deleted.to_vec(),
     };
-    wait_converged(&client, n, &expected, AFTER_STORM).await?;
+    wait_converged(client, n, &expected, AFTER_STORM).await?;
     let converged = storm_ended.elapsed();
     assert!(operator.is_running(), "the operator died after the storm");
     let panics = operator.log().matches("panicked").count();

@@ -3,12 +3,12 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet::set_version;
+use crate::fleet::{set_version, wait_deployments};
 use flotilla::api::Microservice;
 use flotilla_e2e::fault::component;
 use flotilla_e2e::helm::{Release, TWO_REPLICAS_IN_NAMESPACE, lease_holder};
-use flotilla_e2e::steps::{CONVERGE, env_value, start_operator, testapp, wait_ready};
-use flotilla_e2e::{Poll, TestNamespace, apply_yaml, client, wait_for};
+use flotilla_e2e::steps::{CONVERGE, env_value, testapp, wait_ready};
+use flotilla_e2e::{Poll, Scenario, apply_yaml, wait_for};
 use k8s_openapi::api::apps::v1::Deployment;
 use kube::Api;
 use kube::api::DeleteParams;
@@ -34,11 +34,9 @@ const OUTAGE_SECONDS: &str = "20";
     ignore = "kind: component.sh restarts the embedded cluster's API server only"
 )]
 async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyhow::Result<()> {
-    let client = client().await?;
-    flotilla_e2e::steps::ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-api").await?;
-    let n = ns.name();
-    let mut operator = start_operator(n)?;
+    let s = Scenario::without_operator("chaos-api").await?;
+    let (client, n) = (s.client(), s.ns());
+    let mut operator = s.start_operator(&[])?;
     let size = fleet_size();
     let names: Vec<String> = (0..size).map(|i| format!("svc-{i}")).collect();
     for name in &names {
@@ -47,16 +45,8 @@ async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyh
             &testapp(name, "  env:\n  - {name: VERSION, value: \"1\"}\n"),
         )?;
     }
+    wait_deployments(client, n, size, CONVERGE).await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), n);
-    wait_for("every Deployment to be applied", CONVERGE, || async {
-        let count = deployments.list(&Default::default()).await?.items.len();
-        Ok(if count == size {
-            Poll::Ready(())
-        } else {
-            Poll::Pending(format!("{count} of {size}"))
-        })
-    })
-    .await?;
 
     // Mid-rollout: the Deployments exist, their pods are still coming up.
     component(&["outage", "kube-apiserver", OUTAGE_SECONDS])?;
@@ -111,7 +101,7 @@ async fn api_server_outage_mid_rollout_converges_soon_after_its_return() -> anyh
         flotilla_e2e::steps::wait_gone(&deployments, name).await?;
     }
     for name in kept.iter().chain(edited).chain(&created) {
-        wait_ready(&client, n, name).await?;
+        wait_ready(client, n, name).await?;
     }
     let settled = returned.elapsed();
     println!(
@@ -156,25 +146,23 @@ async fn restarts(client: &kube::Client, release: &Release) -> anyhow::Result<Ve
     ignore = "kind: component.sh restarts the embedded cluster's API server only"
 )]
 async fn two_replicas_ride_out_a_30_s_api_server_outage_without_a_restart() -> anyhow::Result<()> {
-    let client = client().await?;
-    flotilla_e2e::steps::ensure_crds(&client).await?;
-    let ns = TestNamespace::new(&client, "chaos-ha").await?;
-    let n = ns.name();
+    let s = Scenario::without_operator("chaos-ha").await?;
+    let (client, n) = (s.client(), s.ns());
     let release = Release::install("flotilla", n, TWO_REPLICAS_IN_NAMESPACE)?;
-    release.wait_ready_pods(&client, 2).await?;
+    release.wait_ready_pods(client, 2).await?;
     apply_yaml(n, &testapp("before", ""))?;
-    wait_ready(&client, n, "before").await?;
+    wait_ready(client, n, "before").await?;
     let leader_before = lease_holder(n)?;
-    let before = restarts(&client, &release).await?;
+    let before = restarts(client, &release).await?;
 
     component(&["outage", "kube-apiserver", HA_OUTAGE_SECONDS])?;
     let returned = Instant::now();
     apply_yaml(n, &testapp("after", ""))?;
-    wait_ready(&client, n, "after").await?;
+    wait_ready(client, n, "after").await?;
     let acted_on = returned.elapsed();
     // Both replicas ready again: the kubelet has reported on them since the return.
-    release.wait_ready_pods(&client, 2).await?;
-    let after = restarts(&client, &release).await?;
+    release.wait_ready_pods(client, 2).await?;
+    let after = restarts(client, &release).await?;
     let leader_after = lease_holder(n)?;
     println!(
         "chaos: API server down {HA_OUTAGE_SECONDS} s under the chart's 2 replicas: restarts \
