@@ -6,11 +6,11 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{Microservice, MicroserviceClass};
+use crate::api::{Microservice, MicroserviceClass, MicroserviceSpec};
 use crate::builders::{
     self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
 };
-use crate::class::{self, Refusal, Resolved};
+use crate::class::{self, Binding, MissingBackingService, Refusal, Resolved};
 use crate::graph::{self, Admission, MissingDependency, NamespaceLabels};
 use crate::validate::validate;
 
@@ -85,6 +85,10 @@ pub struct Plan {
     pub unready_dependencies: Vec<String>,
     /// Referenced ConfigMaps and Secrets that do not exist and are not optional.
     pub missing_config: Vec<ConfigRef>,
+    /// Required backing services whose Secret does not exist: the rollout waits for them.
+    pub missing_backing: Vec<MissingBackingService>,
+    /// The Secrets of its backing services, as the class names them: watched for it.
+    pub backing_secrets: Vec<String>,
     /// The children, or why nothing is applied (the children keep running as they are).
     pub outcome: Result<Build, Refusal>,
 }
@@ -103,7 +107,7 @@ pub struct Build {
 impl Plan {
     /// Whether the rollout waits for a missing dependency.
     pub fn rollout_held(&self) -> bool {
-        !self.missing_dependencies.is_empty()
+        !self.missing_dependencies.is_empty() || !self.missing_backing.is_empty()
     }
 }
 
@@ -127,28 +131,38 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     let missing_dependencies = std::mem::take(&mut neighbours.missing);
     let unready_dependencies = std::mem::take(&mut neighbours.unready);
     let refused_dependencies = std::mem::take(&mut neighbours.refused);
-    let (config_hash, missing_config) = match inputs.config {
-        Some(lookup) => config_state(&config_refs(&effective.spec), lookup),
-        None => (String::new(), Vec::new()),
+    let backing: &[Binding] = resolved.as_ref().map_or(&[], |r| &r.backing);
+    let backing_secrets = backing.iter().map(|b| b.secret.clone()).collect();
+    let (config_hash, missing_config, missing_backing) = match inputs.config {
+        Some(lookup) => {
+            let (hash, missing) = config_state(&config_refs_with(&effective.spec, backing), lookup);
+            let (missing_config, missing_backing) =
+                split_missing(missing, backing, &effective.spec);
+            (hash, missing_config, missing_backing)
+        }
+        None => (String::new(), Vec::new(), Vec::new()),
     };
     let outcome = resolved.and_then(
         |Resolved {
              effective,
              settings,
+             backing,
          }| {
-            let ctx = BuildContext::new(
+            let mut ctx = BuildContext::new(
                 inputs.capabilities.clone(),
                 neighbours,
                 config_hash,
                 settings,
             );
+            ctx.backing = backing;
             let mut children = builders::build(&effective, &ctx)
                 // The builders only fail on what validation should have refused: a spec to
                 // fix, not an error to retry.
                 .map_err(|error| Refusal::InvalidSpec(error.to_string()))?;
-            if !missing_dependencies.is_empty() {
-                // Pods started without a dependency's `<NAME>_URL` would only crash and roll
-                // again once it appears: the rollout waits for every dependency.
+            if !missing_dependencies.is_empty() || !missing_backing.is_empty() {
+                // Pods started without a dependency's `<NAME>_URL`, or a backing service's
+                // Secret, would only crash and roll again once it appears: the rollout
+                // waits for every one.
                 children.hold(&deployment::KIND);
             }
             let external_url = builders::expose::external_url(&effective, &ctx);
@@ -169,8 +183,60 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         refused_dependencies,
         unready_dependencies,
         missing_config,
+        missing_backing,
+        backing_secrets,
         outcome,
     }
+}
+
+/// The ConfigMaps and Secrets the pods reference: the spec's, and each backing service's
+/// Secret (optional when the backing service is).
+pub fn config_refs_with(spec: &MicroserviceSpec, backing: &[Binding]) -> Vec<ConfigRef> {
+    let mut refs = config_refs(spec);
+    for binding in backing {
+        match refs
+            .iter_mut()
+            .find(|r| r.kind == ConfigKind::Secret && r.name == binding.secret)
+        {
+            Some(existing) => existing.optional &= binding.optional,
+            None => refs.push(ConfigRef {
+                kind: ConfigKind::Secret,
+                name: binding.secret.clone(),
+                optional: binding.optional,
+            }),
+        }
+    }
+    refs.sort();
+    refs
+}
+
+/// Splits the missing references: a backing service's Secret is reported as that backing
+/// service, and as missing config only when the spec references it too.
+fn split_missing(
+    missing: Vec<ConfigRef>,
+    backing: &[Binding],
+    spec: &MicroserviceSpec,
+) -> (Vec<ConfigRef>, Vec<MissingBackingService>) {
+    let missing_backing = backing
+        .iter()
+        .filter(|b| !b.optional)
+        .filter(|b| {
+            missing
+                .iter()
+                .any(|r| r.kind == ConfigKind::Secret && r.name == b.secret)
+        })
+        .map(|b| MissingBackingService {
+            name: b.name.clone(),
+            type_: b.type_.clone(),
+            secret: b.secret.clone(),
+        })
+        .collect();
+    let by_spec = config_refs(spec);
+    let missing_config = missing
+        .into_iter()
+        .filter(|r| by_spec.iter().any(|s| s.kind == r.kind && s.name == r.name))
+        .collect();
+    (missing_config, missing_backing)
 }
 
 /// An HTTP gate needs `get` on `pods/proxy`, which the chart grants only with
@@ -338,6 +404,78 @@ mod tests {
         let bad = ms("users", "{image: 'a b', class: gone}");
         let refusal = plan_among(&bad, &[]).outcome.unwrap_err();
         assert_eq!(refusal.reason(), "InvalidSpec", "{refusal}");
+    }
+
+    #[test]
+    fn a_missing_backing_service_secret_holds_the_deployment_and_rolls_it_when_changed() {
+        let class: MicroserviceClass = serde_saphyr::from_str(
+            "{apiVersion: flotilla.dev/v1alpha1, kind: MicroserviceClass, metadata: {name: shop}, spec: {default: true, backingServices: {postgres: {secret: {name: '{microservice}-{service}-app'}}}}}",
+        )
+        .unwrap();
+        let orders = ms(
+            "orders",
+            "{image: a, backingServices: {db: {type: postgres}, cache: {type: postgres, optional: true}}}",
+        );
+        let capabilities = Capabilities::newest();
+        let plan_seeing = |secret: ConfigState| {
+            let lookup = move |config: &ConfigRef| match config.name.as_str() {
+                "orders-db-app" => secret.clone(),
+                _ => ConfigState::Missing,
+            };
+            plan(
+                &orders,
+                &Inputs {
+                    capabilities: &capabilities,
+                    classes: &[&class],
+                    microservices: &[&orders],
+                    config: Some(&lookup),
+                    namespace_labels: None,
+                    install: Default::default(),
+                },
+            )
+        };
+        let held = plan_seeing(ConfigState::Missing);
+        assert!(held.rollout_held());
+        // The optional one is missing too, and holds nothing.
+        assert_eq!(
+            held.missing_backing,
+            [MissingBackingService {
+                name: "db".into(),
+                type_: "postgres".into(),
+                secret: "orders-db-app".into()
+            }]
+        );
+        assert!(
+            held.missing_config.is_empty(),
+            "reported as a backing service only"
+        );
+        assert_eq!(held.backing_secrets, ["orders-cache-app", "orders-db-app"]);
+        let children = held.outcome.unwrap().children;
+        assert!(
+            children
+                .iter()
+                .any(|c| c.held && c.kind.kind == "Deployment")
+        );
+
+        let hash = |plan: Plan| {
+            let build = plan.outcome.unwrap();
+            let deployment = build
+                .children
+                .iter()
+                .find(|c| c.kind.kind == "Deployment")
+                .unwrap();
+            assert!(!deployment.held);
+            deployment.object["spec"]["template"]["metadata"]["annotations"]
+                [crate::api::labels::CONFIG_HASH_ANNOTATION]
+                .clone()
+        };
+        let first = hash(plan_seeing(
+            version("1").map_or(ConfigState::Missing, ConfigState::Exists),
+        ));
+        let rotated = hash(plan_seeing(
+            version("2").map_or(ConfigState::Missing, ConfigState::Exists),
+        ));
+        assert_ne!(first, rotated, "a rotated Secret rolls the pods");
     }
 
     #[test]

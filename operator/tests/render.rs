@@ -268,3 +268,69 @@ fn a_dependency_missing_from_the_input_is_a_warning_naming_what_the_controller_w
     .unwrap();
     assert!(complete.warnings.is_empty(), "{:?}", complete.warnings);
 }
+
+#[test]
+fn backing_services_give_secret_references_and_egress_to_them_only() {
+    let out = render(&[fixture("backing-services.yaml")], KubeVersion::NEWEST).unwrap();
+    let docs: Vec<serde_json::Value> = out
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect();
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap();
+    let var = |name: &str| {
+        env.iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {env:?}"))
+    };
+    // The type's usual keys, each optional, from CloudNativePG's Secret; never a value.
+    assert_eq!(
+        var("DB_URL")["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "orders-db-app", "key": "uri", "optional": true})
+    );
+    assert_eq!(
+        var("DB_PASSWORD")["valueFrom"]["secretKeyRef"]["key"],
+        "password"
+    );
+    // The class lists NATS's key: required by the pod unless the service is optional.
+    assert_eq!(
+        var("EVENTS_URL")["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "orders-events", "key": "url", "optional": true})
+    );
+    assert!(env.iter().all(|v| v.get("value").is_none()));
+    let policy = docs.iter().find(|d| d["kind"] == "NetworkPolicy").unwrap();
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    let postgres = egress
+        .iter()
+        .find(|rule| rule["ports"][0]["port"] == 5432)
+        .expect("egress to PostgreSQL");
+    assert_eq!(
+        postgres["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "databases"
+    );
+    assert_eq!(
+        postgres["to"][0]["podSelector"]["matchLabels"]["cnpg.io/cluster"],
+        "orders-db"
+    );
+    let nats = egress
+        .iter()
+        .find(|rule| rule["ports"][0]["port"] == 4222)
+        .expect("egress to NATS");
+    assert_eq!(nats["to"][0]["ipBlock"]["cidr"], "10.20.0.0/24");
+}
+
+#[test]
+fn a_backing_service_the_class_does_not_provide_fails_the_render() {
+    let input =
+        fixture("backing-services.yaml").replace("{type: nats, optional: true}", "{type: redis}");
+    let err = render(&[input], KubeVersion::NEWEST)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("BackingServiceUnavailable: spec.backingServices.events: MicroserviceClass shop does not provide type redis (it provides: nats, postgres)"),
+        "{err}"
+    );
+}

@@ -58,6 +58,12 @@ pub const RULES: &[(&str, i64)] = &[
     ("egress", 32),
     ("egress[].cidrs", 64),
     ("egress[].ports", 16),
+    // Backing services (a Microservice's by name, a class's by type).
+    ("backingServices", 32),
+    ("secret.env", 32),
+    ("secret.env{}", 253),
+    ("endpoint.cidrs", 64),
+    ("endpoint.ports", 16),
     // Label selectors and affinity, wherever they are embedded.
     ("matchLabels", 64),
     ("matchLabels{}", 63),

@@ -43,6 +43,7 @@ use super::microservice::{
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.replicas) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.replicas <= self.policy.maxReplicas").message("spec.defaults.replicas exceeds spec.policy.maxReplicas").field_path(".defaults.replicas"),
     validation = Rule::new("!has(self.defaults) || !has(self.defaults.autoscaling) || !has(self.policy) || !has(self.policy.maxReplicas) || self.defaults.autoscaling.maxReplicas <= self.policy.maxReplicas").message("spec.defaults.autoscaling.maxReplicas exceeds spec.policy.maxReplicas").field_path(".defaults.autoscaling.maxReplicas"),
     validation = Rule::new("!has(self.policy) || !has(self.policy.hostsWithinSuffix) || !self.policy.hostsWithinSuffix || (has(self.expose) && has(self.expose.hostSuffix))").message("spec.policy.hostsWithinSuffix needs spec.expose.hostSuffix").field_path(".policy.hostsWithinSuffix"),
+    validation = Rule::new("!has(self.backingServices) || self.backingServices.all(k, k.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 63)").message("spec.backingServices: a type is a lowercase DNS label").field_path(".backingServices"),
     validation = Rule::new("!has(self.dns) || !has(self.dns.cidrsOnly) || !self.dns.cidrsOnly || (has(self.dns.cidrs) && size(self.dns.cidrs) > 0)").message("spec.dns.cidrsOnly needs at least one entry in spec.dns.cidrs").field_path(".dns.cidrsOnly"),
 )]
 pub struct MicroserviceClassSpec {
@@ -90,6 +91,13 @@ pub struct MicroserviceClassSpec {
     /// link-local address in `cidrs` (`169.254.20.10/32`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dns: Option<ClassDns>,
+
+    /// The types of backing service this class provides, and how: `postgres: {secret:
+    /// {name: "{microservice}-{service}-app", endpoint: {...}}}`. A Microservice may ask
+    /// only for the types listed here (`spec.backingServices`); binding a class to
+    /// namespaces (`namespaceSelector`) therefore decides which teams may use which.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backing_services: BTreeMap<String, super::BackingServiceProvisioner>,
 }
 
 /// The destinations of DNS lookups: pods, addresses, or both.

@@ -48,6 +48,7 @@ use serde::{Deserialize, Serialize};
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
+    validation = Rule::new("!has(self.backingServices) || self.backingServices.all(k, k.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 32)").message("spec.backingServices: a name is a lowercase DNS label of at most 32 characters, starting with a letter").field_path(".backingServices"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.readiness) || !has(self.probes.readiness.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.readiness.port))").message("spec.probes.readiness.port must name one of spec.ports").field_path(".probes.readiness.port"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.liveness) || !has(self.probes.liveness.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.liveness.port))").message("spec.probes.liveness.port must name one of spec.ports").field_path(".probes.liveness.port"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.startup.port))").message("spec.probes.startup.port must name one of spec.ports").field_path(".probes.startup.port"),
@@ -153,6 +154,15 @@ pub struct MicroserviceSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub depends_on: Vec<Dependency>,
+
+    /// The backing services this one needs (a database, a cache, a message broker), by a
+    /// name of its choosing: `db: {type: postgres}`. The MicroserviceClass in effect
+    /// decides how each type is provided; each gives the container `<NAME>_URL` and the
+    /// like from its connection Secret (never read by Flotilla), egress to it only under a
+    /// strict network mode, and the `BackingServicesReady` condition. The Deployment is
+    /// held until every required one exists.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub backing_services: BTreeMap<String, super::BackingService>,
 
     /// Reach the service from outside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

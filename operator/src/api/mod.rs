@@ -1,6 +1,7 @@
 //! The resource types Flotilla serves, and the one place that names the Kubernetes types
 //! the rest of the crate uses.
 
+mod backing;
 pub mod bounds;
 mod class;
 mod crd;
@@ -8,6 +9,7 @@ pub mod labels;
 mod microservice;
 mod rollout;
 
+pub use backing::*;
 pub use class::*;
 pub use crd::{KubeVersion, crd_file_name, crds, crds_yaml};
 pub use microservice::*;

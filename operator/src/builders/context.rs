@@ -9,7 +9,7 @@ use kube::api::ApiResource;
 use super::{ChildKind, KINDS};
 
 use crate::api::KubeVersion;
-use crate::class::ClassSettings;
+use crate::class::{Binding, ClassSettings};
 use crate::graph::{Dependent, Resolution, ResolvedDependency};
 
 /// What the target server offers: the version it serves of each child kind (found by
@@ -96,6 +96,8 @@ pub struct BuildContext {
     /// What the MicroserviceClass in effect decides beyond the spec (its `defaults` are
     /// already merged into the spec the builders get).
     pub class: ClassSettings,
+    /// The backing services, as the class provides them.
+    pub backing: Vec<Binding>,
 }
 
 impl BuildContext {
@@ -113,6 +115,7 @@ impl BuildContext {
             dependents: neighbours.dependents,
             config_hash,
             class,
+            backing: Vec::new(),
         }
     }
 

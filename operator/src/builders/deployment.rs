@@ -348,7 +348,7 @@ fn container(
     mounts: Vec<VolumeMount>,
 ) -> Result<Container, BuildError> {
     let probes = probes::build(spec, &ctx.capabilities)?;
-    let env = env::env_vars(spec, &ctx.dependencies);
+    let env = env::env_vars(spec, &ctx.dependencies, &ctx.backing);
     let ports = container_ports(spec);
     Ok(Container {
         name: CONTAINER_NAME.to_string(),

@@ -1,5 +1,6 @@
-//! Environment of the container: `spec.env`, `spec.envFrom`, and the `<NAME>_ADDR` /
-//! `<NAME>_URL` variables derived from the resolved dependencies.
+//! Environment of the container: `spec.env`, `spec.envFrom`, the `<NAME>_ADDR` /
+//! `<NAME>_URL` variables derived from the resolved dependencies, and the variables of
+//! the backing services, read from their Secrets.
 
 use std::collections::BTreeSet;
 
@@ -9,13 +10,20 @@ use k8s_openapi::api::core::v1::{
 };
 
 use crate::api::{self, MicroserviceSpec, Port};
+use crate::class::Binding;
+pub use crate::class::backing::env_prefix;
 use crate::graph::ResolvedDependency;
 
 /// `spec.env` first, then per dependency (in `dependsOn` order) `<NAME>_ADDR` and
-/// `<NAME>_URL`. A name already present is not added again, so an explicit entry wins
-/// and two dependencies with the same name in different namespaces do not produce
-/// duplicate variables (the first one listed wins).
-pub fn env_vars(spec: &MicroserviceSpec, dependencies: &[ResolvedDependency]) -> Vec<EnvVar> {
+/// `<NAME>_URL`, then each backing service's variables (by name), each a reference to a
+/// key of its Secret: the values never pass through Flotilla. A name already present is
+/// not added again, so an explicit entry wins and two dependencies with the same name in
+/// different namespaces do not produce duplicate variables (the first one listed wins).
+pub fn env_vars(
+    spec: &MicroserviceSpec,
+    dependencies: &[ResolvedDependency],
+    backing: &[Binding],
+) -> Vec<EnvVar> {
     let mut seen = BTreeSet::new();
     let mut vars = Vec::with_capacity(spec.env.len() + 2 * dependencies.len());
     for var in &spec.env {
@@ -43,6 +51,24 @@ pub fn env_vars(spec: &MicroserviceSpec, dependencies: &[ResolvedDependency]) ->
             }
         }
     }
+    for binding in backing {
+        for var in &binding.env {
+            if seen.insert(var.name.clone()) {
+                vars.push(EnvVar {
+                    name: var.name.clone(),
+                    value: None,
+                    value_from: Some(EnvVarSource {
+                        secret_key_ref: Some(SecretKeySelector {
+                            name: binding.secret.clone(),
+                            key: var.key.clone(),
+                            optional: var.optional.then_some(true),
+                        }),
+                        ..EnvVarSource::default()
+                    }),
+                });
+            }
+        }
+    }
     vars
 }
 
@@ -53,19 +79,6 @@ pub fn dependency_addr(dependency: &ResolvedDependency) -> String {
         "{}.{}.svc.cluster.local:{}",
         dependency.name, dependency.namespace, dependency.port.port
     )
-}
-
-/// Upper snake case of a Microservice name: `order-history` → `ORDER_HISTORY`.
-pub fn env_prefix(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect()
 }
 
 /// URL scheme for a port's appProtocol.

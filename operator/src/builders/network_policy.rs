@@ -23,8 +23,8 @@ use super::{
     protocol_str,
 };
 use crate::api::{
-    AllowFrom, ClassDns, ClassMonitoring, ControllerPeer, EgressRule, Microservice,
-    MicroserviceSpec, NetworkMode, Port, ServiceType,
+    AllowFrom, BackingServiceEndpoint, ClassDns, ClassMonitoring, ControllerPeer, EgressRule,
+    Microservice, MicroserviceSpec, NetworkMode, Port, ServiceType,
 };
 
 /// Where the ingress controller runs when the class does not say.
@@ -69,6 +69,12 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     let mut egress = vec![dns_egress(&ctx.class.dns)];
     egress.extend(dependencies_egress(&ctx.dependencies, &namespace));
     egress.extend(network.egress.iter().map(cidr_egress));
+    egress.extend(
+        ctx.backing
+            .iter()
+            .filter_map(|binding| binding.endpoint.as_ref())
+            .map(|endpoint| backing_egress(endpoint, &namespace)),
+    );
 
     Ok(Some(NetworkPolicy {
         metadata: labels::child_meta(ms),
@@ -332,6 +338,47 @@ fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
                 .collect(),
         ),
         ports: (!ports.is_empty()).then_some(ports),
+    }
+}
+
+/// A backing service's endpoint: its pods (in its namespace, else this one) and its
+/// addresses, on its ports only.
+fn backing_egress(endpoint: &BackingServiceEndpoint, namespace: &str) -> NetworkPolicyEgressRule {
+    let mut to = Vec::new();
+    if endpoint.namespace.is_some() || endpoint.pod_selector.is_some() {
+        let pods = endpoint.pod_selector.clone().unwrap_or_default();
+        let their_namespace = endpoint.namespace.as_deref().unwrap_or(namespace);
+        let mut peer = peer_of(pods, their_namespace, namespace);
+        if endpoint.pod_selector.is_none() {
+            // Every pod of that namespace: a namespace selector alone says so.
+            peer.pod_selector = None;
+            peer.namespace_selector
+                .get_or_insert_with(|| LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        NAMESPACE_NAME_LABEL.to_string(),
+                        their_namespace.to_string(),
+                    )])),
+                    match_expressions: None,
+                });
+        }
+        to.push(peer);
+    }
+    to.extend(endpoint.cidrs.iter().map(|cidr| NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.0.clone(),
+            except: None,
+        }),
+        ..NetworkPolicyPeer::default()
+    }));
+    NetworkPolicyEgressRule {
+        to: Some(to),
+        ports: Some(
+            endpoint
+                .ports
+                .iter()
+                .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
+                .collect(),
+        ),
     }
 }
 

@@ -7,12 +7,14 @@
 //! spec (a class default can still clash with it, e.g. a probe on a port it lacks), then
 //! the policy (which judges what would actually run).
 
+pub mod backing;
 pub mod defaults;
 pub mod policy;
 pub mod selection;
 pub mod status;
 pub mod validate;
 
+pub use backing::{Binding, BoundVar, MissingBackingService};
 pub use defaults::apply_defaults;
 pub use policy::{Violation, check_policy};
 pub use selection::{ClassError, admits_namespace, default_classes, select, select_in};
@@ -35,6 +37,8 @@ pub struct Resolved {
     pub effective: Microservice,
     /// What the class decides beyond the spec (network mode, exposure).
     pub settings: ClassSettings,
+    /// The backing services it asks for, as the class provides them.
+    pub backing: Vec<Binding>,
 }
 
 /// The settings of the MicroserviceClass in effect that shape children directly.
@@ -76,6 +80,9 @@ pub enum Refusal {
     /// The cluster requires a class and none governs the Microservice.
     #[error("{0}")]
     ClassRequired(String),
+    /// A backing service of a type the class in effect does not provide.
+    #[error("{0}")]
+    BackingServiceUnavailable(String),
 }
 
 impl Refusal {
@@ -89,6 +96,7 @@ impl Refusal {
             Refusal::GateUnavailable(_) => "GateUnavailable",
             Refusal::ClassNotAllowed(_) => "ClassNotAllowed",
             Refusal::ClassRequired(_) => "ClassRequired",
+            Refusal::BackingServiceUnavailable(_) => "BackingServiceUnavailable",
         }
     }
 }
@@ -122,6 +130,7 @@ pub fn resolve<'a>(
         return Ok(Resolved {
             effective: ms.clone(),
             settings: ClassSettings::default(),
+            backing: backing::bind(ms, None, &BTreeMap::new())?,
         });
     };
     let class_name = class.name_any();
@@ -144,8 +153,10 @@ pub fn resolve<'a>(
         let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
         return Err(Refusal::PolicyViolation(all.join("; ")));
     }
+    let backing = backing::bind(&effective, Some(&class_name), &class.spec.backing_services)?;
     Ok(Resolved {
         effective,
+        backing,
         settings: ClassSettings {
             name: Some(class_name),
             network_mode: class.spec.network_mode(),

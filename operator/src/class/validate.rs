@@ -7,7 +7,9 @@ use crate::api::{
     ClassDefaults, ClassExpose, ClassMonitoring, ClassPolicy, MicroserviceClassSpec,
     SecurityProfile,
 };
-use crate::api::{ClassDns, MicroserviceClass};
+use std::collections::BTreeMap;
+
+use crate::api::{BackingServiceProvisioner, ClassDns, MicroserviceClass};
 use crate::validate::{
     FieldError, InvalidSpec, is_cidr, is_dns_subdomain, metrics_shape_errors, names, over_bounds,
 };
@@ -45,6 +47,7 @@ pub fn validate_class(spec: &MicroserviceClassSpec) -> Result<(), InvalidSpec> {
             .unwrap_or_default(),
         monitoring_errors(spec.monitoring.as_ref()),
         spec.dns.as_ref().map(dns_errors).unwrap_or_default(),
+        backing_errors(&spec.backing_services),
     ]
     .into_iter()
     .flatten()
@@ -61,6 +64,72 @@ fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
         field: field.into(),
         message: message.into(),
     }
+}
+
+/// Each type a DNS label; a Secret name template using only `{microservice}` and
+/// `{service}`; variable suffixes that make valid names; endpoint addresses as CIDRs.
+fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    for (type_, provisioner) in provisioners {
+        let field = format!("spec.backingServices.{type_}");
+        if names::dns1123_label(type_).is_err() {
+            errors.push(error(field.clone(), "a type is a lowercase DNS label"));
+        }
+        let Some(secret) = &provisioner.secret else {
+            errors.push(error(field, "needs a provisioner: set secret"));
+            continue;
+        };
+        if let Some(template) = &secret.name {
+            let sample = template
+                .replace("{microservice}", "a")
+                .replace("{service}", "b");
+            if !is_dns_subdomain(&sample) {
+                errors.push(error(
+                    format!("{field}.secret.name"),
+                    "must make an object name: lowercase letters, digits, '-' and '.', with {microservice} and {service} as the only placeholders",
+                ));
+            }
+        }
+        for suffix in secret.env.keys() {
+            let valid = !suffix.is_empty()
+                && suffix.len() <= 32
+                && suffix
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+            if !valid {
+                errors.push(error(
+                    format!("{field}.secret.env.{suffix}"),
+                    "a variable suffix is at most 32 of A-Z, 0-9 and _",
+                ));
+            }
+        }
+        if let Some(endpoint) = &secret.endpoint {
+            for (i, cidr) in endpoint.cidrs.iter().enumerate() {
+                if !is_cidr(&cidr.0) {
+                    errors.push(error(
+                        format!("{field}.secret.endpoint.cidrs[{i}]"),
+                        "must be an IPv4 or IPv6 network in CIDR notation",
+                    ));
+                }
+            }
+            if endpoint.namespace.is_none()
+                && endpoint.pod_selector.is_none()
+                && endpoint.cidrs.is_empty()
+            {
+                errors.push(error(
+                    format!("{field}.secret.endpoint"),
+                    "set namespace, podSelector or cidrs",
+                ));
+            }
+            if endpoint.ports.is_empty() {
+                errors.push(error(
+                    format!("{field}.secret.endpoint.ports"),
+                    "needs at least one port",
+                ));
+            }
+        }
+    }
+    errors
 }
 
 fn dns_errors(dns: &ClassDns) -> Vec<FieldError> {

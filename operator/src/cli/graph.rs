@@ -1,5 +1,6 @@
-//! `flotilla graph`: the dependency graph of Microservices as a picture: a text tree for
-//! terminals, DOT for Graphviz and Mermaid for Markdown. The drawing is pure: the command
+//! `flotilla graph`: the dependency graph of Microservices, with the backing services each
+//! needs, as a picture: a text tree for terminals, DOT for Graphviz and Mermaid for
+//! Markdown. The drawing is pure: the command
 //! brings the Microservices, from the live cluster or from files.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -53,6 +54,8 @@ pub struct Node {
     /// `Some(ready)` from a live cluster; None when drawn from files.
     pub ready: Option<bool>,
     pub dependencies: BTreeSet<ObjectKey>,
+    /// Its backing services, as `(name, type)`.
+    pub backing: Vec<(String, String)>,
 }
 
 impl Node {
@@ -62,6 +65,12 @@ impl Node {
             key: ObjectKey::of(ms),
             ready,
             dependencies: dependency_keys(ms),
+            backing: ms
+                .spec
+                .backing_services
+                .iter()
+                .map(|(name, service)| (name.clone(), service.type_.clone()))
+                .collect(),
         }
     }
 }
@@ -155,7 +164,7 @@ impl<'a> Graph<'a> {
         let Some(node) = self.nodes.get(key) else {
             return;
         };
-        let count = node.dependencies.len();
+        let count = node.dependencies.len() + node.backing.len();
         for (i, dependency) in node.dependencies.iter().enumerate() {
             let last = i + 1 == count;
             let branch = if last { "└── " } else { "├── " };
@@ -169,6 +178,23 @@ impl<'a> Graph<'a> {
             self.text_children(dependency, &child_prefix, path, out);
             path.pop();
         }
+        for (i, (name, type_)) in node.backing.iter().enumerate() {
+            let last = node.dependencies.len() + i + 1 == count;
+            let branch = if last { "└── " } else { "├── " };
+            let _ = writeln!(out, "{prefix}{branch}({name}: {type_})");
+        }
+    }
+
+    /// Each backing service as `(its user, name, type)`.
+    fn backing(&self) -> Vec<(&ObjectKey, &str, &str)> {
+        self.nodes
+            .values()
+            .flat_map(|n| {
+                n.backing
+                    .iter()
+                    .map(move |(name, type_)| (&n.key, name.as_str(), type_.as_str()))
+            })
+            .collect()
     }
 
     fn edges(&self) -> Vec<(&ObjectKey, &ObjectKey)> {
@@ -206,6 +232,12 @@ impl<'a> Graph<'a> {
         for (from, to) in self.edges() {
             let _ = writeln!(out, "  \"{from}\" -> \"{to}\";");
         }
+        for (user, name, type_) in self.backing() {
+            let _ = writeln!(
+                out,
+                "  \"{user}/{name}\" [label=\"{name}\\n{type_}\", shape=cylinder];\n  \"{user}\" -> \"{user}/{name}\" [style=dashed];"
+            );
+        }
         out.push_str("}\n");
         out
     }
@@ -220,6 +252,11 @@ impl<'a> Graph<'a> {
         for (from, to) in self.edges() {
             let _ = writeln!(out, "  {} --> {}", id(from), id(to));
         }
+        for (user, name, type_) in self.backing() {
+            let store = format!("{}__{}", id(user), name.replace('-', "_"));
+            let _ = writeln!(out, "  {store}[(\"{name}: {type_}\")]");
+            let _ = writeln!(out, "  {} -.-> {store}", id(user));
+        }
         out
     }
 }
@@ -233,6 +270,7 @@ mod tests {
             key: ObjectKey::new("shop", name),
             ready,
             dependencies: deps.iter().map(|d| ObjectKey::new("shop", *d)).collect(),
+            backing: Vec::new(),
         }
     }
 
@@ -259,6 +297,29 @@ storefront [Ready]
 └── users [Ready]
 ";
         assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn backing_services_hang_under_their_user() {
+        let mut nodes = vec![node("orders", None, &["users"]), node("users", None, &[])];
+        nodes[0].backing = vec![("db".into(), "postgres".into())];
+        let text = draw(&nodes, GraphFormat::Text);
+        assert_eq!(text, "orders\n├── users\n└── (db: postgres)\n");
+        let dot = draw(&nodes, GraphFormat::Dot);
+        assert!(
+            dot.contains("\"shop/orders\" -> \"shop/orders/db\" [style=dashed];"),
+            "{dot}"
+        );
+        assert!(dot.contains("shape=cylinder"), "{dot}");
+        let mermaid = draw(&nodes, GraphFormat::Mermaid);
+        assert!(
+            mermaid.contains("shop_orders__db[(\"db: postgres\")]"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("shop_orders -.-> shop_orders__db"),
+            "{mermaid}"
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@ use kube::ResourceExt;
 
 use crate::api::{Microservice, MicroserviceStatus, RolloutStatus};
 use crate::builders::{ConfigKind, ConfigRef, labels};
+use crate::class::MissingBackingService;
 use crate::graph::MissingDependency;
 
 use super::Cause;
@@ -21,6 +22,9 @@ pub const READY: &str = "Ready";
 pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 pub const DEPENDENCIES_READY: &str = "DependenciesReady";
+/// Only on a Microservice with `spec.backingServices`.
+pub const BACKING_SERVICES_READY: &str = "BackingServicesReady";
+pub const REASON_BACKING_SERVICE_NOT_FOUND: &str = "BackingServiceNotFound";
 /// Whether Prometheus is told to scrape the pods; only with `spec.metrics` on. It never
 /// affects Ready: a service runs the same whether or not it is scraped.
 pub const METRICS_SCRAPED: &str = "MetricsScraped";
@@ -46,6 +50,8 @@ pub struct Observed<'a> {
     /// Pods of this Microservice (by instance label), any ReplicaSet.
     pub pods: Vec<&'a Pod>,
     pub missing_dependencies: &'a [MissingDependency],
+    /// Required backing services whose Secret does not exist: the rollout waits for them.
+    pub missing_backing: &'a [MissingBackingService],
     /// Dependencies in other namespaces that do not admit this caller.
     pub refused_dependencies: &'a [MissingDependency],
     pub unready_dependencies: &'a [String],
@@ -80,6 +86,7 @@ impl<'a> Observed<'a> {
             deployment,
             pods,
             missing_dependencies: &[],
+            missing_backing: &[],
             refused_dependencies: &[],
             unready_dependencies: &[],
             missing_config: &[],
@@ -149,6 +156,12 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     let previous = ms.status.clone().unwrap_or_default();
     let rollout = Rollout::of(ms, observed.deployment);
     let missing = missing_dependencies(observed.missing_dependencies);
+    let missing_backing = missing_backing(observed.missing_backing);
+    let held = missing.as_deref().map(rollout_waits_for).or_else(|| {
+        missing_backing
+            .as_deref()
+            .map(rollout_waits_for_backing_services)
+    });
     let stalled = observed.deployment.and_then(progress_deadline_exceeded);
     let causes: Vec<Cause> = observed
         .pods
@@ -167,11 +180,11 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     let conditions = [
         (
             READY,
-            ready(observed, &rollout, missing.as_deref(), failure.as_ref()),
+            ready(observed, &rollout, held.as_ref(), failure.as_ref()),
         ),
         (
             PROGRESSING,
-            progressing(observed, &rollout, missing.as_deref(), stalled.as_ref()),
+            progressing(observed, &rollout, held.as_ref(), stalled.as_ref()),
         ),
         (
             DEGRADED,
@@ -195,6 +208,12 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
     ]
     .into_iter()
     .map(|(type_, verdict)| (type_, rollout_verdict(observed, type_).unwrap_or(verdict)))
+    .chain((!ms.spec.backing_services.is_empty()).then(|| {
+        (
+            BACKING_SERVICES_READY,
+            backing_ready(missing_backing.as_deref()),
+        )
+    }))
     .chain(
         observed
             .scraping
@@ -315,15 +334,15 @@ type Judgement = (&'static str, Cause);
 fn ready(
     observed: &Observed<'_>,
     rollout: &Rollout,
-    missing_dependencies: Option<&str>,
+    held: Option<&Cause>,
     failure: Option<&Cause>,
 ) -> Judgement {
     if let Some(refused) = &observed.refused {
         ("False", refused.clone())
     } else if let Some(problem) = &observed.child_problem {
         ("False", problem.clone())
-    } else if let Some(missing) = missing_dependencies {
-        ("False", rollout_waits_for(missing))
+    } else if let Some(held) = held {
+        ("False", held.clone())
     } else if rollout.complete() {
         let cause = if observed.paused {
             Cause::new(
@@ -354,7 +373,7 @@ fn ready(
 fn progressing(
     observed: &Observed<'_>,
     rollout: &Rollout,
-    missing_dependencies: Option<&str>,
+    held: Option<&Cause>,
     stalled: Option<&Cause>,
 ) -> Judgement {
     if let Some(refused) = &observed.refused {
@@ -365,8 +384,8 @@ fn progressing(
                 "nothing is rolled out until the spec is accepted",
             ),
         )
-    } else if let Some(missing) = missing_dependencies {
-        ("False", rollout_waits_for(missing))
+    } else if let Some(held) = held {
+        ("False", held.clone())
     } else if observed.paused {
         ("False", paused())
     } else if let Some(cause) = stalled {
@@ -453,6 +472,41 @@ fn rollout_waits_for(missing_dependencies: &str) -> Cause {
         REASON_DEPENDENCY_NOT_FOUND,
         format!("the rollout waits for every dependency; {missing_dependencies}"),
     )
+}
+
+/// The required backing services whose Secret is missing, `; `-separated; `None` when
+/// every one exists.
+fn missing_backing(missing: &[MissingBackingService]) -> Option<String> {
+    (!missing.is_empty()).then(|| {
+        missing
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
+/// Why Ready and Progressing are false while a backing service's Secret is missing.
+fn rollout_waits_for_backing_services(missing: &str) -> Cause {
+    Cause::new(
+        REASON_BACKING_SERVICE_NOT_FOUND,
+        format!("the rollout waits for every backing service; {missing}"),
+    )
+}
+
+/// BackingServicesReady: the Secret of every required backing service exists. Whether
+/// the service behind it answers is the pods' readiness to say.
+fn backing_ready(missing: Option<&str>) -> Judgement {
+    match missing {
+        Some(missing) => (
+            "False",
+            Cause::new(REASON_BACKING_SERVICE_NOT_FOUND, missing),
+        ),
+        None => (
+            "True",
+            Cause::new("AllFound", "the Secret of every backing service exists"),
+        ),
+    }
 }
 
 fn config_not_found(config: &ConfigRef) -> Cause {
@@ -822,6 +876,68 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_backing_service_holds_the_rollout_and_says_which() {
+        let mut users = ms();
+        users.spec.backing_services =
+            serde_json::from_value(json!({"db": {"type": "postgres"}})).unwrap();
+        let missing = [MissingBackingService {
+            name: "db".into(),
+            type_: "postgres".into(),
+            secret: "users-db-app".into(),
+        }];
+        let mut seen = observed(None, vec![]);
+        seen.missing_backing = &missing;
+        let status = compute(&users, &seen, now());
+        let condition = |type_: &str| {
+            status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == type_)
+                .unwrap_or_else(|| panic!("{type_}"))
+                .clone()
+        };
+        let backing = condition(BACKING_SERVICES_READY);
+        assert_eq!(
+            (
+                backing.status.as_str(),
+                backing.reason.as_str(),
+                backing.message.as_str()
+            ),
+            (
+                "False",
+                REASON_BACKING_SERVICE_NOT_FOUND,
+                "db (postgres): Secret users-db-app not found"
+            )
+        );
+        let ready = condition(READY);
+        assert_eq!(ready.reason, REASON_BACKING_SERVICE_NOT_FOUND);
+        assert!(
+            ready
+                .message
+                .starts_with("the rollout waits for every backing service"),
+            "{}",
+            ready.message
+        );
+
+        seen.missing_backing = &[];
+        let status = compute(&users, &seen, now());
+        let found = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == BACKING_SERVICES_READY)
+            .unwrap();
+        assert_eq!(found.status, "True");
+        // A Microservice without backing services has no such condition.
+        let status = compute(&ms(), &seen, now());
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != BACKING_SERVICES_READY)
+        );
+    }
+
+    #[test]
     fn paused_is_ready_only_once_rolled_out() {
         let done = deployment(5, 5, 2, 2, 2);
         let behind = deployment(6, 6, 2, 1, 1);
@@ -891,6 +1007,7 @@ mod tests {
         let done = deployment(5, 5, 2, 2, 2);
         let mut observed = observed(Some(&behind), vec![]);
         let missing = missing_dependencies(&users_not_found());
+        let held = missing.as_deref().map(rollout_waits_for);
 
         assert_eq!(
             progressing(&observed, &rollout(&behind), None, None).0,
@@ -904,7 +1021,7 @@ mod tests {
             )
         );
         assert_eq!(
-            progressing(&observed, &rollout(&behind), missing.as_deref(), None),
+            progressing(&observed, &rollout(&behind), held.as_ref(), None),
             (
                 "False",
                 Cause::new(
@@ -920,7 +1037,7 @@ mod tests {
         );
         observed.refused = Some(Cause::new("PolicyViolation", "registry not allowed"));
         assert_eq!(
-            progressing(&observed, &rollout(&behind), missing.as_deref(), None),
+            progressing(&observed, &rollout(&behind), held.as_ref(), None),
             (
                 "False",
                 Cause::new(

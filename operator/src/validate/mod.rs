@@ -175,6 +175,7 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_probes(spec, &port_names, errors);
     check_metrics(spec, errors);
     check_dependencies(spec, errors);
+    check_backing_services(spec, errors);
     check_network(spec, &port_names, errors);
     check_expose(spec, &port_names, errors);
     check_disruption(spec, errors);
@@ -183,6 +184,23 @@ fn check_spec(spec: &MicroserviceSpec, errors: &mut Errors) {
     check_pod_template(spec, errors);
     check_part_of(spec, errors);
     check_rollout(spec, errors);
+}
+
+/// A backing service's name makes its variables' prefix: a DNS label starting with a
+/// letter, short enough that `<NAME>_PASSWORD` stays readable.
+fn check_backing_services(spec: &MicroserviceSpec, errors: &mut Errors) {
+    for (name, service) in &spec.backing_services {
+        let field = format!("spec.backingServices.{name}");
+        if !is_dns_label(name, 32) || !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+            errors.add(
+                field.clone(),
+                "a name is a lowercase DNS label of at most 32 characters, starting with a letter",
+            );
+        }
+        if !is_dns_label(&service.type_, DNS_LABEL_MAX) {
+            errors.add(format!("{field}.type"), "must be a lowercase DNS label");
+        }
+    }
 }
 
 fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {

@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 use crate::api::{Microservice, MicroserviceStatus};
 use crate::builders::{FIELD_MANAGER, labels, service_monitor};
 use crate::class::Refusal;
+use crate::graph::ObjectKey;
 use crate::plan::Plan;
 use crate::status::{
     self, Cause, Observed, READY, REASON_APPLY_FAILED, REASON_CHILD_CONFLICT, Scraping,
@@ -96,6 +97,10 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         Ok(plan) => plan,
         Err(failure) => return read_failed(&ctx, &ms, failure).await,
     };
+    // The watch on Secrets keeps, and reconciles this one on, a change of its backing
+    // services' Secrets (their rotation rolls the pods, as for the spec's references).
+    ctx.indexes
+        .record_backing(&ObjectKey::of(ms.as_ref()), &plan.backing_secrets);
     let observed = observe(&ctx, &ms, &namespace);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &observed).await;
     let applied = match &plan.outcome {
@@ -289,6 +294,7 @@ async fn update_status(
         deployment: world.stable.as_ref(),
         pods: world.pods(),
         missing_dependencies: &plan.missing_dependencies,
+        missing_backing: &plan.missing_backing,
         refused_dependencies: &plan.refused_dependencies,
         unready_dependencies: &plan.unready_dependencies,
         missing_config: &plan.missing_config,
@@ -337,6 +343,7 @@ async fn update_status(
             Refusal::GateUnavailable(_) => "gate_unavailable",
             Refusal::ClassNotAllowed(_) => "class_not_allowed",
             Refusal::ClassRequired(_) => "class_required",
+            Refusal::BackingServiceUnavailable(_) => "backing_service_unavailable",
         });
         events::refused(ctx, ms, reason, &message);
     }

@@ -22,27 +22,54 @@ use crate::controller::watch::caches::Caches;
 /// ConfigMaps and Secrets it references that the caches do not hold (see
 /// `caches::metadata`).
 pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<Plan, ReadFailure> {
+    let mut uncached = Vec::new();
+    for config in config_refs(&ms.spec) {
+        if cached_config(&ctx.caches, &config, namespace) == ConfigState::Missing {
+            let state = read_config(&ctx.client, &config, namespace).await?;
+            uncached.push((config, state));
+        }
+    }
+    let planned = plan_once(ctx, ms, namespace, &uncached);
+    // A backing service's Secret is named by the class, so only the plan knows it; one
+    // the cache does not hold is read like the spec's references, and the plan redone.
+    let unread: Vec<ConfigRef> = planned
+        .missing_backing
+        .iter()
+        .map(|missing| ConfigRef {
+            kind: ConfigKind::Secret,
+            name: missing.secret.clone(),
+            optional: false,
+        })
+        .filter(|config| !uncached.iter().any(|(known, _)| same(known, config)))
+        .collect();
+    let mut found = false;
+    for config in unread {
+        let state = read_config(&ctx.client, &config, namespace).await?;
+        found |= state != ConfigState::Missing;
+        uncached.push((config, state));
+    }
+    if !found {
+        return Ok(planned);
+    }
+    Ok(plan_once(ctx, ms, namespace, &uncached))
+}
+
+/// Plans `ms` from the caches, with `uncached` answering for what they do not hold.
+fn plan_once(
+    ctx: &Context,
+    ms: &Microservice,
+    namespace: &str,
+    uncached: &[(ConfigRef, ConfigState)],
+) -> Plan {
     let caches = &ctx.caches;
     let classes = caches.classes.state();
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
     let microservices = neighbours(ctx, ms);
     let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
-    let cached = |config: &ConfigRef| match (config.kind, &caches.secrets) {
-        (ConfigKind::ConfigMap, _) => cached_state(&caches.config_maps, &config.name, namespace),
-        (ConfigKind::Secret, Some(secrets)) => cached_state(secrets, &config.name, namespace),
-        (ConfigKind::Secret, None) => ConfigState::Unwatched,
-    };
-    let mut uncached = Vec::new();
-    for config in config_refs(&ms.spec) {
-        if cached(&config) == ConfigState::Missing {
-            let state = read_config(&ctx.client, &config, namespace).await?;
-            uncached.push((config, state));
-        }
-    }
-    let config = |config: &ConfigRef| match cached(config) {
+    let config = |config: &ConfigRef| match cached_config(caches, config, namespace) {
         ConfigState::Missing => uncached
             .iter()
-            .find(|(known, _)| known == config)
+            .find(|(known, _)| same(known, config))
             .map_or(ConfigState::Missing, |(_, state)| state.clone()),
         state => state,
     };
@@ -54,7 +81,7 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
         .namespaces
         .as_ref()
         .map(|_| &lookup as NamespaceLabels<'_>);
-    Ok(plan::plan(
+    plan::plan(
         ms,
         &Inputs {
             capabilities: &ctx.capabilities,
@@ -67,7 +94,21 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
                 require_class: ctx.require_class,
             },
         },
-    ))
+    )
+}
+
+/// What the caches know of a referenced ConfigMap or Secret.
+fn cached_config(caches: &Caches, config: &ConfigRef, namespace: &str) -> ConfigState {
+    match (config.kind, &caches.secrets) {
+        (ConfigKind::ConfigMap, _) => cached_state(&caches.config_maps, &config.name, namespace),
+        (ConfigKind::Secret, Some(secrets)) => cached_state(secrets, &config.name, namespace),
+        (ConfigKind::Secret, None) => ConfigState::Unwatched,
+    }
+}
+
+/// The same object, whether or not the references are optional.
+fn same(a: &ConfigRef, b: &ConfigRef) -> bool {
+    a.kind == b.kind && a.name == b.name
 }
 
 /// The Microservices the graph of `ms` involves: those it depends on (by name) and those

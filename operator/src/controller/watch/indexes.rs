@@ -31,6 +31,9 @@ pub struct Indexes {
 struct Inner {
     dependencies: ReverseIndex<ObjectKey>,
     configs: ReverseIndex<ConfigKey>,
+    /// The Secrets of backing services, which the class names: recorded by the reconcile
+    /// that resolved them, not read from the spec.
+    backing: ReverseIndex<ConfigKey>,
     /// The class each one names; `None` for those naming none (the default class's).
     classes: ReverseIndex<Option<String>>,
 }
@@ -71,6 +74,7 @@ impl Indexes {
     pub fn remove(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
         let mut inner = self.lock();
         inner.configs.remove(key);
+        inner.backing.remove(key);
         inner.classes.remove(key);
         let mut affected = inner.dependencies.remove(key);
         affected.extend(inner.dependencies.users(key).cloned());
@@ -83,16 +87,34 @@ impl Indexes {
         self.lock().dependencies.users(key).cloned().collect()
     }
 
+    /// Records the Secrets of the backing services of the Microservice `key`, as its
+    /// reconcile resolved them.
+    pub fn record_backing(&self, key: &ObjectKey, secrets: &[String]) {
+        let secrets = secrets
+            .iter()
+            .map(|name| (key.namespace.clone(), ConfigKind::Secret, name.clone()))
+            .collect();
+        self.lock().backing.set(key, secrets);
+    }
+
     /// The Microservices that reference this ConfigMap or Secret.
     pub fn config_users(&self, namespace: &str, kind: ConfigKind, name: &str) -> Vec<ObjectKey> {
         let key = (namespace.to_string(), kind, name.to_string());
-        self.lock().configs.users(&key).cloned().collect()
+        let inner = self.lock();
+        let users: BTreeSet<ObjectKey> = inner
+            .configs
+            .users(&key)
+            .chain(inner.backing.users(&key))
+            .cloned()
+            .collect();
+        users.into_iter().collect()
     }
 
     /// Whether any Microservice references this ConfigMap or Secret.
     pub fn config_referenced(&self, namespace: &str, kind: ConfigKind, name: &str) -> bool {
         let key = (namespace.to_string(), kind, name.to_string());
-        self.lock().configs.users(&key).next().is_some()
+        let inner = self.lock();
+        inner.configs.users(&key).next().is_some() || inner.backing.users(&key).next().is_some()
     }
 
     /// The Microservices a change to `class` affects: those naming it, and with

@@ -1,0 +1,211 @@
+//! Backing services (`spec.backingServices`) on the real cluster: a class provides
+//! `postgres` from an existing Secret, a testapp Microservice stands in for the database
+//! (it answers HTTP where a database would answer its protocol: what is proven is the
+//! wiring, the Secret's keys reaching the container and the path through the network).
+
+use std::collections::BTreeMap;
+
+use flotilla::api::labels::CONFIG_HASH_ANNOTATION;
+use flotilla_e2e::classes::class_name;
+use flotilla_e2e::steps::{
+    condition, describe, testapp, wait_microservice, wait_ready, wait_reason,
+};
+use flotilla_e2e::{Poll, Scenario, apply_class, apply_yaml, wait_for, wait_http};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::Api;
+use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
+
+const CONVERGE: std::time::Duration = flotilla_e2e::steps::CONVERGE;
+
+fn secret(name: &str, data: &[(&str, String)]) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            ..ObjectMeta::default()
+        },
+        string_data: Some(
+            data.iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect::<BTreeMap<_, _>>(),
+        ),
+        ..Secret::default()
+    }
+}
+
+fn config_hash(deployment: &Deployment) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(CONFIG_HASH_ANNOTATION)
+        .cloned()
+}
+
+// A required backing service holds the Deployment until its Secret exists, then the pod
+// reads the Secret's keys and reaches the service; a rotated Secret rolls the pods.
+#[tokio::test]
+async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow::Result<()> {
+    let s = Scenario::without_operator("backing").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
+    let _class = apply_class(
+        &class,
+        "  backingServices:
+    postgres:
+      secret:
+        name: \"{microservice}-{service}-app\"
+        endpoint:
+          podSelector: {matchLabels: {app.kubernetes.io/name: db}}
+          ports: [{port: 8080}]
+",
+    )?;
+    let _operator = s.start_operator(&[])?;
+    apply_yaml(ns, &testapp("db", ""))?;
+    apply_yaml(
+        ns,
+        &testapp(
+            "orders",
+            &format!("  class: {class}\n  backingServices:\n    db: {{type: postgres}}\n"),
+        ),
+    )?;
+
+    // 1. No Secret: held, and the status names the missing piece.
+    let held = wait_reason(client, ns, "orders", "False", "BackingServiceNotFound").await?;
+    let backing = condition(&held, "BackingServicesReady")
+        .ok_or_else(|| anyhow::anyhow!("no BackingServicesReady: {}", describe(&held)))?;
+    assert_eq!(backing.status, "False");
+    assert_eq!(
+        backing.message,
+        "db (postgres): Secret orders-db-app not found"
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    assert!(
+        deployments.get_opt("orders").await?.is_none(),
+        "the Deployment waits for the Secret"
+    );
+
+    // 2. The Secret appears: the pods start with its keys and reach the service.
+    let secrets = Api::<Secret>::namespaced(client.clone(), ns);
+    let host = format!("db.{ns}.svc.cluster.local");
+    secrets
+        .create(
+            &PostParams::default(),
+            &secret(
+                "orders-db-app",
+                &[
+                    ("uri", format!("http://{host}:80/")),
+                    ("host", host.clone()),
+                    ("port", "80".to_string()),
+                    ("password", "first".to_string()),
+                ],
+            ),
+        )
+        .await?;
+    let ready = wait_ready(client, ns, "orders").await?;
+    assert_eq!(
+        condition(&ready, "BackingServicesReady").map(|c| c.status.as_str()),
+        Some("True"),
+        "{}",
+        describe(&ready)
+    );
+    let deployment = deployments.get("orders").await?;
+    let container = &deployment
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0];
+    let db_url = container
+        .env
+        .iter()
+        .flatten()
+        .find(|v| v.name == "DB_URL")
+        .and_then(|v| v.value_from.as_ref()?.secret_key_ref.clone())
+        .ok_or_else(|| anyhow::anyhow!("no DB_URL from a Secret: {:?}", container.env))?;
+    assert_eq!(
+        (db_url.name.as_str(), db_url.key.as_str()),
+        ("orders-db-app", "uri")
+    );
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns);
+    let ip = services
+        .get("orders")
+        .await?
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .unwrap_or_default();
+    wait_http(
+        &format!("http://{ip}:80/call/DB_URL"),
+        "the database stand-in's answer through DB_URL",
+        |body| body.contains("\"service\":\"db\""),
+    )
+    .await?;
+
+    // Under the class's strict default, egress to the service's pods on its port.
+    let policy = Api::<NetworkPolicy>::namespaced(client.clone(), ns)
+        .get("orders")
+        .await?;
+    let egress = policy.spec.and_then(|s| s.egress).unwrap_or_default();
+    let to_db = egress.iter().find(|rule| {
+        rule.ports.iter().flatten().any(|p| {
+            p.port == Some(k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080))
+        }) && rule.to.iter().flatten().any(|peer| {
+            peer.pod_selector
+                .as_ref()
+                .and_then(|s| s.match_labels.as_ref())
+                .and_then(|l| l.get("app.kubernetes.io/name"))
+                .is_some_and(|name| name == "db")
+        })
+    });
+    assert!(to_db.is_some(), "egress to db:8080 in {egress:?}");
+
+    // 3. The Secret rotated: the pods roll and come back Ready.
+    let before = config_hash(&deployment);
+    secrets
+        .patch(
+            "orders-db-app",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"stringData": {"password": "second"}})),
+        )
+        .await?;
+    wait_for(
+        "the pod template to follow the rotated Secret",
+        CONVERGE,
+        || {
+            let deployments = deployments.clone();
+            let before = before.clone();
+            async move {
+                let now = config_hash(&deployments.get("orders").await?);
+                Ok(if now != before {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!("config hash still {now:?}"))
+                })
+            }
+        },
+    )
+    .await?;
+    wait_microservice(
+        client,
+        ns,
+        "orders",
+        "Ready=True after the rotation",
+        |ms| {
+            ms.is_ready()
+                && ms
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.updated_replicas == s.replicas)
+        },
+    )
+    .await?;
+    Ok(())
+}

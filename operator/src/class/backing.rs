@@ -1,0 +1,293 @@
+//! Backing services bound: each one a Microservice asks for (`spec.backingServices`),
+//! matched with how its class provides the type, into the Secret and variables the
+//! builders use. Pure: whether the Secret exists is the plan's question.
+
+use std::collections::BTreeMap;
+
+use kube::ResourceExt;
+
+use crate::api::{BackingServiceEndpoint, BackingServiceProvisioner, Microservice};
+
+use super::Refusal;
+
+/// A backing service of one Microservice, as its class provides it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Binding {
+    /// Its name in `spec.backingServices`.
+    pub name: String,
+    /// Its type, e.g. `postgres`.
+    pub type_: String,
+    /// The pods may start without it.
+    pub optional: bool,
+    /// The Secret that says how to connect, in the Microservice's namespace.
+    pub secret: String,
+    /// The container's variables, each reading one key of the Secret.
+    pub env: Vec<BoundVar>,
+    /// Where it answers, for the NetworkPolicy's egress.
+    pub endpoint: Option<BackingServiceEndpoint>,
+}
+
+/// One variable read from a backing service's Secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BoundVar {
+    /// `DB_URL` for the suffix `URL` of a backing service named `db`.
+    pub name: String,
+    /// The key of the Secret it reads.
+    pub key: String,
+    /// The type's usual keys are optional (a Secret may lack one); keys the class lists
+    /// are required.
+    pub optional: bool,
+}
+
+/// A required backing service whose Secret does not exist (yet).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MissingBackingService {
+    pub name: String,
+    pub type_: String,
+    pub secret: String,
+}
+
+impl std::fmt::Display for MissingBackingService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): Secret {} not found",
+            self.name, self.type_, self.secret
+        )
+    }
+}
+
+/// The Secret name of a backing service when the class names none.
+pub const DEFAULT_SECRET_NAME: &str = "{microservice}-{service}";
+
+/// Binds every backing service `ms` asks for with the class's provisioners (`class`
+/// names the class, None when no class governs it). A type the class does not provide
+/// refuses the whole Microservice: nothing would run as its team expects.
+pub fn bind(
+    ms: &Microservice,
+    class: Option<&str>,
+    provisioners: &BTreeMap<String, BackingServiceProvisioner>,
+) -> Result<Vec<Binding>, Refusal> {
+    let microservice = ms.name_any();
+    let mut bindings = Vec::new();
+    for (name, wanted) in &ms.spec.backing_services {
+        let field = format!("spec.backingServices.{name}");
+        let provisioner = provisioners.get(&wanted.type_).ok_or_else(|| {
+            Refusal::BackingServiceUnavailable(unavailable(
+                &field,
+                &wanted.type_,
+                class,
+                provisioners,
+            ))
+        })?;
+        let Some(secret) = &provisioner.secret else {
+            return Err(Refusal::BackingServiceUnavailable(format!(
+                "{field}: MicroserviceClass {} gives type {} no provisioner",
+                class.unwrap_or_default(),
+                wanted.type_
+            )));
+        };
+        let template = secret.name.as_deref().unwrap_or(DEFAULT_SECRET_NAME);
+        let secret_name = template
+            .replace("{microservice}", &microservice)
+            .replace("{service}", name);
+        if !is_dns_subdomain(&secret_name) {
+            return Err(Refusal::BackingServiceUnavailable(format!(
+                "{field}: the Secret name `{secret_name}` made from MicroserviceClass {}'s template `{template}` is not a valid object name",
+                class.unwrap_or_default()
+            )));
+        }
+        let prefix = env_prefix(name);
+        let env = if secret.env.is_empty() {
+            usual_keys(&wanted.type_)
+                .iter()
+                .map(|(suffix, key)| BoundVar {
+                    name: format!("{prefix}_{suffix}"),
+                    key: (*key).to_string(),
+                    optional: true,
+                })
+                .collect()
+        } else {
+            secret
+                .env
+                .iter()
+                .map(|(suffix, key)| BoundVar {
+                    name: format!("{prefix}_{suffix}"),
+                    key: key.clone(),
+                    optional: wanted.optional,
+                })
+                .collect()
+        };
+        bindings.push(Binding {
+            name: name.clone(),
+            type_: wanted.type_.clone(),
+            optional: wanted.optional,
+            secret: secret_name,
+            env,
+            endpoint: secret.endpoint.clone(),
+        });
+    }
+    Ok(bindings)
+}
+
+fn unavailable(
+    field: &str,
+    type_: &str,
+    class: Option<&str>,
+    provisioners: &BTreeMap<String, BackingServiceProvisioner>,
+) -> String {
+    match class {
+        None => format!(
+            "{field}: type {type_} is provided by a MicroserviceClass, and none governs this Microservice"
+        ),
+        Some(class) if provisioners.is_empty() => {
+            format!(
+                "{field}: MicroserviceClass {class} provides no backing service (asked for {type_})"
+            )
+        }
+        Some(class) => format!(
+            "{field}: MicroserviceClass {class} does not provide type {type_} (it provides: {})",
+            provisioners.keys().cloned().collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+/// Upper snake case of a name, the prefix of the variables it gives: `order-history` →
+/// `ORDER_HISTORY` (a dependency's `<NAME>_URL`, a backing service's `<NAME>_HOST`).
+pub fn env_prefix(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// The keys a type's connection Secret usually has (CloudNativePG's names for SQL
+/// databases), by variable suffix.
+fn usual_keys(type_: &str) -> &'static [(&'static str, &'static str)] {
+    match type_ {
+        "postgres" | "postgresql" | "mysql" | "mariadb" => &[
+            ("URL", "uri"),
+            ("HOST", "host"),
+            ("PORT", "port"),
+            ("USER", "username"),
+            ("PASSWORD", "password"),
+            ("DATABASE", "dbname"),
+        ],
+        "redis" | "valkey" => &[
+            ("URL", "uri"),
+            ("HOST", "host"),
+            ("PORT", "port"),
+            ("PASSWORD", "password"),
+        ],
+        _ => &[("URL", "uri"), ("HOST", "host"), ("PORT", "port")],
+    }
+}
+
+fn is_dns_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(backing: &str) -> Microservice {
+        serde_saphyr::from_str(&format!(
+            "{{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {{name: orders, namespace: shop}}, spec: {{image: a, backingServices: {backing}}}}}"
+        ))
+        .unwrap()
+    }
+
+    fn provisioners(yaml: &str) -> BTreeMap<String, BackingServiceProvisioner> {
+        serde_saphyr::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn the_usual_keys_of_a_type_are_optional_variables() {
+        let bound = bind(
+            &ms("{db: {type: postgres}}"),
+            Some("shop"),
+            &provisioners("{postgres: {secret: {name: '{microservice}-{service}-app'}}}"),
+        )
+        .unwrap();
+        assert_eq!(bound.len(), 1);
+        assert_eq!(bound[0].secret, "orders-db-app");
+        let names: Vec<&str> = bound[0].env.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "DB_URL",
+                "DB_HOST",
+                "DB_PORT",
+                "DB_USER",
+                "DB_PASSWORD",
+                "DB_DATABASE"
+            ]
+        );
+        assert!(bound[0].env.iter().all(|v| v.optional));
+    }
+
+    #[test]
+    fn keys_the_class_lists_are_required_and_the_default_name_is_used() {
+        let bound = bind(
+            &ms("{order-events: {type: nats}}"),
+            Some("shop"),
+            &provisioners("{nats: {secret: {env: {URL: url}}}}"),
+        )
+        .unwrap();
+        assert_eq!(bound[0].secret, "orders-order-events");
+        assert_eq!(
+            bound[0].env,
+            [BoundVar {
+                name: "ORDER_EVENTS_URL".into(),
+                key: "url".into(),
+                optional: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_type_the_class_does_not_provide_is_refused_naming_the_field() {
+        let refusal = bind(
+            &ms("{cache: {type: redis}}"),
+            Some("shop"),
+            &provisioners("{postgres: {secret: {}}}"),
+        )
+        .unwrap_err();
+        assert_eq!(refusal.reason(), "BackingServiceUnavailable");
+        assert_eq!(
+            refusal.to_string(),
+            "spec.backingServices.cache: MicroserviceClass shop does not provide type redis (it provides: postgres)"
+        );
+        let classless = bind(&ms("{cache: {type: redis}}"), None, &BTreeMap::new()).unwrap_err();
+        assert!(
+            classless.to_string().contains("none governs"),
+            "{classless}"
+        );
+    }
+
+    #[test]
+    fn a_template_making_an_invalid_name_is_refused() {
+        let refusal = bind(
+            &ms("{db: {type: postgres}}"),
+            Some("shop"),
+            &provisioners("{postgres: {secret: {name: 'DB_{service}'}}}"),
+        )
+        .unwrap_err();
+        assert!(refusal.to_string().contains("`DB_db`"), "{refusal}");
+    }
+}
