@@ -322,6 +322,28 @@ spec:
     )
 }
 
+/// The ClusterIP of a Service.
+pub async fn cluster_ip(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<String> {
+    let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns)
+        .get(name)
+        .await?;
+    Ok(svc.spec.and_then(|s| s.cluster_ip).unwrap_or_default())
+}
+
+/// An annotation of a Deployment's pod template.
+pub fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
+    deployment
+        .spec
+        .as_ref()?
+        .template
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(key)
+        .cloned()
+}
+
 /// The literal value of an env var of a Deployment's (only) container.
 pub fn env_value(deployment: &Deployment, name: &str) -> Option<String> {
     deployment.spec.as_ref()?.template.spec.as_ref()?.containers[0]

@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use flotilla::api::labels::CONFIG_HASH_ANNOTATION;
 use flotilla_e2e::classes::class_name;
 use flotilla_e2e::steps::{
-    condition, describe, testapp, wait_microservice, wait_ready, wait_reason,
+    cluster_ip, condition, describe, template_annotation, testapp, wait_microservice, wait_ready,
+    wait_reason,
 };
 use flotilla_e2e::{Poll, Scenario, apply_class, apply_yaml, wait_for, wait_http};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -32,19 +33,6 @@ fn secret(name: &str, data: &[(&str, String)]) -> Secret {
         ),
         ..Secret::default()
     }
-}
-
-fn config_hash(deployment: &Deployment) -> Option<String> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(CONFIG_HASH_ANNOTATION)
-        .cloned()
 }
 
 // A required backing service holds the Deployment until its Secret exists, then the pod
@@ -135,13 +123,7 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
         (db_url.name.as_str(), db_url.key.as_str()),
         ("orders-db-app", "uri")
     );
-    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), ns);
-    let ip = services
-        .get("orders")
-        .await?
-        .spec
-        .and_then(|s| s.cluster_ip)
-        .unwrap_or_default();
+    let ip = cluster_ip(client, ns, "orders").await?;
     wait_http(
         &format!("http://{ip}:80/call/DB_URL"),
         "the database stand-in's answer through DB_URL",
@@ -168,7 +150,7 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
     assert!(to_db.is_some(), "egress to db:8080 in {egress:?}");
 
     // 3. The Secret rotated: the pods roll and come back Ready.
-    let before = config_hash(&deployment);
+    let before = template_annotation(&deployment, CONFIG_HASH_ANNOTATION);
     secrets
         .patch(
             "orders-db-app",
@@ -183,7 +165,8 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
             let deployments = deployments.clone();
             let before = before.clone();
             async move {
-                let now = config_hash(&deployments.get("orders").await?);
+                let now =
+                    template_annotation(&deployments.get("orders").await?, CONFIG_HASH_ANNOTATION);
                 Ok(if now != before {
                     Poll::Ready(())
                 } else {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use flotilla::api::Microservice;
 use flotilla_e2e::steps::{
-    CONVERGE, admitted_callers, condition, describe, env_value, names, testapp, wait_gone,
-    wait_microservice, wait_ready,
+    CONVERGE, admitted_callers, cluster_ip, condition, describe, env_value, names,
+    template_annotation, testapp, wait_gone, wait_microservice, wait_ready,
 };
 use flotilla_e2e::{Poll, Scenario, apply_yaml, crds_client, kubectl, wait_for, wait_http};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -18,26 +18,6 @@ use kube::Api;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 
 const MANAGED: &str = "app.kubernetes.io/managed-by=flotilla";
-
-async fn cluster_ip(client: &kube::Client, ns: &str, name: &str) -> anyhow::Result<String> {
-    let svc = Api::<Service>::namespaced(client.clone(), ns)
-        .get(name)
-        .await?;
-    Ok(svc.spec.and_then(|s| s.cluster_ip).unwrap_or_default())
-}
-
-fn template_annotation(deployment: &Deployment, key: &str) -> Option<String> {
-    deployment
-        .spec
-        .as_ref()?
-        .template
-        .metadata
-        .as_ref()?
-        .annotations
-        .as_ref()?
-        .get(key)
-        .cloned()
-}
 
 // 1. CRDs install from crds/ and `kubectl explain` shows the field docs.
 #[tokio::test]

@@ -23,7 +23,7 @@ use super::{
     protocol_str,
 };
 use crate::api::{
-    AllowFrom, BackingServiceEndpoint, ClassDns, ClassMonitoring, ControllerPeer, EgressRule,
+    AllowFrom, BackingServiceEndpoint, Cidr, ClassDns, ClassMonitoring, ControllerPeer, EgressRule,
     Microservice, MicroserviceSpec, NetworkMode, Port, ServiceType,
 };
 
@@ -285,13 +285,7 @@ fn dns_egress(dns: &ClassDns) -> NetworkPolicyEgressRule {
             })),
         ));
     }
-    to.extend(dns.cidrs.iter().map(|cidr| NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: cidr.0.clone(),
-            except: None,
-        }),
-        ..NetworkPolicyPeer::default()
-    }));
+    to.extend(dns.cidrs.iter().map(cidr_peer));
     NetworkPolicyEgressRule {
         to: Some(to),
         ports: Some(vec![number_port(53, "UDP"), number_port(53, "TCP")]),
@@ -325,18 +319,7 @@ fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
         .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
         .collect();
     NetworkPolicyEgressRule {
-        to: Some(
-            rule.cidrs
-                .iter()
-                .map(|cidr| NetworkPolicyPeer {
-                    ip_block: Some(IPBlock {
-                        cidr: cidr.0.clone(),
-                        except: None,
-                    }),
-                    ..NetworkPolicyPeer::default()
-                })
-                .collect(),
-        ),
+        to: Some(rule.cidrs.iter().map(cidr_peer).collect()),
         ports: (!ports.is_empty()).then_some(ports),
     }
 }
@@ -363,13 +346,7 @@ fn backing_egress(endpoint: &BackingServiceEndpoint, namespace: &str) -> Network
         }
         to.push(peer);
     }
-    to.extend(endpoint.cidrs.iter().map(|cidr| NetworkPolicyPeer {
-        ip_block: Some(IPBlock {
-            cidr: cidr.0.clone(),
-            except: None,
-        }),
-        ..NetworkPolicyPeer::default()
-    }));
+    to.extend(endpoint.cidrs.iter().map(cidr_peer));
     NetworkPolicyEgressRule {
         to: Some(to),
         ports: Some(
@@ -379,6 +356,17 @@ fn backing_egress(endpoint: &BackingServiceEndpoint, namespace: &str) -> Network
                 .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
                 .collect(),
         ),
+    }
+}
+
+/// Addresses in CIDR notation, as a peer.
+fn cidr_peer(cidr: &Cidr) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        ip_block: Some(IPBlock {
+            cidr: cidr.0.clone(),
+            except: None,
+        }),
+        ..NetworkPolicyPeer::default()
     }
 }
 
