@@ -1378,3 +1378,63 @@ async fn progress_alone_waits_for_the_pace_a_verdict_is_written_at_once() {
     assert_eq!(verdict(&pass.status(), READY), pair("True", "Available"));
     assert_eq!(held(&world), 0);
 }
+
+#[tokio::test]
+async fn a_backing_service_secret_not_cached_is_read_by_name_and_holds_the_deployment() {
+    let class: MicroserviceClass = serde_json::from_value(json!({
+        "apiVersion": "flotilla.dev/v1alpha1", "kind": "MicroserviceClass",
+        "metadata": {"name": "shop"},
+        "spec": {"backingServices": {"postgres": {"secret": {"name": "{microservice}-{service}-app"}}}},
+    }))
+    .expect("a class");
+    let mut ms = microservice();
+    ms.spec.class = Some("shop".into());
+    ms.spec.backing_services =
+        serde_json::from_value(json!({"db": {"type": "postgres"}})).expect("backingServices");
+    let mut world = World::new(&ms);
+    world._kept.0.apply_watcher_event(&Event::Apply(class));
+    let secret_list = "/api/v1/namespaces/shop/secrets";
+    let none = json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": []});
+    let mut script: Script = vec![vec![Expect::new(
+        Method::GET,
+        secret_list,
+        Reply::Object(none),
+    )]];
+    script.push(create_stage(STAGES[0]));
+    // Held by the plan: neither looked for nor applied; the stages after it go on.
+    script.push(create_stage(STAGES[2]));
+    script.push(status_write(&ms));
+    let pass = world.reconcile(script).await;
+    assert!(pass.result.is_ok(), "{:?}", pass.result);
+    // The class names the Secret, so only the plan knows it: read by a list of that name.
+    assert_eq!(
+        pass.played.seen[0]
+            .query
+            .get("fieldSelector")
+            .map(String::as_str),
+        Some("metadata.name=users-db-app")
+    );
+    assert!(!child_applies(&pass).contains(&DEPLOYMENT));
+    let status = pass.status();
+    assert_eq!(
+        verdict(&status, "BackingServicesReady"),
+        pair("False", "BackingServiceNotFound")
+    );
+    assert_eq!(
+        message(&status, "BackingServicesReady"),
+        "db (postgres): Secret users-db-app not found"
+    );
+    assert_eq!(
+        verdict(&status, READY),
+        pair("False", "BackingServiceNotFound")
+    );
+    // The Secret watch now keeps it and wakes this Microservice when it appears.
+    assert_eq!(
+        world.ctx.indexes.config_users(
+            NAMESPACE,
+            crate::builders::ConfigKind::Secret,
+            "users-db-app"
+        ),
+        [crate::graph::ObjectKey::new(NAMESPACE, NAME)]
+    );
+}
