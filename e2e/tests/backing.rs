@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use flotilla::api::labels::CONFIG_HASH_ANNOTATION;
 use flotilla_e2e::classes::class_name;
 use flotilla_e2e::steps::{
-    cluster_ip, condition, describe, template_annotation, testapp, wait_microservice, wait_ready,
-    wait_reason,
+    CONVERGE, cluster_ip, condition, describe, template_annotation, testapp, wait_microservice,
+    wait_ready, wait_reason,
 };
 use flotilla_e2e::{Poll, Scenario, apply_class, apply_yaml, wait_for, wait_http};
 use k8s_openapi::api::apps::v1::Deployment;
@@ -17,8 +17,6 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
 use kube::api::{ObjectMeta, Patch, PatchParams, PostParams};
-
-const CONVERGE: std::time::Duration = flotilla_e2e::steps::CONVERGE;
 
 fn secret(name: &str, data: &[(&str, String)]) -> Secret {
     Secret {

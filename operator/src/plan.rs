@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::api::{Microservice, MicroserviceClass, MicroserviceSpec};
+use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{
     self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
 };
@@ -135,9 +135,10 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     let backing_secrets = backing.iter().map(|b| b.secret.clone()).collect();
     let (config_hash, missing_config, missing_backing) = match inputs.config {
         Some(lookup) => {
-            let (hash, missing) = config_state(&config_refs_with(&effective.spec, backing), lookup);
-            let (missing_config, missing_backing) =
-                split_missing(missing, backing, &effective.spec);
+            let by_spec = config_refs(&effective.spec);
+            let refs = with_backing_secrets(by_spec.clone(), backing);
+            let (hash, missing) = config_state(&refs, lookup);
+            let (missing_config, missing_backing) = split_missing(missing, backing, &by_spec);
             (hash, missing_config, missing_backing)
         }
         None => (String::new(), Vec::new(), Vec::new()),
@@ -189,10 +190,9 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     }
 }
 
-/// The ConfigMaps and Secrets the pods reference: the spec's, and each backing service's
-/// Secret (optional when the backing service is).
-pub fn config_refs_with(spec: &MicroserviceSpec, backing: &[Binding]) -> Vec<ConfigRef> {
-    let mut refs = config_refs(spec);
+/// The ConfigMaps and Secrets the pods reference: the spec's (`refs`), and each backing
+/// service's Secret (optional when the backing service is).
+fn with_backing_secrets(mut refs: Vec<ConfigRef>, backing: &[Binding]) -> Vec<ConfigRef> {
     for binding in backing {
         match refs
             .iter_mut()
@@ -215,7 +215,7 @@ pub fn config_refs_with(spec: &MicroserviceSpec, backing: &[Binding]) -> Vec<Con
 fn split_missing(
     missing: Vec<ConfigRef>,
     backing: &[Binding],
-    spec: &MicroserviceSpec,
+    by_spec: &[ConfigRef],
 ) -> (Vec<ConfigRef>, Vec<MissingBackingService>) {
     let missing_backing = backing
         .iter()
@@ -231,7 +231,6 @@ fn split_missing(
             secret: b.secret.clone(),
         })
         .collect();
-    let by_spec = config_refs(spec);
     let missing_config = missing
         .into_iter()
         .filter(|r| by_spec.iter().any(|s| s.kind == r.kind && s.name == r.name))

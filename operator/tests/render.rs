@@ -18,6 +18,14 @@ fn kinds(yaml: &str) -> Vec<String> {
         .collect()
 }
 
+/// The rendered objects, parsed.
+fn documents(yaml: &str) -> Vec<serde_json::Value> {
+    yaml.split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_saphyr::from_str(d).unwrap())
+        .collect()
+}
+
 #[test]
 fn renders_every_child_of_a_realistic_microservice() {
     let out = render(&[fixture("http-autoscaling.yaml")], KubeVersion::NEWEST).unwrap();
@@ -180,11 +188,7 @@ fn the_default_class_applies_offline() {
         KubeVersion::NEWEST,
     )
     .unwrap();
-    let docs: Vec<serde_json::Value> = out
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_saphyr::from_str(d).unwrap())
-        .collect();
+    let docs = documents(&out);
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     assert_eq!(deployment["spec"]["replicas"], 3);
     assert_eq!(
@@ -272,11 +276,7 @@ fn a_dependency_missing_from_the_input_is_a_warning_naming_what_the_controller_w
 #[test]
 fn backing_services_give_secret_references_and_egress_to_them_only() {
     let out = render(&[fixture("backing-services.yaml")], KubeVersion::NEWEST).unwrap();
-    let docs: Vec<serde_json::Value> = out
-        .split("---\n")
-        .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_saphyr::from_str(d).unwrap())
-        .collect();
+    let docs = documents(&out);
     let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
     let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
         .as_array()

@@ -23,8 +23,8 @@ use super::{
     protocol_str,
 };
 use crate::api::{
-    AllowFrom, BackingServiceEndpoint, Cidr, ClassDns, ClassMonitoring, ControllerPeer, EgressRule,
-    Microservice, MicroserviceSpec, NetworkMode, Port, ServiceType,
+    AllowFrom, BackingServiceEndpoint, Cidr, ClassDns, ClassMonitoring, ControllerPeer, EgressPort,
+    EgressRule, Microservice, MicroserviceSpec, NetworkMode, Port, ServiceType,
 };
 
 /// Where the ingress controller runs when the class does not say.
@@ -313,11 +313,7 @@ fn dependencies_egress(
 /// One `spec.network.egress` entry: its CIDRs on its ports, or on every port when it
 /// lists none.
 fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
-    let ports: Vec<NetworkPolicyPort> = rule
-        .ports
-        .iter()
-        .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
-        .collect();
+    let ports: Vec<NetworkPolicyPort> = rule.ports.iter().map(egress_port).collect();
     NetworkPolicyEgressRule {
         to: Some(rule.cidrs.iter().map(cidr_peer).collect()),
         ports: (!ports.is_empty()).then_some(ports),
@@ -327,36 +323,34 @@ fn cidr_egress(rule: &EgressRule) -> NetworkPolicyEgressRule {
 /// A backing service's endpoint: its pods (in its namespace, else this one) and its
 /// addresses, on its ports only.
 fn backing_egress(endpoint: &BackingServiceEndpoint, namespace: &str) -> NetworkPolicyEgressRule {
-    let mut to = Vec::new();
-    if endpoint.namespace.is_some() || endpoint.pod_selector.is_some() {
-        let pods = endpoint.pod_selector.clone().unwrap_or_default();
-        let their_namespace = endpoint.namespace.as_deref().unwrap_or(namespace);
-        let mut peer = peer_of(pods, their_namespace, namespace);
-        if endpoint.pod_selector.is_none() {
-            // Every pod of that namespace: a namespace selector alone says so.
-            peer.pod_selector = None;
-            peer.namespace_selector
-                .get_or_insert_with(|| LabelSelector {
-                    match_labels: Some(BTreeMap::from([(
-                        NAMESPACE_NAME_LABEL.to_string(),
-                        their_namespace.to_string(),
-                    )])),
-                    match_expressions: None,
-                });
-        }
-        to.push(peer);
-    }
-    to.extend(endpoint.cidrs.iter().map(cidr_peer));
+    let pods = match (&endpoint.namespace, &endpoint.pod_selector) {
+        (their_namespace, Some(selector)) => Some(peer_of(
+            selector.clone(),
+            their_namespace.as_deref().unwrap_or(namespace),
+            namespace,
+        )),
+        // Every pod of that namespace: its namespace selector alone says so.
+        (Some(their_namespace), None) => Some(peer_in(
+            None,
+            Some(their_namespace.clone()),
+            namespace,
+            None,
+        )),
+        (None, None) => None,
+    };
     NetworkPolicyEgressRule {
-        to: Some(to),
-        ports: Some(
-            endpoint
-                .ports
-                .iter()
-                .map(|p| number_port(p.port, protocol_str(p.protocol.unwrap_or_default())))
+        to: Some(
+            pods.into_iter()
+                .chain(endpoint.cidrs.iter().map(cidr_peer))
                 .collect(),
         ),
+        ports: Some(endpoint.ports.iter().map(egress_port).collect()),
     }
+}
+
+/// A destination port of `spec.network.egress` or a backing service's endpoint.
+fn egress_port(port: &EgressPort) -> NetworkPolicyPort {
+    number_port(port.port, protocol_str(port.protocol.unwrap_or_default()))
 }
 
 /// Addresses in CIDR notation, as a peer.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 
 use crate::api::{BackingServiceEndpoint, BackingServiceProvisioner, Microservice};
+use crate::validate::is_dns_subdomain;
 
 use super::Refusal;
 
@@ -186,19 +187,6 @@ fn usual_keys(type_: &str) -> &'static [(&'static str, &'static str)] {
         ],
         _ => &[("URL", "uri"), ("HOST", "host"), ("PORT", "port")],
     }
-}
-
-fn is_dns_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        })
 }
 
 #[cfg(test)]
