@@ -10,7 +10,7 @@ use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{
     self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
 };
-use crate::class::{self, Binding, MissingBackingService, Refusal, Resolved};
+use crate::class::{self, Binding, Missing, MissingBackingService, Refusal, Resolved};
 use crate::graph::{self, Admission, MissingDependency, NamespaceLabels};
 use crate::validate::validate;
 
@@ -89,6 +89,9 @@ pub struct Plan {
     pub missing_backing: Vec<MissingBackingService>,
     /// The Secrets of its backing services, as the class names them: watched for it.
     pub backing_secrets: Vec<String>,
+    /// The Microservices that run its backing services, as `(namespace, name)`: their
+    /// NetworkPolicies admit it, so they are reconciled when it binds or unbinds them.
+    pub backing_microservices: Vec<(String, String)>,
     /// The children, or why nothing is applied (the children keep running as they are).
     pub outcome: Result<Build, Refusal>,
 }
@@ -132,8 +135,24 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     let unready_dependencies = std::mem::take(&mut neighbours.unready);
     let refused_dependencies = std::mem::take(&mut neighbours.refused);
     let backing: &[Binding] = resolved.as_ref().map_or(&[], |r| &r.backing);
-    let backing_secrets = backing.iter().map(|b| b.secret.clone()).collect();
-    let (config_hash, missing_config, missing_backing) = match inputs.config {
+    let backing_secrets = backing
+        .iter()
+        .filter_map(|b| Some(b.secret()?.secret.clone()))
+        .collect();
+    let backing_microservices = backing
+        .iter()
+        .filter_map(|b| b.microservice())
+        .map(|target| (target.namespace.clone(), target.name.clone()))
+        .collect();
+    let mut run_by_microservices = graph::resolve_backing(
+        &namespace,
+        backing,
+        inputs.microservices.iter().copied(),
+        &admission,
+    );
+    let mut unready_dependencies = unready_dependencies;
+    unready_dependencies.append(&mut run_by_microservices.unready);
+    let (config_hash, missing_config, mut missing_backing) = match inputs.config {
         Some(lookup) => {
             let by_spec = config_refs(&effective.spec);
             let refs = with_backing_secrets(by_spec.clone(), backing);
@@ -143,6 +162,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         }
         None => (String::new(), Vec::new(), Vec::new()),
     };
+    missing_backing.append(&mut run_by_microservices.missing);
     let outcome = resolved.and_then(
         |Resolved {
              effective,
@@ -156,6 +176,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
                 settings,
             );
             ctx.backing = backing;
+            ctx.backing_microservices = run_by_microservices.resolved;
             let mut children = builders::build(&effective, &ctx)
                 // The builders only fail on what validation should have refused: a spec to
                 // fix, not an error to retry.
@@ -186,6 +207,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         missing_config,
         missing_backing,
         backing_secrets,
+        backing_microservices,
         outcome,
     }
 }
@@ -194,14 +216,17 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
 /// service's Secret (optional when the backing service is).
 fn with_backing_secrets(mut refs: Vec<ConfigRef>, backing: &[Binding]) -> Vec<ConfigRef> {
     for binding in backing {
+        let Some(found_in) = binding.secret() else {
+            continue;
+        };
         match refs
             .iter_mut()
-            .find(|r| r.kind == ConfigKind::Secret && r.name == binding.secret)
+            .find(|r| r.kind == ConfigKind::Secret && r.name == found_in.secret)
         {
             Some(existing) => existing.optional &= binding.optional,
             None => refs.push(ConfigRef {
                 kind: ConfigKind::Secret,
-                name: binding.secret.clone(),
+                name: found_in.secret.clone(),
                 optional: binding.optional,
             }),
         }
@@ -220,15 +245,16 @@ fn split_missing(
     let missing_backing = backing
         .iter()
         .filter(|b| !b.optional)
-        .filter(|b| {
+        .filter_map(|b| Some((b, &b.secret()?.secret)))
+        .filter(|(_, secret)| {
             missing
                 .iter()
-                .any(|r| r.kind == ConfigKind::Secret && r.name == b.secret)
+                .any(|r| r.kind == ConfigKind::Secret && &&r.name == secret)
         })
-        .map(|b| MissingBackingService {
+        .map(|(b, secret)| MissingBackingService {
             name: b.name.clone(),
             type_: b.type_.clone(),
-            secret: b.secret.clone(),
+            missing: Missing::Secret(secret.clone()),
         })
         .collect();
     let missing_config = missing
@@ -441,7 +467,7 @@ mod tests {
             [MissingBackingService {
                 name: "db".into(),
                 type_: "postgres".into(),
-                secret: "orders-db-app".into()
+                missing: Missing::Secret("orders-db-app".into())
             }]
         );
         assert!(

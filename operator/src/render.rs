@@ -96,6 +96,11 @@ pub fn render_for(
                 env_prefix(&missing.name),
             ));
         }
+        for missing in &plan.missing_backing {
+            rendered.warnings.push(format!(
+                "Microservice {key}: backing service {missing}: the controller would hold the Deployment's rollout until it exists"
+            ));
+        }
         for (i, child) in build.children.iter().enumerate() {
             rendered.yaml.push_str("---\n");
             if i == 0 {

@@ -334,3 +334,97 @@ fn a_backing_service_the_class_does_not_provide_fails_the_render() {
         "{err}"
     );
 }
+
+#[test]
+fn a_broker_run_as_a_microservice_admits_exactly_its_users_on_its_client_port() {
+    let out = render(&[fixture("broker.yaml")], KubeVersion::NEWEST).unwrap();
+    let docs = documents(&out);
+    let of = |kind: &str, name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name}"))
+            .clone()
+    };
+    // The users get the broker's address as plain values, the scheme from its port.
+    let env =
+        of("Deployment", "orders")["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let var = |name: &str| {
+        env.as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {env}"))["value"]
+            .clone()
+    };
+    assert_eq!(var("EVENTS_URL"), "nats://nats.shop.svc.cluster.local:4222");
+    assert_eq!(var("EVENTS_HOST"), "nats.shop.svc.cluster.local");
+    assert_eq!(var("EVENTS_PORT"), "4222");
+    // Each user's egress reaches the broker's pods on the client port only.
+    for user in ["orders", "inventory"] {
+        let egress = of("NetworkPolicy", user)["spec"]["egress"].clone();
+        let to_broker = egress
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|rule| {
+                rule["to"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "nats"
+            })
+            .unwrap_or_else(|| panic!("{user}'s egress to nats in {egress}"))
+            .clone();
+        assert_eq!(
+            to_broker["ports"],
+            serde_json::json!([{"port": 4222, "protocol": "TCP"}])
+        );
+    }
+    // The broker admits exactly its users, on the client port; users is not one.
+    let ingress = of("NetworkPolicy", "nats")["spec"]["ingress"].clone();
+    let admitted: Vec<String> = ingress
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|rule| rule["from"].as_array().cloned().unwrap_or_default())
+        .flat_map(|peer| {
+            peer["podSelector"]["matchExpressions"][0]["values"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|name| name.as_str().map(str::to_string))
+        .collect();
+    assert_eq!(admitted, ["inventory", "orders"], "{ingress}");
+    assert!(
+        ingress
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|rule| rule["ports"] == serde_json::json!([{"port": 4222, "protocol": "TCP"}])),
+        "{ingress}"
+    );
+}
+
+#[test]
+fn a_broker_that_does_not_exist_holds_its_users() {
+    let input: String = fixture("broker.yaml")
+        .split("\n---\n")
+        .filter(|doc| !doc.contains("name: nats\n  namespace"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    let rendered =
+        flotilla::render::render_for(&[input], &flotilla::builders::Capabilities::newest())
+            .unwrap();
+    let held: Vec<&String> = rendered
+        .warnings
+        .iter()
+        .filter(|w| w.contains("would hold the Deployment"))
+        .collect();
+    assert_eq!(
+        held.len(),
+        2,
+        "orders and inventory: {:?}",
+        rendered.warnings
+    );
+    assert!(
+        held[0].contains("events (nats): Microservice shop/nats not found"),
+        "{held:?}"
+    );
+}

@@ -34,7 +34,7 @@ pub struct BackingService {
 /// How a class provides one type of backing service.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.secret)").message("backingServices: a type needs a provisioner: set secret"))]
+#[x_kube(validation = Rule::new("has(self.secret) != has(self.microservice)").message("backingServices: a type needs exactly one provisioner: set secret or microservice"))]
 pub struct BackingServiceProvisioner {
     /// An existing Secret per Microservice holds how to connect: one a platform pipeline
     /// writes, or an operator such as CloudNativePG (its `<cluster>-app` Secret with
@@ -43,6 +43,57 @@ pub struct BackingServiceProvisioner {
     /// it exists, and the pods roll when it changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretProvisioner>,
+    /// A Microservice provides it: a broker or a cache the platform team runs as a
+    /// Microservice. Its users get `<NAME>_URL`, `<NAME>_HOST` and `<NAME>_PORT` as
+    /// plain values (no Secret), egress to its pods on that port, and its NetworkPolicy
+    /// admits exactly them; their Deployments are held until it exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microservice: Option<MicroserviceProvisioner>,
+    /// The namespaces (by their labels) whose Microservices may ask for this type; every
+    /// namespace the class serves when unset. Elsewhere the Microservice is refused with
+    /// reason `BackingServiceUnavailable`: the platform team decides who gets a database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace_selector: Option<LabelSelector>,
+}
+
+/// A backing service run as a Microservice.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MicroserviceProvisioner {
+    /// The Microservice's name.
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub name: String,
+    /// Its namespace; each user's own when unset (every namespace runs its own). One in
+    /// another namespace must admit its users as it would a caller in `dependsOn`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
+    pub namespace: Option<String>,
+    /// The name of the port its users call; its first port when unset. The port's
+    /// `appProtocol` is the scheme of `<NAME>_URL` (`nats://`), the type when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+}
+
+/// A subject (or topic) of a backing message broker that a Microservice publishes to or
+/// consumes from. Flotilla draws the asynchronous edges (publisher → subject → consumer)
+/// in `flotilla graph`; the network follows the backing service itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageSubject {
+    /// The name of the broker in `spec.backingServices`.
+    #[schemars(length(min = 1, max = 32))]
+    pub backing_service: String,
+    /// The subject, topic or queue: `order.placed`. Wildcards as the broker knows them
+    /// (`order.*`, `order.>`) match published subjects in the graph.
+    #[schemars(length(min = 1, max = 249), regex(pattern = r"^[A-Za-z0-9._*>:/-]+$"))]
+    pub subject: String,
 }
 
 /// A backing service found in an existing Secret.

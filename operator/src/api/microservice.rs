@@ -49,6 +49,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("!has(self.backingServices) || self.backingServices.all(k, k.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$') && size(k) <= 32)").message("spec.backingServices: a name is a lowercase DNS label of at most 32 characters, starting with a letter").field_path(".backingServices"),
+    validation = Rule::new("!has(self.publishes) || self.publishes.all(s, has(self.backingServices) && s.backingService in self.backingServices)").message("spec.publishes[].backingService must name one of spec.backingServices").field_path(".publishes"),
+    validation = Rule::new("!has(self.consumes) || self.consumes.all(s, has(self.backingServices) && s.backingService in self.backingServices)").message("spec.consumes[].backingService must name one of spec.backingServices").field_path(".consumes"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.readiness) || !has(self.probes.readiness.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.readiness.port))").message("spec.probes.readiness.port must name one of spec.ports").field_path(".probes.readiness.port"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.liveness) || !has(self.probes.liveness.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.liveness.port))").message("spec.probes.liveness.port must name one of spec.ports").field_path(".probes.liveness.port"),
     validation = Rule::new("!has(self.probes) || !has(self.probes.startup) || !has(self.probes.startup.port) || (has(self.ports) && self.ports.exists(p, p.name == self.probes.startup.port))").message("spec.probes.startup.port must name one of spec.ports").field_path(".probes.startup.port"),
@@ -163,6 +165,16 @@ pub struct MicroserviceSpec {
     /// held until every required one exists.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub backing_services: BTreeMap<String, super::BackingService>,
+
+    /// The subjects this one publishes to, each on a broker of `spec.backingServices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub publishes: Vec<super::MessageSubject>,
+
+    /// The subjects this one consumes, each on a broker of `spec.backingServices`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub consumes: Vec<super::MessageSubject>,
 
     /// Reach the service from outside the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

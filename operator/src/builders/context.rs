@@ -10,7 +10,7 @@ use super::{ChildKind, KINDS};
 
 use crate::api::KubeVersion;
 use crate::class::{Binding, ClassSettings};
-use crate::graph::{Dependent, Resolution, ResolvedDependency};
+use crate::graph::{Dependent, Resolution, ResolvedBacking, ResolvedDependency};
 
 /// What the target server offers: the version it serves of each child kind (found by
 /// discovery, or assumed from a version number offline) and the features a version
@@ -98,6 +98,8 @@ pub struct BuildContext {
     pub class: ClassSettings,
     /// The backing services, as the class provides them.
     pub backing: Vec<Binding>,
+    /// Those of them run by Microservices that exist, with the port called.
+    pub backing_microservices: Vec<ResolvedBacking>,
 }
 
 impl BuildContext {
@@ -116,6 +118,7 @@ impl BuildContext {
             config_hash,
             class,
             backing: Vec::new(),
+            backing_microservices: Vec::new(),
         }
     }
 

@@ -348,7 +348,12 @@ fn container(
     mounts: Vec<VolumeMount>,
 ) -> Result<Container, BuildError> {
     let probes = probes::build(spec, &ctx.capabilities)?;
-    let env = env::env_vars(spec, &ctx.dependencies, &ctx.backing);
+    let env = env::env_vars(
+        spec,
+        &ctx.dependencies,
+        &ctx.backing,
+        &ctx.backing_microservices,
+    );
     let ports = container_ports(spec);
     Ok(Container {
         name: CONTAINER_NAME.to_string(),

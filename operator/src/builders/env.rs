@@ -12,17 +12,19 @@ use k8s_openapi::api::core::v1::{
 use crate::api::{self, MicroserviceSpec, Port};
 use crate::class::Binding;
 pub use crate::class::backing::env_prefix;
-use crate::graph::ResolvedDependency;
+use crate::graph::{ResolvedBacking, ResolvedDependency};
 
 /// `spec.env` first, then per dependency (in `dependsOn` order) `<NAME>_ADDR` and
-/// `<NAME>_URL`, then each backing service's variables (by name), each a reference to a
-/// key of its Secret: the values never pass through Flotilla. A name already present is
+/// `<NAME>_URL`, then each backing service's variables (by name): a reference to a key of
+/// its Secret for one found in a Secret (the values never pass through Flotilla), the
+/// address of the Microservice for one a Microservice runs (`run_by`). A name already present is
 /// not added again, so an explicit entry wins and two dependencies with the same name in
 /// different namespaces do not produce duplicate variables (the first one listed wins).
 pub fn env_vars(
     spec: &MicroserviceSpec,
     dependencies: &[ResolvedDependency],
     backing: &[Binding],
+    run_by: &[ResolvedBacking],
 ) -> Vec<EnvVar> {
     let mut seen = BTreeSet::new();
     let mut vars = Vec::with_capacity(spec.env.len() + 2 * dependencies.len());
@@ -52,14 +54,27 @@ pub fn env_vars(
         }
     }
     for binding in backing {
-        for var in &binding.env {
+        let Some(found_in) = binding.secret() else {
+            let resolved = run_by.iter().find(|r| r.name == binding.name);
+            for (name, value) in resolved.map(microservice_vars).into_iter().flatten() {
+                if seen.insert(name.clone()) {
+                    vars.push(EnvVar {
+                        name,
+                        value: Some(value),
+                        value_from: None,
+                    });
+                }
+            }
+            continue;
+        };
+        for var in &found_in.env {
             if seen.insert(var.name.clone()) {
                 vars.push(EnvVar {
                     name: var.name.clone(),
                     value: None,
                     value_from: Some(EnvVarSource {
                         secret_key_ref: Some(SecretKeySelector {
-                            name: binding.secret.clone(),
+                            name: found_in.secret.clone(),
                             key: var.key.clone(),
                             optional: var.optional.then_some(true),
                         }),
@@ -70,6 +85,36 @@ pub fn env_vars(
         }
     }
     vars
+}
+
+/// `<NAME>_URL`, `<NAME>_HOST` and `<NAME>_PORT` of a backing service a Microservice
+/// runs: its Service's name and port, the scheme its port's `appProtocol` (a URI scheme
+/// such as `nats`), else its type.
+fn microservice_vars(resolved: &ResolvedBacking) -> [(String, String); 3] {
+    let prefix = env_prefix(&resolved.name);
+    let target = &resolved.target;
+    let host = format!("{}.{}.svc.cluster.local", target.name, target.namespace);
+    let scheme = match target.port.app_protocol.as_deref() {
+        Some(protocol) if is_uri_scheme(protocol) => protocol,
+        _ => resolved.type_.as_str(),
+    };
+    [
+        (
+            format!("{prefix}_URL"),
+            format!("{scheme}://{host}:{}", target.port.port),
+        ),
+        (format!("{prefix}_HOST"), host),
+        (format!("{prefix}_PORT"), target.port.port.to_string()),
+    ]
+}
+
+/// RFC 3986's scheme: a letter, then letters, digits, `+`, `-` and `.` (an appProtocol
+/// such as `kubernetes.io/h2c` is none).
+fn is_uri_scheme(value: &str) -> bool {
+    value.starts_with(|c: char| c.is_ascii_alphabetic())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
 }
 
 /// `<name>.<namespace>.svc.cluster.local:<port>`: the Service port, not the container

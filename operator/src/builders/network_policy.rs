@@ -72,9 +72,16 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Option<NetworkPoli
     egress.extend(
         ctx.backing
             .iter()
-            .filter_map(|binding| binding.endpoint.as_ref())
+            .filter_map(|binding| binding.secret()?.endpoint.as_ref())
             .map(|endpoint| backing_egress(endpoint, &namespace)),
     );
+    // A broker run as a Microservice: its pods on the port called, like a dependency.
+    let run_by: Vec<ResolvedDependency> = ctx
+        .backing_microservices
+        .iter()
+        .map(|resolved| resolved.target.clone())
+        .collect();
+    egress.extend(dependencies_egress(&run_by, &namespace));
 
     Ok(Some(NetworkPolicy {
         metadata: labels::child_meta(ms),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use kube::ResourceExt;
+use kube::core::{Selector, SelectorExt};
 
 use crate::api::{BackingServiceEndpoint, BackingServiceProvisioner, Microservice};
 use crate::validate::is_dns_subdomain;
@@ -20,12 +21,55 @@ pub struct Binding {
     pub type_: String,
     /// The pods may start without it.
     pub optional: bool,
+    /// Where it comes from.
+    pub provider: Provider,
+}
+
+/// How one backing service is provided.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Provider {
+    /// An existing Secret says how to connect.
+    Secret(SecretBinding),
+    /// A Microservice runs it.
+    Microservice(MicroserviceTarget),
+}
+
+/// A backing service found in a Secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecretBinding {
     /// The Secret that says how to connect, in the Microservice's namespace.
     pub secret: String,
     /// The container's variables, each reading one key of the Secret.
     pub env: Vec<BoundVar>,
     /// Where it answers, for the NetworkPolicy's egress.
     pub endpoint: Option<BackingServiceEndpoint>,
+}
+
+/// The Microservice that runs a backing service.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MicroserviceTarget {
+    pub namespace: String,
+    pub name: String,
+    /// The port its users call; its first when None.
+    pub port: Option<String>,
+}
+
+impl Binding {
+    /// The Secret binding, when a Secret provides it.
+    pub fn secret(&self) -> Option<&SecretBinding> {
+        match &self.provider {
+            Provider::Secret(secret) => Some(secret),
+            Provider::Microservice(_) => None,
+        }
+    }
+
+    /// The Microservice that runs it, when one does.
+    pub fn microservice(&self) -> Option<&MicroserviceTarget> {
+        match &self.provider {
+            Provider::Microservice(target) => Some(target),
+            Provider::Secret(_) => None,
+        }
+    }
 }
 
 /// One variable read from a backing service's Secret.
@@ -40,21 +84,33 @@ pub struct BoundVar {
     pub optional: bool,
 }
 
-/// A required backing service whose Secret does not exist (yet).
+/// A required backing service that is not there (yet).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MissingBackingService {
     pub name: String,
     pub type_: String,
-    pub secret: String,
+    pub missing: Missing,
+}
+
+/// What a missing backing service lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Missing {
+    /// Its Secret, by name, does not exist.
+    Secret(String),
+    /// The Microservice that runs it does not resolve: why.
+    Microservice(String),
 }
 
 impl std::fmt::Display for MissingBackingService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): Secret {} not found",
-            self.name, self.type_, self.secret
-        )
+        match &self.missing {
+            Missing::Secret(secret) => write!(
+                f,
+                "{} ({}): Secret {secret} not found",
+                self.name, self.type_
+            ),
+            Missing::Microservice(reason) => write!(f, "{} ({}): {reason}", self.name, self.type_),
+        }
     }
 }
 
@@ -62,17 +118,21 @@ impl std::fmt::Display for MissingBackingService {
 pub const DEFAULT_SECRET_NAME: &str = "{microservice}-{service}";
 
 /// Binds every backing service `ms` asks for with the class's provisioners (`class`
-/// names the class, None when no class governs it). A type the class does not provide
+/// names the class, None when no class governs it; `namespace_labels` are those of its
+/// namespace, which a provisioner may be limited to). A type the class does not provide
 /// refuses the whole Microservice: nothing would run as its team expects.
 pub fn bind(
     ms: &Microservice,
     class: Option<&str>,
     provisioners: &BTreeMap<String, BackingServiceProvisioner>,
+    namespace_labels: &BTreeMap<String, String>,
 ) -> Result<Vec<Binding>, Refusal> {
     let microservice = ms.name_any();
+    let namespace = ms.namespace().unwrap_or_default();
     let mut bindings = Vec::new();
     for (name, wanted) in &ms.spec.backing_services {
         let field = format!("spec.backingServices.{name}");
+        let class_name = class.unwrap_or_default();
         let provisioner = provisioners.get(&wanted.type_).ok_or_else(|| {
             Refusal::BackingServiceUnavailable(unavailable(
                 &field,
@@ -81,54 +141,96 @@ pub fn bind(
                 provisioners,
             ))
         })?;
-        let Some(secret) = &provisioner.secret else {
+        if !offered_to(provisioner, namespace_labels) {
             return Err(Refusal::BackingServiceUnavailable(format!(
-                "{field}: MicroserviceClass {} gives type {} no provisioner",
-                class.unwrap_or_default(),
-                wanted.type_
-            )));
-        };
-        let template = secret.name.as_deref().unwrap_or(DEFAULT_SECRET_NAME);
-        let secret_name = template
-            .replace("{microservice}", &microservice)
-            .replace("{service}", name);
-        if !is_dns_subdomain(&secret_name) {
-            return Err(Refusal::BackingServiceUnavailable(format!(
-                "{field}: the Secret name `{secret_name}` made from MicroserviceClass {}'s template `{template}` is not a valid object name",
-                class.unwrap_or_default()
+                "{field}: MicroserviceClass {class_name} provides type {} only to the namespaces its spec.backingServices.{}.namespaceSelector selects, and not to {namespace}",
+                wanted.type_, wanted.type_
             )));
         }
-        let prefix = env_prefix(name);
-        let env = if secret.env.is_empty() {
-            usual_keys(&wanted.type_)
-                .iter()
-                .map(|(suffix, key)| BoundVar {
-                    name: format!("{prefix}_{suffix}"),
-                    key: (*key).to_string(),
-                    optional: true,
+        let provider = match (&provisioner.secret, &provisioner.microservice) {
+            (_, Some(target)) => Provider::Microservice(MicroserviceTarget {
+                namespace: target
+                    .namespace
+                    .clone()
+                    .unwrap_or_else(|| namespace.clone()),
+                name: target.name.clone(),
+                port: target.port.clone(),
+            }),
+            (Some(secret), None) => {
+                let template = secret.name.as_deref().unwrap_or(DEFAULT_SECRET_NAME);
+                let secret_name = template
+                    .replace("{microservice}", &microservice)
+                    .replace("{service}", name);
+                if !is_dns_subdomain(&secret_name) {
+                    return Err(Refusal::BackingServiceUnavailable(format!(
+                        "{field}: the Secret name `{secret_name}` made from MicroserviceClass {class_name}'s template `{template}` is not a valid object name"
+                    )));
+                }
+                Provider::Secret(SecretBinding {
+                    secret: secret_name,
+                    env: secret_vars(name, &wanted.type_, wanted.optional, &secret.env),
+                    endpoint: secret.endpoint.clone(),
                 })
-                .collect()
-        } else {
-            secret
-                .env
-                .iter()
-                .map(|(suffix, key)| BoundVar {
-                    name: format!("{prefix}_{suffix}"),
-                    key: key.clone(),
-                    optional: wanted.optional,
-                })
-                .collect()
+            }
+            (None, None) => {
+                return Err(Refusal::BackingServiceUnavailable(format!(
+                    "{field}: MicroserviceClass {class_name} gives type {} no provisioner",
+                    wanted.type_
+                )));
+            }
         };
         bindings.push(Binding {
             name: name.clone(),
             type_: wanted.type_.clone(),
             optional: wanted.optional,
-            secret: secret_name,
-            env,
-            endpoint: secret.endpoint.clone(),
+            provider,
         });
     }
     Ok(bindings)
+}
+
+/// Whether a provisioner serves a namespace with these labels.
+fn offered_to(
+    provisioner: &BackingServiceProvisioner,
+    namespace_labels: &BTreeMap<String, String>,
+) -> bool {
+    provisioner
+        .namespace_selector
+        .as_ref()
+        .is_none_or(|selector| {
+            Selector::try_from(selector.clone())
+                .is_ok_and(|selector| selector.matches(namespace_labels))
+        })
+}
+
+/// The variables of a backing service found in a Secret: the keys the class lists
+/// (required unless the backing service is optional), else the type's usual ones (each
+/// optional).
+fn secret_vars(
+    name: &str,
+    type_: &str,
+    optional: bool,
+    listed: &BTreeMap<String, String>,
+) -> Vec<BoundVar> {
+    let prefix = env_prefix(name);
+    if listed.is_empty() {
+        return usual_keys(type_)
+            .iter()
+            .map(|(suffix, key)| BoundVar {
+                name: format!("{prefix}_{suffix}"),
+                key: (*key).to_string(),
+                optional: true,
+            })
+            .collect();
+    }
+    listed
+        .iter()
+        .map(|(suffix, key)| BoundVar {
+            name: format!("{prefix}_{suffix}"),
+            key: key.clone(),
+            optional,
+        })
+        .collect()
 }
 
 fn unavailable(
@@ -204,6 +306,14 @@ mod tests {
         serde_saphyr::from_str(yaml).unwrap()
     }
 
+    fn bind(
+        ms: &Microservice,
+        class: Option<&str>,
+        provisioners: &BTreeMap<String, BackingServiceProvisioner>,
+    ) -> Result<Vec<Binding>, Refusal> {
+        super::bind(ms, class, provisioners, &BTreeMap::new())
+    }
+
     #[test]
     fn the_usual_keys_of_a_type_are_optional_variables() {
         let bound = bind(
@@ -213,8 +323,9 @@ mod tests {
         )
         .unwrap();
         assert_eq!(bound.len(), 1);
-        assert_eq!(bound[0].secret, "orders-db-app");
-        let names: Vec<&str> = bound[0].env.iter().map(|v| v.name.as_str()).collect();
+        let secret = bound[0].secret().unwrap();
+        assert_eq!(secret.secret, "orders-db-app");
+        let names: Vec<&str> = secret.env.iter().map(|v| v.name.as_str()).collect();
         assert_eq!(
             names,
             [
@@ -226,7 +337,7 @@ mod tests {
                 "DB_DATABASE"
             ]
         );
-        assert!(bound[0].env.iter().all(|v| v.optional));
+        assert!(secret.env.iter().all(|v| v.optional));
     }
 
     #[test]
@@ -237,9 +348,10 @@ mod tests {
             &provisioners("{nats: {secret: {env: {URL: url}}}}"),
         )
         .unwrap();
-        assert_eq!(bound[0].secret, "orders-order-events");
+        let secret = bound[0].secret().unwrap();
+        assert_eq!(secret.secret, "orders-order-events");
         assert_eq!(
-            bound[0].env,
+            secret.env,
             [BoundVar {
                 name: "ORDER_EVENTS_URL".into(),
                 key: "url".into(),
@@ -277,5 +389,50 @@ mod tests {
         )
         .unwrap_err();
         assert!(refusal.to_string().contains("`DB_db`"), "{refusal}");
+    }
+
+    #[test]
+    fn a_microservice_provides_a_broker_in_the_users_namespace_unless_named() {
+        let bound = bind(
+            &ms("{events: {type: nats}}"),
+            Some("shop"),
+            &provisioners("{nats: {microservice: {name: nats, port: client}}}"),
+        )
+        .unwrap();
+        assert_eq!(
+            bound[0].microservice(),
+            Some(&MicroserviceTarget {
+                namespace: "shop".into(),
+                name: "nats".into(),
+                port: Some("client".into())
+            })
+        );
+        let elsewhere = bind(
+            &ms("{events: {type: nats}}"),
+            Some("shop"),
+            &provisioners("{nats: {microservice: {name: nats, namespace: messaging}}}"),
+        )
+        .unwrap();
+        assert_eq!(elsewhere[0].microservice().unwrap().namespace, "messaging");
+    }
+
+    #[test]
+    fn a_type_limited_to_some_namespaces_is_refused_elsewhere() {
+        let offered = provisioners(
+            "{postgres: {secret: {}, namespaceSelector: {matchLabels: {databases: allowed}}}}",
+        );
+        let refusal = bind(&ms("{db: {type: postgres}}"), Some("shop"), &offered).unwrap_err();
+        assert_eq!(refusal.reason(), "BackingServiceUnavailable");
+        assert!(refusal.to_string().contains("not to shop"), "{refusal}");
+        let labels = BTreeMap::from([("databases".to_string(), "allowed".to_string())]);
+        assert!(
+            super::bind(
+                &ms("{db: {type: postgres}}"),
+                Some("shop"),
+                &offered,
+                &labels
+            )
+            .is_ok()
+        );
     }
 }

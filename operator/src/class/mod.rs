@@ -14,7 +14,9 @@ pub mod selection;
 pub mod status;
 pub mod validate;
 
-pub use backing::{Binding, BoundVar, MissingBackingService};
+pub use backing::{
+    Binding, BoundVar, MicroserviceTarget, Missing, MissingBackingService, Provider, SecretBinding,
+};
 pub use defaults::apply_defaults;
 pub use policy::{Violation, check_policy};
 pub use selection::{ClassError, admits_namespace, default_classes, select, select_in};
@@ -130,7 +132,7 @@ pub fn resolve<'a>(
         return Ok(Resolved {
             effective: ms.clone(),
             settings: ClassSettings::default(),
-            backing: backing::bind(ms, None, &BTreeMap::new())?,
+            backing: backing::bind(ms, None, &BTreeMap::new(), namespace_labels)?,
         });
     };
     let class_name = class.name_any();
@@ -153,7 +155,12 @@ pub fn resolve<'a>(
         let all: Vec<String> = violations.iter().map(ToString::to_string).collect();
         return Err(Refusal::PolicyViolation(all.join("; ")));
     }
-    let backing = backing::bind(&effective, Some(&class_name), &class.spec.backing_services)?;
+    let backing = backing::bind(
+        &effective,
+        Some(&class_name),
+        &class.spec.backing_services,
+        namespace_labels,
+    )?;
     Ok(Resolved {
         effective,
         backing,
@@ -170,6 +177,23 @@ pub fn resolve<'a>(
                 .and_then(|p| p.allow_from_namespaces.clone()),
         },
     })
+}
+
+/// The class that governs `ms`, when one does and admits its namespace.
+pub fn governing<'a>(
+    ms: &Microservice,
+    namespace_labels: &BTreeMap<String, String>,
+    classes: impl IntoIterator<Item = &'a MicroserviceClass>,
+) -> Option<&'a MicroserviceClass> {
+    let namespace = ms.namespace().unwrap_or_default();
+    select_in(
+        ms.spec.class.as_deref(),
+        &namespace,
+        namespace_labels,
+        classes,
+    )
+    .ok()
+    .flatten()
 }
 
 /// The name of the class that governs `ms`, when one does (for status), even if the

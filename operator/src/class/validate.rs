@@ -75,9 +75,34 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
         if names::dns1123_label(type_).is_err() {
             errors.push(error(field.clone(), "a type is a lowercase DNS label"));
         }
-        let Some(secret) = &provisioner.secret else {
-            errors.push(error(field, "needs a provisioner: set secret"));
-            continue;
+        if let Some(selector) = &provisioner.namespace_selector
+            && kube::core::Selector::try_from(selector.clone()).is_err()
+        {
+            errors.push(error(
+                format!("{field}.namespaceSelector"),
+                "is not a valid label selector",
+            ));
+        }
+        let secret = match (&provisioner.secret, &provisioner.microservice) {
+            (Some(_), Some(_)) | (None, None) => {
+                errors.push(error(
+                    field,
+                    "needs exactly one provisioner: set secret or microservice",
+                ));
+                continue;
+            }
+            (None, Some(target)) => {
+                if let Some(port) = &target.port
+                    && names::port_name(port).is_err()
+                {
+                    errors.push(error(
+                        format!("{field}.microservice.port"),
+                        "must be a port name (an IANA service name)",
+                    ));
+                }
+                continue;
+            }
+            (Some(secret), None) => secret,
         };
         if let Some(template) = &secret.name {
             let sample = template

@@ -16,7 +16,7 @@ use super::queue::turns::Turns;
 use super::report::recorder::Outbox;
 use super::report::status_pace::StatusPace;
 use super::watch::caches::Caches;
-use super::watch::indexes::Indexes;
+use super::watch::indexes::{Indexes, Triggers};
 use super::watch::written::Written;
 
 pub struct Context {
@@ -26,6 +26,9 @@ pub struct Context {
     /// Who depends on whom: a reconcile looks at its own neighbours, never at every
     /// Microservice.
     pub indexes: Arc<Indexes>,
+    /// Reconciles other Microservices a reconcile finds affected (a broker its user
+    /// starts or stops using).
+    pub triggers: Triggers,
     pub metrics: Arc<Metrics>,
     /// Events to publish (`recorder`).
     pub events: Outbox,
@@ -50,6 +53,7 @@ impl Context {
         capabilities: Capabilities,
         caches: Caches,
         indexes: Arc<Indexes>,
+        triggers: Triggers,
         metrics: Arc<Metrics>,
         events: Outbox,
     ) -> Self {
@@ -59,6 +63,7 @@ impl Context {
             capabilities,
             caches,
             indexes,
+            triggers,
             metrics,
             events,
             applied: Written::default(),

@@ -148,7 +148,7 @@ async fn run_on(
         Observers {
             indexes: indexes.clone(),
             microservices: MicroserviceWatch::new(indexes.clone(), triggers.clone(), edits),
-            classes: ClassWatch::new(indexes.clone(), triggers),
+            classes: ClassWatch::new(indexes.clone(), triggers.clone()),
             class_status: class_status_wake.clone(),
             metrics: metrics.clone(),
             health: health.clone(),
@@ -183,7 +183,15 @@ async fn run_on(
             .deliver(queue, metrics.clone()),
     );
     let controller = wire(watches, &caches, indexes.clone()).reconcile_on(trigger_stream);
-    let mut context = Context::new(client, capabilities, caches, indexes, metrics, events);
+    let mut context = Context::new(
+        client,
+        capabilities,
+        caches,
+        indexes,
+        triggers,
+        metrics,
+        events,
+    );
     context.http_gates = settings.http_gates;
     context.require_class = settings.require_class;
     let context = Arc::new(context);

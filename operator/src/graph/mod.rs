@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use kube::ResourceExt;
 
 mod admission;
+mod backing;
 
 pub use admission::{Admission, NamespaceLabels, labels_of};
+pub use backing::{BackingResolution, ResolvedBacking, backing_targets, resolve_backing};
 
 use crate::api::labels::pod_selector;
 use crate::api::{Microservice, Port};
@@ -135,7 +137,7 @@ where
         if other_key == key {
             continue;
         }
-        if let Some(dependent) = dependent_of(&key, &ms.spec.ports, other, &other_key)
+        if let Some(dependent) = dependent_of(&key, &ms.spec.ports, other, &other_key, admission)
             && admission.admits(ms, &other_key.namespace).is_ok()
         {
             dependents.push(dependent);
@@ -205,8 +207,9 @@ where
 }
 
 /// `other` as a dependent of the Microservice `key` (whose ports are `ports`), when one
-/// of its `dependsOn` entries names it: with the named ports, or the primary (first) port
-/// for an entry that names none, the one its address points at. None when nothing it
+/// of its `dependsOn` entries names it, or its class binds it to `key` as a backing
+/// service: with the named ports, or the primary (first) port for an entry that names
+/// none, the one its address points at. None when nothing it
 /// names exists (then nothing is opened), and when its name cannot be a label value: it
 /// has no pods (its Deployment would carry that label too), and a selector naming it
 /// would get the NetworkPolicy refused.
@@ -215,11 +218,13 @@ fn dependent_of(
     ports: &[Port],
     other: &Microservice,
     other_key: &ObjectKey,
+    admission: &Admission<'_>,
 ) -> Option<Dependent> {
     if names::label_value(&other_key.name).is_err() {
         return None;
     }
     let mut called = BTreeSet::new();
+    backing::called_as_backing(key, ports, other, admission, &mut called);
     for entry in &other.spec.depends_on {
         let namespace = entry.namespace.as_deref().unwrap_or(&other_key.namespace);
         if entry.name != key.name || namespace != key.namespace {

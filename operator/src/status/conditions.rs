@@ -883,7 +883,7 @@ mod tests {
         let missing = [MissingBackingService {
             name: "db".into(),
             type_: "postgres".into(),
-            secret: "users-db-app".into(),
+            missing: crate::class::Missing::Secret("users-db-app".into()),
         }];
         let mut seen = observed(None, vec![]);
         seen.missing_backing = &missing;

@@ -201,6 +201,31 @@ fn check_backing_services(spec: &MicroserviceSpec, errors: &mut Errors) {
             errors.add(format!("{field}.type"), "must be a lowercase DNS label");
         }
     }
+    for (list, subjects) in [("publishes", &spec.publishes), ("consumes", &spec.consumes)] {
+        for (i, subject) in subjects.iter().enumerate() {
+            if !spec.backing_services.contains_key(&subject.backing_service) {
+                errors.add(
+                    format!("spec.{list}[{i}].backingService"),
+                    format!(
+                        "`{}` is not one of spec.backingServices",
+                        subject.backing_service
+                    ),
+                );
+            }
+            let valid = !subject.subject.is_empty()
+                && subject.subject.len() <= 249
+                && subject.subject.bytes().all(|b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(b, b'.' | b'_' | b'*' | b'>' | b':' | b'/' | b'-')
+                });
+            if !valid {
+                errors.add(
+                    format!("spec.{list}[{i}].subject"),
+                    "at most 249 of letters, digits and . _ * > : / -",
+                );
+            }
+        }
+    }
 }
 
 fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {

@@ -99,8 +99,13 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     };
     // The watch on Secrets keeps, and reconciles this one on, a change of its backing
     // services' Secrets (their rotation rolls the pods, as for the spec's references).
-    ctx.indexes
-        .record_backing(&ObjectKey::of(ms.as_ref()), &plan.backing_secrets);
+    // A broker it starts or stops using admits it or not: that one's turn.
+    let rebound = ctx.indexes.record_backing(
+        &ObjectKey::of(ms.as_ref()),
+        &plan.backing_secrets,
+        &plan.backing_microservices,
+    );
+    ctx.triggers.send(rebound);
     let observed = observe(&ctx, &ms, &namespace);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &observed).await;
     let applied = match &plan.outcome {

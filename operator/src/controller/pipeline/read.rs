@@ -11,6 +11,7 @@ use kube::{Api, Client, ResourceExt};
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment};
+use crate::class::Missing;
 use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Install, Plan};
 
@@ -35,10 +36,13 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
     let unread: Vec<ConfigRef> = planned
         .missing_backing
         .iter()
-        .map(|missing| ConfigRef {
-            kind: ConfigKind::Secret,
-            name: missing.secret.clone(),
-            optional: false,
+        .filter_map(|missing| match &missing.missing {
+            Missing::Secret(secret) => Some(ConfigRef {
+                kind: ConfigKind::Secret,
+                name: secret.clone(),
+                optional: false,
+            }),
+            Missing::Microservice(_) => None,
         })
         .filter(|config| !uncached.iter().any(|(known, _)| same(known, config)))
         .collect();

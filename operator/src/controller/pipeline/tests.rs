@@ -39,7 +39,7 @@ use crate::controller::read_failure::{REASON_FORBIDDEN, REASON_READ_FAILED, Read
 use crate::controller::report::recorder::{EventType, Outbox, Queued};
 use crate::controller::report::status_pace::SETTLE;
 use crate::controller::watch::caches::{Caches, ChildCache};
-use crate::controller::watch::indexes::Indexes;
+use crate::controller::watch::indexes::{Indexes, Triggers};
 use crate::controller::watch::packed_store::{PackedWriter, packed_store};
 use crate::controller::watch::pod_index::PodIndex;
 use crate::metrics::Metrics;
@@ -534,6 +534,8 @@ impl World {
             capabilities,
             caches,
             Arc::new(Indexes::default()),
+            // Nothing listens: a scenario drives one Microservice's reconciles itself.
+            Triggers::new(futures::channel::mpsc::unbounded().0),
             Arc::new(Metrics::default()),
             outbox,
         );

@@ -34,6 +34,9 @@ struct Inner {
     /// The Secrets of backing services, which the class names: recorded by the reconcile
     /// that resolved them, not read from the spec.
     backing: ReverseIndex<ConfigKey>,
+    /// The Microservices that run backing services, which the class names: recorded
+    /// like `backing`. A broker's users are its dependents.
+    backing_microservices: ReverseIndex<ObjectKey>,
     /// The class each one names; `None` for those naming none (the default class's).
     classes: ReverseIndex<Option<String>>,
 }
@@ -64,6 +67,9 @@ impl Indexes {
         let mut affected = inner.dependencies.set(&key, dependencies.clone());
         affected.extend(dependencies);
         affected.extend(inner.dependencies.users(&key).cloned());
+        // A broker's users wait for it and take its address: its edits reach them. (Its
+        // own backing services are recorded by its reconcile, which triggers them.)
+        affected.extend(inner.backing_microservices.users(&key).cloned());
         affected.remove(&key);
         affected
     }
@@ -77,24 +83,49 @@ impl Indexes {
         inner.backing.remove(key);
         inner.classes.remove(key);
         let mut affected = inner.dependencies.remove(key);
+        affected.extend(inner.backing_microservices.remove(key));
         affected.extend(inner.dependencies.users(key).cloned());
+        affected.extend(inner.backing_microservices.users(key).cloned());
         affected.remove(key);
         affected
     }
 
-    /// The Microservices that name `key` in `dependsOn`.
+    /// The Microservices that name `key` in `dependsOn`, or that their class binds to
+    /// it as a backing service.
     pub fn dependents_of(&self, key: &ObjectKey) -> BTreeSet<ObjectKey> {
-        self.lock().dependencies.users(key).cloned().collect()
+        let inner = self.lock();
+        inner
+            .dependencies
+            .users(key)
+            .chain(inner.backing_microservices.users(key))
+            .cloned()
+            .collect()
     }
 
-    /// Records the Secrets of the backing services of the Microservice `key`, as its
-    /// reconcile resolved them.
-    pub fn record_backing(&self, key: &ObjectKey, secrets: &[String]) {
+    /// Records the backing services of the Microservice `key` as its reconcile resolved
+    /// them: the Secrets it reads and the Microservices that run the others. Returns the
+    /// Microservices it binds or no longer binds, whose NetworkPolicies follow their
+    /// users.
+    pub fn record_backing(
+        &self,
+        key: &ObjectKey,
+        secrets: &[String],
+        microservices: &[(String, String)],
+    ) -> BTreeSet<ObjectKey> {
         let secrets = secrets
             .iter()
             .map(|name| (key.namespace.clone(), ConfigKind::Secret, name.clone()))
             .collect();
-        self.lock().backing.set(key, secrets);
+        let now: BTreeSet<ObjectKey> = microservices
+            .iter()
+            .map(|(namespace, name)| ObjectKey::new(namespace.clone(), name.clone()))
+            .collect();
+        let mut inner = self.lock();
+        inner.backing.set(key, secrets);
+        let before = inner.backing_microservices.set(key, now.clone());
+        let mut changed: BTreeSet<ObjectKey> = before.symmetric_difference(&now).cloned().collect();
+        changed.remove(key);
+        changed
     }
 
     /// The Microservices that reference this ConfigMap or Secret.
@@ -139,7 +170,7 @@ impl Triggers {
         Triggers(sender)
     }
 
-    fn send(&self, keys: impl IntoIterator<Item = ObjectKey>) {
+    pub fn send(&self, keys: impl IntoIterator<Item = ObjectKey>) {
         for key in keys {
             // The receiver lives as long as the controller; after it stops nobody listens.
             let _ = self
@@ -392,6 +423,36 @@ mod tests {
         assert!(index.class_users("golden", false).is_empty());
         index.remove(&key("a"));
         assert!(index.class_users("batch", false).is_empty());
+    }
+
+    #[test]
+    fn a_brokers_users_are_its_dependents_and_rebinding_names_the_brokers() {
+        let index = Indexes::default();
+        let shop = |name: &str| ("shop".to_string(), name.to_string());
+        // orders starts using nats: nats must admit it.
+        assert_eq!(
+            index.record_backing(&key("orders"), &[], &[shop("nats")]),
+            keys(&["nats"])
+        );
+        assert_eq!(index.dependents_of(&key("nats")), keys(&["orders"]));
+        // The same binding again changes nothing.
+        assert!(
+            index
+                .record_backing(&key("orders"), &[], &[shop("nats")])
+                .is_empty()
+        );
+        // The class moves it to another broker: both change.
+        assert_eq!(
+            index.record_backing(&key("orders"), &[], &[shop("kafka")]),
+            keys(&["nats", "kafka"])
+        );
+        assert!(index.dependents_of(&key("nats")).is_empty());
+        // The broker itself edited or deleted: its users follow.
+        assert!(index.update(&ms("kafka", 1, &[])).contains(&key("orders")));
+        assert!(index.remove(&key("kafka")).contains(&key("orders")));
+        // A user deleted: its broker's ingress loses it.
+        assert!(index.remove(&key("orders")).contains(&key("kafka")));
+        assert!(index.dependents_of(&key("kafka")).is_empty());
     }
 
     #[test]
