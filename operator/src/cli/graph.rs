@@ -1,7 +1,8 @@
 //! `flotilla graph`: the dependency graph of Microservices, with the backing services each
-//! needs, as a picture: a text tree for terminals, DOT for Graphviz and Mermaid for
-//! Markdown. The drawing is pure: the command
-//! brings the Microservices, from the live cluster or from files.
+//! needs (and the Microservice running one, as its class says) and the asynchronous edges
+//! (publisher → subject → consumer), as a picture: a text tree for terminals, DOT for
+//! Graphviz and Mermaid for Markdown. The drawing is pure: the command brings the
+//! Microservices and classes, from the live cluster or from files.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -9,42 +10,66 @@ use std::process::ExitCode;
 
 use super::render::read_documents;
 use super::{GraphArgs, GraphFormat, block_on, write_stdout};
-use crate::api::Microservice;
+use crate::api::{Microservice, MicroserviceClass};
 use crate::client::Target;
-use crate::graph::{ObjectKey, dependency_keys};
+use crate::graph::{Admission, ObjectKey, backing_targets, dependency_keys};
+use crate::render::Input;
 
 pub(super) fn command(args: GraphArgs) -> ExitCode {
-    let microservices = if args.files.is_empty() {
-        block_on(live_microservices(args.namespace, &args.target.target()))
+    let input = if args.files.is_empty() {
+        block_on(live_input(args.namespace, &args.target.target()))
     } else {
         read_documents(&args.files)
-            .and_then(|docs| crate::render::parse(&docs).map_err(|e| e.to_string()))
+            .and_then(|docs| crate::render::parse_input(&docs).map_err(|e| e.to_string()))
     };
-    let microservices = match microservices {
-        Ok(list) => list,
+    let input = match input {
+        Ok(input) => input,
         Err(error) => {
             eprintln!("error: {error}");
             return ExitCode::FAILURE;
         }
     };
-    let nodes: Vec<Node> = microservices.iter().map(Node::of).collect();
+    let classes: Vec<&MicroserviceClass> = input.classes.iter().collect();
+    let admission = Admission {
+        classes: &classes,
+        namespace_labels: None,
+    };
+    let nodes: Vec<Node> = input
+        .microservices
+        .iter()
+        .map(|ms| Node::of(ms, &admission))
+        .collect();
     write_stdout(&draw(&nodes, args.format))
 }
 
-async fn live_microservices(
-    namespace: Option<String>,
-    target: &Target,
-) -> Result<Vec<Microservice>, String> {
+/// The Microservices and the classes (which say who runs a backing service); without
+/// the right to list classes the graph is drawn without those edges, with a warning.
+async fn live_input(namespace: Option<String>, target: &Target) -> Result<Input, String> {
     let (client, _) = crate::client::client_for(target).await?;
     let api: kube::Api<Microservice> = match namespace {
-        Some(namespace) => kube::Api::namespaced(client, &namespace),
-        None => kube::Api::all(client),
+        Some(namespace) => kube::Api::namespaced(client.clone(), &namespace),
+        None => kube::Api::all(client.clone()),
     };
     let list = api
         .list(&Default::default())
         .await
         .map_err(|e| format!("listing Microservices: {e}"))?;
-    Ok(list.items)
+    let classes = match kube::Api::<MicroserviceClass>::all(client)
+        .list(&Default::default())
+        .await
+    {
+        Ok(classes) => classes.items,
+        Err(error) => {
+            eprintln!(
+                "warning: listing MicroserviceClasses: {error}; backing services are drawn without the Microservices running them"
+            );
+            Vec::new()
+        }
+    };
+    Ok(Input {
+        microservices: list.items,
+        classes,
+    })
 }
 
 /// One Microservice in the picture.
@@ -54,13 +79,32 @@ pub struct Node {
     /// `Some(ready)` from a live cluster; None when drawn from files.
     pub ready: Option<bool>,
     pub dependencies: BTreeSet<ObjectKey>,
-    /// Its backing services, as `(name, type)`.
-    pub backing: Vec<(String, String)>,
+    /// Its backing services, by name.
+    pub backing: Vec<BackingNode>,
+    /// Subjects it publishes to, as `(backing service, subject)`.
+    pub publishes: Vec<(String, String)>,
+    /// Subjects (or patterns) it consumes, as `(backing service, subject)`.
+    pub consumes: Vec<(String, String)>,
+}
+
+/// A backing service of a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackingNode {
+    pub name: String,
+    pub type_: String,
+    /// The Microservice running it, when its class says one does.
+    pub run_by: Option<ObjectKey>,
 }
 
 impl Node {
-    pub fn of(ms: &Microservice) -> Self {
+    pub fn of(ms: &Microservice, admission: &Admission<'_>) -> Self {
         let ready = ms.status.as_ref().map(|s| s.is_ready());
+        let run_by = backing_targets(ms, admission);
+        let subjects = |list: &[crate::api::MessageSubject]| {
+            list.iter()
+                .map(|s| (s.backing_service.clone(), s.subject.clone()))
+                .collect()
+        };
         Node {
             key: ObjectKey::of(ms),
             ready,
@@ -69,8 +113,52 @@ impl Node {
                 .spec
                 .backing_services
                 .iter()
-                .map(|(name, service)| (name.clone(), service.type_.clone()))
+                .map(|(name, service)| BackingNode {
+                    name: name.clone(),
+                    type_: service.type_.clone(),
+                    run_by: run_by
+                        .iter()
+                        .find(|t| &t.name == name)
+                        .map(|t| t.key.clone()),
+                })
                 .collect(),
+            publishes: subjects(&ms.spec.publishes),
+            consumes: subjects(&ms.spec.consumes),
+        }
+    }
+
+    /// Where a backing service of this node lives, to match publishers with consumers:
+    /// the Microservice running it, else its type in this namespace.
+    fn broker(&self, name: &str) -> Option<String> {
+        let backing = self.backing.iter().find(|b| b.name == name)?;
+        Some(match &backing.run_by {
+            Some(key) => key.to_string(),
+            None => format!("{}/{}", self.key.namespace, backing.type_),
+        })
+    }
+}
+
+/// One subject on one broker, with who publishes it and who consumes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Message<'a> {
+    broker: String,
+    subject: String,
+    publishers: BTreeSet<&'a ObjectKey>,
+    consumers: BTreeSet<&'a ObjectKey>,
+}
+
+/// Whether a consumer's `pattern` takes `subject`: NATS wildcards (`*` one token, `>` the
+/// rest); any other broker's topics match only exactly.
+fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut wanted = pattern.split('.');
+    let mut given = subject.split('.');
+    loop {
+        match (wanted.next(), given.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(w), Some(g)) if w == g => {}
+            (None, None) => return true,
+            _ => return false,
         }
     }
 }
@@ -144,6 +232,20 @@ impl<'a> Graph<'a> {
             let _ = writeln!(out, "{}", self.text_line(root));
             self.text_children(root, "", &mut vec![root.clone()], &mut out);
         }
+        let messages = self.messages();
+        if !messages.is_empty() {
+            out.push_str("\nmessages (publishers → subject → consumers):\n");
+        }
+        for message in messages {
+            let _ = writeln!(
+                out,
+                "  {} → {} [{}] → {}",
+                self.names(&message.publishers),
+                message.subject,
+                message.broker,
+                self.names(&message.consumers)
+            );
+        }
         out
     }
 
@@ -178,23 +280,114 @@ impl<'a> Graph<'a> {
             self.text_children(dependency, &child_prefix, path, out);
             path.pop();
         }
-        for (i, (name, type_)) in node.backing.iter().enumerate() {
+        for (i, backing) in node.backing.iter().enumerate() {
             let last = node.dependencies.len() + i + 1 == count;
             let branch = if last { "└── " } else { "├── " };
-            let _ = writeln!(out, "{prefix}{branch}({name}: {type_})");
+            let (name, type_) = (&backing.name, &backing.type_);
+            match &backing.run_by {
+                Some(broker) => {
+                    let _ = writeln!(
+                        out,
+                        "{prefix}{branch}({name}: {type_}) → {}",
+                        self.text_line(broker)
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "{prefix}{branch}({name}: {type_})");
+                }
+            }
         }
     }
 
-    /// Each backing service as `(its user, name, type)`.
+    /// Backing services no Microservice runs, as `(its user, name, type)`.
     fn backing(&self) -> Vec<(&ObjectKey, &str, &str)> {
         self.nodes
             .values()
             .flat_map(|n| {
                 n.backing
                     .iter()
-                    .map(move |(name, type_)| (&n.key, name.as_str(), type_.as_str()))
+                    .filter(|b| b.run_by.is_none())
+                    .map(move |b| (&n.key, b.name.as_str(), b.type_.as_str()))
             })
             .collect()
+    }
+
+    /// Users and the Microservices running their backing services, as `(user, name,
+    /// broker)`.
+    fn run_by(&self) -> Vec<(&ObjectKey, &str, &ObjectKey)> {
+        self.nodes
+            .values()
+            .flat_map(|n| {
+                n.backing
+                    .iter()
+                    .filter_map(move |b| Some((&n.key, b.name.as_str(), b.run_by.as_ref()?)))
+            })
+            .collect()
+    }
+
+    /// Every subject published, with its consumers; then patterns nobody publishes to,
+    /// with their consumers.
+    fn messages(&self) -> Vec<Message<'a>> {
+        let mut messages: BTreeMap<(String, String), Message<'a>> = BTreeMap::new();
+        for node in self.nodes.values() {
+            for (backing, subject) in &node.publishes {
+                let Some(broker) = node.broker(backing) else {
+                    continue;
+                };
+                messages
+                    .entry((broker.clone(), subject.clone()))
+                    .or_insert_with(|| Message {
+                        broker,
+                        subject: subject.clone(),
+                        publishers: BTreeSet::new(),
+                        consumers: BTreeSet::new(),
+                    })
+                    .publishers
+                    .insert(&node.key);
+            }
+        }
+        let mut unmatched: Vec<Message<'a>> = Vec::new();
+        for node in self.nodes.values() {
+            for (backing, pattern) in &node.consumes {
+                let Some(broker) = node.broker(backing) else {
+                    continue;
+                };
+                let mut matched = false;
+                for message in messages.values_mut() {
+                    if message.broker == broker && subject_matches(pattern, &message.subject) {
+                        message.consumers.insert(&node.key);
+                        matched = true;
+                    }
+                }
+                if !matched {
+                    match unmatched
+                        .iter_mut()
+                        .find(|m| m.broker == broker && &m.subject == pattern)
+                    {
+                        Some(message) => {
+                            message.consumers.insert(&node.key);
+                        }
+                        None => unmatched.push(Message {
+                            broker,
+                            subject: pattern.clone(),
+                            publishers: BTreeSet::new(),
+                            consumers: BTreeSet::from([&node.key]),
+                        }),
+                    }
+                }
+            }
+        }
+        messages.into_values().chain(unmatched).collect()
+    }
+
+    fn names(&self, keys: &BTreeSet<&ObjectKey>) -> String {
+        if keys.is_empty() {
+            return "nobody".to_string();
+        }
+        keys.iter()
+            .map(|k| self.label(k))
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn edges(&self) -> Vec<(&ObjectKey, &ObjectKey)> {
@@ -209,6 +402,7 @@ impl<'a> Graph<'a> {
             .keys()
             .copied()
             .chain(self.edges().into_iter().map(|(_, to)| to))
+            .chain(self.run_by().into_iter().map(|(_, _, broker)| broker))
             .collect()
     }
 
@@ -238,6 +432,31 @@ impl<'a> Graph<'a> {
                 "  \"{user}/{name}\" [label=\"{name}\\n{type_}\", shape=cylinder];\n  \"{user}\" -> \"{user}/{name}\" [style=dashed];"
             );
         }
+        for (user, name, broker) in self.run_by() {
+            let _ = writeln!(
+                out,
+                "  \"{user}\" -> \"{broker}\" [style=dashed, label=\"{name}\"];"
+            );
+        }
+        for (i, message) in self.messages().iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "  \"subject{i}\" [label=\"{}\", shape=parallelogram];",
+                message.subject
+            );
+            for publisher in &message.publishers {
+                let _ = writeln!(
+                    out,
+                    "  \"{publisher}\" -> \"subject{i}\" [style=dotted, label=\"publishes\"];"
+                );
+            }
+            for consumer in &message.consumers {
+                let _ = writeln!(
+                    out,
+                    "  \"subject{i}\" -> \"{consumer}\" [style=dotted, label=\"consumes\"];"
+                );
+            }
+        }
         out.push_str("}\n");
         out
     }
@@ -257,6 +476,18 @@ impl<'a> Graph<'a> {
             let _ = writeln!(out, "  {store}[(\"{name}: {type_}\")]");
             let _ = writeln!(out, "  {} -.-> {store}", id(user));
         }
+        for (user, name, broker) in self.run_by() {
+            let _ = writeln!(out, "  {} -. {name} .-> {}", id(user), id(broker));
+        }
+        for (i, message) in self.messages().iter().enumerate() {
+            let _ = writeln!(out, "  subject{i}[/\"{}\"/]", message.subject);
+            for publisher in &message.publishers {
+                let _ = writeln!(out, "  {} -. publishes .-> subject{i}", id(publisher));
+            }
+            for consumer in &message.consumers {
+                let _ = writeln!(out, "  subject{i} -. consumes .-> {}", id(consumer));
+            }
+        }
         out
     }
 }
@@ -271,6 +502,8 @@ mod tests {
             ready,
             dependencies: deps.iter().map(|d| ObjectKey::new("shop", *d)).collect(),
             backing: Vec::new(),
+            publishes: Vec::new(),
+            consumes: Vec::new(),
         }
     }
 
@@ -302,7 +535,11 @@ storefront [Ready]
     #[test]
     fn backing_services_hang_under_their_user() {
         let mut nodes = vec![node("orders", None, &["users"]), node("users", None, &[])];
-        nodes[0].backing = vec![("db".into(), "postgres".into())];
+        nodes[0].backing = vec![BackingNode {
+            name: "db".into(),
+            type_: "postgres".into(),
+            run_by: None,
+        }];
         let text = draw(&nodes, GraphFormat::Text);
         assert_eq!(text, "orders\n├── users\n└── (db: postgres)\n");
         let dot = draw(&nodes, GraphFormat::Dot);
@@ -344,5 +581,63 @@ storefront [Ready]
             "{mermaid}"
         );
         assert_eq!(mermaid.matches(" --> ").count(), 6);
+    }
+
+    #[test]
+    fn a_broker_run_as_a_microservice_and_its_subjects_are_drawn() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/broker.yaml"
+        ))
+        .unwrap();
+        let input = crate::render::parse_input(&[text]).unwrap();
+        let classes: Vec<&MicroserviceClass> = input.classes.iter().collect();
+        let admission = Admission {
+            classes: &classes,
+            namespace_labels: None,
+        };
+        let nodes: Vec<Node> = input
+            .microservices
+            .iter()
+            .map(|ms| Node::of(ms, &admission))
+            .collect();
+        let text = draw(&nodes, GraphFormat::Text);
+        assert!(text.contains("└── (events: nats) → nats\n"), "{text}");
+        assert!(
+            text.contains("orders → order.placed [shop/nats] → inventory"),
+            "{text}"
+        );
+        let dot = draw(&nodes, GraphFormat::Dot);
+        assert!(
+            dot.contains("\"shop/orders\" -> \"shop/nats\" [style=dashed, label=\"events\"];"),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"shop/orders\" -> \"subject0\" [style=dotted, label=\"publishes\"];"),
+            "{dot}"
+        );
+        assert!(
+            dot.contains("\"subject0\" -> \"shop/inventory\" [style=dotted, label=\"consumes\"];"),
+            "{dot}"
+        );
+        let mermaid = draw(&nodes, GraphFormat::Mermaid);
+        assert!(
+            mermaid.contains("subject0[/\"order.placed\"/]"),
+            "{mermaid}"
+        );
+        assert!(
+            mermaid.contains("subject0 -. consumes .-> shop_inventory"),
+            "{mermaid}"
+        );
+    }
+
+    #[test]
+    fn nats_wildcards_match_tokens() {
+        assert!(subject_matches("order.*", "order.placed"));
+        assert!(subject_matches("order.>", "order.placed.eu"));
+        assert!(!subject_matches("order.*", "order.placed.eu"));
+        assert!(!subject_matches("order.>", "order"));
+        assert!(subject_matches("order.placed", "order.placed"));
+        assert!(!subject_matches("order.placed", "order.paid"));
     }
 }

@@ -60,6 +60,9 @@ pub struct Tree {
     pub class: Option<Node>,
     pub rollout: Option<Rollout>,
     pub dependencies: Vec<Node>,
+    /// Its backing services (`name (type)`, then whether they are there), and the
+    /// subjects it publishes and consumes.
+    pub backing_services: Vec<String>,
     pub children: Vec<Node>,
     pub pods: Vec<Node>,
 }
@@ -251,9 +254,47 @@ pub fn tree(observed: &Observed) -> Tree {
             .iter()
             .map(|(key, found)| dependency_node(key, found.as_ref()))
             .collect(),
+        backing_services: backing_lines(ms),
         children: observed.children.iter().map(child_node).collect(),
         pods: observed.pods.iter().map(pod_node).collect(),
     }
+}
+
+/// One line per backing service and per subject, with `BackingServicesReady` as the
+/// operator reported it.
+fn backing_lines(ms: &Microservice) -> Vec<String> {
+    let condition = ms.status.as_ref().and_then(|s| {
+        s.conditions
+            .iter()
+            .find(|c| c.type_ == "BackingServicesReady")
+    });
+    let mut lines: Vec<String> = ms
+        .spec
+        .backing_services
+        .iter()
+        .map(|(name, service)| {
+            let state = match condition {
+                Some(c) if c.status == "True" => "  [✓]".to_string(),
+                Some(c) if c.message.contains(&format!("{name} (")) => {
+                    format!("  [✗] {}", c.message)
+                }
+                _ => String::new(),
+            };
+            format!("{name} ({}){state}", service.type_)
+        })
+        .collect();
+    for (verb, subjects) in [
+        ("publishes", &ms.spec.publishes),
+        ("consumes", &ms.spec.consumes),
+    ] {
+        for subject in subjects {
+            lines.push(format!(
+                "{verb} {} on {}",
+                subject.subject, subject.backing_service
+            ));
+        }
+    }
+    lines
 }
 
 /// The Deployment's rollout: the revision, the image, how many pods run the current
@@ -584,6 +625,9 @@ pub fn text(tree: &Tree) -> String {
     if !tree.dependencies.is_empty() {
         branches.push(("dependencies".into(), nodes(&tree.dependencies)));
     }
+    if !tree.backing_services.is_empty() {
+        branches.push(("backing services".into(), tree.backing_services.clone()));
+    }
     branches.push(("children".into(), nodes(&tree.children)));
     branches.push(("pods".into(), nodes(&tree.pods)));
     let count = branches.len();
@@ -793,5 +837,21 @@ mod tests {
         assert_eq!(tree(&observed(&ms)).health, Health::Progressing);
         ms.status.as_mut().unwrap().observed_generation = Some(2);
         assert_eq!(tree(&observed(&ms)).health, Health::Healthy);
+    }
+
+    #[test]
+    fn backing_services_and_subjects_show_with_what_is_missing() {
+        let ms: Microservice = serde_saphyr::from_str(
+            "{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {name: orders, namespace: shop}, spec: {image: a, backingServices: {db: {type: postgres}, events: {type: nats}}, publishes: [{backingService: events, subject: order.placed}]}, status: {conditions: [{type: BackingServicesReady, status: 'False', reason: BackingServiceNotFound, message: 'db (postgres): Secret orders-db not found', lastTransitionTime: '2026-12-07T00:00:00Z'}]}}",
+        )
+        .unwrap();
+        assert_eq!(
+            backing_lines(&ms),
+            [
+                "db (postgres)  [✗] db (postgres): Secret orders-db not found",
+                "events (nats)",
+                "publishes order.placed on events",
+            ]
+        );
     }
 }

@@ -87,12 +87,19 @@ pub fn resolve_backing<'a>(
     resolution
 }
 
+/// A backing service of a Microservice that another Microservice runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackingTarget {
+    /// Its name in the user's `spec.backingServices`.
+    pub name: String,
+    pub key: ObjectKey,
+    /// The port called; the first when None.
+    pub port: Option<String>,
+}
+
 /// The Microservices `ms`'s class binds it to as backing services (an unreadable class,
 /// or one refusing it, binds none).
-pub fn backing_targets(
-    ms: &Microservice,
-    admission: &Admission<'_>,
-) -> Vec<(ObjectKey, Option<String>)> {
+pub fn backing_targets(ms: &Microservice, admission: &Admission<'_>) -> Vec<BackingTarget> {
     if ms.spec.backing_services.is_empty() {
         return Vec::new();
     }
@@ -107,10 +114,11 @@ pub fn backing_targets(
         .into_iter()
         .filter_map(|binding| {
             let target = binding.microservice()?;
-            Some((
-                ObjectKey::new(target.namespace.clone(), target.name.clone()),
-                target.port.clone(),
-            ))
+            Some(BackingTarget {
+                name: binding.name.clone(),
+                key: ObjectKey::new(target.namespace.clone(), target.name.clone()),
+                port: target.port.clone(),
+            })
         })
         .collect()
 }
@@ -124,11 +132,11 @@ pub(super) fn called_as_backing(
     admission: &Admission<'_>,
     called: &mut BTreeSet<usize>,
 ) {
-    for (target, port) in backing_targets(other, admission) {
-        if &target != key {
+    for target in backing_targets(other, admission) {
+        if &target.key != key {
             continue;
         }
-        let index = match &port {
+        let index = match &target.port {
             Some(name) => ports.iter().position(|p| &p.name == name),
             None => (!ports.is_empty()).then_some(0),
         };

@@ -10,7 +10,9 @@ mod admission;
 mod backing;
 
 pub use admission::{Admission, NamespaceLabels, labels_of};
-pub use backing::{BackingResolution, ResolvedBacking, backing_targets, resolve_backing};
+pub use backing::{
+    BackingResolution, BackingTarget, ResolvedBacking, backing_targets, resolve_backing,
+};
 
 use crate::api::labels::pod_selector;
 use crate::api::{Microservice, Port};
