@@ -190,3 +190,166 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
     .await?;
     Ok(())
 }
+
+/// The Microservices a NetworkPolicy's ingress admits, by name, and its ports.
+fn admitted(policy: &NetworkPolicy) -> (Vec<String>, Vec<String>) {
+    let ingress = policy
+        .spec
+        .as_ref()
+        .and_then(|s| s.ingress.clone())
+        .unwrap_or_default();
+    let mut names: Vec<String> = ingress
+        .iter()
+        .flat_map(|rule| rule.from.iter().flatten())
+        .filter_map(|peer| peer.pod_selector.as_ref())
+        .flat_map(|selector| {
+            let by_label = selector
+                .match_labels
+                .iter()
+                .flatten()
+                .filter(|(k, _)| {
+                    *k == "app.kubernetes.io/instance" || *k == "app.kubernetes.io/name"
+                })
+                .map(|(_, v)| v.clone());
+            let by_expression = selector
+                .match_expressions
+                .iter()
+                .flatten()
+                .filter(|e| e.key == "app.kubernetes.io/instance")
+                .flat_map(|e| e.values.clone().unwrap_or_default());
+            by_label.chain(by_expression).collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    let ports = ingress
+        .iter()
+        .flat_map(|rule| rule.ports.iter().flatten())
+        .map(|p| format!("{:?}", p.port))
+        .collect();
+    (names, ports)
+}
+
+// A broker the class says a Microservice runs: its users are held until it exists, then
+// get its address; each gets egress to it, and it admits exactly its users, following
+// them as they come and go.
+#[tokio::test]
+async fn a_broker_run_as_a_microservice_admits_exactly_its_users() -> anyhow::Result<()> {
+    let s = Scenario::without_operator("broker").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let class = class_name(ns);
+    let _class = apply_class(
+        &class,
+        "  policy:
+    networkMode: strict
+  backingServices:
+    nats:
+      microservice: {name: broker, port: http}
+",
+    )?;
+    let _operator = s.start_operator(&[])?;
+    let user = |name: &str, verb: &str| {
+        testapp(
+            name,
+            &format!(
+                "  class: {class}\n  backingServices:\n    events: {{type: nats}}\n  {verb}:\n  - {{backingService: events, subject: order.placed}}\n"
+            ),
+        )
+    };
+    apply_yaml(ns, &user("orders", "publishes"))?;
+    apply_yaml(ns, &user("inventory", "consumes"))?;
+    apply_yaml(ns, &testapp("users", &format!("  class: {class}\n")))?;
+
+    // 1. No broker: the users are held, the status names it.
+    let held = wait_reason(client, ns, "orders", "False", "BackingServiceNotFound").await?;
+    let backing = condition(&held, "BackingServicesReady")
+        .ok_or_else(|| anyhow::anyhow!("no BackingServicesReady: {}", describe(&held)))?;
+    assert_eq!(
+        backing.message,
+        format!("events (nats): Microservice {ns}/broker not found")
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    assert!(deployments.get_opt("orders").await?.is_none());
+
+    // 2. The broker appears: the users start and reach it through EVENTS_URL.
+    apply_yaml(ns, &testapp("broker", &format!("  class: {class}\n")))?;
+    wait_ready(client, ns, "orders").await?;
+    wait_ready(client, ns, "inventory").await?;
+    let ip = cluster_ip(client, ns, "orders").await?;
+    wait_http(
+        &format!("http://{ip}:80/call/EVENTS_URL"),
+        "the broker's answer through EVENTS_URL",
+        |body| body.contains("\"service\":\"broker\""),
+    )
+    .await?;
+
+    // 3. Each user's egress reaches the broker's pods on its port only; the broker
+    // admits exactly the two users, not users.
+    let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
+    for name in ["orders", "inventory"] {
+        let policy = policies.get(name).await?;
+        let egress = policy.spec.and_then(|s| s.egress).unwrap_or_default();
+        let to_broker: Vec<_> = egress
+            .iter()
+            .filter(|rule| {
+                rule.to.iter().flatten().any(|peer| {
+                    peer.pod_selector
+                        .as_ref()
+                        .and_then(|s| s.match_labels.as_ref())
+                        .and_then(|l| l.get("app.kubernetes.io/name"))
+                        .is_some_and(|n| n == "broker")
+                })
+            })
+            .collect();
+        assert_eq!(
+            to_broker.len(),
+            1,
+            "{name}'s egress to the broker: {egress:?}"
+        );
+        let ports: Vec<_> = to_broker[0]
+            .ports
+            .iter()
+            .flatten()
+            .map(|p| p.port.clone())
+            .collect();
+        assert_eq!(
+            ports,
+            [Some(
+                k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(8080)
+            )],
+            "{name}"
+        );
+    }
+    let broker_admits = |want: &'static [&'static str]| {
+        let policies = policies.clone();
+        move || {
+            let policies = policies.clone();
+            async move {
+                let (names, ports) = admitted(&policies.get("broker").await?);
+                Ok(if names == want {
+                    Poll::Ready(ports)
+                } else {
+                    Poll::Pending(format!("the broker admits {names:?} on {ports:?}"))
+                })
+            }
+        }
+    };
+    let ports = wait_for(
+        "the broker to admit orders and inventory",
+        CONVERGE,
+        broker_admits(&["inventory", "orders"]),
+    )
+    .await?;
+    assert_eq!(ports, ["Some(Int(8080))"]);
+    println!("broker: admits [inventory, orders] on {ports:?}; users is not admitted");
+
+    // 4. inventory stops using it: the broker no longer admits it.
+    apply_yaml(ns, &testapp("inventory", &format!("  class: {class}\n")))?;
+    wait_for(
+        "the broker to admit orders only",
+        CONVERGE,
+        broker_admits(&["orders"]),
+    )
+    .await?;
+    Ok(())
+}

@@ -12,7 +12,7 @@ use kube::{Api, Client, ResourceExt};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{ConfigKind, ConfigRef, config_refs, deployment};
 use crate::class::Missing;
-use crate::graph::{NamespaceLabels, ObjectKey, dependency_keys};
+use crate::graph::{Admission, NamespaceLabels, ObjectKey, backing_targets, dependency_keys};
 use crate::plan::{self, ConfigState, ConfigVersion, Inputs, Install, Plan};
 
 use crate::controller::context::Context;
@@ -68,8 +68,6 @@ fn plan_once(
     let caches = &ctx.caches;
     let classes = caches.classes.state();
     let classes: Vec<&MicroserviceClass> = classes.iter().map(Arc::as_ref).collect();
-    let microservices = neighbours(ctx, ms);
-    let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
     let config = |config: &ConfigRef| match cached_config(caches, config, namespace) {
         ConfigState::Missing => uncached
             .iter()
@@ -85,6 +83,12 @@ fn plan_once(
         .namespaces
         .as_ref()
         .map(|_| &lookup as NamespaceLabels<'_>);
+    let admission = Admission {
+        classes: &classes,
+        namespace_labels,
+    };
+    let microservices = neighbours(ctx, ms, &admission);
+    let microservices: Vec<&Microservice> = microservices.iter().map(Arc::as_ref).collect();
     plan::plan(
         ms,
         &Inputs {
@@ -115,12 +119,18 @@ fn same(a: &ConfigRef, b: &ConfigRef) -> bool {
     a.kind == b.kind && a.name == b.name
 }
 
-/// The Microservices the graph of `ms` involves: those it depends on (by name) and those
-/// that depend on it (by the dependency index). A reconcile's cost does not grow with the
+/// The Microservices the graph of `ms` involves: those it depends on (by name), those
+/// running its backing services (as its class says) and those that depend on it (by the
+/// dependency index). A reconcile's cost does not grow with the
 /// number of Microservices in the cluster.
-fn neighbours(ctx: &Context, ms: &Microservice) -> Vec<Arc<Microservice>> {
+fn neighbours(
+    ctx: &Context,
+    ms: &Microservice,
+    admission: &Admission<'_>,
+) -> Vec<Arc<Microservice>> {
     let key = ObjectKey::of(ms);
     let mut keys = dependency_keys(ms);
+    keys.extend(backing_targets(ms, admission).into_iter().map(|t| t.key));
     keys.extend(ctx.indexes.dependents_of(&key));
     keys.remove(&key);
     keys.iter()
