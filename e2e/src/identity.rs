@@ -108,16 +108,19 @@ fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Resu
 }
 
 /// Renders and applies the chart's ServiceAccount and RBAC (release `release`) for an
-/// operator started with `args`, and writes a kubeconfig for it (`name`.kubeconfig in
+/// operator started with `args` (and the chart values no flag carries, `chart_values`,
+/// e.g. `backingServiceKinds[0].resource=databases`), and writes a kubeconfig for it (`name`.kubeconfig in
 /// `dir`). Cluster-scoped objects are owned by the release namespace, so they go with it.
 pub fn chart_identity(
     name: &str,
     release: &str,
     args: &[String],
+    chart_values: &[String],
     release_namespace: Option<&str>,
     dir: &std::path::Path,
 ) -> anyhow::Result<ChartIdentity> {
-    let install = install_for(args, release_namespace)?;
+    let mut install = install_for(args, release_namespace)?;
+    install.values.extend(chart_values.iter().cloned());
     let namespace = install.release_namespace.as_str();
     let mut render_args = vec![
         "--release-name",

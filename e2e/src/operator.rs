@@ -34,7 +34,18 @@ impl Operator {
     /// election identity). A `KUBECONFIG` among them is the scenario's own identity
     /// (recorded as such) instead of the chart's.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
-        Self::launch(name, args, env, None, crate::identity::RELEASE)
+        Self::launch(name, args, env, None, crate::identity::RELEASE, &[])
+    }
+
+    /// [`Operator::start`] installed with chart values no flag carries (the RBAC of
+    /// `backingServiceKinds`), each as `--set` takes it.
+    pub fn start_with_chart_values(
+        name: &str,
+        args: &[&str],
+        chart_values: &[&str],
+    ) -> anyhow::Result<Self> {
+        let values: Vec<String> = chart_values.iter().map(|v| v.to_string()).collect();
+        Self::launch(name, args, &[], None, crate::identity::RELEASE, &values)
     }
 
     /// [`Operator::start_with_env`] as the chart's release `release` (its own
@@ -45,7 +56,7 @@ impl Operator {
         args: &[&str],
         env: &[(&str, &str)],
     ) -> anyhow::Result<Self> {
-        Self::launch(name, args, env, None, release)
+        Self::launch(name, args, env, None, release, &[])
     }
 
     /// A cluster-wide operator (no `--namespace`: the chart's `rbac.scope=cluster`), its
@@ -61,6 +72,7 @@ impl Operator {
             &[],
             Some(release_namespace),
             crate::identity::RELEASE,
+            &[],
         )
     }
 
@@ -70,6 +82,7 @@ impl Operator {
         env: &[(&str, &str)],
         release_namespace: Option<&str>,
         release: &str,
+        chart_values: &[String],
     ) -> anyhow::Result<Self> {
         let dir = logs_dir();
         fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -85,8 +98,14 @@ impl Operator {
                 who
             }
             None => {
-                let identity =
-                    crate::identity::chart_identity(name, release, &args, release_namespace, &dir)?;
+                let identity = crate::identity::chart_identity(
+                    name,
+                    release,
+                    &args,
+                    chart_values,
+                    release_namespace,
+                    &dir,
+                )?;
                 env.push((
                     "KUBECONFIG".into(),
                     identity.kubeconfig.to_string_lossy().into_owned(),

@@ -353,3 +353,197 @@ async fn a_broker_run_as_a_microservice_admits_exactly_its_users() -> anyhow::Re
     .await?;
     Ok(())
 }
+
+/// A minimal CRD standing in for a database operator's (CloudNativePG's `Cluster`): the
+/// test plays its controller, writing the Ready condition and the connection Secret.
+const DATABASE_CRD: &str = "apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: databases.e2e.flotilla.dev
+spec:
+  group: e2e.flotilla.dev
+  scope: Namespaced
+  names: {plural: databases, singular: database, kind: Database, listKind: DatabaseList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    subresources: {status: {}}
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {type: object, x-kubernetes-preserve-unknown-fields: true}
+          status: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+// A class provisions the database from a template: Flotilla applies the object as the
+// Microservice's child (with the chart's RBAC for that kind only), holds the Deployment
+// until the object is Ready and its Secret exists, and garbage collection removes it with
+// the Microservice. A kind the cluster does not serve is named in the status.
+#[tokio::test]
+async fn a_template_provisions_the_backing_service_and_waits_for_it() -> anyhow::Result<()> {
+    let s = Scenario::without_operator("provision").await?;
+    let (client, ns) = (s.client(), s.ns());
+    // The CRD stays installed (other runs share it); the test's objects go with its
+    // namespace.
+    flotilla_e2e::apply::apply_cluster_yaml(DATABASE_CRD)?;
+    flotilla_e2e::kubectl::kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/databases.e2e.flotilla.dev",
+    ])?;
+    let class = class_name(ns);
+    let _class = apply_class(
+        &class,
+        "  backingServices:
+    postgres:
+      template:
+        apiVersion: e2e.flotilla.dev/v1
+        kind: Database
+        spec: {owner: '{microservice}', database: '{service}', namespace: '{namespace}'}
+        secret: {name: '{microservice}-{service}-conn'}
+    redis:
+      template:
+        apiVersion: e2e.flotilla.dev/v1
+        kind: Cache
+        secret: {}
+",
+    )?;
+    let mut args = flotilla_e2e::steps::run_args(ns);
+    args.push("--watch-secrets=true");
+    let _operator = flotilla_e2e::Operator::start_with_chart_values(
+        ns,
+        &args,
+        &[
+            "backingServiceKinds[0].apiGroup=e2e.flotilla.dev",
+            "backingServiceKinds[0].resource=databases",
+        ],
+    )?;
+    apply_yaml(
+        ns,
+        &testapp(
+            "orders",
+            &format!("  class: {class}\n  backingServices:\n    db: {{type: postgres}}\n"),
+        ),
+    )?;
+    apply_yaml(
+        ns,
+        &testapp(
+            "sessions",
+            &format!("  class: {class}\n  backingServices:\n    cache: {{type: redis}}\n"),
+        ),
+    )?;
+
+    // 1. The object is applied as the Microservice's child; not Ready yet: held.
+    let databases = Api::<kube::api::DynamicObject>::namespaced_with(
+        client.clone(),
+        ns,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("e2e.flotilla.dev", "v1", "Database"),
+            "databases",
+        ),
+    );
+    let waiting = wait_microservice(client, ns, "orders", "waiting on its Database", |ms| {
+        condition(ms, "BackingServicesReady").is_some_and(|c| {
+            c.message == "db (postgres): Database orders-db has no Ready condition yet"
+        })
+    })
+    .await?;
+    let database = databases.get("orders-db").await?;
+    assert_eq!(
+        database.data["spec"],
+        serde_json::json!({"owner": "orders", "database": "db", "namespace": ns}),
+    );
+    let owner = &database
+        .metadata
+        .owner_references
+        .clone()
+        .unwrap_or_default()[0];
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.controller),
+        ("Microservice", "orders", Some(true)),
+        "{}",
+        describe(&waiting)
+    );
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    assert!(deployments.get_opt("orders").await?.is_none());
+
+    // A kind the cluster does not serve: named, nothing applied.
+    let unserved = wait_microservice(client, ns, "sessions", "naming the unserved kind", |ms| {
+        condition(ms, "BackingServicesReady").is_some_and(|c| {
+            c.message
+                .contains("kind Cache (e2e.flotilla.dev/v1) is not served by this cluster")
+        })
+    })
+    .await?;
+    assert_eq!(
+        condition(&unserved, "Ready").map(|c| c.status.as_str()),
+        Some("False")
+    );
+
+    // 2. The database's controller (the test) says Ready and writes the Secret.
+    databases
+        .patch_status(
+            "orders-db",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"status": {"conditions": [
+                {"type": "Ready", "status": "True", "reason": "Provisioned", "message": ""}
+            ]}})),
+        )
+        .await?;
+    let host = format!("db.{ns}.svc.cluster.local");
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(
+            &PostParams::default(),
+            &secret(
+                "orders-db-conn",
+                &[
+                    ("uri", format!("http://{host}:80/")),
+                    ("host", host.clone()),
+                ],
+            ),
+        )
+        .await?;
+    let ready = wait_ready(client, ns, "orders").await?;
+    assert_eq!(
+        condition(&ready, "BackingServicesReady").map(|c| c.status.as_str()),
+        Some("True"),
+        "{}",
+        describe(&ready)
+    );
+    let deployment = deployments.get("orders").await?;
+    let env = deployment.spec.unwrap().template.spec.unwrap().containers[0]
+        .env
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        env.iter().any(|v| v.name == "DB_URL"
+            && v.value_from
+                .as_ref()
+                .and_then(|f| f.secret_key_ref.as_ref())
+                .is_some_and(|r| r.name == "orders-db-conn")),
+        "DB_URL from the provisioned Secret: {env:?}"
+    );
+
+    // 3. Removed with the Microservice: garbage collection follows the owner reference.
+    flotilla_e2e::kubectl::kubectl(&["delete", "microservice", "orders", "-n", ns, "--wait"])?;
+    wait_for("the Database to go with its Microservice", CONVERGE, || {
+        let databases = databases.clone();
+        async move {
+            Ok(match databases.get_opt("orders-db").await? {
+                None => Poll::Ready(()),
+                Some(db) => Poll::Pending(format!(
+                    "Database orders-db still there (deletionTimestamp {:?})",
+                    db.metadata.deletion_timestamp
+                )),
+            })
+        }
+    })
+    .await?;
+    println!(
+        "provision: Database applied as the Microservice's child, Deployment held until Ready and its Secret, removed with it; an unserved kind named in the status"
+    );
+    Ok(())
+}

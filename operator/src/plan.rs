@@ -92,6 +92,9 @@ pub struct Plan {
     /// The Microservices that run its backing services, as `(namespace, name)`: their
     /// NetworkPolicies admit it, so they are reconciled when it binds or unbinds them.
     pub backing_microservices: Vec<(String, String)>,
+    /// Its backing services provisioned from objects Flotilla applies (the controller's
+    /// step after the plan: the server decides whether their kinds are served).
+    pub provisioned: Vec<Binding>,
     /// The children, or why nothing is applied (the children keep running as they are).
     pub outcome: Result<Build, Refusal>,
 }
@@ -143,6 +146,11 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         .iter()
         .filter_map(|b| b.microservice())
         .map(|target| (target.namespace.clone(), target.name.clone()))
+        .collect();
+    let provisioned = backing
+        .iter()
+        .filter(|b| b.template().is_some())
+        .cloned()
         .collect();
     let mut run_by_microservices = graph::resolve_backing(
         &namespace,
@@ -208,6 +216,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         missing_backing,
         backing_secrets,
         backing_microservices,
+        provisioned,
         outcome,
     }
 }

@@ -34,7 +34,7 @@ pub struct BackingService {
 /// How a class provides one type of backing service.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("has(self.secret) != has(self.microservice)").message("backingServices: a type needs exactly one provisioner: set secret or microservice"))]
+#[x_kube(validation = Rule::new("(has(self.secret) ? 1 : 0) + (has(self.microservice) ? 1 : 0) + (has(self.template) ? 1 : 0) == 1").message("backingServices: a type needs exactly one provisioner: set secret, microservice or template"))]
 pub struct BackingServiceProvisioner {
     /// An existing Secret per Microservice holds how to connect: one a platform pipeline
     /// writes, or an operator such as CloudNativePG (its `<cluster>-app` Secret with
@@ -49,11 +49,61 @@ pub struct BackingServiceProvisioner {
     /// admits exactly them; their Deployments are held until it exists.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microservice: Option<MicroserviceProvisioner>,
+    /// An object Flotilla applies per Microservice and owns (a CloudNativePG `Cluster`, a
+    /// Crossplane claim, a Redis resource), whose controller provisions the service and
+    /// writes its connection Secret. Applied only where the cluster serves its kind
+    /// (otherwise `BackingServicesReady=False` names it); the Deployment is held until
+    /// its ready condition is True and its Secret exists. Deleted with the Microservice
+    /// (owner reference), never when a binding goes away: a database outlives an edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateProvisioner>,
     /// The namespaces (by their labels) whose Microservices may ask for this type; every
     /// namespace the class serves when unset. Elsewhere the Microservice is refused with
     /// reason `BackingServiceUnavailable`: the platform team decides who gets a database.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
+}
+
+/// A backing service provisioned from an object Flotilla applies.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TemplateProvisioner {
+    /// The object's apiVersion, e.g. `postgresql.cnpg.io/v1`.
+    #[schemars(
+        length(min = 1, max = 317),
+        regex(pattern = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$")
+    )]
+    pub api_version: String,
+    /// The object's kind, e.g. `Cluster`.
+    #[schemars(length(min = 1, max = 63), regex(pattern = r"^[A-Z][A-Za-z0-9]*$"))]
+    pub kind: String,
+    /// The object's name in the Microservice's namespace, with `{microservice}` and
+    /// `{service}` replaced; `{microservice}-{service}` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub name: Option<String>,
+    /// The object's spec. `{microservice}`, `{service}` and `{namespace}` are replaced in
+    /// every string of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserved_object")]
+    pub spec: Option<serde_json::Value>,
+    /// The type of the condition in its `status.conditions` that says it is ready;
+    /// `Ready` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 316))]
+    pub ready_condition: Option<String>,
+    /// The connection Secret its controller writes, as for an existing Secret: its name
+    /// template, the variables and where the service answers.
+    #[serde(default)]
+    pub secret: SecretProvisioner,
+}
+
+/// An object schema that keeps whatever it holds (another kind's spec).
+fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 /// A backing service run as a Microservice.

@@ -32,6 +32,23 @@ pub enum Provider {
     Secret(SecretBinding),
     /// A Microservice runs it.
     Microservice(MicroserviceTarget),
+    /// An object Flotilla applies provisions it and writes its Secret.
+    Template(TemplateBinding),
+}
+
+/// A backing service provisioned from an object Flotilla applies.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TemplateBinding {
+    pub api_version: String,
+    pub kind: String,
+    /// Its name, in the Microservice's namespace.
+    pub name: String,
+    /// Its spec, placeholders replaced; None for an object with none.
+    pub spec: Option<serde_json::Value>,
+    /// The condition type that says it is ready.
+    pub ready_condition: String,
+    /// The connection Secret its controller writes.
+    pub secret: SecretBinding,
 }
 
 /// A backing service found in a Secret.
@@ -56,9 +73,11 @@ pub struct MicroserviceTarget {
 
 impl Binding {
     /// The Secret binding, when a Secret provides it.
+    /// (A provisioned one's too: the one its object's controller writes.)
     pub fn secret(&self) -> Option<&SecretBinding> {
         match &self.provider {
             Provider::Secret(secret) => Some(secret),
+            Provider::Template(template) => Some(&template.secret),
             Provider::Microservice(_) => None,
         }
     }
@@ -67,7 +86,15 @@ impl Binding {
     pub fn microservice(&self) -> Option<&MicroserviceTarget> {
         match &self.provider {
             Provider::Microservice(target) => Some(target),
-            Provider::Secret(_) => None,
+            _ => None,
+        }
+    }
+
+    /// The object that provisions it, when one does.
+    pub fn template(&self) -> Option<&TemplateBinding> {
+        match &self.provider {
+            Provider::Template(template) => Some(template),
+            _ => None,
         }
     }
 }
@@ -99,6 +126,8 @@ pub enum Missing {
     Secret(String),
     /// The Microservice that runs it does not resolve: why.
     Microservice(String),
+    /// The object that provisions it is not there or not ready: why.
+    Provisioner(String),
 }
 
 impl std::fmt::Display for MissingBackingService {
@@ -109,7 +138,9 @@ impl std::fmt::Display for MissingBackingService {
                 "{} ({}): Secret {secret} not found",
                 self.name, self.type_
             ),
-            Missing::Microservice(reason) => write!(f, "{} ({}): {reason}", self.name, self.type_),
+            Missing::Microservice(reason) | Missing::Provisioner(reason) => {
+                write!(f, "{} ({}): {reason}", self.name, self.type_)
+            }
         }
     }
 }
@@ -147,8 +178,33 @@ pub fn bind(
                 wanted.type_, wanted.type_
             )));
         }
-        let provider = match (&provisioner.secret, &provisioner.microservice) {
-            (_, Some(target)) => Provider::Microservice(MicroserviceTarget {
+        let named = |template: Option<&str>, what: &str| {
+            let template = template.unwrap_or(DEFAULT_SECRET_NAME);
+            let made = template
+                .replace("{microservice}", &microservice)
+                .replace("{service}", name);
+            if is_dns_subdomain(&made) {
+                Ok(made)
+            } else {
+                Err(Refusal::BackingServiceUnavailable(format!(
+                    "{field}: the {what} name `{made}` made from MicroserviceClass {class_name}'s template `{template}` is not a valid object name"
+                )))
+            }
+        };
+        let secret_binding =
+            |secret: &crate::api::SecretProvisioner| -> Result<SecretBinding, Refusal> {
+                Ok(SecretBinding {
+                    secret: named(secret.name.as_deref(), "Secret")?,
+                    env: secret_vars(name, &wanted.type_, wanted.optional, &secret.env),
+                    endpoint: secret.endpoint.clone(),
+                })
+            };
+        let provider = match (
+            &provisioner.secret,
+            &provisioner.microservice,
+            &provisioner.template,
+        ) {
+            (None, Some(target), None) => Provider::Microservice(MicroserviceTarget {
                 namespace: target
                     .namespace
                     .clone()
@@ -156,25 +212,30 @@ pub fn bind(
                 name: target.name.clone(),
                 port: target.port.clone(),
             }),
-            (Some(secret), None) => {
-                let template = secret.name.as_deref().unwrap_or(DEFAULT_SECRET_NAME);
-                let secret_name = template
-                    .replace("{microservice}", &microservice)
-                    .replace("{service}", name);
-                if !is_dns_subdomain(&secret_name) {
-                    return Err(Refusal::BackingServiceUnavailable(format!(
-                        "{field}: the Secret name `{secret_name}` made from MicroserviceClass {class_name}'s template `{template}` is not a valid object name"
-                    )));
-                }
-                Provider::Secret(SecretBinding {
-                    secret: secret_name,
-                    env: secret_vars(name, &wanted.type_, wanted.optional, &secret.env),
-                    endpoint: secret.endpoint.clone(),
-                })
-            }
-            (None, None) => {
+            (Some(secret), None, None) => Provider::Secret(secret_binding(secret)?),
+            (None, None, Some(template)) => Provider::Template(TemplateBinding {
+                api_version: template.api_version.clone(),
+                kind: template.kind.clone(),
+                name: named(template.name.as_deref(), &template.kind)?,
+                spec: template.spec.as_ref().map(|spec| {
+                    placeholders(
+                        spec,
+                        &[
+                            ("{microservice}", &microservice),
+                            ("{service}", name),
+                            ("{namespace}", &namespace),
+                        ],
+                    )
+                }),
+                ready_condition: template
+                    .ready_condition
+                    .clone()
+                    .unwrap_or_else(|| "Ready".to_string()),
+                secret: secret_binding(&template.secret)?,
+            }),
+            _ => {
                 return Err(Refusal::BackingServiceUnavailable(format!(
-                    "{field}: MicroserviceClass {class_name} gives type {} no provisioner",
+                    "{field}: MicroserviceClass {class_name} gives type {} no single provisioner (set one of secret, microservice and template)",
                     wanted.type_
                 )));
             }
@@ -187,6 +248,25 @@ pub fn bind(
         });
     }
     Ok(bindings)
+}
+
+/// `value` with each placeholder replaced in every string it holds.
+fn placeholders(value: &serde_json::Value, pairs: &[(&str, &str)]) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => Value::String(
+            pairs
+                .iter()
+                .fold(text.clone(), |text, (from, to)| text.replace(from, to)),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(|v| placeholders(v, pairs)).collect()),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), placeholders(v, pairs)))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
 }
 
 /// Whether a provisioner serves a namespace with these labels.
@@ -434,5 +514,25 @@ mod tests {
             )
             .is_ok()
         );
+    }
+
+    #[test]
+    fn a_template_names_its_object_and_its_secret_and_fills_its_spec() {
+        let bound = bind(
+            &ms("{db: {type: postgres}}"),
+            Some("shop"),
+            &provisioners(
+                "{postgres: {template: {apiVersion: postgresql.cnpg.io/v1, kind: Cluster, spec: {instances: 1, bootstrap: {initdb: {database: '{service}', owner: '{microservice}'}}}, secret: {name: '{microservice}-{service}-app'}}}}",
+            ),
+        )
+        .unwrap();
+        let template = bound[0].template().unwrap();
+        assert_eq!(template.name, "orders-db");
+        assert_eq!(template.ready_condition, "Ready");
+        assert_eq!(
+            template.spec.as_ref().unwrap()["bootstrap"]["initdb"],
+            serde_json::json!({"database": "db", "owner": "orders"})
+        );
+        assert_eq!(bound[0].secret().unwrap().secret, "orders-db-app");
     }
 }

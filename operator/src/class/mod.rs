@@ -16,6 +16,7 @@ pub mod validate;
 
 pub use backing::{
     Binding, BoundVar, MicroserviceTarget, Missing, MissingBackingService, Provider, SecretBinding,
+    TemplateBinding,
 };
 pub use defaults::apply_defaults;
 pub use policy::{Violation, check_policy};

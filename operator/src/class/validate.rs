@@ -83,15 +83,27 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
                 "is not a valid label selector",
             ));
         }
-        let secret = match (&provisioner.secret, &provisioner.microservice) {
-            (Some(_), Some(_)) | (None, None) => {
-                errors.push(error(
-                    field,
-                    "needs exactly one provisioner: set secret or microservice",
-                ));
-                continue;
+        let (secret, secret_field) = match (
+            &provisioner.secret,
+            &provisioner.microservice,
+            &provisioner.template,
+        ) {
+            (Some(secret), None, None) => (secret, format!("{field}.secret")),
+            (None, None, Some(template)) => {
+                if let Some(name) = &template.name {
+                    let sample = name
+                        .replace("{microservice}", "a")
+                        .replace("{service}", "b");
+                    if !is_dns_subdomain(&sample) {
+                        errors.push(error(
+                            format!("{field}.template.name"),
+                            "must make an object name: lowercase letters, digits, '-' and '.', with {microservice} and {service} as the only placeholders",
+                        ));
+                    }
+                }
+                (&template.secret, format!("{field}.template.secret"))
             }
-            (None, Some(target)) => {
+            (None, Some(target), None) => {
                 if let Some(port) = &target.port
                     && names::port_name(port).is_err()
                 {
@@ -102,7 +114,13 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
                 }
                 continue;
             }
-            (Some(secret), None) => secret,
+            _ => {
+                errors.push(error(
+                    field,
+                    "needs exactly one provisioner: set secret, microservice or template",
+                ));
+                continue;
+            }
         };
         if let Some(template) = &secret.name {
             let sample = template
@@ -110,7 +128,7 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
                 .replace("{service}", "b");
             if !is_dns_subdomain(&sample) {
                 errors.push(error(
-                    format!("{field}.secret.name"),
+                    format!("{secret_field}.name"),
                     "must make an object name: lowercase letters, digits, '-' and '.', with {microservice} and {service} as the only placeholders",
                 ));
             }
@@ -123,7 +141,7 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
                     .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
             if !valid {
                 errors.push(error(
-                    format!("{field}.secret.env.{suffix}"),
+                    format!("{secret_field}.env.{suffix}"),
                     "a variable suffix is at most 32 of A-Z, 0-9 and _",
                 ));
             }
@@ -132,7 +150,7 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
             for (i, cidr) in endpoint.cidrs.iter().enumerate() {
                 if !is_cidr(&cidr.0) {
                     errors.push(error(
-                        format!("{field}.secret.endpoint.cidrs[{i}]"),
+                        format!("{secret_field}.endpoint.cidrs[{i}]"),
                         "must be an IPv4 or IPv6 network in CIDR notation",
                     ));
                 }
@@ -142,13 +160,13 @@ fn backing_errors(provisioners: &BTreeMap<String, BackingServiceProvisioner>) ->
                 && endpoint.cidrs.is_empty()
             {
                 errors.push(error(
-                    format!("{field}.secret.endpoint"),
+                    format!("{secret_field}.endpoint"),
                     "set namespace, podSelector or cidrs",
                 ));
             }
             if endpoint.ports.is_empty() {
                 errors.push(error(
-                    format!("{field}.secret.endpoint.ports"),
+                    format!("{secret_field}.endpoint.ports"),
                     "needs at least one port",
                 ));
             }

@@ -16,6 +16,7 @@ use super::queue::turns::Turns;
 use super::report::recorder::Outbox;
 use super::report::status_pace::StatusPace;
 use super::watch::caches::Caches;
+use super::watch::discovery::TemplateKinds;
 use super::watch::indexes::{Indexes, Triggers};
 use super::watch::written::Written;
 
@@ -40,6 +41,8 @@ pub struct Context {
     pub turns: Turns,
     /// When progress-only statuses may be written.
     pub status_pace: StatusPace,
+    /// The kinds backing-service templates name, as discovered.
+    pub template_kinds: TemplateKinds,
     /// Whether releases may use HTTP gates (`Settings::http_gates`).
     pub http_gates: bool,
     /// Whether a Microservice must be governed by a class (`Settings::require_class`).
@@ -70,6 +73,7 @@ impl Context {
             statuses: Written::default(),
             turns: Turns::default(),
             status_pace,
+            template_kinds: TemplateKinds::default(),
             http_gates: false,
             require_class: false,
             failures: Mutex::default(),

@@ -34,6 +34,17 @@ pub fn children_changed(ctx: &Context, ms: &Microservice, changes: &[Change]) {
     }
 }
 
+/// An object provisioning a backing service was created or changed.
+pub fn provisioned(ctx: &Context, ms: &Microservice, action: Action, kind: &str, name: &str) {
+    let (reason, verb) = match action {
+        Action::Created => ("Created", "Create"),
+        Action::Updated => ("Updated", "Update"),
+        Action::Deleted => ("Deleted", "Delete"),
+    };
+    let note = format!("{reason} {kind} {name} (a backing service)");
+    publish(ctx, ms, EventType::Normal, reason, verb, &note);
+}
+
 /// A spec refused before anything was applied; `reason` is the Ready reason
 /// (InvalidSpec, ClassNotFound, AmbiguousDefaultClass, PolicyViolation).
 pub fn refused(ctx: &Context, ms: &Microservice, reason: &str, message: &str) {

@@ -9,6 +9,7 @@
 pub mod apply;
 mod events;
 pub mod ownership;
+mod provision;
 mod read;
 #[cfg(test)]
 mod tests;
@@ -106,6 +107,10 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         &plan.backing_microservices,
     );
     ctx.triggers.send(rebound);
+    let provisioned = provision::provision(&ctx, &ms, &mut plan).await;
+    for (action, kind, name) in &provisioned.changes {
+        events::provisioned(&ctx, &ms, *action, kind, name);
+    }
     let observed = observe(&ctx, &ms, &namespace);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &observed).await;
     let applied = match &plan.outcome {
@@ -155,6 +160,12 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         .map_or(next, |at| next.min(at.max(Duration::from_secs(1))));
     // A progress-only status held back (`status_pace`): come back to write it.
     let next = status_due.map_or(next, |due| next.min(due));
+    // A provisioned backing service's progress triggers nothing: look again soon.
+    let next = if provisioned.waiting {
+        next.min(provision::WAIT_RECHECK)
+    } else {
+        next
+    };
     // A refusal waits for a change to the spec (a watch event) or to its class (the
     // class index triggers every user).
     Ok(if plan.outcome.is_err() {

@@ -42,7 +42,7 @@ pub async fn plan(ctx: &Context, ms: &Microservice, namespace: &str) -> Result<P
                 name: secret.clone(),
                 optional: false,
             }),
-            Missing::Microservice(_) => None,
+            Missing::Microservice(_) | Missing::Provisioner(_) => None,
         })
         .filter(|config| !uncached.iter().any(|(known, _)| same(known, config)))
         .collect();

@@ -11,10 +11,12 @@
 //! ServiceMonitor of a Microservice with `spec.metrics` then appears within a minute of
 //! its CRD, and `MetricsScraped` turns True.
 
-use std::collections::BTreeSet;
-use std::time::Duration;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use kube::Client;
+use kube::api::{ApiResource, GroupVersionKind};
 use kube::discovery::{Discovery, verbs};
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
@@ -115,5 +117,57 @@ pub async fn watch_for_changes(
             Ok(_) => debug!("discovery: nothing changed"),
             Err(error) => debug!(%error, "discovery failed; trying again at the next tick"),
         }
+    }
+}
+
+/// How long an answer about a provisioned kind is trusted: a CRD installed after a
+/// Microservice asked for it is found within this.
+const KIND_ANSWER_TTL: Duration = Duration::from_secs(30);
+
+/// The kinds backing-service templates name, looked up on first use (one discovery GET
+/// of their group version) and remembered a while: the classes decide them at run time,
+/// so they cannot be among the child kinds discovered at start-up.
+#[derive(Default)]
+pub struct TemplateKinds {
+    known: Mutex<KindAnswers>,
+}
+
+/// By apiVersion and kind: when it was asked, and the answer.
+type KindAnswers = HashMap<(String, String), (Instant, Option<ApiResource>)>;
+
+impl TemplateKinds {
+    /// The resource serving `kind` in `api_version`; None when the server does not serve
+    /// it.
+    pub async fn resource(
+        &self,
+        client: &Client,
+        api_version: &str,
+        kind: &str,
+    ) -> Result<Option<ApiResource>, kube::Error> {
+        let key = (api_version.to_string(), kind.to_string());
+        if let Some((at, known)) = self.lock().get(&key)
+            && at.elapsed() < KIND_ANSWER_TTL
+        {
+            return Ok(known.clone());
+        }
+        let (group, version) = match api_version.split_once('/') {
+            Some((group, version)) => (group, version),
+            None => ("", api_version),
+        };
+        let gvk = GroupVersionKind::gvk(group, version, kind);
+        let found = match kube::discovery::pinned_kind(client, &gvk).await {
+            Ok((resource, _)) => Some(resource),
+            Err(kube::Error::Discovery(_)) => None,
+            Err(kube::Error::Api(status)) if status.code == 404 => None,
+            Err(error) => return Err(error),
+        };
+        self.lock().insert(key, (Instant::now(), found.clone()));
+        Ok(found)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, KindAnswers> {
+        self.known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
