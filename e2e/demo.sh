@@ -4,10 +4,12 @@
 # Brings up the cluster (make cluster) unless KUBECONFIG is set, builds and loads the
 # images (make images), installs the operator into namespace $DEMO_NS (the Helm chart,
 # namespace-scoped; or, when helm or the chart is not usable, `flotilla run` as a local
-# process), applies the CRDs (Microservice and MicroserviceClass) and
-# sample-services/manifests (the class `shop` and five Microservices using it), waits
-# until every Microservice is Ready, places an order through storefront, and shows what
-# was created.
+# process), applies the CRDs (Microservice and MicroserviceClass), starts PostgreSQL on
+# this machine (e2e/cluster/postgres.sh) with a database for the shop and its Secret
+# orders-db, applies sample-services/manifests (the class `shop` and six Microservices
+# using it, the NATS broker among them), waits until every Microservice is Ready, places
+# an order through storefront, times the stock update that order.placed carries through
+# NATS, deletes the orders pods and reads the order back, and shows what was created.
 # Every step is idempotent: a second run changes nothing and takes seconds.
 #
 # DEMO_NS (default shop), DEMO_TIMEOUT seconds to wait for Ready (default 300),
@@ -20,7 +22,7 @@ source "$REPO/e2e/cluster/lib.sh"
 
 NS=${DEMO_NS:-shop}
 TIMEOUT=${DEMO_TIMEOUT:-300}
-SERVICES=(users inventory payments orders storefront)
+SERVICES=(users inventory payments orders storefront nats)
 MANIFESTS=$REPO/sample-services/manifests
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 # The static binary `make images` builds: the same code as the operator image.
@@ -29,6 +31,9 @@ HELM=$REPO/.tools/bin/helm
 RELEASE=flotilla
 PID_FILE=$CLUSTER_DIR/demo-operator-$NS.pid
 OP_LOG=$CLUSTER_DIR/demo-operator-$NS.log
+POSTGRES=$REPO/e2e/cluster/postgres.sh
+# The shop's database (and its role): the namespace's name as PostgreSQL names go.
+DB_NAME=$(tr -- '-' '_' <<<"$NS")
 
 section() { printf '\n== %s\n' "$*"; }
 
@@ -118,10 +123,45 @@ operator() {
 	OPERATOR_DESC="local process pid $(cat "$PID_FILE"), log $OP_LOG (stop: kill \$(cat $PID_FILE))"
 }
 
+# The database orders keeps its orders in, outside the cluster as a managed one would be
+# (this node has no storage class for one inside), and the Secret the class `shop` points
+# orders at: orders-db ("{microservice}-{service}"), with the keys a CloudNativePG app
+# Secret has.
+database() {
+	log "starting PostgreSQL on this machine (e2e/cluster/postgres.sh up; port 55432)"
+	"$POSTGRES" up
+	# The password of an earlier run, kept: a new one would change the Secret and roll orders.
+	local password conn
+	password=$(kubectl get secret orders-db -n "$NS" -o jsonpath='{.data.password}' 2>/dev/null | base64 -d) ||
+		password=
+	conn=$(PASSWORD=$password "$POSTGRES" database "$DB_NAME")
+	DB_HOST=$(jq -r .host <<<"$conn")
+	[[ $DB_HOST != 127.0.0.1 ]] || die "PostgreSQL does not listen on an address the pods reach (e2e/cluster/postgres.sh status)"
+	log "database $DB_NAME at $DB_HOST:$(jq -r .port <<<"$conn"); Secret orders-db in $NS"
+	local args=() key
+	for key in uri host port username password dbname; do
+		args+=("--from-literal=$key=$(jq -r --arg k "$key" '.[$k]' <<<"$conn")")
+	done
+	kubectl create secret generic orders-db -n "$NS" "${args[@]}" --dry-run=client -o yaml |
+		kubectl label --local -f - app.kubernetes.io/part-of=shop -o yaml |
+		kubectl apply -f - >/dev/null
+}
+
 samples() {
-	log "applying sample-services/manifests into namespace $NS"
+	log "applying sample-services/manifests into namespace $NS (the database's address: $DB_HOST/32)"
+	# The class's postgres endpoint names the database's address for the NetworkPolicies
+	# (egress to it only). Written into a copy of the manifests before the one apply, not
+	# patched after it: a patch would undo and redo the field at every run, each time
+	# changing every policy of the shop.
+	local work
+	work=$(mktemp -d)
+	cp "$MANIFESTS"/* "$work/"
+	sed -i "s|cidrs: \[\"127.0.0.1/32\"\]|cidrs: [\"$DB_HOST/32\"]|" "$work/class.yaml"
+	grep -qF "cidrs: [\"$DB_HOST/32\"]" "$work/class.yaml" ||
+		die "cannot set the database address in class.yaml (its postgres endpoint cidrs changed?)"
 	kubectl apply --server-side --force-conflicts --field-manager flotilla-demo -n "$NS" \
-		-k "$MANIFESTS" | sed 's/^/    /'
+		-k "$work" | sed 's/^/    /'
+	rm -rf "$work"
 }
 
 # The Microservices of the namespace, as JSON.
@@ -176,6 +216,17 @@ wait_ready() {
 # post URL JSON: prints the body, then the status on its own last line.
 post() { curl -sS -m 10 -H 'content-type: application/json' -d "$2" -w '\n%{http_code}' "$1"; }
 
+# place_order BASE JSON: like post to BASE/api/orders, again while orders answers 503 (for
+# up to 30 s): it refuses orders, before taking any stock or money, until it has reached
+# the broker, which may take it a few seconds after the broker is Ready.
+place_order() {
+	local out deadline=$((SECONDS + 30))
+	while out=$(post "$1/api/orders" "$2") && [[ ${out##*$'\n'} == 503 ]] && ((SECONDS < deadline)); do
+		sleep 1
+	done
+	echo "$out"
+}
+
 order() {
 	STOREFRONT_IP=$(kubectl get svc storefront -n "$NS" -o jsonpath='{.spec.clusterIP}')
 	local base=http://$STOREFRONT_IP:80 deadline=$((SECONDS + 60)) out
@@ -190,10 +241,68 @@ order() {
 	local user
 	user=$(jq -r .id <<<"${out%$'\n'*}")
 	echo "    POST /api/users -> 201 $(jq -c . <<<"${out%$'\n'*}")"
-	out=$(post "$base/api/orders" "{\"userId\":\"$user\",\"items\":[{\"sku\":\"mug-enamel\",\"quantity\":2},{\"sku\":\"tea-earl-grey\",\"quantity\":1}]}")
+	out=$(place_order "$base" "{\"userId\":\"$user\",\"items\":[{\"sku\":\"mug-enamel\",\"quantity\":2},{\"sku\":\"tea-earl-grey\",\"quantity\":1}]}")
 	[[ ${out##*$'\n'} == 201 ]] || die "the order failed: $out"
 	echo "    POST /api/orders -> 201 $(jq -c . <<<"${out%$'\n'*}")"
 	log "order confirmed"
+	DEMO_USER=$user
+	ORDER_ID=$(jq -r .orderId <<<"${out%$'\n'*}")
+}
+
+# milliseconds since the epoch
+now_ms() { date +%s%3N; }
+
+# stock_of BASE SKU: the units of SKU on inventory's shelf, through storefront.
+stock_of() { curl -sf -m 5 "$1/api/products" | jq -r --arg sku "$2" '.[] | select(.sku == $sku) | .stock'; }
+
+# orders publishes order.placed once the order is stored; inventory, subscribed, commits
+# the reservations: the stock drops a moment after the order is confirmed.
+event() {
+	local base=http://$STOREFRONT_IP:80 sku=kettle-steel before after out start placed deadline
+	before=$(stock_of "$base" "$sku")
+	[[ $before =~ ^[0-9]+$ ]] || die "no stock for $sku from $base/api/products: '$before'"
+	((before > 0)) || {
+		log "no $sku left to sell (stock 0): skipping the event timing"
+		return
+	}
+	log "ordering one $sku (stock $before) and waiting for order.placed to reach inventory"
+	start=$(now_ms)
+	out=$(place_order "$base" "{\"userId\":\"$DEMO_USER\",\"items\":[{\"sku\":\"$sku\",\"quantity\":1}]}")
+	[[ ${out##*$'\n'} == 201 ]] || die "the order failed: $out"
+	placed=$(now_ms)
+	ORDER_ID=$(jq -r .orderId <<<"${out%$'\n'*}")
+	deadline=$((start + 30000))
+	while :; do
+		after=$(stock_of "$base" "$sku") || after='?'
+		[[ $after == "$((before - 1))" ]] && break
+		(($(now_ms) < deadline)) || die "the stock of $sku stayed $after (was $before) for 30 s after order $ORDER_ID: inventory never got order.placed (kubectl logs -n $NS deploy/inventory)"
+		sleep 0.05
+	done
+	echo "    order $ORDER_ID → stock: $(($(now_ms) - start)) ms (through NATS; the order's own answer took $((placed - start)) ms), $sku $before -> $after"
+}
+
+# The orders live in PostgreSQL: new pods, the same orders.
+survive() {
+	local base=http://$STOREFRONT_IP:80 out
+	log "deleting the orders pods (kubectl delete pod -l app.kubernetes.io/name=orders)"
+	kubectl delete pod -n "$NS" -l app.kubernetes.io/name=orders --wait | sed 's/^/    /'
+	local deadline=$((SECONDS + 60))
+	until kubectl get pod -n "$NS" -l app.kubernetes.io/name=orders -o name 2>/dev/null | grep -q .; do
+		((SECONDS < deadline)) || die "no new orders pods within 60s"
+		sleep 1
+	done
+	kubectl wait --for=condition=Ready pod -n "$NS" -l app.kubernetes.io/name=orders --timeout=120s |
+		sed 's/^/    /' || {
+		kubectl get pods -n "$NS" -l app.kubernetes.io/name=orders -o wide >&2
+		die "the new orders pods are not Ready within 120s"
+	}
+	deadline=$((SECONDS + 60))
+	until out=$(curl -sS -m 5 -w '\n%{http_code}' "$base/api/orders/$ORDER_ID") && [[ ${out##*$'\n'} == 200 ]]; do
+		((SECONDS < deadline)) || die "order $ORDER_ID is not there after the restart: $out"
+		sleep 1
+	done
+	echo "    GET /api/orders/$ORDER_ID -> 200 $(jq -c '{orderId, status, placedAt}' <<<"${out%$'\n'*}")"
+	log "order $ORDER_ID survived new orders pods (kept in PostgreSQL)"
 }
 
 report() {
@@ -225,15 +334,18 @@ report() {
 	echo "curl http://$STOREFRONT_IP/                    # from this machine (ClusterIP)"
 	echo "kubectl port-forward -n $NS svc/storefront 8080:80   # then http://localhost:8080/"
 	echo "kubectl edit configmap storefront-config -n $NS      # change the banner: storefront rolls"
-	echo "kubectl edit msc shop                               # change a class default: all five roll"
+	echo "kubectl edit msc shop                               # change a class default: all six roll"
 }
 
 cluster
 images
 crds
 operator
+database
 samples
 wait_ready
 order
+event
+survive
 report
 log "demo ready: the shop runs in namespace $NS"

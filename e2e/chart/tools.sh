@@ -17,12 +17,6 @@ if [[ -x $TOOLS/bin/helm && -f $STAMP ]]; then
 	exit 0
 fi
 
-apt_install() {
-	local sudo=()
-	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null ||
-		{ "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
-}
 command -v npm >/dev/null || { log "installing npm (apt)"; apt_install npm; }
 command -v unzip >/dev/null || { log "installing unzip (apt)"; apt_install unzip; }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make cluster-down`: stops everything `make cluster` started (by pidfile), the pods'
-# containers and shims, and the network leftovers; then resets the run dir (logs kept in
-# logs.prev/) so the next `make cluster` starts a fresh cluster.
+# containers and shims, and the network leftovers, and the PostgreSQL of
+# e2e/cluster/postgres.sh; then resets the run dir (logs kept in logs.prev/) so the next
+# `make cluster` starts a fresh cluster.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=e2e/cluster/lib.sh
@@ -111,6 +112,8 @@ unmount_run_dir() {
 }
 
 main() {
+	# The shop's database on this machine, which `make demo` and the e2e suite start.
+	"$HERE/postgres.sh" down
 	if [[ $CLUSTER == kind ]]; then
 		kind delete cluster --name "$KIND_NAME"
 		rm -f "$KUBECONFIG_PATH"

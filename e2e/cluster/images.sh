@@ -2,8 +2,8 @@
 # `make images`: builds static (musl) binaries of flotilla, the e2e testapp and the five
 # sample services (sample-services/), packages
 # them as OCI images with a non-root numeric user, and loads them into the cluster's
-# runtime (embedded containerd, or kind). Unchanged binaries are neither repackaged nor
-# re-imported.
+# runtime (embedded containerd, or kind); and the shop's NATS broker from Debian's
+# nats-server. Unchanged binaries are neither repackaged nor re-imported.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
@@ -16,13 +16,6 @@ TARGET=x86_64-unknown-linux-musl
 OUT=$REPO/target/e2e-images
 USER_ID=65532
 SAMPLES="users inventory payments orders storefront"
-
-apt_install() {
-	local sudo=()
-	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null ||
-		{ "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
-}
 
 toolchain() {
 	if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
@@ -47,22 +40,30 @@ build() {
 		--manifest-path "$REPO/Cargo.toml"
 }
 
-# image REF BINARY ENV_JSON: packages BINARY as /NAME, reusing the archive when the
-# binary's digest is unchanged, then loads it.
+# image REF BINARY ENV_JSON: packages BINARY as /NAME, its entrypoint, then loads it.
 image() {
 	local ref=$1 bin=$2 env=$3
-	local name stem sum digest
+	local name root
 	name=$(basename "$bin")
+	root=$(mktemp -d)
+	cp "$bin" "$root/$name"
+	root_image "$ref" "$root" "[\"/$name\"]" "$env"
+	rm -rf "$root"
+}
+
+# root_image REF ROOT ENTRYPOINT_JSON ENV_JSON: packages the directory ROOT as the image's
+# only layer, reusing the archive when ROOT's files and the config are unchanged, then
+# loads it.
+root_image() {
+	local ref=$1 root=$2 entrypoint=$3 env=$4
+	local stem sum digest
 	stem=$OUT/$(echo "$ref" | tr '/:' '__')
-	sum=$( (sha256sum "$bin" | cut -d' ' -f1; echo "$env") | sha256sum | cut -d' ' -f1)
+	sum=$( (cd "$root" && find . -type f -print0 | sort -z | xargs -0 sha256sum; echo "$entrypoint $env") |
+		sha256sum | cut -d' ' -f1)
 	if [[ -f $stem.tar && -f $stem.digest && $(cat "$stem.input" 2>/dev/null) == "$sum" ]]; then
 		digest=$(cat "$stem.digest")
 	else
-		local root
-		root=$(mktemp -d)
-		cp "$bin" "$root/$name"
-		digest=$(oci_archive "$ref" "$root" "$USER_ID" "[\"/$name\"]" "$env" "$stem.tar")
-		rm -rf "$root"
+		digest=$(oci_archive "$ref" "$root" "$USER_ID" "$entrypoint" "$env" "$stem.tar")
 		echo "$digest" >"$stem.digest"
 		echo "$sum" >"$stem.input"
 	fi
@@ -72,6 +73,26 @@ image() {
 	fi
 	log "loading $ref ($digest)"
 	oci_import "$ref" "$digest" "$stem.tar"
+}
+
+# The shop's message broker (sample-services/manifests/nats.yaml): Debian's nats-server,
+# a Go binary linked against glibc, so the image holds the libraries `ldd` names at their
+# paths (the dynamic loader's is compiled into the binary). Ports and flags come from the
+# Microservice's args.
+nats_image() {
+	local bin=/usr/sbin/nats-server root lib
+	if [[ ! -x $bin ]]; then
+		log "installing nats-server (apt-get install nats-server)"
+		apt_install nats-server || die "cannot install nats-server (apt-get install nats-server)"
+	fi
+	root=$(mktemp -d)
+	cp "$bin" "$root/nats-server"
+	for lib in $(ldd "$bin" | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -L "$lib" "$root$lib"
+	done
+	root_image flotilla.local/nats:dev "$root" '["/nats-server"]' '[]'
+	rm -rf "$root"
 }
 
 main() {
@@ -91,6 +112,7 @@ main() {
 	for sample in $SAMPLES; do
 		image "flotilla.local/$sample:dev" "$rel/$sample" '["PORT=8080"]'
 	done
+	nats_image
 	log "images ready"
 }
 

@@ -81,6 +81,15 @@ run_with_heartbeat() {
 	fi
 }
 
+# apt_install PACKAGE...: installs Debian packages quietly (through sudo when not root),
+# refreshing the package lists once if the first try fails.
+apt_install() {
+	local sudo=()
+	[[ $(id -u) -eq 0 ]] || sudo=(sudo)
+	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null ||
+		{ "${sudo[@]}" apt-get update >/dev/null && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@" >/dev/null; }
+}
+
 need_root() {
 	[[ $(id -u) -eq 0 ]] || die "the embedded cluster needs root (namespaces, iptables, mounts)"
 }

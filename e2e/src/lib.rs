@@ -17,6 +17,7 @@ pub mod identity;
 pub mod kubectl;
 pub mod namespace;
 pub mod operator;
+pub mod probe;
 pub mod scenario;
 pub mod steps;
 pub mod wait;

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use flotilla::api::labels::CONFIG_HASH_ANNOTATION;
 use flotilla_e2e::classes::class_name;
+use flotilla_e2e::probe::{PROBE_LABEL, Probe};
 use flotilla_e2e::steps::{
     CONVERGE, cluster_ip, condition, describe, template_annotation, testapp, wait_microservice,
     wait_ready, wait_reason,
@@ -57,7 +58,9 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
         ns,
         &testapp(
             "orders",
-            &format!("  class: {class}\n  backingServices:\n    db: {{type: postgres}}\n"),
+            &format!(
+                "  class: {class}\n  backingServices:\n    db: {{type: postgres}}\n  network:\n    allowFrom:\n    - podSelector: {{matchLabels: {{app: {PROBE_LABEL}}}}}\n"
+            ),
         ),
     )?;
 
@@ -147,7 +150,9 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
     });
     assert!(to_db.is_some(), "egress to db:8080 in {egress:?}");
 
-    // 3. The Secret rotated: the pods roll and come back Ready.
+    // 3. The Secret rotated: the pods roll and come back Ready, and a caller calling
+    // every 50 ms throughout sees no failed request.
+    let probe = Probe::start(client, ns, "orders").await?;
     let before = template_annotation(&deployment, CONFIG_HASH_ANNOTATION);
     secrets
         .patch(
@@ -188,6 +193,15 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
         },
     )
     .await?;
+    let seen = probe.counts().await?;
+    println!(
+        "backing: password rotated, pods rolled; the probe saw {} ok, {} failed",
+        seen.ok, seen.failed
+    );
+    assert_eq!(
+        seen.failed, 0,
+        "failed requests during the rotation: {seen:?}"
+    );
     Ok(())
 }
 

@@ -1,11 +1,14 @@
-//! The sample shop (sample-services/) on real pods: the five Microservices of
+//! The sample shop (sample-services/) on real pods: the six Microservices of
 //! sample-services/manifests, deployed by their own operator under the class `shop`,
-//! take real orders, storefront is exposed through an Ingress, and the NetworkPolicies
+//! take real orders, keep them in a PostgreSQL database of their own on this machine
+//! (e2e/cluster/postgres.sh) across new orders pods, commit the stock through NATS
+//! (order.placed), storefront is exposed through an Ingress, and the NetworkPolicies
 //! admit exactly the callers the dependency graph declares (and the ingress controller).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::time::Duration;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow, bail};
 use flotilla::api::MicroserviceClass;
@@ -14,19 +17,98 @@ use flotilla_e2e::{
     ClusterObject, HttpResponse, Poll, Scenario, apply_yaml, http_get, http_post_json, kubectl,
     wait_for,
 };
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use k8s_openapi::api::networking::v1::{Ingress, NetworkPolicy};
 use kube::Api;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use serde_json::{Value, json};
 
-const SERVICES: [&str; 5] = ["users", "inventory", "payments", "orders", "storefront"];
+const SERVICES: [&str; 6] = [
+    "users",
+    "inventory",
+    "payments",
+    "orders",
+    "storefront",
+    "nats",
+];
 /// The class of sample-services/manifests/class.yaml, and its host suffix.
 const CLASS: &str = "shop";
 const HOST_SUFFIX: &str = "127.0.0.1.nip.io";
+/// The database address class.yaml carries until it is replaced with the real one.
+const CIDR_PLACEHOLDER: &str = r#"cidrs: ["127.0.0.1/32"]"#;
+/// The pods of orders.
+const ORDERS_PODS: &str = "app.kubernetes.io/name=orders";
+
+/// e2e/cluster/postgres.sh with `args`; its stdout.
+fn postgres(args: &[&str]) -> anyhow::Result<String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("cluster/postgres.sh");
+    let out = Command::new(&script)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        bail!(
+            "postgres.sh {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The test's own database on this machine's PostgreSQL (e2e/cluster/postgres.sh: started
+/// if it is not running, and left running), named after the namespace; dropped with it.
+struct Database {
+    name: String,
+    /// uri, host, port, username, password, dbname.
+    connection: BTreeMap<String, String>,
+}
+
+impl Database {
+    fn provision(ns: &str) -> anyhow::Result<Self> {
+        postgres(&["up"])?;
+        let name = ns.replace('-', "_");
+        let printed = postgres(&["database", &name])?;
+        let connection: BTreeMap<String, String> = serde_json::from_str(&printed)
+            .with_context(|| format!("postgres.sh database printed {printed:?}"))?;
+        let database = Self { name, connection };
+        anyhow::ensure!(
+            database.host() != "127.0.0.1",
+            "PostgreSQL does not listen on an address pods reach (postgres.sh status)"
+        );
+        Ok(database)
+    }
+
+    fn host(&self) -> &str {
+        self.connection.get("host").map_or("", String::as_str)
+    }
+
+    /// The Secret the class `shop` gives orders as its `db` ("{microservice}-{service}").
+    fn secret(&self) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("orders-db".into()),
+                ..ObjectMeta::default()
+            },
+            string_data: Some(self.connection.clone()),
+            ..Secret::default()
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = postgres(&["drop", &self.name]) {
+            eprintln!("dropping database {}: {e:#}", self.name);
+        }
+    }
+}
 
 /// Every document of sample-services/manifests, as a user would apply them (the
-/// Kustomization file is not a .yaml file and is left out, as `kubectl apply -f` does).
-fn manifests() -> anyhow::Result<String> {
+/// Kustomization file is not a .yaml file and is left out, as `kubectl apply -f` does),
+/// the class's database address set to `db_host`, as `make demo` sets it.
+fn manifests(db_host: &str) -> anyhow::Result<String> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../sample-services/manifests");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -40,7 +122,29 @@ fn manifests() -> anyhow::Result<String> {
         all.push_str(&std::fs::read_to_string(&file)?);
         all.push('\n');
     }
-    Ok(all)
+    anyhow::ensure!(
+        all.matches(CIDR_PLACEHOLDER).count() == 1,
+        "class.yaml's postgres endpoint no longer reads {CIDR_PLACEHOLDER}"
+    );
+    Ok(all.replace(CIDR_PLACEHOLDER, &format!(r#"cidrs: ["{db_host}/32"]"#)))
+}
+
+/// POSTs an order through storefront, again while orders answers 503: it refuses orders,
+/// before taking stock or money, until it has reached the broker, which may take it a
+/// few seconds after the broker is Ready.
+async fn place_order(ip: &str, body: &Value) -> anyhow::Result<HttpResponse> {
+    wait_for(
+        "orders to take an order (not 503)",
+        Duration::from_secs(60),
+        || async {
+            // Only a 503 is tried again: after anything else the order may have been taken.
+            Ok(match http_post(ip, "/api/orders", body).await {
+                Ok(r) if r.status == 503 => Poll::Pending(format!("HTTP 503: {}", r.body)),
+                other => Poll::Ready(other),
+            })
+        },
+    )
+    .await?
 }
 
 /// POSTs JSON to `http://ip:80{path}` from the host.
@@ -57,8 +161,9 @@ fn json_of(response: &HttpResponse) -> anyhow::Result<Value> {
     })
 }
 
-/// Stock per SKU as storefront reports it (storefront -> inventory, through the graph).
-async fn stock(ip: &str) -> anyhow::Result<BTreeMap<String, u64>> {
+/// Per SKU as storefront reports it (storefront -> inventory, through the graph): units
+/// available to order and units on the shelf (`stock`, down once a sale is committed).
+async fn stock(ip: &str) -> anyhow::Result<BTreeMap<String, (u64, u64)>> {
     let response = http_get(&format!("http://{ip}:80/api/products")).await?;
     if response.status != 200 {
         bail!(
@@ -71,8 +176,22 @@ async fn stock(ip: &str) -> anyhow::Result<BTreeMap<String, u64>> {
         .as_array()
         .ok_or_else(|| anyhow!("not a list: {}", response.body))?
         .iter()
-        .filter_map(|p| Some((p["sku"].as_str()?.to_string(), p["available"].as_u64()?)))
+        .filter_map(|p| {
+            let units = (p["available"].as_u64()?, p["stock"].as_u64()?);
+            Some((p["sku"].as_str()?.to_string(), units))
+        })
         .collect())
+}
+
+fn pod_name(pod: &Pod) -> String {
+    pod.metadata.name.clone().unwrap_or_default()
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// The Microservices whose pods a NetworkPolicy's ingress admits by instance label, and
@@ -114,8 +233,14 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         Some(_) => None,
         None => Some(ClusterObject::new("microserviceclass.flotilla.dev", CLASS)),
     };
+    // Its own database, and the Secret the class points orders at.
+    let database = Database::provision(ns)?;
+    Api::<Secret>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &database.secret())
+        .await?;
+    eprintln!("database {} at {}:55432", database.name, database.host());
     let _operator = s.start_operator(&[])?;
-    apply_yaml(ns, &manifests()?)?;
+    apply_yaml(ns, &manifests(database.host())?)?;
     for name in SERVICES {
         let ms = wait_ready(client, ns, name).await?;
         let status = ms.status.unwrap_or_default();
@@ -217,9 +342,9 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
     let user_id = json_of(&user)?["id"].as_str().context("no id")?.to_string();
 
     // 2 mugs (12.00) and 1 tea (6.50): well under the payments limit.
-    let paid = http_post(
+    let ordered = Instant::now();
+    let paid = place_order(
         &ip,
-        "/api/orders",
         &json!({"userId": user_id, "items": [
             {"sku": "mug-enamel", "quantity": 2}, {"sku": "tea-earl-grey", "quantity": 1}]}),
     )
@@ -244,23 +369,43 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
         declined.body
     );
 
-    let after = stock(&ip).await?;
+    // Reserved at once (available), sold once inventory has order.placed from NATS
+    // (stock).
     let mut expected = before.clone();
-    *expected.get_mut("mug-enamel").context("mug-enamel")? -= 2;
-    *expected.get_mut("tea-earl-grey").context("tea-earl-grey")? -= 1;
-    assert_eq!(
-        after, expected,
-        "stock after one paid and one declined order (before: {before:?})"
+    for (sku, quantity) in [("mug-enamel", 2), ("tea-earl-grey", 1)] {
+        let units = expected.get_mut(sku).context("a sku")?;
+        units.0 -= quantity;
+        units.1 -= quantity;
+    }
+    let after = wait_for(
+        "the stock to drop through order.placed",
+        Duration::from_secs(30),
+        || async {
+            let after = stock(&ip).await?;
+            Ok(if after == expected {
+                Poll::Ready(after)
+            } else {
+                Poll::Pending(format!("{after:?}, want {expected:?}"))
+            })
+        },
+    )
+    .await?;
+    eprintln!(
+        "order -> stock through NATS: {} ms after the order was sent",
+        ordered.elapsed().as_millis()
     );
+    assert_eq!(after, expected, "before: {before:?}");
 
     // Each policy admits exactly the Microservices that declare it in dependsOn.
     let policies = Api::<NetworkPolicy>::namespaced(client.clone(), ns);
-    let expected_callers: [(&str, &[&str]); 5] = [
+    let expected_callers: [(&str, &[&str]); 6] = [
         ("users", &["orders", "storefront"]),
         ("inventory", &["orders", "storefront"]),
         ("payments", &["orders"]),
         ("orders", &["storefront"]),
         ("storefront", &[]),
+        // Its backing-service users.
+        ("nats", &["inventory", "orders"]),
     ];
     for (name, callers) in expected_callers {
         let policy = policies.get(name).await?;
@@ -289,6 +434,61 @@ async fn sample_shop_takes_orders_and_its_policies_follow_the_graph() -> anyhow:
             );
         }
     }
+
+    // The orders live in the database: new orders pods serve the same order.
+    let order_id = paid["orderId"].as_str().context("no orderId")?.to_string();
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let old: BTreeSet<String> = pods
+        .list(&ListParams::default().labels(ORDERS_PODS))
+        .await?
+        .items
+        .into_iter()
+        .map(|p| pod_name(&p))
+        .collect();
+    pods.delete_collection(
+        &DeleteParams::default(),
+        &ListParams::default().labels(ORDERS_PODS),
+    )
+    .await?;
+    wait_for(
+        "new orders pods, Ready",
+        Duration::from_secs(150),
+        || async {
+            let now = pods
+                .list(&ListParams::default().labels(ORDERS_PODS))
+                .await?;
+            let fresh_and_ready = !now.items.is_empty()
+                && now
+                    .items
+                    .iter()
+                    .all(|p| !old.contains(&pod_name(p)) && pod_ready(p));
+            Ok(if fresh_and_ready {
+                Poll::Ready(())
+            } else {
+                let seen: Vec<String> = now
+                    .items
+                    .iter()
+                    .map(|p| format!("{}(ready={})", pod_name(p), pod_ready(p)))
+                    .collect();
+                Poll::Pending(format!("pods {seen:?} (deleted: {old:?})"))
+            })
+        },
+    )
+    .await?;
+    let survived = wait_for(
+        format!("order {order_id} from the new orders pods"),
+        Duration::from_secs(60),
+        || async {
+            let response = http_get(&format!("http://{ip}:80/api/orders/{order_id}")).await?;
+            Ok(if response.status == 200 {
+                Poll::Ready(json_of(&response)?)
+            } else {
+                Poll::Pending(format!("HTTP {}: {}", response.status, response.body))
+            })
+        },
+    )
+    .await?;
+    assert_eq!(survived, paid, "the order read back after new orders pods");
 
     // storefront releases as a canary: a banner edit (a new pod template through the
     // config hash) goes to a share of its pods first, next to the stable ones; a

@@ -1,5 +1,7 @@
 //! Configuration from environment variables. A dependency's address comes only from the
-//! `<NAME>_URL` variable Flotilla injects for each `spec.dependsOn` entry.
+//! `<NAME>_URL` variable Flotilla injects for each `spec.dependsOn` entry, a backing
+//! service's from the `<NAME>_URL` (and `_HOST`, `_PORT`, …) it injects for each
+//! `spec.backingServices` entry.
 
 use std::fmt;
 use std::str::FromStr;
@@ -15,6 +17,11 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// The variable's value; `None` when it is unset or empty.
+pub fn env_opt(name: &str) -> Option<String> {
+    lookup(name)
+}
 
 /// The variable's value, or `default` when it is unset or empty.
 pub fn env_or(name: &str, default: &str) -> String {

@@ -1,8 +1,10 @@
-//! `inventory`: the product catalogue and its stock. Orders reserve stock, then commit
-//! the reservation (sold) or release it (back on the shelf). State lives in memory,
-//! behind one mutex, so concurrent reservations can never oversell.
+//! `inventory`: the product catalogue and its stock. Orders reserve stock, then the
+//! reservation is committed (sold: the stock leaves the shelf), on the `order.placed`
+//! event orders publishes, or released (available again). State lives in memory, behind
+//! one mutex, so concurrent reservations can never oversell.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Path, State};
@@ -15,8 +17,9 @@ use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::ApiError;
+use crate::events::{self, Broker, EventCounter, EventLabels, ORDER_PLACED, OrderPlaced};
 use crate::server::Service;
+use crate::{ApiError, ConfigError};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -24,8 +27,11 @@ pub struct Product {
     pub sku: String,
     pub name: String,
     pub price_cents: u64,
-    /// Units neither reserved nor sold.
+    /// Units neither reserved nor sold: what an order can still reserve.
     pub available: u32,
+    /// Units on the shelf, reserved ones included: a sale (a committed reservation)
+    /// takes them off.
+    pub stock: u32,
 }
 
 /// The catalogue every inventory starts with.
@@ -43,6 +49,7 @@ pub fn seed() -> Vec<Product> {
         name: name.into(),
         price_cents,
         available,
+        stock: available,
     })
     .collect()
 }
@@ -83,46 +90,139 @@ struct Outcome {
     outcome: &'static str,
 }
 
+/// The inventory: its routes, and the handler of `order.placed`.
 #[derive(Clone)]
-struct AppState {
+pub struct Inventory {
     stock: Arc<Mutex<Stock>>,
     reservations: Family<Outcome, Counter>,
+    consumed: EventCounter,
+}
+
+impl Inventory {
+    pub fn new(catalogue: Vec<Product>) -> Self {
+        Self::with_metrics(catalogue, Family::default(), EventCounter::default())
+    }
+
+    fn with_metrics(
+        catalogue: Vec<Product>,
+        reservations: Family<Outcome, Counter>,
+        consumed: EventCounter,
+    ) -> Self {
+        let stock = Stock {
+            products: catalogue.into_iter().map(|p| (p.sku.clone(), p)).collect(),
+            ..Stock::default()
+        };
+        Self {
+            stock: Arc::new(Mutex::new(stock)),
+            reservations,
+            consumed,
+        }
+    }
+
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/products", get(list))
+            .route("/products/{sku}", get(product))
+            .route("/reservations", post(reserve))
+            .route("/reservations/{id}", delete(release))
+            .route("/reservations/{id}/commit", post(commit))
+            .with_state(self.clone())
+    }
+
+    /// Commits the reservations of an `order.placed` event (its JSON payload). Returns
+    /// the outcome it counts: `committed`, `unknown` when a reservation is not known (this
+    /// process restarted since it was made), or `invalid`.
+    pub fn on_order_placed(&self, payload: &[u8]) -> &'static str {
+        let outcome = match serde_json::from_slice::<OrderPlaced>(payload) {
+            Ok(event) => {
+                let mut outcome = "committed";
+                for id in &event.reservations {
+                    if self.commit_reservation(id).is_none() {
+                        tracing::warn!(order_id = %event.order_id, reservation_id = %id, "order.placed names an unknown reservation");
+                        outcome = "unknown";
+                    }
+                }
+                tracing::info!(order_id = %event.order_id, reservations = ?event.reservations, outcome, "order.placed consumed");
+                outcome
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, payload = %String::from_utf8_lossy(payload), "order.placed is not valid");
+                "invalid"
+            }
+        };
+        self.consumed
+            .get_or_create(&EventLabels {
+                subject: ORDER_PLACED,
+                outcome,
+            })
+            .inc();
+        outcome
+    }
+
+    /// Marks reservation `id` sold and takes its units off the shelf, once: a second
+    /// commit (a retried request, an event delivered twice) changes nothing.
+    fn commit_reservation(&self, id: &str) -> Option<Reservation> {
+        let reservation = {
+            let mut stock = self.stock.lock().expect("stock lock");
+            let reservation = stock.reservations.get_mut(id)?;
+            let first = reservation.status == ReservationStatus::Held;
+            reservation.status = ReservationStatus::Committed;
+            let reservation = reservation.clone();
+            if first && let Some(product) = stock.products.get_mut(&reservation.sku) {
+                product.stock = product.stock.saturating_sub(reservation.quantity);
+            }
+            reservation
+        };
+        self.reservations
+            .get_or_create(&Outcome {
+                outcome: "committed",
+            })
+            .inc();
+        tracing::info!(reservation_id = %id, sku = %reservation.sku, quantity = reservation.quantity, "reservation committed");
+        Some(reservation)
+    }
 }
 
 /// The service's routes over `catalogue`.
 pub fn routes(catalogue: Vec<Product>) -> Router {
-    routes_with(catalogue, Family::default())
+    Inventory::new(catalogue).router()
 }
 
-fn routes_with(catalogue: Vec<Product>, reservations: Family<Outcome, Counter>) -> Router {
-    let stock = Stock {
-        products: catalogue.into_iter().map(|p| (p.sku.clone(), p)).collect(),
-        ..Stock::default()
-    };
-    Router::new()
-        .route("/products", get(list))
-        .route("/products/{sku}", get(product))
-        .route("/reservations", post(reserve))
-        .route("/reservations/{id}", delete(release))
-        .route("/reservations/{id}/commit", post(commit))
-        .with_state(AppState {
-            stock: Arc::new(Mutex::new(stock)),
-            reservations,
-        })
-}
-
-/// `main` of the `inventory` binary: the seeded catalogue.
-pub fn build(service: &mut Service) -> Result<Router, crate::ConfigError> {
+/// `main` of the `inventory` binary: the seeded catalogue, and `order.placed` from the
+/// broker at `EVENTS_URL`. Not ready until subscribed: orders' sales would be missed.
+pub fn build(service: &mut Service) -> Result<Router, ConfigError> {
+    let url = events::url_from_env("inventory")?;
     let reservations = Family::<Outcome, Counter>::default();
     service.registry().register(
         "inventory_reservations",
         "Reservation requests by outcome (reserved, insufficient, committed, released)",
         reservations.clone(),
     );
-    Ok(routes_with(seed(), reservations))
+    let consumed = EventCounter::default();
+    service.registry().register(
+        "events_consumed",
+        "Events consumed, by subject and outcome (committed, unknown, invalid)",
+        consumed.clone(),
+    );
+    let inventory = Inventory::with_metrics(seed(), reservations, consumed);
+    let broker = Broker::start("inventory", url);
+    tracing::info!(events = broker.url(), "dependencies");
+    let handler = inventory.clone();
+    let subscribed = events::consume(broker.clone(), ORDER_PLACED, move |payload| {
+        handler.on_order_placed(payload);
+    });
+    service.ready_when("events", move || {
+        let ready = if subscribed.load(Ordering::SeqCst) {
+            broker.connected()
+        } else {
+            Err(format!("not subscribed to {ORDER_PLACED} yet"))
+        };
+        async move { ready }
+    });
+    Ok(inventory.router())
 }
 
-async fn list(State(app): State<AppState>) -> Json<Vec<Product>> {
+async fn list(State(app): State<Inventory>) -> Json<Vec<Product>> {
     Json(
         app.stock
             .lock()
@@ -135,7 +235,7 @@ async fn list(State(app): State<AppState>) -> Json<Vec<Product>> {
 }
 
 async fn product(
-    State(app): State<AppState>,
+    State(app): State<Inventory>,
     Path(sku): Path<String>,
 ) -> Result<Json<Product>, ApiError> {
     app.stock
@@ -149,7 +249,7 @@ async fn product(
 }
 
 async fn reserve(
-    State(app): State<AppState>,
+    State(app): State<Inventory>,
     Json(request): Json<ReservationRequest>,
 ) -> Result<(StatusCode, Json<Reservation>), ApiError> {
     if request.quantity == 0 {
@@ -205,7 +305,7 @@ async fn reserve(
 }
 
 async fn release(
-    State(app): State<AppState>,
+    State(app): State<Inventory>,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let released = {
@@ -236,25 +336,13 @@ async fn release(
 }
 
 async fn commit(
-    State(app): State<AppState>,
+    State(app): State<Inventory>,
     Path(id): Path<String>,
 ) -> Result<Json<Reservation>, ApiError> {
-    let reservation = {
-        let mut stock = app.stock.lock().expect("stock lock");
-        let Some(reservation) = stock.reservations.get_mut(&id) else {
-            return Err(ApiError::not_found(format!("no reservation {id}")));
-        };
-        // Committing twice is harmless: a retried commit must not fail the order.
-        reservation.status = ReservationStatus::Committed;
-        reservation.clone()
-    };
-    app.reservations
-        .get_or_create(&Outcome {
-            outcome: "committed",
-        })
-        .inc();
-    tracing::info!(reservation_id = %id, "reservation committed");
-    Ok(Json(reservation))
+    // Committing twice is harmless: a retried commit must not fail the order.
+    app.commit_reservation(&id)
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("no reservation {id}")))
 }
 
 #[cfg(test)]
@@ -270,13 +358,22 @@ mod tests {
             name: "Mug".into(),
             price_cents: 1000,
             available,
+            stock: available,
         }])
     }
 
     async fn available(app: &Router) -> u64 {
+        mug(app).await["available"].as_u64().unwrap()
+    }
+
+    async fn stock(app: &Router) -> u64 {
+        mug(app).await["stock"].as_u64().unwrap()
+    }
+
+    async fn mug(app: &Router) -> serde_json::Value {
         let (status, product) = call(app, "GET", "/products/mug", None).await;
         assert_eq!(status, StatusCode::OK);
-        product["available"].as_u64().unwrap()
+        product
     }
 
     #[tokio::test]
@@ -298,6 +395,11 @@ mod tests {
         assert_eq!(first["unitPriceCents"], 1000);
         let (_, second) = call(&app, "POST", "/reservations", Some(reserve)).await;
         assert_eq!(available(&app).await, 1);
+        assert_eq!(
+            stock(&app).await,
+            5,
+            "reserved units are still on the shelf"
+        );
 
         let (status, body) = call(
             &app,
@@ -318,6 +420,10 @@ mod tests {
         )
         .await;
         assert_eq!(status, StatusCode::OK);
+        assert_eq!(stock(&app).await, 3, "sold units leave the shelf");
+        let again = format!("/reservations/{first_id}/commit");
+        assert_eq!(call(&app, "POST", &again, None).await.0, StatusCode::OK);
+        assert_eq!(stock(&app).await, 3, "a second commit sells nothing more");
         let (status, _) = call(&app, "DELETE", &format!("/reservations/{first_id}"), None).await;
         assert_eq!(status, StatusCode::CONFLICT, "committed stock stays sold");
 
@@ -329,8 +435,46 @@ mod tests {
             (StatusCode::OK, Some("released"))
         );
         assert_eq!(available(&app).await, 3);
+        assert_eq!(stock(&app).await, 3);
         let (status, _) = call(&app, "DELETE", &format!("/reservations/{second_id}"), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "released once only");
+    }
+
+    #[tokio::test]
+    async fn order_placed_commits_its_reservations_once() {
+        let inventory = Inventory::new(vec![Product {
+            sku: "mug".into(),
+            name: "Mug".into(),
+            price_cents: 1000,
+            available: 5,
+            stock: 5,
+        }]);
+        let app = inventory.router();
+        let reserve = Some(json!({"sku": "mug", "quantity": 2}));
+        let (_, reservation) = call(&app, "POST", "/reservations", reserve).await;
+        let event = json!({"orderId": "o-1", "userId": "u-1",
+            "items": [{"sku": "mug", "quantity": 2}],
+            "reservations": [reservation["reservationId"]],
+            "placedAt": "2026-01-02T03:04:05.006Z"})
+        .to_string();
+        assert_eq!(inventory.on_order_placed(event.as_bytes()), "committed");
+        assert_eq!((available(&app).await, stock(&app).await), (3, 3));
+        // Delivered twice (a retry, a second subscriber): nothing more is sold.
+        assert_eq!(inventory.on_order_placed(event.as_bytes()), "committed");
+        assert_eq!(stock(&app).await, 3);
+
+        let unknown = event.replace(reservation["reservationId"].as_str().unwrap(), "r-404");
+        assert_eq!(inventory.on_order_placed(unknown.as_bytes()), "unknown");
+        assert_eq!(inventory.on_order_placed(b"{not json"), "invalid");
+        assert_eq!(stock(&app).await, 3);
+        let consumed = inventory
+            .consumed
+            .get_or_create(&EventLabels {
+                subject: ORDER_PLACED,
+                outcome: "committed",
+            })
+            .get();
+        assert_eq!(consumed, 2);
     }
 
     #[tokio::test]

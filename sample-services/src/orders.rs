@@ -1,8 +1,9 @@
 //! `orders`: places an order across the other services (check the user, reserve the
-//! stock, authorize the payment, then commit or release the reservations) and lists the
-//! orders this replica took. State lives in memory.
+//! stock, authorize the payment), keeps it in PostgreSQL, and publishes `order.placed`
+//! for inventory to commit the stock. Every replica lists every order.
 
-use std::sync::{Arc, Mutex};
+pub mod postgres;
+pub mod store;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -14,6 +15,11 @@ use prometheus_client::metrics::family::Family;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use self::postgres::PgStore;
+use self::store::{Draft, OrderStore};
+use crate::events::{
+    self, Broker, EventCounter, EventLabels, ORDER_PLACED, OrderPlaced, Publisher,
+};
 use crate::inventory::Reservation;
 use crate::payments::{Authorization, Decision};
 use crate::server::Service;
@@ -21,6 +27,9 @@ use crate::{ApiError, ConfigError, Upstream};
 
 /// The most lines one order may have.
 const MAX_ITEMS: usize = 20;
+
+/// The most orders `GET /orders` lists, newest first.
+const LIST_LIMIT: u32 = 100;
 
 /// Where orders reaches the services it calls.
 #[derive(Clone)]
@@ -42,16 +51,21 @@ impl Dependencies {
                 inventory,
                 payments,
             }),
-            (u, i, p) => Err(ConfigError(
-                [u.err(), i.err(), p.err()]
-                    .into_iter()
-                    .flatten()
-                    .map(|e| e.0)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            )),
+            (u, i, p) => Err(joined([u.err(), i.err(), p.err()])),
         }
     }
+}
+
+/// Every configuration error, in one message.
+fn joined(errors: impl IntoIterator<Item = Option<ConfigError>>) -> ConfigError {
+    ConfigError(
+        errors
+            .into_iter()
+            .flatten()
+            .map(|e| e.0)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -73,6 +87,8 @@ pub struct OrderLine {
     pub sku: String,
     pub quantity: u32,
     pub unit_price_cents: u64,
+    /// The inventory reservation holding the line's stock.
+    pub reservation_id: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -87,6 +103,8 @@ pub struct Order {
     pub authorization_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// When the order was stored: RFC 3339, UTC.
+    pub placed_at: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,89 +112,112 @@ struct StatusLabel {
     status: &'static str,
 }
 
-#[derive(Default)]
-struct Book {
-    next: u64,
-    orders: Vec<Order>,
-}
-
 #[derive(Clone)]
-struct AppState {
+struct AppState<S> {
     deps: Dependencies,
-    /// Distinguishes this replica's order ids from its siblings'.
-    id_prefix: String,
-    book: Arc<Mutex<Book>>,
+    store: S,
+    events: Publisher,
     outcomes: Family<StatusLabel, Counter>,
+    published: EventCounter,
 }
 
-pub fn routes(deps: Dependencies) -> Router {
-    routes_with(deps, replica_id(), Family::default())
+/// The routes over `store`, publishing through `events`.
+pub fn routes<S: OrderStore>(deps: Dependencies, store: S, events: Publisher) -> Router {
+    routes_with(deps, store, events, Family::default(), Family::default())
 }
 
-fn routes_with(
+fn routes_with<S: OrderStore>(
     deps: Dependencies,
-    id_prefix: String,
+    store: S,
+    events: Publisher,
     outcomes: Family<StatusLabel, Counter>,
+    published: EventCounter,
 ) -> Router {
     Router::new()
-        .route("/orders", get(list).post(place))
-        .route("/orders/{id}", get(find))
+        .route("/orders", get(list::<S>).post(place::<S>))
+        .route("/orders/{id}", get(find::<S>))
         .with_state(AppState {
             deps,
-            id_prefix,
-            book: Arc::default(),
+            store,
+            events,
             outcomes,
+            published,
         })
 }
 
-/// `main` of the `orders` binary.
+/// `main` of the `orders` binary: the dependencies, the database (`DB_URL`) and the
+/// broker (`EVENTS_URL`) from the environment; not ready while the database is not.
 pub fn build(service: &mut Service) -> Result<Router, ConfigError> {
-    let deps = Dependencies::from_env()?;
+    let deps = Dependencies::from_env();
+    let database = postgres::config_from_env();
+    let events_url = events::url_from_env("orders");
+    let (deps, database, events_url) = match (deps, database, events_url) {
+        (Ok(d), Ok(db), Ok(e)) => (d, db, e),
+        (d, db, e) => return Err(joined([d.err(), db.err(), e.err()])),
+    };
     let outcomes = Family::<StatusLabel, Counter>::default();
     service.registry().register(
         "orders",
         "Orders by outcome (confirmed, declined, rejected, failed)",
         outcomes.clone(),
     );
+    let published = EventCounter::default();
+    service.registry().register(
+        "events_published",
+        "Events published, by subject and outcome (ok, failed)",
+        published.clone(),
+    );
+    let store = PgStore::new(database);
+    // Connect (and migrate) now rather than on the first request or probe.
+    let starting = store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = starting.ping().await {
+            tracing::warn!(error = %e, "the database is not reachable yet");
+        }
+    });
+    let ping = store.clone();
+    // The database is this service's own state: without it no request can be answered.
+    // The broker is not checked here: without it only new orders fail (503, before any
+    // stock or money is taken), and listing and reading orders still work.
+    service.ready_when("database", move || {
+        let store = ping.clone();
+        async move { store.ping().await.map_err(|e| e.to_string()) }
+    });
+    let broker = Broker::start("orders", events_url);
     tracing::info!(
         users = deps.users.base_url(),
         inventory = deps.inventory.base_url(),
         payments = deps.payments.base_url(),
+        database = store.target(),
+        events = broker.url(),
         "dependencies"
     );
-    Ok(routes_with(deps, replica_id(), outcomes))
+    Ok(routes_with(
+        deps,
+        store,
+        Publisher::Nats(broker),
+        outcomes,
+        published,
+    ))
 }
 
-/// The pod name's random suffix (`orders-7d9f-x7k2p` → `x7k2p`), or the process id.
-fn replica_id() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .and_then(|h| h.rsplit('-').next().map(str::to_string))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| std::process::id().to_string())
+async fn list<S: OrderStore>(State(app): State<AppState<S>>) -> Result<Json<Vec<Order>>, ApiError> {
+    Ok(Json(app.store.list(LIST_LIMIT).await?))
 }
 
-async fn list(State(app): State<AppState>) -> Json<Vec<Order>> {
-    Json(app.book.lock().expect("orders lock").orders.clone())
-}
-
-async fn find(
-    State(app): State<AppState>,
+async fn find<S: OrderStore>(
+    State(app): State<AppState<S>>,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, ApiError> {
-    app.book
-        .lock()
-        .expect("orders lock")
-        .orders
-        .iter()
-        .find(|o| o.order_id == id)
-        .cloned()
+    app.store
+        .get(&id)
+        .await?
         .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no order {id} on this replica")))
+        .ok_or_else(|| ApiError::not_found(format!("no order {id}")))
 }
 
-async fn place(
-    State(app): State<AppState>,
+async fn place<S: OrderStore>(
+    State(app): State<AppState<S>>,
     Json(order): Json<NewOrder>,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     let result = place_order(&app, order).await;
@@ -190,11 +231,20 @@ async fn place(
     result
 }
 
-async fn place_order(
-    app: &AppState,
+async fn place_order<S: OrderStore>(
+    app: &AppState<S>,
     order: NewOrder,
 ) -> Result<(StatusCode, Json<Order>), ApiError> {
     validate(&order)?;
+    // Before any stock or money is taken: an order that could not be stored, or whose
+    // event could not reach inventory, is refused now (503) rather than after the charge.
+    app.store.available().await?;
+    app.events.ready().map_err(|why| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the events broker is unreachable, no order is taken: {why}"),
+        )
+    })?;
     let deps = &app.deps;
 
     let user = deps
@@ -259,6 +309,7 @@ async fn place_order(
             sku: r.sku.clone(),
             quantity: r.quantity,
             unit_price_cents: r.unit_price_cents,
+            reservation_id: r.reservation_id.clone(),
         })
         .collect();
     let total_cents: u64 = lines
@@ -273,46 +324,61 @@ async fn place_order(
             return Err(e);
         }
     };
+    let draft = |status| Draft {
+        user_id: order.user_id.clone(),
+        items: lines.clone(),
+        total_cents,
+        status,
+        authorization_id: authorization.authorization_id.clone(),
+        reason: authorization.reason.clone(),
+    };
 
     if authorization.status == Decision::Declined {
         release_all(deps, &held).await;
-        let declined = record(
-            app,
-            &order.user_id,
-            lines,
-            total_cents,
-            &authorization,
-            "declined",
-        );
+        let declined = app.store.insert(draft("declined")).await?;
         tracing::info!(order_id = %declined.order_id, total_cents, "order declined, stock released");
         return Ok((StatusCode::PAYMENT_REQUIRED, Json(declined)));
     }
 
-    for (i, reservation) in held.iter().enumerate() {
-        let path = format!("/reservations/{}/commit", reservation.reservation_id);
-        let committed = deps.inventory.post_json(&path, &json!({})).await;
-        let failure = match committed {
-            Ok(reply) if reply.status == StatusCode::OK => continue,
-            Ok(reply) => format!("inventory answered HTTP {} to {path}", reply.status),
-            Err(e) => e.to_string(),
-        };
-        // What is already committed stays sold; the rest goes back on the shelf.
-        release_all(deps, &held[i..]).await;
-        return Err(ApiError::bad_gateway(format!(
-            "{failure}; payment {} was authorized but the order is not confirmed",
-            authorization.authorization_id
-        )));
-    }
-
-    let confirmed = record(
-        app,
-        &order.user_id,
-        lines,
-        total_cents,
-        &authorization,
-        "confirmed",
-    );
+    let confirmed = match app.store.insert(draft("confirmed")).await {
+        Ok(order) => order,
+        Err(e) => {
+            release_all(deps, &held).await;
+            let mut error = ApiError::from(e);
+            error.body["error"] = format!(
+                "{}; payment {} was authorized but the order is not confirmed",
+                error.body["error"].as_str().unwrap_or_default(),
+                authorization.authorization_id
+            )
+            .into();
+            return Err(error);
+        }
+    };
     tracing::info!(order_id = %confirmed.order_id, user_id = %confirmed.user_id, total_cents, "order confirmed");
+
+    // Inventory commits the reservations (the stock leaves the shelf) when it receives
+    // this. The order is stored and paid whatever happens to the event: a failure is
+    // logged and counted, and its reservations stay held until released by hand.
+    let event = OrderPlaced {
+        order_id: confirmed.order_id.clone(),
+        user_id: confirmed.user_id.clone(),
+        items: order.items.clone(),
+        reservations: held.iter().map(|r| r.reservation_id.clone()).collect(),
+        placed_at: confirmed.placed_at.clone(),
+    };
+    let outcome = match app.events.publish(ORDER_PLACED, &event).await {
+        Ok(()) => "ok",
+        Err(e) => {
+            tracing::error!(order_id = %confirmed.order_id, error = %e, reservations = ?event.reservations, "order.placed not published: its reservations stay held");
+            "failed"
+        }
+    };
+    app.published
+        .get_or_create(&EventLabels {
+            subject: ORDER_PLACED,
+            outcome,
+        })
+        .inc();
     Ok((StatusCode::CREATED, Json(confirmed)))
 }
 
@@ -388,34 +454,15 @@ async fn release_all(deps: &Dependencies, held: &[Reservation]) {
     }
 }
 
-fn record(
-    app: &AppState,
-    user_id: &str,
-    items: Vec<OrderLine>,
-    total_cents: u64,
-    authorization: &Authorization,
-    status: &str,
-) -> Order {
-    let mut book = app.book.lock().expect("orders lock");
-    book.next += 1;
-    let order = Order {
-        order_id: format!("o-{}-{}", app.id_prefix, book.next),
-        user_id: user_id.to_string(),
-        items,
-        total_cents,
-        status: status.to_string(),
-        authorization_id: authorization.authorization_id.clone(),
-        reason: authorization.reason.clone(),
-    };
-    book.orders.push(order.clone());
-    order
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use axum::routing::post;
 
     use super::*;
+    use crate::inventory::Inventory;
+    use crate::orders::store::MemoryStore;
     use crate::testing::call;
     use crate::{inventory, payments, users};
 
@@ -423,29 +470,58 @@ mod tests {
         users: Router,
         inventory: Router,
         orders: Router,
+        store: MemoryStore,
+        published: EventCounter,
     }
 
-    fn shop_with_payments(payments: Router) -> Shop {
+    /// The five services wired in-process: `order.placed` goes straight to inventory's
+    /// handler, as the broker would deliver it.
+    fn shop_with(payments: Router, events: Option<Publisher>) -> Shop {
         let users = users::routes();
-        let inventory = inventory::routes(inventory::seed());
+        let inventory = Inventory::new(inventory::seed());
+        let consumer = inventory.clone();
+        let events = events.unwrap_or_else(|| {
+            Publisher::in_process(move |subject, payload| {
+                assert_eq!(subject, ORDER_PLACED);
+                consumer.on_order_placed(payload);
+                Ok(())
+            })
+        });
+        let store = MemoryStore::default();
+        let published = EventCounter::default();
         let orders = routes_with(
             Dependencies {
                 users: Upstream::in_process("users", users.clone()),
-                inventory: Upstream::in_process("inventory", inventory.clone()),
+                inventory: Upstream::in_process("inventory", inventory.router()),
                 payments: Upstream::in_process("payments", payments),
             },
-            "test".into(),
+            store.clone(),
+            events,
             Family::default(),
+            published.clone(),
         );
         Shop {
             users,
-            inventory,
+            inventory: inventory.router(),
             orders,
+            store,
+            published,
         }
+    }
+
+    fn shop_with_payments(payments: Router) -> Shop {
+        shop_with(payments, None)
     }
 
     fn shop() -> Shop {
         shop_with_payments(payments::routes(payments::DEFAULT_LIMIT_CENTS))
+    }
+
+    fn shop_publishing(events: Publisher) -> Shop {
+        shop_with(
+            payments::routes(payments::DEFAULT_LIMIT_CENTS),
+            Some(events),
+        )
     }
 
     impl Shop {
@@ -462,9 +538,27 @@ mod tests {
         }
 
         async fn available(&self, sku: &str) -> u64 {
-            let (_, product) =
-                call(&self.inventory, "GET", &format!("/products/{sku}"), None).await;
-            product["available"].as_u64().unwrap()
+            self.product(sku).await["available"].as_u64().unwrap()
+        }
+
+        /// Units on the shelf: down once inventory has consumed the order's event.
+        async fn stock(&self, sku: &str) -> u64 {
+            self.product(sku).await["stock"].as_u64().unwrap()
+        }
+
+        async fn product(&self, sku: &str) -> serde_json::Value {
+            call(&self.inventory, "GET", &format!("/products/{sku}"), None)
+                .await
+                .1
+        }
+
+        fn published(&self, outcome: &'static str) -> u64 {
+            self.published
+                .get_or_create(&EventLabels {
+                    subject: ORDER_PLACED,
+                    outcome,
+                })
+                .get()
         }
 
         async fn order(
@@ -492,12 +586,23 @@ mod tests {
         assert_eq!(status, StatusCode::CREATED, "{order}");
         assert_eq!(order["status"], "confirmed");
         assert_eq!(order["totalCents"], 2 * 1200 + 650);
-        assert_eq!(order["orderId"], "o-test-1");
+        assert_eq!(order["orderId"], "o-1");
+        assert!(order["items"][0]["reservationId"].is_string(), "{order}");
+        assert!(
+            order["placedAt"].as_str().unwrap().ends_with('Z'),
+            "{order}"
+        );
+        // Reserved at once; taken off the shelf by inventory on order.placed.
         assert_eq!(shop.available("mug-enamel").await, 38);
+        assert_eq!(shop.stock("mug-enamel").await, 38);
+        assert_eq!(shop.stock("tea-earl-grey").await, 99);
+        assert_eq!(shop.published("ok"), 1);
         let (_, listed) = call(&shop.orders, "GET", "/orders", None).await;
         assert_eq!(listed.as_array().unwrap().len(), 1);
-        let (status, _) = call(&shop.orders, "GET", "/orders/o-test-1", None).await;
-        assert_eq!(status, StatusCode::OK);
+        let (status, found) = call(&shop.orders, "GET", "/orders/o-1", None).await;
+        assert_eq!((status, &found), (StatusCode::OK, &order));
+        let (status, _) = call(&shop.orders, "GET", "/orders/o-2", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]
@@ -511,6 +616,80 @@ mod tests {
         assert_eq!(status, StatusCode::PAYMENT_REQUIRED, "{order}");
         assert_eq!(order["status"], "declined");
         assert_eq!(shop.available("grinder-burr").await, 5);
+        assert_eq!(shop.stock("grinder-burr").await, 5);
+        assert_eq!(shop.published("ok"), 0, "a declined order is no sale");
+        let (_, listed) = call(&shop.orders, "GET", "/orders", None).await;
+        assert_eq!(
+            listed[0]["status"], "declined",
+            "declined orders are kept too"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_refuses_orders_with_503_before_taking_stock() {
+        let shop = shop();
+        let user = shop.user().await;
+        shop.store.set_down(true);
+        let (status, body) = shop
+            .order(&user, json!([{"sku": "mug-enamel", "quantity": 1}]))
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("database is unavailable"),
+            "{body}"
+        );
+        assert_eq!(shop.available("mug-enamel").await, 40);
+        let (status, _) = call(&shop.orders, "GET", "/orders", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        let (status, _) = call(&shop.orders, "GET", "/orders/o-1", None).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+
+        // Back: orders are taken again, with nothing left over from the refusals.
+        shop.store.set_down(false);
+        let (status, order) = shop
+            .order(&user, json!([{"sku": "mug-enamel", "quantity": 1}]))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        assert_eq!(shop.stock("mug-enamel").await, 39);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_broker_refuses_orders_with_503_before_taking_stock() {
+        let broker = Broker::unconnected("orders", "nats://127.0.0.1:1".into());
+        let shop = shop_publishing(Publisher::Nats(broker));
+        let user = shop.user().await;
+        let (status, body) = shop
+            .order(&user, json!([{"sku": "kettle-steel", "quantity": 1}]))
+            .await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("events broker is unreachable"),
+            "{body}"
+        );
+        assert_eq!(shop.available("kettle-steel").await, 10);
+        let (_, listed) = call(&shop.orders, "GET", "/orders", None).await;
+        assert_eq!(listed, json!([]), "nothing stored");
+    }
+
+    #[tokio::test]
+    async fn an_event_lost_on_the_way_leaves_the_order_confirmed_and_its_stock_held() {
+        let shop = shop_publishing(Publisher::in_process(|_, _| Err("broker gone".into())));
+        let user = shop.user().await;
+        let (status, order) = shop
+            .order(&user, json!([{"sku": "kettle-steel", "quantity": 2}]))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{order}");
+        assert_eq!(shop.published("failed"), 1);
+        assert_eq!(shop.available("kettle-steel").await, 8, "still reserved");
+        assert_eq!(shop.stock("kettle-steel").await, 10, "never committed");
+        let (status, _) = call(&shop.orders, "GET", "/orders/o-1", None).await;
+        assert_eq!(status, StatusCode::OK);
     }
 
     #[tokio::test]
@@ -590,6 +769,7 @@ mod tests {
         }
         assert_eq!(confirmed.len(), 10, "the kettle stock is 10");
         assert_eq!(shop.available("kettle-steel").await, 0);
+        assert_eq!(shop.stock("kettle-steel").await, 0);
         let (_, listed) = call(&shop.orders, "GET", "/orders", None).await;
         assert_eq!(listed.as_array().unwrap().len(), 10);
     }

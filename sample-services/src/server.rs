@@ -1,9 +1,12 @@
 //! The HTTP server around a service's routes: `/healthz`, `/readyz`, `/metrics`, request
 //! metrics, and graceful shutdown on SIGTERM.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -17,20 +20,66 @@ use serde_json::json;
 use crate::config::{ConfigError, env_parse};
 use crate::telemetry::{HttpMetrics, init_logs, track};
 
-/// Readiness of the process: ready from start until shutdown begins.
-#[derive(Clone, Debug, Default)]
+/// The longest one readiness check may take: under the kubelet's default probe timeout
+/// (1 s), so a hanging dependency reads as a named failure, not as a probe timeout.
+const CHECK_TIMEOUT: Duration = Duration::from_millis(800);
+
+type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// Readiness of the process: ready from start until shutdown begins, while every check a
+/// service added (its database, its event subscription) passes.
+#[derive(Clone, Default)]
 pub struct Health {
     shutting_down: Arc<AtomicBool>,
+    checks: Arc<Mutex<Vec<(&'static str, Check)>>>,
 }
 
 impl Health {
-    pub fn is_ready(&self) -> bool {
-        !self.shutting_down.load(Ordering::SeqCst)
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// From now on `/readyz` answers 503, so the Service stops sending new requests.
     pub fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// `/readyz` fails, naming `name` and the reason, while `check` returns an error.
+    pub fn add_check<F, Fut>(&self, name: &'static str, check: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        let check: Check = Arc::new(move || Box::pin(check()));
+        self.checks.lock().expect("checks lock").push((name, check));
+    }
+
+    /// The failing checks by name; empty when ready. Checks run concurrently.
+    pub async fn failing(&self) -> BTreeMap<&'static str, String> {
+        let checks = self.checks.lock().expect("checks lock").clone();
+        let runs = checks.into_iter().map(|(name, check)| {
+            tokio::spawn(async move {
+                let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+                };
+                (name, outcome)
+            })
+        });
+        let mut failing = BTreeMap::new();
+        for run in runs.collect::<Vec<_>>() {
+            match run.await {
+                Ok((_, Ok(()))) => {}
+                Ok((name, Err(why))) => {
+                    failing.insert(name, why);
+                }
+                Err(e) => {
+                    failing.insert("check", format!("a readiness check panicked: {e}"));
+                }
+            }
+        }
+        failing
     }
 }
 
@@ -63,6 +112,16 @@ impl Service {
         self.health.clone()
     }
 
+    /// Adds a readiness check ([`Health::add_check`]): e.g. orders is not ready while its
+    /// database cannot be reached.
+    pub fn ready_when<F, Fut>(&self, name: &'static str, check: F)
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.health.add_check(name, check);
+    }
+
     /// The service's routes plus `/healthz`, `/readyz` and `/metrics`, every route
     /// counted and timed.
     pub fn into_router(mut self, routes: Router) -> Router {
@@ -84,12 +143,22 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(health): State<Health>) -> impl IntoResponse {
-    if health.is_ready() {
-        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
-    } else {
-        (
+    if health.is_shutting_down() {
+        return (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(json!({"status": "shutting down"})),
+        );
+    }
+    let failing = health.failing().await;
+    if failing.is_empty() {
+        (StatusCode::OK, axum::Json(json!({"status": "ready"})))
+    } else {
+        for (name, why) in &failing {
+            tracing::debug!(check = name, reason = %why, "not ready");
+        }
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "not ready", "failing": failing})),
         )
     }
 }
@@ -244,6 +313,44 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(get_text(&app, "/healthz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn readiness_fails_while_a_check_fails_and_names_it() {
+        let service = Service::new("test");
+        let up = Arc::new(AtomicBool::new(false));
+        let flag = up.clone();
+        service.ready_when("database", move || {
+            let up = flag.load(Ordering::SeqCst);
+            async move {
+                if up {
+                    Ok(())
+                } else {
+                    Err("connection refused".to_string())
+                }
+            }
+        });
+        service.ready_when("slow", || async { Ok(()) });
+        let app = service.into_router(Router::new());
+        let (status, body) = get_text(&app, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.contains(r#""database":"connection refused""#),
+            "{body}"
+        );
+        assert!(!body.contains("slow"), "{body}");
+        up.store(true, Ordering::SeqCst);
+        assert_eq!(get_text(&app, "/readyz").await.0, StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn a_check_that_hangs_fails_readiness_in_time() {
+        let service = Service::new("test");
+        service.ready_when("events", std::future::pending::<Result<(), String>>);
+        let app = service.into_router(Router::new());
+        let (status, body) = get_text(&app, "/readyz").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.contains("no answer within"), "{body}");
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
@@ -61,6 +61,7 @@ pub fn routes(deps: Dependencies, banner: String) -> Router {
         .route("/api/products", get(products))
         .route("/api/users", post(create_user))
         .route("/api/orders", get(list_orders).post(place_order))
+        .route("/api/orders/{id}", get(find_order))
         .with_state(AppState { deps, banner })
 }
 
@@ -105,6 +106,14 @@ async fn place_order(State(app): State<AppState>, body: Bytes) -> Response {
 
 async fn list_orders(State(app): State<AppState>) -> Response {
     relay(app.deps.orders.get("/orders").await)
+}
+
+async fn find_order(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+    // Order ids are `o-<n>`: anything else could change the path upstream.
+    if !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return crate::ApiError::not_found(format!("no order {id}")).into_response();
+    }
+    relay(app.deps.orders.get(&format!("/orders/{id}")).await)
 }
 
 async fn page(State(app): State<AppState>) -> (StatusCode, Html<String>) {
@@ -209,19 +218,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::events::Publisher;
+    use crate::orders::store::MemoryStore;
     use crate::testing::{call, call_text};
     use crate::{inventory, orders, payments, users};
 
     fn storefront(banner: &str, inventory_router: Router) -> Router {
         let users = users::routes();
-        let orders = orders::routes(orders::Dependencies {
-            users: Upstream::in_process("users", users.clone()),
-            inventory: Upstream::in_process("inventory", inventory_router.clone()),
-            payments: Upstream::in_process(
-                "payments",
-                payments::routes(payments::DEFAULT_LIMIT_CENTS),
-            ),
-        });
+        let orders = orders::routes(
+            orders::Dependencies {
+                users: Upstream::in_process("users", users.clone()),
+                inventory: Upstream::in_process("inventory", inventory_router.clone()),
+                payments: Upstream::in_process(
+                    "payments",
+                    payments::routes(payments::DEFAULT_LIMIT_CENTS),
+                ),
+            },
+            MemoryStore::default(),
+            // Events go nowhere here: inventory's side is tested in inventory and orders.
+            Publisher::in_process(|_, _| Ok(())),
+        );
         routes(
             Dependencies {
                 users: Upstream::in_process("users", users),
@@ -268,6 +284,11 @@ mod tests {
         );
         let (_, listed) = call(&app, "GET", "/api/orders", None).await;
         assert_eq!(listed.as_array().unwrap().len(), 1);
+        let id = placed["orderId"].as_str().unwrap();
+        let (status, found) = call(&app, "GET", &format!("/api/orders/{id}"), None).await;
+        assert_eq!((status, &found), (StatusCode::OK, &placed));
+        let (status, _) = call(&app, "GET", "/api/orders/o-1%2F..", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
         let (_, products) = call(&app, "GET", "/api/products", None).await;
         let mug = products
             .as_array()
