@@ -193,7 +193,11 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
         },
     )
     .await?;
-    let seen = probe.counts().await?;
+    // Answers from after the roll too, so the count covers all of it.
+    let rolled = probe.counts().await?;
+    let seen = probe
+        .wait_until("20 answers after the roll", |c| c.ok >= rolled.ok + 20)
+        .await?;
     println!(
         "backing: password rotated, pods rolled; the probe saw {} ok, {} failed",
         seen.ok, seen.failed

@@ -116,6 +116,21 @@ pub fn render_for(
                     .map_err(|e| RenderError::Yaml(e.to_string()))?,
             );
         }
+        // What a class's templates provision, which the controller applies where the
+        // cluster serves the kind and holds the Deployment until it is ready.
+        for template in plan.provisioned.iter().filter_map(|b| b.template()) {
+            rendered.yaml.push_str(&format!(
+                "---\n# Microservice {key}: provisions backing service {} (applied where the cluster serves {}; the Deployment waits for its {} condition and Secret {})\n",
+                template.name, template.kind, template.ready_condition, template.secret.secret
+            ));
+            rendered.yaml.push_str(
+                &crate::yaml::to_string(&crate::builders::provisioned::object(
+                    &build.effective,
+                    template,
+                ))
+                .map_err(|e| RenderError::Yaml(e.to_string()))?,
+            );
+        }
     }
     Ok(rendered)
 }

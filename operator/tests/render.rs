@@ -428,3 +428,37 @@ fn a_broker_that_does_not_exist_holds_its_users() {
         "{held:?}"
     );
 }
+
+#[test]
+fn a_template_renders_the_object_it_provisions_and_binds_its_secret() {
+    let out = render(&[fixture("provisioned.yaml")], KubeVersion::NEWEST).unwrap();
+    let docs = documents(&out);
+    let cluster = docs
+        .iter()
+        .find(|d| d["kind"] == "Cluster")
+        .unwrap_or_else(|| panic!("the Cluster in {out}"));
+    assert_eq!(cluster["apiVersion"], "postgresql.cnpg.io/v1");
+    assert_eq!(cluster["metadata"]["name"], "orders-db");
+    assert_eq!(cluster["metadata"]["namespace"], "shop");
+    assert_eq!(
+        cluster["spec"]["bootstrap"]["initdb"],
+        serde_json::json!({"database": "db", "owner": "orders"})
+    );
+    assert!(
+        out.contains("the Deployment waits for its Ready condition and Secret orders-db-app"),
+        "{out}"
+    );
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let env = deployment["spec"]["template"]["spec"]["containers"][0]["env"].clone();
+    let db_url = env
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "DB_URL")
+        .unwrap_or_else(|| panic!("DB_URL in {env}"))
+        .clone();
+    assert_eq!(
+        db_url["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "orders-db-app", "key": "uri", "optional": true})
+    );
+}

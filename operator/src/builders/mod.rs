@@ -18,6 +18,7 @@ pub mod labels;
 pub mod network_policy;
 pub mod owned;
 pub mod probes;
+pub mod provisioned;
 pub mod security;
 pub mod service;
 pub mod service_account;

@@ -12,11 +12,11 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
-use serde_json::{Value, json};
+use serde_json::Value;
 use tracing::info;
 
 use crate::api::Microservice;
-use crate::builders::{FIELD_MANAGER, deployment, labels};
+use crate::builders::{FIELD_MANAGER, deployment, provisioned};
 use crate::class::{Binding, Missing, MissingBackingService, TemplateBinding};
 use crate::plan::Plan;
 
@@ -120,7 +120,7 @@ async fn provision_one(
             "{kind} {name} exists and is not this Microservice's ({managed_by}): Flotilla leaves it alone"
         ));
     }
-    let mut desired = desired(ms, template);
+    let mut desired = provisioned::object(ms, template);
     let hash = content_hash(&desired);
     desired["metadata"]["annotations"][APPLIED_HASH_ANNOTATION] = Value::String(hash.clone());
     let unchanged = live.as_ref().is_some_and(|live| {
@@ -156,26 +156,6 @@ async fn provision_one(
     Ok((change, not_ready(&object, template)))
 }
 
-/// The object as Flotilla wants it: the class's spec, its labels and the owner
-/// reference that deletes it with the Microservice.
-fn desired(ms: &Microservice, template: &TemplateBinding) -> Value {
-    let meta = labels::child_meta(ms);
-    let mut object = json!({
-        "apiVersion": template.api_version,
-        "kind": template.kind,
-        "metadata": {
-            "name": template.name,
-            "namespace": meta.namespace,
-            "labels": meta.labels,
-            "ownerReferences": meta.owner_references,
-        },
-    });
-    if let Some(spec) = &template.spec {
-        object["spec"] = spec.clone();
-    }
-    object
-}
-
 /// Why the object is not ready, from its ready condition; None when it is.
 fn not_ready(object: &Value, template: &TemplateBinding) -> Option<String> {
     let conditions = object["status"]["conditions"].as_array();
@@ -203,6 +183,7 @@ fn not_ready(object: &Value, template: &TemplateBinding) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn template() -> TemplateBinding {
         serde_json::from_value::<crate::api::TemplateProvisioner>(json!({
@@ -244,27 +225,6 @@ mod tests {
                 &t
             ),
             None
-        );
-    }
-
-    #[test]
-    fn the_object_carries_the_spec_the_labels_and_the_owner() {
-        let mut ms: Microservice = serde_json::from_value(json!({
-            "apiVersion": "flotilla.dev/v1alpha1", "kind": "Microservice",
-            "metadata": {"name": "orders", "namespace": "shop", "uid": "u-1"},
-            "spec": {"image": "a"}
-        }))
-        .unwrap();
-        ms.metadata.uid = Some("u-1".into());
-        let object = desired(&ms, &template());
-        assert_eq!(object["kind"], "Cluster");
-        assert_eq!(object["metadata"]["namespace"], "shop");
-        assert_eq!(object["spec"], json!({"instances": 1}));
-        assert_eq!(object["metadata"]["ownerReferences"][0]["uid"], "u-1");
-        assert_eq!(object["metadata"]["ownerReferences"][0]["controller"], true);
-        assert_eq!(
-            object["metadata"]["labels"]["app.kubernetes.io/managed-by"],
-            "flotilla"
         );
     }
 }
