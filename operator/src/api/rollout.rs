@@ -46,6 +46,12 @@ pub struct RolloutSpec {
     /// failed (reported in `Degraded`) until the spec changes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_rollback: Option<bool>,
+
+    /// How many releases `status.rollout.history` keeps (the newest), released or rolled
+    /// back. Default 5.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 20))]
+    pub revision_history_limit: Option<i32>,
 }
 
 /// How a new pod template is released.
@@ -217,6 +223,35 @@ pub struct RolloutStatus {
     /// One line on where the release stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The last releases, oldest first, at most `rollout.revisionHistoryLimit`: each
+    /// revision that became stable, and each that failed. `flotilla rollout history`
+    /// shows them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub history: Vec<RevisionRecord>,
+}
+
+/// One release in `status.rollout.history`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RevisionRecord {
+    /// The pod template's revision (its hash).
+    #[schemars(length(max = 253))]
+    pub revision: String,
+    /// Its image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub image: Option<String>,
+    /// `Released` (it became the stable template), `RolledBack` or `ReleaseFailed`.
+    #[schemars(length(max = 32))]
+    pub outcome: String,
+    /// When it became stable, or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<Time>,
+    /// Why it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub cause: Option<String>,
 }
 
 /// The HTTP gate's tally.

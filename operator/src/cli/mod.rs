@@ -274,6 +274,9 @@ enum RolloutCommand {
     Promote(RolloutTarget),
     /// Roll the release under way back to the last fully ready template now.
     Abort(RolloutTarget),
+    /// The last releases (`status.rollout.history`, `rollout.revisionHistoryLimit` of
+    /// them): revision, image, outcome, when, and why a failed one failed.
+    History(RolloutTarget),
 }
 
 #[derive(Args)]

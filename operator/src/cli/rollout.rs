@@ -1,4 +1,4 @@
-//! `flotilla rollout status|promote|abort NAME`.
+//! `flotilla rollout status|history|promote|abort NAME`.
 //!
 //! Promote and abort are annotations on the Microservice (`flotilla.dev/promote`,
 //! `flotilla.dev/abort`) holding a fresh timestamp; the controller acts on each new value
@@ -32,6 +32,7 @@ pub(super) fn command(command: RolloutCommand) -> ExitCode {
 /// Runs `command` on its Microservice; returns what to print.
 async fn run(command: &RolloutCommand) -> Result<String, String> {
     let (RolloutCommand::Status(target)
+    | RolloutCommand::History(target)
     | RolloutCommand::Promote(target)
     | RolloutCommand::Abort(target)) = command;
     let name = &target.name;
@@ -45,6 +46,7 @@ async fn run(command: &RolloutCommand) -> Result<String, String> {
         .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
     let annotation = match command {
         RolloutCommand::Status(_) => return Ok(describe(&ms)),
+        RolloutCommand::History(_) => return Ok(history(&ms)),
         RolloutCommand::Promote(_) => labels::PROMOTE_ANNOTATION,
         RolloutCommand::Abort(_) => labels::ABORT_ANNOTATION,
     };
@@ -74,6 +76,64 @@ fn release_under_way(ms: &Microservice) -> bool {
                 RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting
             )
         })
+}
+
+/// The release history, oldest first, as a table; the running revision marked.
+pub fn history(ms: &Microservice) -> String {
+    let rollout = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let records = rollout.map(|r| r.history.as_slice()).unwrap_or_default();
+    if records.is_empty() {
+        return format!(
+            "{}: no release recorded yet (status.rollout.history)\n",
+            ms.metadata.name.as_deref().unwrap_or_default()
+        );
+    }
+    let stable = rollout.and_then(|r| r.stable_revision.as_deref());
+    let rows: Vec<[String; 5]> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| {
+            let running = stable == Some(record.revision.as_str()) && record.outcome == "Released";
+            [
+                (i + 1).to_string(),
+                format!("{}{}", record.revision, if running { " *" } else { "" }),
+                record.image.clone().unwrap_or_default(),
+                record.outcome.clone(),
+                record
+                    .at
+                    .as_ref()
+                    .map(|t| t.0.to_string())
+                    .unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let header = ["#", "REVISION", "IMAGE", "OUTCOME", "AT"].map(str::to_string);
+    let widths: Vec<usize> = (0..5)
+        .map(|c| {
+            rows.iter()
+                .chain(std::iter::once(&header))
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |row: &[String; 5]| {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("{}\n", cells.join("  ").trim_end())
+    };
+    let mut out = line(&header);
+    for (row, record) in rows.iter().zip(records) {
+        out.push_str(&line(row));
+        if let Some(cause) = &record.cause {
+            out.push_str(&format!("   cause: {cause}\n"));
+        }
+    }
+    out.push_str("(* the stable revision)\n");
+    out
 }
 
 /// The rollout of a Microservice, as `flotilla rollout status` prints it.
@@ -209,5 +269,36 @@ status:
             assert!(text.contains(expected), "{expected:?} in\n{text}");
         }
         assert!(release_under_way(&ms));
+    }
+
+    #[test]
+    fn history_lists_releases_marks_the_stable_one_and_says_why_one_failed() {
+        let ms: Microservice = serde_saphyr::from_str(
+            r#"
+apiVersion: flotilla.dev/v1alpha1
+kind: Microservice
+metadata: {name: users, namespace: shop}
+spec: {image: "users:2"}
+status:
+  rollout:
+    stableRevision: r1
+    history:
+    - {revision: r0, image: "users:0", outcome: Released, at: "2026-12-07T10:00:00Z"}
+    - {revision: r1, image: "users:1", outcome: Released, at: "2026-12-07T11:00:00Z"}
+    - {revision: r2, image: "users:2", outcome: RolledBack, at: "2026-12-07T12:00:00Z", cause: "CrashLoopBackOff on pod users-canary-x"}
+"#,
+        )
+        .unwrap();
+        assert_eq!(
+            history(&ms),
+            "\
+#  REVISION  IMAGE    OUTCOME     AT
+1  r0        users:0  Released    2026-12-07T10:00:00Z
+2  r1 *      users:1  Released    2026-12-07T11:00:00Z
+3  r2        users:2  RolledBack  2026-12-07T12:00:00Z
+   cause: CrashLoopBackOff on pod users-canary-x
+(* the stable revision)
+"
+        );
     }
 }

@@ -92,6 +92,8 @@ struct Expect {
     requeue: Option<u64>,
     /// Whether the controller is to run HTTP checks before the next pass.
     http_due: Option<bool>,
+    /// `status.rollout.history` as `revision outcome` lines, oldest first.
+    history: Option<Vec<String>>,
 }
 
 /// A field given as `null` is `Some(None)`: expected absent, not unchecked.
@@ -257,6 +259,14 @@ fn run(file: &str, text: &str) {
                 want,
                 "http checks due 3s later, {context}"
             );
+        }
+        if let Some(want) = &e.history {
+            let seen: Vec<String> = status
+                .history
+                .iter()
+                .map(|r| format!("{} {}", r.revision, r.outcome))
+                .collect();
+            assert_eq!(&seen, want, "history, {context}");
         }
         // What the controller writes is what the next pass reads; it survives JSON.
         let written = serde_json::to_value(&decision.status).unwrap();

@@ -10,7 +10,9 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
-use crate::api::{FailedRelease, HttpChecks, RolloutPhase, RolloutStatus, RolloutStrategy};
+use crate::api::{
+    FailedRelease, HttpChecks, RevisionRecord, RolloutPhase, RolloutStatus, RolloutStrategy,
+};
 
 use super::settings::{HTTP_CHECK_INTERVAL, Settings};
 use crate::api::Pause;
@@ -380,8 +382,41 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.http_checks = None;
     }
 
+    /// Adds a release to the history, newest last, forgetting the oldest beyond the
+    /// limit. A revision is `Released` once: the passes that find it still stable, or
+    /// stable again after a rollback to it, add nothing.
+    fn remember(&mut self, outcome: &str, cause: Option<String>) {
+        let now = self.now();
+        let limit = self.input.settings.history_limit;
+        let desired = &self.input.desired;
+        let history = &mut self.status.history;
+        let repeated = match outcome {
+            "Released" => history
+                .iter()
+                .rev()
+                .find(|r| r.outcome == "Released")
+                .is_some_and(|r| r.revision == desired.revision),
+            _ => history
+                .last()
+                .is_some_and(|r| r.revision == desired.revision && r.outcome == outcome),
+        };
+        if repeated {
+            return;
+        }
+        history.push(RevisionRecord {
+            revision: desired.revision.to_string(),
+            image: Some(desired.image.to_string()),
+            outcome: outcome.to_string(),
+            at: Some(now),
+            cause,
+        });
+        let excess = history.len().saturating_sub(limit);
+        history.drain(..excess);
+    }
+
     /// Records the desired template as the stable one.
     fn record_stable(&mut self) {
+        self.remember("Released", None);
         let desired = &self.input.desired;
         self.status.stable_revision = Some(desired.revision.to_string());
         self.status.stable_image = Some(desired.image.to_string());
@@ -832,6 +867,12 @@ impl<'a, 'i> Machine<'a, 'i> {
             at: Some(self.now()),
         };
         self.status.failed = Some(failed.clone());
+        let outcome = if self.input.settings.auto_rollback {
+            REASON_ROLLED_BACK
+        } else {
+            REASON_RELEASE_FAILED
+        };
+        self.remember(outcome, Some(failed.cause.clone()));
         if self.input.settings.auto_rollback {
             self.status.phase = Some(RolloutPhase::RolledBack);
             let message = self.rolled_back(&failed);

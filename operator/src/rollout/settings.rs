@@ -37,7 +37,12 @@ pub struct Settings {
     pub http: Option<HttpGate>,
     pub progress_deadline: Duration,
     pub auto_rollback: bool,
+    /// How many releases `status.rollout.history` keeps.
+    pub history_limit: usize,
 }
+
+/// Releases kept in `status.rollout.history` when the spec says nothing.
+pub const DEFAULT_REVISION_HISTORY_LIMIT: i32 = 5;
 
 impl Settings {
     /// The settings of an (effective) spec. A pause that does not parse counts as none:
@@ -75,6 +80,10 @@ impl Settings {
                     .max(1) as u64,
             ),
             auto_rollback: rollout.auto_rollback.unwrap_or(true),
+            history_limit: rollout
+                .revision_history_limit
+                .unwrap_or(DEFAULT_REVISION_HISTORY_LIMIT)
+                .clamp(1, 20) as usize,
             http: rollout
                 .gates
                 .as_ref()
