@@ -318,6 +318,27 @@ async fn crashing_canary_is_rolled_back() -> anyhow::Result<()> {
     })
     .await?;
     assert_eq!(rollout_of(&later).failed, Some(failed));
+    // The history: v1 released, then the crashing revision rolled back, and `flotilla
+    // rollout history` says so.
+    let history: Vec<(String, Option<String>)> = rollout_of(&later)
+        .history
+        .iter()
+        .map(|r| (r.outcome.clone(), r.image.clone()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            ("Released".to_string(), Some(V1.to_string())),
+            ("RolledBack".to_string(), Some(V2.to_string()))
+        ],
+        "status.rollout.history"
+    );
+    let printed = flotilla(&["rollout", "history", "cart", "-n", ns])?;
+    assert!(
+        printed.contains("RolledBack") && printed.contains("cause: "),
+        "{printed}"
+    );
+    println!("rollout history:\n{printed}");
     let end = probe.counts().await?;
     println!(
         "crashing canary: probe {} ok, {} failed, answers {:?}",

@@ -1440,3 +1440,75 @@ async fn a_backing_service_secret_not_cached_is_read_by_name_and_holds_the_deplo
         [crate::graph::ObjectKey::new(NAMESPACE, NAME)]
     );
 }
+
+#[tokio::test]
+async fn a_template_is_discovered_applied_as_an_owned_child_and_holds_the_deployment() {
+    let class: MicroserviceClass = serde_json::from_value(json!({
+        "apiVersion": "flotilla.dev/v1alpha1", "kind": "MicroserviceClass",
+        "metadata": {"name": "shop"},
+        "spec": {"backingServices": {"postgres": {"template": {
+            "apiVersion": "e2e.flotilla.dev/v1", "kind": "Database",
+            "spec": {"owner": "{microservice}", "database": "{service}"},
+            "secret": {"name": "{microservice}-{service}-conn"},
+        }}}},
+    }))
+    .expect("a class");
+    let mut ms = microservice();
+    ms.spec.class = Some("shop".into());
+    ms.spec.backing_services =
+        serde_json::from_value(json!({"db": {"type": "postgres"}})).expect("backingServices");
+    let mut world = World::new(&ms);
+    world._kept.0.apply_watcher_event(&Event::Apply(class));
+    let none = json!({"apiVersion": "v1", "kind": "SecretList", "metadata": {}, "items": []});
+    let resources = json!({
+        "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": "e2e.flotilla.dev/v1",
+        "resources": [{"name": "databases", "singularName": "database", "namespaced": true,
+            "kind": "Database", "verbs": ["get", "create", "patch"]}],
+    });
+    let database = "/apis/e2e.flotilla.dev/v1/namespaces/shop/databases/users-db";
+    let mut script: Script = vec![
+        vec![Expect::new(
+            Method::GET,
+            "/api/v1/namespaces/shop/secrets",
+            Reply::Object(none),
+        )],
+        // One discovery GET of the kind's group version, then the object by name.
+        vec![Expect::new(
+            Method::GET,
+            "/apis/e2e.flotilla.dev/v1",
+            Reply::Object(resources),
+        )],
+        vec![get_missing(database)],
+        vec![apply(database)],
+    ];
+    script.push(create_stage(STAGES[0]));
+    script.push(create_stage(STAGES[2]));
+    script.push(status_write(&ms));
+    let pass = world.reconcile(script).await;
+    assert!(pass.result.is_ok(), "{:?}", pass.result);
+    let applied = pass
+        .played
+        .seen
+        .iter()
+        .find(|seen| seen.method == Method::PATCH && seen.path == database)
+        .expect("the Database applied");
+    assert_eq!(
+        applied.body["spec"],
+        json!({"owner": "users", "database": "db"})
+    );
+    assert_eq!(applied.body["metadata"]["ownerReferences"][0]["uid"], UID);
+    assert_eq!(
+        applied.query.get("fieldManager").map(String::as_str),
+        Some("flotilla")
+    );
+    assert!(!child_applies(&pass).contains(&DEPLOYMENT));
+    let status = pass.status();
+    assert_eq!(
+        message(&status, "BackingServicesReady"),
+        "db (postgres): Database users-db has no Ready condition yet"
+    );
+    assert_eq!(
+        verdict(&status, READY),
+        pair("False", "BackingServiceNotFound")
+    );
+}
