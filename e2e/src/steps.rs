@@ -18,6 +18,14 @@ use crate::kubectl::kubectl;
 use crate::operator::Operator;
 use crate::wait::{Poll, wait_for};
 
+/// The chart values granting the operator the kind the backing-service template scenario
+/// provisions (`e2e/tests/backing.rs`'s `Database` CRD); the RBAC audit renders the chart
+/// with them too.
+pub const TEMPLATE_KIND_VALUES: [&str; 2] = [
+    "backingServiceKinds[0].apiGroup=e2e.flotilla.dev",
+    "backingServiceKinds[0].resource=databases",
+];
+
 /// Long enough for a pod to be scheduled, started and probed on a 2-core node.
 pub const CONVERGE: Duration = Duration::from_secs(150);
 

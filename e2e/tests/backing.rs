@@ -434,10 +434,7 @@ async fn a_template_provisions_the_backing_service_and_waits_for_it() -> anyhow:
     let _operator = flotilla_e2e::Operator::start_with_chart_values(
         ns,
         &args,
-        &[
-            "backingServiceKinds[0].apiGroup=e2e.flotilla.dev",
-            "backingServiceKinds[0].resource=databases",
-        ],
+        &flotilla_e2e::steps::TEMPLATE_KIND_VALUES,
     )?;
     apply_yaml(
         ns,

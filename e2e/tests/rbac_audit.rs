@@ -22,8 +22,10 @@ const UNEXERCISED: &[(&str, &str, &str)] = &[(
 )];
 
 /// Every rule of the chart's Roles and ClusterRoles with every feature that widens them
-/// on: cluster scope, class status, Secrets, HTTP gates and leader election.
+/// on: cluster scope, class status, Secrets, HTTP gates, leader election, and the kind the
+/// suite's backing-service template provisions.
 fn granted() -> anyhow::Result<BTreeSet<Grant>> {
+    let [kind_group, kind_resource] = flotilla_e2e::steps::TEMPLATE_KIND_VALUES;
     let docs = helm::render(&[
         "-n",
         "flotilla-system",
@@ -41,6 +43,10 @@ fn granted() -> anyhow::Result<BTreeSet<Grant>> {
         "leaderElection.enabled=true",
         "--set",
         "rbac.aggregateToDefaultRoles=false",
+        "--set",
+        kind_group,
+        "--set",
+        kind_resource,
     ])?;
     let strings = |value: &serde_json::Value| -> Vec<String> {
         value
