@@ -78,6 +78,8 @@ pub struct Node {
     pub key: ObjectKey,
     /// `Some(ready)` from a live cluster; None when drawn from files.
     pub ready: Option<bool>,
+    /// The release under way, e.g. `canary 25%`, as its status tells.
+    pub release: Option<String>,
     pub dependencies: BTreeSet<ObjectKey>,
     /// Its backing services, by name.
     pub backing: Vec<BackingNode>,
@@ -108,6 +110,7 @@ impl Node {
         Node {
             key: ObjectKey::of(ms),
             ready,
+            release: release_under_way(ms),
             dependencies: dependency_keys(ms),
             backing: ms
                 .spec
@@ -136,6 +139,34 @@ impl Node {
             None => format!("{}/{}", self.key.namespace, backing.type_),
         })
     }
+}
+
+/// The release under way, as short text: `canary step 1/2 25%`, `rolling`, `promoting`.
+fn release_under_way(ms: &Microservice) -> Option<String> {
+    use crate::api::{RolloutPhase, RolloutStrategy};
+    let rollout = ms.status.as_ref()?.rollout.as_ref()?;
+    let phase = rollout.phase?;
+    if !matches!(
+        phase,
+        RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting
+    ) {
+        return None;
+    }
+    Some(match (rollout.strategy, phase) {
+        (_, RolloutPhase::Promoting) => "promoting".to_string(),
+        (Some(RolloutStrategy::Canary), _) => format!(
+            "canary step {}/{} {}%{}",
+            rollout.step.unwrap_or(0),
+            rollout.steps.unwrap_or(0),
+            rollout.weight.unwrap_or(0),
+            if phase == RolloutPhase::Paused {
+                ", paused"
+            } else {
+                ""
+            }
+        ),
+        _ => "rolling".to_string(),
+    })
 }
 
 /// One subject on one broker, with who publishes it and who consumes it.
@@ -250,9 +281,13 @@ impl<'a> Graph<'a> {
     }
 
     fn text_line(&self, key: &ObjectKey) -> String {
-        match self.state(key) {
+        let line = match self.state(key) {
             "" => self.label(key),
             state => format!("{} [{state}]", self.label(key)),
+        };
+        match self.nodes.get(key).and_then(|n| n.release.as_ref()) {
+            Some(release) => format!("{line} (releasing: {release})"),
+            None => line,
         }
     }
 
@@ -500,6 +535,7 @@ mod tests {
         Node {
             key: ObjectKey::new("shop", name),
             ready,
+            release: None,
             dependencies: deps.iter().map(|d| ObjectKey::new("shop", *d)).collect(),
             backing: Vec::new(),
             publishes: Vec::new(),
@@ -639,5 +675,24 @@ storefront [Ready]
         assert!(!subject_matches("order.>", "order"));
         assert!(subject_matches("order.placed", "order.placed"));
         assert!(!subject_matches("order.placed", "order.paid"));
+    }
+
+    #[test]
+    fn a_release_under_way_shows_on_its_node() {
+        let mut nodes = shop();
+        nodes[0].release = Some("canary step 1/2 25%".into());
+        let text = draw(&nodes, GraphFormat::Text);
+        assert!(
+            text.starts_with("storefront [Ready] (releasing: canary step 1/2 25%)\n"),
+            "{text}"
+        );
+        let ms: Microservice = serde_saphyr::from_str(
+            "{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {name: web, namespace: shop}, spec: {image: a}, status: {rollout: {strategy: canary, phase: Paused, step: 1, steps: 2, weight: 25}}}",
+        )
+        .unwrap();
+        assert_eq!(
+            release_under_way(&ms).as_deref(),
+            Some("canary step 1/2 25%, paused")
+        );
     }
 }
