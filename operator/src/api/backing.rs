@@ -44,11 +44,14 @@ pub struct BackingServiceProvisioner {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<SecretProvisioner>,
     /// A Microservice provides it: a broker or a cache the platform team runs as a
-    /// Microservice. Its users get `<NAME>_URL`, `<NAME>_HOST` and `<NAME>_PORT` as
-    /// plain values (no Secret), egress to its pods on that port, and its NetworkPolicy
-    /// admits exactly them; their Deployments are held until it exists.
+    /// Microservice, named as in `dependsOn` (its namespace each user's own when unset).
+    /// Its users get `<NAME>_URL` (the scheme is the port's `appProtocol`, else the
+    /// type: `nats://…`), `<NAME>_HOST` and `<NAME>_PORT` as plain values (no Secret),
+    /// egress to its pods on that port, and its NetworkPolicy admits exactly them; their
+    /// Deployments are held until it exists. One in another namespace must admit them
+    /// as it would a caller in `dependsOn`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub microservice: Option<MicroserviceProvisioner>,
+    pub microservice: Option<super::Dependency>,
     /// An object Flotilla applies per Microservice and owns (a CloudNativePG `Cluster`, a
     /// Crossplane claim, a Redis resource), whose controller provisions the service and
     /// writes its connection Secret. Applied only where the cluster serves its kind
@@ -85,7 +88,7 @@ pub struct TemplateProvisioner {
     /// The object's spec. `{microservice}`, `{service}` and `{namespace}` are replaced in
     /// every string of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserved_object")]
+    #[schemars(schema_with = "super::rollout::preserved_object")]
     pub spec: Option<serde_json::Value>,
     /// The type of the condition in its `status.conditions` that says it is ready;
     /// `Ready` when unset.
@@ -96,39 +99,6 @@ pub struct TemplateProvisioner {
     /// template, the variables and where the service answers.
     #[serde(default)]
     pub secret: SecretProvisioner,
-}
-
-/// An object schema that keeps whatever it holds (another kind's spec).
-fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    schemars::json_schema!({
-        "type": "object",
-        "x-kubernetes-preserve-unknown-fields": true
-    })
-}
-
-/// A backing service run as a Microservice.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MicroserviceProvisioner {
-    /// The Microservice's name.
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
-    pub name: String,
-    /// Its namespace; each user's own when unset (every namespace runs its own). One in
-    /// another namespace must admit its users as it would a caller in `dependsOn`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(
-        length(min = 1, max = 63),
-        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-    )]
-    pub namespace: Option<String>,
-    /// The name of the port its users call; its first port when unset. The port's
-    /// `appProtocol` is the scheme of `<NAME>_URL` (`nats://`), the type when it has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 15))]
-    pub port: Option<String>,
 }
 
 /// A subject (or topic) of a backing message broker that a Microservice publishes to or

@@ -302,8 +302,8 @@ pub struct FailedRelease {
     pub at: Option<Time>,
 }
 
-/// An object schema that keeps whatever it holds (a pod template).
-fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+/// An object schema that keeps whatever it holds (a pod template, another kind's spec).
+pub(crate) fn preserved_object(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true

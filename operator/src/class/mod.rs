@@ -204,16 +204,7 @@ pub fn class_name<'a>(
     namespace_labels: &BTreeMap<String, String>,
     classes: impl IntoIterator<Item = &'a MicroserviceClass>,
 ) -> Option<String> {
-    let namespace = ms.namespace().unwrap_or_default();
-    select_in(
-        ms.spec.class.as_deref(),
-        &namespace,
-        namespace_labels,
-        classes,
-    )
-    .ok()
-    .flatten()
-    .map(ResourceExt::name_any)
+    governing(ms, namespace_labels, classes).map(ResourceExt::name_any)
 }
 
 #[cfg(test)]
