@@ -29,13 +29,20 @@ pub const ORDER_PLACED: &str = "order.placed";
 /// How long a publish may wait for the broker to acknowledge it (a flush round trip).
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A product and how many of it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Item {
+    pub sku: String,
+    pub quantity: u32,
+}
+
 /// An order that is paid and stored: inventory commits its reservations.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OrderPlaced {
     pub order_id: String,
     pub user_id: String,
-    pub items: Vec<crate::orders::Item>,
+    pub items: Vec<Item>,
     /// The inventory reservations the order holds, one per item.
     pub reservations: Vec<String>,
     /// RFC 3339, UTC.
@@ -261,7 +268,7 @@ mod tests {
         let event = OrderPlaced {
             order_id: "o-7".into(),
             user_id: "u-1".into(),
-            items: vec![crate::orders::Item {
+            items: vec![Item {
                 sku: "mug-enamel".into(),
                 quantity: 2,
             }],

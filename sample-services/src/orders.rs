@@ -75,11 +75,8 @@ pub struct NewOrder {
     pub items: Vec<Item>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Item {
-    pub sku: String,
-    pub quantity: u32,
-}
+/// A line of an order as asked for: the same in the request and in `order.placed`.
+pub use crate::events::Item;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
