@@ -19,6 +19,7 @@
 //! release answered and whether any request failed.
 
 mod http;
+mod metrics;
 mod probe;
 mod routes;
 
@@ -69,6 +70,11 @@ fn main() {
 }
 
 fn serve() {
+    // A config that crashes the app at start: what a bad ConfigMap edit does.
+    if std::env::var("CONFIG_MODE").as_deref() == Ok("crash") {
+        eprintln!("testapp: CONFIG_MODE=crash: exiting at start");
+        std::process::exit(1);
+    }
     let port: u16 = match std::env::var("PORT") {
         Ok(p) => p.parse().unwrap_or_else(|_| {
             eprintln!("PORT={p} is not a port number");
@@ -111,16 +117,18 @@ fn serve() {
     }
 
     let env = |name: &str| std::env::var(name).ok();
+    let metrics = Arc::new(metrics::Metrics::default());
     for conn in listener.incoming() {
         if stopping.load(Ordering::SeqCst) {
             break;
         }
         let Ok(stream) = conn else { continue };
         let in_flight = Arc::clone(&in_flight);
+        let metrics = Arc::clone(&metrics);
         let draining = draining.load(Ordering::SeqCst);
         in_flight.fetch_add(1, Ordering::SeqCst);
         thread::spawn(move || {
-            handle(stream, &env, draining);
+            handle(stream, &env, draining, &metrics);
             in_flight.fetch_sub(1, Ordering::SeqCst);
         });
     }
@@ -132,15 +140,34 @@ fn serve() {
     eprintln!("testapp stopped");
 }
 
-fn handle(mut stream: TcpStream, env: &dyn Fn(&str) -> Option<String>, draining: bool) {
+fn handle(
+    mut stream: TcpStream,
+    env: &dyn Fn(&str) -> Option<String>,
+    draining: bool,
+    metrics: &metrics::Metrics,
+) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-    let response = match http::read_request(&mut stream) {
+    let started = Instant::now();
+    let request = http::read_request(&mut stream);
+    let path = request
+        .as_ref()
+        .map(|req| req.path.split('?').next().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    let response = match request {
         Ok(req) if draining && req.path.starts_with("/readyz") => {
             routes::Response::text(503, "shutting down\n")
+        }
+        Ok(_) if path == "/metrics" => metrics::exposition(metrics.render()),
+        Ok(_) if path == "/" && metrics.next_fails(metrics::fail_percent(env)) => {
+            routes::Response::text(500, "injected failure (FAIL_PERCENT or CONFIG_MODE=fail)\n")
         }
         Ok(req) => routes::route(&req.method, &req.path, env, &|url| http::get(url)),
         Err(e) => routes::Response::text(400, &format!("bad request: {e}\n")),
     };
+    // The app's own traffic: not the scrapes, not the kubelet's probes.
+    if path != "/metrics" && path != "/healthz" && path != "/readyz" {
+        metrics.record(response.status, started.elapsed());
+    }
     let _ = stream.write_all(&response.to_bytes());
     let _ = stream.flush();
 }

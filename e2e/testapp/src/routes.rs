@@ -31,6 +31,7 @@ impl Response {
             400 => "Bad Request",
             404 => "Not Found",
             405 => "Method Not Allowed",
+            500 => "Internal Server Error",
             502 => "Bad Gateway",
             503 => "Service Unavailable",
             _ => "",
