@@ -209,39 +209,18 @@ async fn a_backing_service_holds_the_rollout_until_its_secret_exists() -> anyhow
     Ok(())
 }
 
-/// The Microservices a NetworkPolicy's ingress admits, by name, and its ports.
+/// The Microservices of its own namespace a NetworkPolicy's ingress admits, by name
+/// (`steps::admitted_callers`), and its ports.
 fn admitted(policy: &NetworkPolicy) -> (Vec<String>, Vec<String>) {
-    let ingress = policy
-        .spec
-        .as_ref()
-        .and_then(|s| s.ingress.clone())
-        .unwrap_or_default();
-    let mut names: Vec<String> = ingress
-        .iter()
-        .flat_map(|rule| rule.from.iter().flatten())
-        .filter_map(|peer| peer.pod_selector.as_ref())
-        .flat_map(|selector| {
-            let by_label = selector
-                .match_labels
-                .iter()
-                .flatten()
-                .filter(|(k, _)| {
-                    *k == "app.kubernetes.io/instance" || *k == "app.kubernetes.io/name"
-                })
-                .map(|(_, v)| v.clone());
-            let by_expression = selector
-                .match_expressions
-                .iter()
-                .flatten()
-                .filter(|e| e.key == "app.kubernetes.io/instance")
-                .flat_map(|e| e.values.clone().unwrap_or_default());
-            by_label.chain(by_expression).collect::<Vec<_>>()
-        })
+    let names = flotilla_e2e::steps::admitted_callers(policy)
+        .into_iter()
+        .filter(|(namespace, _)| namespace.is_none())
+        .map(|(_, name)| name)
         .collect();
-    names.sort();
-    names.dedup();
-    let ports = ingress
+    let ports = policy
+        .spec
         .iter()
+        .flat_map(|s| s.ingress.iter().flatten())
         .flat_map(|rule| rule.ports.iter().flatten())
         .map(|p| format!("{:?}", p.port))
         .collect();

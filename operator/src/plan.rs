@@ -87,14 +87,10 @@ pub struct Plan {
     pub missing_config: Vec<ConfigRef>,
     /// Required backing services whose Secret does not exist: the rollout waits for them.
     pub missing_backing: Vec<MissingBackingService>,
-    /// The Secrets of its backing services, as the class names them: watched for it.
-    pub backing_secrets: Vec<String>,
-    /// The Microservices that run its backing services, as `(namespace, name)`: their
-    /// NetworkPolicies admit it, so they are reconciled when it binds or unbinds them.
-    pub backing_microservices: Vec<(String, String)>,
-    /// Its backing services provisioned from objects Flotilla applies (the controller's
-    /// step after the plan: the server decides whether their kinds are served).
-    pub provisioned: Vec<Binding>,
+    /// Its backing services as the class binds them (none when it is refused). Those
+    /// provisioned from a template are applied by the controller's step after the plan:
+    /// the server decides whether their kinds are served.
+    pub backing: Vec<Binding>,
     /// The children, or why nothing is applied (the children keep running as they are).
     pub outcome: Result<Build, Refusal>,
 }
@@ -111,6 +107,24 @@ pub struct Build {
 }
 
 impl Plan {
+    /// The Secrets of its backing services, as the class names them: watched for it.
+    pub fn backing_secrets(&self) -> Vec<String> {
+        self.backing
+            .iter()
+            .filter_map(|b| Some(b.secret()?.secret.clone()))
+            .collect()
+    }
+
+    /// The Microservices that run its backing services, as `(namespace, name)`: their
+    /// NetworkPolicies admit it, so they are reconciled when it binds or unbinds them.
+    pub fn backing_microservices(&self) -> Vec<(String, String)> {
+        self.backing
+            .iter()
+            .filter_map(Binding::microservice)
+            .map(|target| (target.namespace.clone(), target.name.clone()))
+            .collect()
+    }
+
     /// Whether the rollout waits for a missing dependency.
     pub fn rollout_held(&self) -> bool {
         !self.missing_dependencies.is_empty() || !self.missing_backing.is_empty()
@@ -138,20 +152,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     let unready_dependencies = std::mem::take(&mut neighbours.unready);
     let refused_dependencies = std::mem::take(&mut neighbours.refused);
     let backing: &[Binding] = resolved.as_ref().map_or(&[], |r| &r.backing);
-    let backing_secrets = backing
-        .iter()
-        .filter_map(|b| Some(b.secret()?.secret.clone()))
-        .collect();
-    let backing_microservices = backing
-        .iter()
-        .filter_map(|b| b.microservice())
-        .map(|target| (target.namespace.clone(), target.name.clone()))
-        .collect();
-    let provisioned = backing
-        .iter()
-        .filter(|b| b.template().is_some())
-        .cloned()
-        .collect();
+    let bound = backing.to_vec();
     let mut run_by_microservices = graph::resolve_backing(
         &namespace,
         backing,
@@ -214,9 +215,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
         unready_dependencies,
         missing_config,
         missing_backing,
-        backing_secrets,
-        backing_microservices,
-        provisioned,
+        backing: bound,
         outcome,
     }
 }
@@ -483,7 +482,10 @@ mod tests {
             held.missing_config.is_empty(),
             "reported as a backing service only"
         );
-        assert_eq!(held.backing_secrets, ["orders-cache-app", "orders-db-app"]);
+        assert_eq!(
+            held.backing_secrets(),
+            ["orders-cache-app", "orders-db-app"]
+        );
         let children = held.outcome.unwrap().children;
         assert!(
             children

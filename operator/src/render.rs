@@ -12,7 +12,7 @@ use serde_saphyr::Spanned;
 use crate::api::{KubeVersion, Microservice, MicroserviceClass};
 use crate::builders::Capabilities;
 use crate::builders::env::env_prefix;
-use crate::class::Refusal;
+use crate::class::{Binding, Refusal};
 use crate::graph::{DEFAULT_NAMESPACE, ObjectKey};
 use crate::plan::{self, Inputs};
 use crate::yaml::document_at;
@@ -118,7 +118,7 @@ pub fn render_for(
         }
         // What a class's templates provision, which the controller applies where the
         // cluster serves the kind and holds the Deployment until it is ready.
-        for template in plan.provisioned.iter().filter_map(|b| b.template()) {
+        for template in plan.backing.iter().filter_map(Binding::template) {
             rendered.yaml.push_str(&format!(
                 "---\n# Microservice {key}: provisions backing service {} (applied where the cluster serves {}; the Deployment waits for its {} condition and Secret {})\n",
                 template.name, template.kind, template.ready_condition, template.secret.secret

@@ -103,8 +103,8 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     // A broker it starts or stops using admits it or not: that one's turn.
     let rebound = ctx.indexes.record_backing(
         &ObjectKey::of(ms.as_ref()),
-        &plan.backing_secrets,
-        &plan.backing_microservices,
+        &plan.backing_secrets(),
+        &plan.backing_microservices(),
     );
     ctx.triggers.send(rebound);
     let provisioned = provision::provision(&ctx, &ms, &mut plan).await;

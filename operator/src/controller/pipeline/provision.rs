@@ -43,7 +43,7 @@ pub async fn provision(ctx: &Context, ms: &Microservice, plan: &mut Plan) -> Pro
         return done;
     }
     let namespace = ms.namespace().unwrap_or_default();
-    for binding in plan.provisioned.clone() {
+    for binding in plan.backing.clone() {
         let Some(template) = binding.template() else {
             continue;
         };
