@@ -580,3 +580,176 @@ async fn http_gate_failure_rolls_back() -> anyhow::Result<()> {
     assert_eq!(end.failed, 0, "failed requests: {end:?}");
     Ok(())
 }
+
+/// The ConfigMap the pod template reads through `envFrom`.
+fn env_from_config_map(template: Option<&k8s_openapi::api::core::v1::PodSpec>) -> Option<String> {
+    template?
+        .containers
+        .first()?
+        .env_from
+        .as_ref()?
+        .first()?
+        .config_map_ref
+        .as_ref()
+        .map(|r| r.name.clone())
+}
+
+// 8. Config released with the pods (issue 27): a ConfigMap edit that makes the app crash
+//    is a release, rolled back by itself; the stable pods read a snapshot of the old
+//    content, so a stable pod deleted afterwards comes back on the old config (without
+//    snapshots it would read the bad edit and crash). No request fails.
+#[tokio::test]
+async fn a_bad_config_edit_is_rolled_back_with_its_content() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{DeleteParams, PostParams};
+    let s = Scenario::new("config-release").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let config_maps = Api::<ConfigMap>::namespaced(client.clone(), ns);
+    let config = |mode: &str| ConfigMap {
+        metadata: kube::api::ObjectMeta {
+            name: Some("cart-config".into()),
+            ..Default::default()
+        },
+        data: Some([("CONFIG_MODE".to_string(), mode.to_string())].into()),
+        ..Default::default()
+    };
+    config_maps
+        .create(&PostParams::default(), &config("ok"))
+        .await?;
+    let extra = "  envFrom:\n  - configMapRef: {name: cart-config}\n  rollout:\n    steps:\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns, &service("cart", V1, 2, extra))?;
+    let released = wait_released(client, ns, "cart", V1).await?;
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    let good = env_from_config_map(
+        deployments
+            .get("cart")
+            .await?
+            .spec
+            .and_then(|s| s.template.spec)
+            .as_ref(),
+    )
+    .expect("the Deployment reads a ConfigMap");
+    assert!(
+        good.starts_with("cart-cart-config-"),
+        "the pods read a snapshot, not the ConfigMap: {good}"
+    );
+    let copy = config_maps.get(&good).await?;
+    assert_eq!(copy.immutable, Some(true), "the snapshot is immutable");
+    assert_eq!(
+        copy.data
+            .as_ref()
+            .and_then(|d| d.get("CONFIG_MODE"))
+            .map(String::as_str),
+        Some("ok")
+    );
+    assert_eq!(
+        rollout_of(&released)
+            .history
+            .last()
+            .map(|r| r.config.clone()),
+        Some(vec![good.clone()]),
+        "the release records its snapshot"
+    );
+    let probe = Probe::start(client, ns, "cart").await?;
+    probe.wait_only("v1").await?;
+
+    let edited = Instant::now();
+    config_maps
+        .replace("cart-config", &PostParams::default(), &{
+            let mut bad = config("crash");
+            bad.metadata.resource_version = config_maps
+                .get("cart-config")
+                .await?
+                .metadata
+                .resource_version;
+            bad
+        })
+        .await?;
+    let ms = wait_rolled_back(client, ns, "cart").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "bad config edit rolled back after {:.1}s: {degraded}",
+        edited.elapsed().as_secs_f64()
+    );
+    assert!(degraded.contains("cart-canary-"), "{degraded}");
+    let history = rollout_of(&ms).history;
+    let bad = history
+        .last()
+        .filter(|r| r.outcome == "RolledBack")
+        .and_then(|r| r.config.first().cloned())
+        .unwrap_or_else(|| panic!("the rolled back release and its snapshot: {history:?}"));
+    assert_ne!(bad, good);
+    wait_pods_only(client, ns, "cart", V1, 2).await?;
+
+    // A stable pod restarted after the rollback reads the old content.
+    let selector = "app.kubernetes.io/instance=cart";
+    let victim = pods_with(client, ns, selector).await?[0]
+        .metadata
+        .name
+        .clone()
+        .unwrap_or_default();
+    Api::<Pod>::namespaced(client.clone(), ns)
+        .delete(&victim, &DeleteParams::default())
+        .await?;
+    let pods = wait_for(
+        "a new stable pod, ready",
+        Duration::from_secs(120),
+        || async {
+            let pods = pods_with(client, ns, selector).await?;
+            let ready = |p: &Pod| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.conditions.as_ref())
+                    .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+            };
+            let fresh = pods
+                .iter()
+                .any(|p| p.metadata.name.as_deref() != Some(victim.as_str()));
+            Ok(
+                if pods.len() == 2
+                    && fresh
+                    && pods
+                        .iter()
+                        .all(|p| ready(p) && p.metadata.deletion_timestamp.is_none())
+                    && pods
+                        .iter()
+                        .all(|p| p.metadata.name.as_deref() != Some(victim.as_str()))
+                {
+                    Poll::Ready(pods)
+                } else {
+                    Poll::Pending(format!(
+                        "{:?}",
+                        pods.iter()
+                            .map(|p| (p.metadata.name.clone(), ready(p)))
+                            .collect::<Vec<_>>()
+                    ))
+                },
+            )
+        },
+    )
+    .await?;
+    for pod in &pods {
+        assert_eq!(
+            env_from_config_map(pod.spec.as_ref()).as_deref(),
+            Some(good.as_str()),
+            "pod {:?} reads the released config",
+            pod.metadata.name
+        );
+    }
+    let still = wait_microservice(client, ns, "cart", "still rolled back", |ms| {
+        phase(ms) == Some(RolloutPhase::RolledBack)
+    })
+    .await?;
+    assert_eq!(
+        rollout_of(&still).stable_revision,
+        rollout_of(&released).stable_revision
+    );
+    println!("a stable pod restarted after the rollback reads {good} (the bad edit is in {bad})");
+    let end = probe.counts().await?;
+    println!(
+        "bad config edit: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}

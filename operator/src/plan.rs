@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 use crate::api::{Microservice, MicroserviceClass};
 use crate::builders::{
-    self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs, deployment,
+    self, BuildContext, Capabilities, Children, ConfigKind, ConfigRef, config_refs,
+    config_snapshot, deployment,
 };
 use crate::class::{self, Binding, Missing, MissingBackingService, Refusal, Resolved};
 use crate::graph::{self, Admission, MissingDependency, NamespaceLabels};
@@ -40,6 +41,9 @@ pub struct Install {
     pub http_gates: bool,
     /// `--require-class`: every Microservice must be governed by a class.
     pub require_class: bool,
+    /// `--config-snapshots`: the operator may create and delete ConfigMaps, so
+    /// `rollout.snapshotConfig` copies them; without it the pods read them directly.
+    pub config_snapshots: bool,
 }
 
 impl Default for Install {
@@ -47,6 +51,7 @@ impl Default for Install {
         Install {
             http_gates: true,
             require_class: false,
+            config_snapshots: true,
         }
     }
 }
@@ -104,6 +109,18 @@ pub struct Build {
     pub children: Children,
     /// The URL from outside the cluster, when exposed.
     pub external_url: Option<String>,
+    /// The config snapshots its pod template reads, to be created before it is applied.
+    pub snapshots: Vec<Snapshot>,
+}
+
+/// A ConfigMap the pods reference, and the copy they read (`rollout.snapshotConfig`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    pub source: String,
+    /// The source's resourceVersion the copy is named after: the copy is taken only
+    /// from that version of it.
+    pub resource_version: String,
+    pub copy: String,
 }
 
 impl Plan {
@@ -161,15 +178,21 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
     );
     let mut unready_dependencies = unready_dependencies;
     unready_dependencies.append(&mut run_by_microservices.unready);
-    let (config_hash, missing_config, mut missing_backing) = match inputs.config {
+    let (config_hash, missing_config, mut missing_backing, snapshots) = match inputs.config {
         Some(lookup) => {
             let by_spec = config_refs(&effective.spec);
             let refs = with_backing_secrets(by_spec.clone(), backing);
-            let (hash, missing) = config_state(&refs, lookup);
-            let (missing_config, missing_backing) = split_missing(missing, backing, &by_spec);
-            (hash, missing_config, missing_backing)
+            let state = config_state(&refs, lookup);
+            let (missing_config, missing_backing) = split_missing(state.missing, backing, &by_spec);
+            let snapshots = if inputs.install.config_snapshots && effective.spec.snapshots_config()
+            {
+                snapshots_of(effective, &state.config_maps)
+            } else {
+                Vec::new()
+            };
+            (state.hash, missing_config, missing_backing, snapshots)
         }
-        None => (String::new(), Vec::new(), Vec::new()),
+        None => (String::new(), Vec::new(), Vec::new(), Vec::new()),
     };
     missing_backing.append(&mut run_by_microservices.missing);
     let outcome = resolved.and_then(
@@ -186,6 +209,10 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
             );
             ctx.backing = backing;
             ctx.backing_microservices = run_by_microservices.resolved;
+            ctx.snapshots = snapshots
+                .iter()
+                .map(|s| (s.source.clone(), s.copy.clone()))
+                .collect();
             let mut children = builders::build(&effective, &ctx)
                 // The builders only fail on what validation should have refused: a spec to
                 // fix, not an error to retry.
@@ -201,6 +228,7 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
                 effective,
                 children,
                 external_url,
+                snapshots,
             })
         },
     );
@@ -306,13 +334,43 @@ fn require_class(
     Ok(build)
 }
 
-/// The config hash of the referenced ConfigMaps and Secrets, and the ones missing.
-fn config_state(refs: &[ConfigRef], lookup: ConfigLookup<'_>) -> (String, Vec<ConfigRef>) {
+/// What the caches know of the referenced ConfigMaps and Secrets.
+struct ReferencedConfig {
+    /// The hash of their versions.
+    hash: String,
+    /// Those missing and not optional.
+    missing: Vec<ConfigRef>,
+    /// The ConfigMaps that exist, by name, with their versions.
+    config_maps: Vec<(String, ConfigVersion)>,
+}
+
+/// The snapshot of each existing ConfigMap `ms` references.
+fn snapshots_of(ms: &Microservice, config_maps: &[(String, ConfigVersion)]) -> Vec<Snapshot> {
+    let name = ms.metadata.name.as_deref().unwrap_or_default();
+    config_maps
+        .iter()
+        .map(|(source, version)| Snapshot {
+            source: source.clone(),
+            resource_version: version.resource_version.clone(),
+            copy: config_snapshot::copy_name(name, source, &version.uid, &version.resource_version),
+        })
+        .collect()
+}
+
+/// The config hash of the referenced ConfigMaps and Secrets, the ones missing and the
+/// ConfigMaps' versions.
+fn config_state(refs: &[ConfigRef], lookup: ConfigLookup<'_>) -> ReferencedConfig {
     let mut versions: Vec<(&ConfigRef, Option<ConfigVersion>)> = Vec::new();
     let mut missing = Vec::new();
+    let mut config_maps = Vec::new();
     for config in refs {
         match lookup(config) {
-            ConfigState::Exists(version) => versions.push((config, Some(version))),
+            ConfigState::Exists(version) => {
+                if config.kind == ConfigKind::ConfigMap {
+                    config_maps.push((config.name.clone(), version.clone()));
+                }
+                versions.push((config, Some(version)))
+            }
             ConfigState::Missing => {
                 versions.push((config, None));
                 if !config.optional {
@@ -322,7 +380,11 @@ fn config_state(refs: &[ConfigRef], lookup: ConfigLookup<'_>) -> (String, Vec<Co
             ConfigState::Unwatched => {}
         }
     }
-    (config_hash(&versions), missing)
+    ReferencedConfig {
+        hash: config_hash(&versions),
+        missing,
+        config_maps,
+    }
 }
 
 /// A hash of the identity and version of every referenced ConfigMap and Secret: any edit
@@ -405,7 +467,7 @@ mod tests {
         let plain = ms("users", "{image: a}");
         let no_gates = Install {
             http_gates: false,
-            require_class: false,
+            ..Install::default()
         };
         assert!(matches!(
             plan_installed(&gated, no_gates).outcome,
@@ -413,8 +475,8 @@ mod tests {
         ));
         assert!(plan_installed(&plain, no_gates).outcome.is_ok());
         let classes_required = Install {
-            http_gates: true,
             require_class: true,
+            ..Install::default()
         };
         assert!(matches!(
             plan_installed(&plain, classes_required).outcome,

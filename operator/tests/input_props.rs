@@ -306,7 +306,7 @@ proptest! {
         let now = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
         let _ = flotilla::rollout::http_checks_due(&ms, &ms, &children, &[], now);
         let _ = flotilla::rollout::reconcile(
-            &ms, &ms, &mut children, stable.as_ref(), canary.as_ref(), &[], None, now,
+            &ms, &ms, &mut children, stable.as_ref(), canary.as_ref(), &[], None, &[], now,
         );
         let count = RELEASE_CASES.fetch_add(1, Ordering::Relaxed) + 1;
         if count.is_multiple_of(128) {

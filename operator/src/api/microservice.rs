@@ -894,3 +894,13 @@ impl Microservice {
             .is_some_and(MicroserviceStatus::is_ready)
     }
 }
+
+impl MicroserviceSpec {
+    /// `rollout.snapshotConfig`, true when unset.
+    pub fn snapshots_config(&self) -> bool {
+        self.rollout
+            .as_ref()
+            .and_then(|r| r.snapshot_config)
+            .unwrap_or(true)
+    }
+}

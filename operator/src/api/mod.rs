@@ -8,9 +8,11 @@ mod crd;
 pub mod labels;
 mod microservice;
 mod rollout;
+pub(crate) mod traffic;
 
 pub use backing::*;
 pub use class::*;
 pub use crd::{KubeVersion, crd_file_name, crds, crds_yaml};
 pub use microservice::*;
 pub use rollout::*;
+pub use traffic::{Bucket, Tally};

@@ -8,6 +8,8 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::traffic::Tally;
+
 /// How a change to the pods (image, env, config, anything in the pod template) is
 /// released. Every field left unset takes the class's `defaults.rollout` value, then
 /// Flotilla's default.
@@ -52,6 +54,18 @@ pub struct RolloutSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 20))]
     pub revision_history_limit: Option<i32>,
+
+    /// Release config with the pods. Default true: each ConfigMap the pods reference is
+    /// copied into an immutable `<name>-<configmap>-<hash>` ConfigMap that the
+    /// Microservice owns, and the pod template reads the copy. A ConfigMap edit is then a
+    /// release like an image change (gated, rolled back when it fails), and stable pods
+    /// keep reading the config they were released with, even when they restart after a
+    /// rollback. Copies are deleted once no kept release uses them. Secrets are never
+    /// copied nor read: their pods reference them directly. False references the
+    /// ConfigMaps themselves (an edit still rolls the pods, but a rollback restores only
+    /// the pod template, not the old content).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_config: Option<bool>,
 }
 
 /// How a new pod template is released.
@@ -133,6 +147,75 @@ pub struct Gates {
     /// check ran and `successPercent` of them answered `expectedStatus`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpGate>,
+
+    /// Judge a canary by its traffic, compared to the stable pods': every few seconds
+    /// Flotilla reads the Prometheus metrics of each ready pod of both (through the API
+    /// server's pod proxy, as the HTTP gate: no Prometheus needed) and compares what
+    /// each side served since the step began. A step moves on only once the canary has
+    /// served `minRequests` and its error ratio (and latency, when set) is within the
+    /// limits of the stable pods'; beyond them the release fails at once. Canary
+    /// releases only: a rolling update has no stable pods to compare with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsGate>,
+}
+
+/// The traffic gate: the canary's pods against the stable pods, from their metrics.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsGate {
+    /// The counter of requests served, e.g. `http_requests_total`: every series of it
+    /// is summed over the pods.
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    )]
+    pub requests: String,
+    /// Which series of `requests` are errors: one label matcher in PromQL syntax, e.g.
+    /// `code=~"5.."` or `outcome="error"`.
+    #[schemars(length(min = 1, max = 256))]
+    pub errors: String,
+    /// How many percentage points the canary's error ratio may exceed the stable pods'.
+    /// Default 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_error_increase_percent: Option<f64>,
+    /// Requests the canary must have served in the step before it is judged. Default
+    /// 100. A step whose canary does not reach them within `progressDeadlineSeconds`
+    /// fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000000))]
+    pub min_requests: Option<i32>,
+    /// A latency limit from a histogram of request durations in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<LatencyGate>,
+    /// The port (one of `spec.ports`) serving the metrics: `spec.metrics.port`, else the
+    /// primary port, when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub port: Option<String>,
+    /// The path of the metrics: `spec.metrics.path`, else `/metrics`, when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
+    pub path: Option<String>,
+}
+
+/// A latency limit of the traffic gate.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LatencyGate {
+    /// The histogram's name, without `_bucket`, e.g. `http_request_duration_seconds`.
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+    )]
+    pub histogram: String,
+    /// The quantile compared, e.g. 0.99 (default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0.5, max = 0.999))]
+    pub quantile: Option<f64>,
+    /// How many milliseconds the canary's quantile may exceed the stable pods'.
+    #[schemars(range(min = 0, max = 600000))]
+    pub max_increase_millis: i32,
 }
 
 /// The HTTP check of the health gates.
@@ -210,6 +293,9 @@ pub struct RolloutStatus {
     /// The HTTP gate's checks of the current step (of the release, when rolling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_checks: Option<HttpChecks>,
+    /// The traffic gate's reading of the current step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_checks: Option<MetricsChecks>,
     /// `flotilla rollout promote` was asked during this release: its remaining pauses
     /// are skipped (its steps and gates still run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -252,6 +338,31 @@ pub struct RevisionRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub cause: Option<String>,
+    /// The config snapshots (ConfigMap copies) its pods read: kept while this entry is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64), inner(length(max = 253)))]
+    pub config: Vec<String>,
+}
+
+/// The traffic gate's reading of a step: what each side had served when the step began
+/// (or when its counters last went back: a pod gone or restarted), and the last verdict.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsChecks {
+    /// The canary pods' sums at the baseline.
+    #[serde(default)]
+    pub canary_baseline: Tally,
+    /// The stable pods' sums at the baseline.
+    #[serde(default)]
+    pub stable_baseline: Tally,
+    /// When the metrics were last read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<Time>,
+    /// The last verdict, e.g. `gate metrics: canary 0.0% errors vs stable 0.0% (max +1%)
+    /// over 120 requests`, or why the pods could not be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub last: Option<String>,
 }
 
 /// The HTTP gate's tally.

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use kube::api::ApiResource;
 
+use super::config_snapshot::Snapshots;
 use super::{ChildKind, KINDS};
 
 use crate::api::KubeVersion;
@@ -100,6 +101,9 @@ pub struct BuildContext {
     pub backing: Vec<Binding>,
     /// Those of them run by Microservices that exist, with the port called.
     pub backing_microservices: Vec<ResolvedBacking>,
+    /// The config snapshot the pods read in place of each referenced ConfigMap
+    /// (`rollout.snapshotConfig`); a ConfigMap without one is read directly.
+    pub snapshots: Snapshots,
 }
 
 impl BuildContext {
@@ -119,6 +123,7 @@ impl BuildContext {
             class,
             backing: Vec::new(),
             backing_microservices: Vec::new(),
+            snapshots: Snapshots::new(),
         }
     }
 

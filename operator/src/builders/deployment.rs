@@ -353,6 +353,7 @@ fn container(
         &ctx.dependencies,
         &ctx.backing,
         &ctx.backing_microservices,
+        &ctx.snapshots,
     );
     let ports = container_ports(spec);
     Ok(Container {
@@ -364,7 +365,7 @@ fn container(
         command: spec.command.clone(),
         args: spec.args.clone(),
         env: (!env.is_empty()).then_some(env),
-        env_from: env::env_from(spec),
+        env_from: env::env_from(spec, &ctx.snapshots),
         resources: Some(resources(spec)),
         ports: (!ports.is_empty()).then_some(ports),
         readiness_probe: probes.readiness,

@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
 
 use crate::api::{self, MicroserviceSpec, Port};
 use crate::class::Binding;
+
+use super::config_snapshot::Snapshots;
 pub use crate::class::backing::env_prefix;
 use crate::graph::{ResolvedBacking, ResolvedDependency};
 
@@ -25,12 +27,13 @@ pub fn env_vars(
     dependencies: &[ResolvedDependency],
     backing: &[Binding],
     run_by: &[ResolvedBacking],
+    snapshots: &Snapshots,
 ) -> Vec<EnvVar> {
     let mut seen = BTreeSet::new();
     let mut vars = Vec::with_capacity(spec.env.len() + 2 * dependencies.len());
     for var in &spec.env {
         if seen.insert(var.name.clone()) {
-            vars.push(explicit_var(var));
+            vars.push(explicit_var(var, snapshots));
         }
     }
     for dependency in dependencies {
@@ -145,7 +148,12 @@ pub fn port_url(name: &str, namespace: &str, port: &Port) -> String {
     )
 }
 
-fn explicit_var(var: &api::EnvVar) -> EnvVar {
+/// A ConfigMap's name as the pods read it: its snapshot's, when there is one.
+fn config_map_name(name: &str, snapshots: &Snapshots) -> String {
+    snapshots.get(name).map_or(name, String::as_str).to_string()
+}
+
+fn explicit_var(var: &api::EnvVar, snapshots: &Snapshots) -> EnvVar {
     EnvVar {
         name: var.name.clone(),
         value: var.value.clone(),
@@ -154,7 +162,7 @@ fn explicit_var(var: &api::EnvVar) -> EnvVar {
                 .config_map_key_ref
                 .as_ref()
                 .map(|r| ConfigMapKeySelector {
-                    name: r.name.clone(),
+                    name: config_map_name(&r.name, snapshots),
                     key: r.key.clone(),
                     optional: r.optional,
                 }),
@@ -169,7 +177,7 @@ fn explicit_var(var: &api::EnvVar) -> EnvVar {
 }
 
 /// `spec.envFrom` in the container's shape; None when empty so no `envFrom: []` is applied.
-pub fn env_from(spec: &MicroserviceSpec) -> Option<Vec<EnvFromSource>> {
+pub fn env_from(spec: &MicroserviceSpec, snapshots: &Snapshots) -> Option<Vec<EnvFromSource>> {
     if spec.env_from.is_empty() {
         return None;
     }
@@ -178,7 +186,7 @@ pub fn env_from(spec: &MicroserviceSpec) -> Option<Vec<EnvFromSource>> {
             .iter()
             .map(|source| EnvFromSource {
                 config_map_ref: source.config_map_ref.as_ref().map(|r| ConfigMapEnvSource {
-                    name: r.name.clone(),
+                    name: config_map_name(&r.name, snapshots),
                     optional: r.optional,
                 }),
                 secret_ref: source.secret_ref.as_ref().map(|r| SecretEnvSource {

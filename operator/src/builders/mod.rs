@@ -6,6 +6,7 @@
 
 pub mod autoscaler;
 mod children;
+pub mod config_snapshot;
 mod context;
 pub mod deployment;
 pub mod disruption_budget;

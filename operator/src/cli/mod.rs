@@ -157,6 +157,12 @@ struct RunArgs {
     /// nothing applied, so no team runs outside the platform team's guardrails.
     #[arg(long, env = "FLOTILLA_REQUIRE_CLASS", num_args = 0..=1, default_value_t = false, default_missing_value = "true", action = clap::ArgAction::Set)]
     require_class: bool,
+    /// Take config snapshots: copy each ConfigMap a Microservice's pods reference into
+    /// an immutable ConfigMap it owns (`rollout.snapshotConfig`), which needs `create`
+    /// and `delete` on ConfigMaps, like the chart's `configSnapshots`. False: the pods
+    /// read the ConfigMaps directly, whatever the spec says.
+    #[arg(long, env = "FLOTILLA_CONFIG_SNAPSHOTS", num_args = 0..=1, default_value_t = true, default_missing_value = "true", action = clap::ArgAction::Set)]
+    config_snapshots: bool,
     /// Seconds between looks at the kinds the server serves: when a CRD Flotilla writes
     /// (ServiceMonitor, HTTPRoute) is installed or removed, or an upgrade serves a newer
     /// version, the controller restarts on fresh caches to use it.

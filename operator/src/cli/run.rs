@@ -74,6 +74,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
         rediscover_every: Duration::from_secs(args.rediscover_interval_seconds),
         http_gates: args.http_gates,
         require_class: args.require_class,
+        config_snapshots: args.config_snapshots,
     };
 
     if !args.leader_elect {

@@ -47,6 +47,8 @@ pub struct Context {
     pub http_gates: bool,
     /// Whether a Microservice must be governed by a class (`Settings::require_class`).
     pub require_class: bool,
+    /// Whether config snapshots may be taken (`Settings::config_snapshots`).
+    pub config_snapshots: bool,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -76,6 +78,7 @@ impl Context {
             template_kinds: TemplateKinds::default(),
             http_gates: false,
             require_class: false,
+            config_snapshots: false,
             failures: Mutex::default(),
         }
     }

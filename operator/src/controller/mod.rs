@@ -66,6 +66,9 @@ pub struct Settings {
     pub http_gates: bool,
     /// Every Microservice must be governed by a class (`ClassRequired` otherwise).
     pub require_class: bool,
+    /// Config snapshots may be taken (`create`/`delete` on ConfigMaps); without, the
+    /// pods read the ConfigMaps they reference directly.
+    pub config_snapshots: bool,
 }
 
 /// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
@@ -194,6 +197,7 @@ async fn run_on(
     );
     context.http_gates = settings.http_gates;
     context.require_class = settings.require_class;
+    context.config_snapshots = settings.config_snapshots;
     let context = Arc::new(context);
     tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(

@@ -29,6 +29,9 @@ struct Scenario {
 struct Revision {
     revision: String,
     image: String,
+    /// The config snapshots its template reads.
+    #[serde(default)]
+    config: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -137,6 +140,7 @@ fn run(file: &str, text: &str) {
                 template: &desired_template,
                 generation: Some(2),
                 replicas: scenario.replicas,
+                config: &desired.config,
             },
             previous: previous.as_ref(),
             stable: pass.stable,

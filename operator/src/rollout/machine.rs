@@ -78,6 +78,8 @@ pub struct Desired<'a> {
     pub generation: Option<i64>,
     /// The pod count; None when an autoscaler owns it.
     pub replicas: Option<i32>,
+    /// The config snapshots the template reads.
+    pub config: &'a [String],
 }
 
 /// Everything one decision reads.
@@ -409,6 +411,7 @@ impl<'a, 'i> Machine<'a, 'i> {
             outcome: outcome.to_string(),
             at: Some(now),
             cause,
+            config: desired.config.to_vec(),
         });
         let excess = history.len().saturating_sub(limit);
         history.drain(..excess);

@@ -27,6 +27,7 @@
 
 pub mod http;
 pub mod machine;
+pub mod metrics_gate;
 pub mod observe;
 pub mod settings;
 pub mod traffic;
@@ -72,8 +73,8 @@ pub fn http_checks_due<'p>(
 }
 
 /// Decides the release of `ms` (`effective`: with its class defaults) and adjusts the
-/// planned `children` to it; `http` holds the checks just run, if any. None when no
-/// Deployment is planned.
+/// planned `children` to it; `http` holds the checks just run, if any, and `config` the
+/// config snapshots the planned template reads. None when no Deployment is planned.
 #[allow(clippy::too_many_arguments)]
 pub fn reconcile(
     ms: &Microservice,
@@ -83,6 +84,7 @@ pub fn reconcile(
     canary: Option<&Deployment>,
     pods: &[&Pod],
     http: Option<HttpRound>,
+    config: &[String],
     now: Timestamp,
 ) -> Option<Decision> {
     let planned = children.get(&deployment::KIND)?.object.clone();
@@ -104,6 +106,7 @@ pub fn reconcile(
                 Some(_) => None,
                 None => Some(effective.spec.replicas.unwrap_or(1)),
             },
+            config,
         },
         previous: ms.status.as_ref().and_then(|s| s.rollout.as_ref()),
         stable: observe::deployment(stable),

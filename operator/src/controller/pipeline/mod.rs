@@ -11,6 +11,7 @@ mod events;
 pub mod ownership;
 mod provision;
 mod read;
+mod snapshot;
 #[cfg(test)]
 mod tests;
 
@@ -111,14 +112,24 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     for (action, kind, name) in &provisioned.changes {
         events::provisioned(&ctx, &ms, *action, kind, name);
     }
+    let snapshots = snapshot::take(&ctx, &ms, &mut plan).await;
+    for copy in &snapshots.created {
+        events::provisioned(&ctx, &ms, apply::Action::Created, "ConfigMap", copy);
+    }
     let observed = observe(&ctx, &ms, &namespace);
     let rollout = decide_rollout(&ctx, &ms, &mut plan, &observed).await;
-    let applied = match &plan.outcome {
+    let mut applied = match &plan.outcome {
         Ok(build) if !ms.spec.paused => {
             apply::apply(&ctx, &build.effective, &build.children).await?
         }
         _ => Applied::default(),
     };
+    if applied.failure.is_none() {
+        applied.failure = snapshots.failure.clone();
+    }
+    if let (Some(decision), Ok(build), None) = (&rollout, &plan.outcome, &applied.failure) {
+        prune_snapshots(&ctx, &ms, build, decision, &observed, &snapshots).await;
+    }
     for change in &applied.changes {
         info!(microservice = %ms.name_any(), %namespace, ?change, "child changed");
     }
@@ -160,6 +171,12 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
         .map_or(next, |at| next.min(at.max(Duration::from_secs(1))));
     // A progress-only status held back (`status_pace`): come back to write it.
     let next = status_due.map_or(next, |due| next.min(due));
+    // A source edited since the cache saw it: its watch event may have come already.
+    let next = if snapshots.retry {
+        next.min(Duration::from_secs(1))
+    } else {
+        next
+    };
     // A provisioned backing service's progress triggers nothing: look again soon.
     let next = if provisioned.waiting {
         next.min(provision::WAIT_RECHECK)
@@ -173,6 +190,39 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     } else {
         Action::requeue(next)
     })
+}
+
+/// Deletes the config snapshots no kept release reads, when what is kept may have
+/// changed: a release became stable or failed, or a copy was taken.
+async fn prune_snapshots(
+    ctx: &Context,
+    ms: &Microservice,
+    build: &crate::plan::Build,
+    decision: &crate::rollout::Decision,
+    observed: &Observation<'_>,
+    taken: &snapshot::Taken,
+) {
+    let previous = observed
+        .current
+        .status
+        .as_ref()
+        .and_then(|s| s.rollout.as_ref());
+    let now = &decision.status;
+    let changed = previous
+        .is_none_or(|p| p.history != now.history || p.stable_revision != now.stable_revision);
+    if !changed && taken.created.is_empty() {
+        return;
+    }
+    let live: Vec<serde_json::Value> = [&observed.stable, &observed.canary]
+        .into_iter()
+        .flatten()
+        .filter_map(|d| serde_json::to_value(&d.spec.as_ref()?.template).ok())
+        .collect();
+    let live: Vec<&serde_json::Value> = live.iter().collect();
+    let keep = snapshot::kept(&build.snapshots, now, &live);
+    for copy in snapshot::prune(ctx, ms, &keep).await {
+        events::provisioned(ctx, ms, apply::Action::Deleted, "ConfigMap", &copy);
+    }
 }
 
 /// What a reconcile reads of the world besides the plan's inputs, read once for the
@@ -274,6 +324,7 @@ async fn decide_rollout(
         &pods,
         now,
     );
+    let config: Vec<String> = build.snapshots.iter().map(|s| s.copy.clone()).collect();
     let http = match due {
         Some((gate, ready)) => Some(crate::rollout::http::check(&ctx.client, &gate, &ready).await),
         None => None,
@@ -286,6 +337,7 @@ async fn decide_rollout(
         observed.canary.as_ref(),
         &pods,
         http,
+        &config,
         now,
     )
 }

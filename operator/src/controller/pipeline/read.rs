@@ -100,6 +100,7 @@ fn plan_once(
             install: Install {
                 http_gates: ctx.http_gates,
                 require_class: ctx.require_class,
+                config_snapshots: ctx.config_snapshots,
             },
         },
     )

@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Notify;
 
 use crate::api::{Microservice, MicroserviceClass};
-use crate::builders::{Capabilities, ChildKind, ConfigKind, KINDS, labels};
+use crate::builders::{Capabilities, ChildKind, ConfigKind, KINDS, config_snapshot, labels};
 use crate::client::{WatchBackoff, watch_config};
 use crate::health::Health;
 use crate::metrics::Metrics;
@@ -430,11 +430,12 @@ where
         let keep = match item {
             Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
                 let meta = object.meta();
-                indexes.config_referenced(
-                    meta.namespace.as_deref().unwrap_or_default(),
-                    kind,
-                    meta.name.as_deref().unwrap_or_default(),
-                )
+                is_snapshot(meta)
+                    || indexes.config_referenced(
+                        meta.namespace.as_deref().unwrap_or_default(),
+                        kind,
+                        meta.name.as_deref().unwrap_or_default(),
+                    )
             }
             _ => true,
         };
@@ -610,15 +611,37 @@ fn without_managed_fields<K: Resource>(object: &mut K) {
 }
 
 /// All a config hash needs: which object (name, UID) at which version.
+/// Keeps name, uid and version; of a config snapshot also its label and owners, which
+/// say whose it is (the snapshot step prunes by them).
 fn name_and_version_only<K: Resource>(object: &mut K) {
     let meta = object.meta_mut();
+    let snapshot = is_snapshot(meta);
     *meta = ObjectMeta {
         name: meta.name.take(),
         namespace: meta.namespace.take(),
         uid: meta.uid.take(),
         resource_version: meta.resource_version.take(),
+        labels: snapshot.then(|| {
+            [(
+                config_snapshot::SNAPSHOT_LABEL.to_string(),
+                "true".to_string(),
+            )]
+            .into()
+        }),
+        owner_references: if snapshot {
+            meta.owner_references.take()
+        } else {
+            None
+        },
         ..ObjectMeta::default()
     };
+}
+
+/// A ConfigMap Flotilla copied (`builders::config_snapshot`).
+fn is_snapshot(meta: &ObjectMeta) -> bool {
+    meta.labels
+        .as_ref()
+        .is_some_and(|labels| labels.contains_key(config_snapshot::SNAPSHOT_LABEL))
 }
 
 #[cfg(test)]
