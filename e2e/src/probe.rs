@@ -20,6 +20,8 @@ pub struct Counts {
     pub ok: u64,
     pub failed: u64,
     pub versions: BTreeMap<String, u64>,
+    /// Failed requests whose answer named a version (injected failures), by version.
+    pub failed_versions: BTreeMap<String, u64>,
 }
 
 impl Counts {
@@ -39,6 +41,7 @@ impl Counts {
             ok: rest.split_whitespace().next()?.parse().ok()?,
             failed: field("failed")?.parse().ok()?,
             versions: map(field("versions")?),
+            failed_versions: map(field("failed_versions").unwrap_or("")),
         };
         Some((counts, map(field("window").unwrap_or(""))))
     }
@@ -178,9 +181,10 @@ mod tests {
     #[test]
     fn probe_lines_parse() {
         let (counts, window) =
-            Counts::parse("probe ok=30 failed=1 versions=v1:20,v2:10 window=v2:5 window_failed=0")
+            Counts::parse("probe ok=30 failed=1 versions=v1:20,v2:10 window=v2:5 window_failed=0 failed_versions=v2:1")
                 .unwrap();
         assert_eq!((counts.ok, counts.failed), (30, 1));
+        assert_eq!(counts.failed_versions["v2"], 1);
         assert_eq!(counts.versions["v2"], 10);
         assert_eq!(window["v2"], 5);
         let earlier = Counts {

@@ -753,3 +753,90 @@ async fn a_bad_config_edit_is_rolled_back_with_its_content() -> anyhow::Result<(
     assert_eq!(end.failed, 0, "failed requests: {end:?}");
     Ok(())
 }
+
+// 9. The traffic gate (issue 27): a canary failing 20% of its requests is rolled back by
+//    the comparison with the stable pods' metrics, read through the pod proxy, the cause
+//    naming both ratios; then a canary failing none passes the same gate. The only
+//    failed requests are the canary's injected ones.
+#[tokio::test]
+async fn the_traffic_gate_judges_the_canary_against_the_stable_pods() -> anyhow::Result<()> {
+    // Metrics are read through the pod proxy: the chart's httpGates=true.
+    let s = Scenario::with_operator_args("traffic-gate", &["--http-gates=true"]).await?;
+    let (client, ns) = (s.client(), s.ns());
+    let manifest = |image: &str, fail_percent: u32| {
+        testapp(
+            "basket",
+            &format!(
+                "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 5s}}\n    progressDeadlineSeconds: 120\n    gates:\n      metrics:\n        requests: testapp_http_requests_total\n        errors: 'code=~\"5..\"'\n        minRequests: 50\n        maxErrorIncreasePercent: 1\n        latency: {{histogram: testapp_http_request_duration_seconds, quantile: 0.99, maxIncreaseMillis: 250}}\n"
+            ),
+        )
+        .replace(V1, image)
+    };
+    apply_yaml(ns, &manifest(V1, 0))?;
+    wait_released(client, ns, "basket", V1).await?;
+    let probe = Probe::start(client, ns, "basket").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns, &manifest(V2, 20))?;
+    let ms = wait_rolled_back(client, ns, "basket").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "traffic gate: a 20% canary rolled back after {:.1}s: {degraded}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains("gate metrics: canary ")
+            && degraded.contains("% errors vs stable 0.0% (max +1%) over "),
+        "{degraded}"
+    );
+    let canary_percent: f64 = degraded
+        .split("gate metrics: canary ")
+        .nth(1)
+        .and_then(|rest| rest.split('%').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the canary's ratio in {degraded}"));
+    assert!(
+        (15.0..=25.0).contains(&canary_percent),
+        "the canary failed about 20%: {canary_percent}"
+    );
+    wait_pods_only(client, ns, "basket", V1, 2).await?;
+    let after_rollback = probe.counts().await?;
+    println!(
+        "traffic gate, 20% canary: probe {} ok, {} failed, answers {:?}, failures by version {:?}",
+        after_rollback.ok,
+        after_rollback.failed,
+        after_rollback.versions,
+        after_rollback.failed_versions
+    );
+    assert_eq!(
+        after_rollback.failed_versions.keys().collect::<Vec<_>>(),
+        ["v2"],
+        "only the canary failed requests: {after_rollback:?}"
+    );
+    assert_eq!(
+        after_rollback.failed, after_rollback.failed_versions["v2"],
+        "every failed request is an injected one of the canary: {after_rollback:?}"
+    );
+
+    // The same gate passes a canary that fails nothing.
+    let started = Instant::now();
+    apply_yaml(ns, &manifest(V2, 0))?;
+    let released = wait_released(client, ns, "basket", V2).await?;
+    println!(
+        "traffic gate: a 0% canary released after {:.1}s: {}",
+        started.elapsed().as_secs_f64(),
+        rollout_of(&released).message.unwrap_or_default()
+    );
+    wait_pods_only(client, ns, "basket", V2, 2).await?;
+    let end = probe.counts().await?;
+    println!(
+        "traffic gate, 0% canary: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(
+        end.failed, after_rollback.failed,
+        "no request failed during the second release: {end:?}"
+    );
+    Ok(())
+}

@@ -303,17 +303,27 @@ fn split_missing(
 /// An HTTP gate needs `get` on `pods/proxy`, which the chart grants only with
 /// `httpGates=true` (`--http-gates`): without it the spec is refused before anything is
 /// applied, rather than a release judged by checks that can only be forbidden.
+/// The traffic gate reads pods the same way, and compares a canary's pods to the stable
+/// ones, so it needs canary steps (the spec's or its class's).
 fn refuse_unavailable_gates(install: Install, build: Build) -> Result<Build, Refusal> {
-    let gated = build
-        .effective
-        .spec
-        .rollout
-        .as_ref()
-        .and_then(|r| r.gates.as_ref())
-        .is_some_and(|g| g.http.is_some());
-    if gated && !install.http_gates {
-        return Err(Refusal::GateUnavailable(
-            "spec.rollout.gates.http: this operator runs without HTTP gates (--http-gates=false: no access to pods/proxy); the platform team enables them with the chart value httpGates=true, or remove the gate".to_string(),
+    let rollout = build.effective.spec.rollout.as_ref();
+    let gates = rollout.and_then(|r| r.gates.as_ref());
+    for (gated, field) in [
+        (gates.is_some_and(|g| g.http.is_some()), "http"),
+        (gates.is_some_and(|g| g.metrics.is_some()), "metrics"),
+    ] {
+        if gated && !install.http_gates {
+            return Err(Refusal::GateUnavailable(format!(
+                "spec.rollout.gates.{field}: this operator runs without HTTP gates (--http-gates=false: no access to pods/proxy); the platform team enables them with the chart value httpGates=true, or remove the gate"
+            )));
+        }
+    }
+    let canary = rollout.is_some_and(|r| {
+        !r.steps.is_empty() && r.strategy != Some(crate::api::RolloutStrategy::Rolling)
+    });
+    if gates.is_some_and(|g| g.metrics.is_some()) && !canary {
+        return Err(Refusal::InvalidSpec(
+            "spec.rollout.gates.metrics: compares the canary's pods to the stable pods during canary steps; add spec.rollout.steps (strategy canary), or remove the gate".to_string(),
         ));
     }
     Ok(build)

@@ -305,8 +305,28 @@ proptest! {
         };
         let now = Timestamp::from_second(now).unwrap_or(Timestamp::UNIX_EPOCH);
         let _ = flotilla::rollout::http_checks_due(&ms, &ms, &children, &[], now);
+        let _ = flotilla::rollout::metrics_due(&ms, &ms, &children, &[], now);
+        // Whatever the status holds of an undo, and a request for any revision.
+        let request = flotilla::rollout::undo::asked(Some("r1@t"), None).map(|asked| {
+            flotilla::rollout::undo::Request {
+                asked,
+                found: Ok(serde_json::json!({"metadata": {"labels": {"flotilla.dev/revision": "r1"}}, "spec": {"containers": [{"name": "app", "image": "x"}]}})),
+            }
+        });
+        let Some(undo) = flotilla::rollout::undo_pass(&ms, &mut children, request) else {
+            return Ok(());
+        };
         let _ = flotilla::rollout::reconcile(
-            &ms, &ms, &mut children, stable.as_ref(), canary.as_ref(), &[], None, &[], now,
+            &ms,
+            &ms,
+            &mut children,
+            stable.as_ref(),
+            canary.as_ref(),
+            &[],
+            Default::default(),
+            &[],
+            undo,
+            now,
         );
         let count = RELEASE_CASES.fetch_add(1, Ordering::Relaxed) + 1;
         if count.is_multiple_of(128) {

@@ -14,9 +14,10 @@
 //!
 //! `testapp crash` exits 1 at once (a release that crashes on start). `testapp probe <url>`
 //! GETs the URL every `$PROBE_INTERVAL_MS` (default 50) and prints, every second, one
-//! line `probe ok=N failed=N versions=v1:N,v2:N window=v1:N,v2:N window_failed=N`: the
-//! totals since start and the last second's answers by `version`, so a test reads which
-//! release answered and whether any request failed.
+//! line `probe ok=N failed=N versions=v1:N,v2:N window=v1:N,v2:N window_failed=N
+//! failed_versions=v2:N`: the totals since start, the last second's answers by
+//! `version`, and the injected failures by the version that answered them, so a test
+//! reads which release answered and which failed.
 
 mod http;
 mod metrics;
@@ -159,7 +160,14 @@ fn handle(
         }
         Ok(_) if path == "/metrics" => metrics::exposition(metrics.render()),
         Ok(_) if path == "/" && metrics.next_fails(metrics::fail_percent(env)) => {
-            routes::Response::text(500, "injected failure (FAIL_PERCENT or CONFIG_MODE=fail)\n")
+            // The version in the body lets the probe count failures by version.
+            routes::Response::text(
+                500,
+                &format!(
+                    "{{\"error\":\"injected failure (FAIL_PERCENT or CONFIG_MODE=fail)\",\"version\":{}}}\n",
+                    routes::json_string(&env("APP_VERSION").unwrap_or_default())
+                ),
+            )
         }
         Ok(req) => routes::route(&req.method, &req.path, env, &|url| http::get(url)),
         Err(e) => routes::Response::text(400, &format!("bad request: {e}\n")),

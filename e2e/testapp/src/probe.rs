@@ -16,6 +16,8 @@ pub struct Tally {
     pub versions: BTreeMap<String, u64>,
     pub window: BTreeMap<String, u64>,
     pub window_failed: u64,
+    /// Failures whose answer named a version (an injected failure), by version.
+    pub failed_versions: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -27,9 +29,12 @@ impl Tally {
                 *self.versions.entry(version.clone()).or_default() += 1;
                 *self.window.entry(version).or_default() += 1;
             }
-            Err(_) => {
+            Err(error) => {
                 self.failed += 1;
                 self.window_failed += 1;
+                if let Some(version) = version_of(&error) {
+                    *self.failed_versions.entry(version).or_default() += 1;
+                }
             }
         }
     }
@@ -43,12 +48,13 @@ impl Tally {
                 .join(",")
         };
         let line = format!(
-            "probe ok={} failed={} versions={} window={} window_failed={}",
+            "probe ok={} failed={} versions={} window={} window_failed={} failed_versions={}",
             self.ok,
             self.failed,
             counts(&self.versions),
             counts(&self.window),
-            self.window_failed
+            self.window_failed,
+            counts(&self.failed_versions)
         );
         self.window.clear();
         self.window_failed = 0;
@@ -119,14 +125,17 @@ mod tests {
         tally.record(Ok("v1".into()));
         tally.record(Ok("v2".into()));
         tally.record(Err("refused".into()));
+        tally.record(Err(
+            "status 500: {\"error\":\"injected\",\"version\":\"v2\"}".into(),
+        ));
         assert_eq!(
             tally.line(),
-            "probe ok=2 failed=1 versions=v1:1,v2:1 window=v1:1,v2:1 window_failed=1"
+            "probe ok=2 failed=2 versions=v1:1,v2:1 window=v1:1,v2:1 window_failed=2 failed_versions=v2:1"
         );
         tally.record(Ok("v2".into()));
         assert_eq!(
             tally.line(),
-            "probe ok=3 failed=1 versions=v1:1,v2:2 window=v2:1 window_failed=0"
+            "probe ok=3 failed=2 versions=v1:1,v2:2 window=v2:1 window_failed=0 failed_versions=v2:1"
         );
     }
 }

@@ -112,7 +112,7 @@ fn hostname(env: &dyn Fn(&str) -> Option<String>) -> String {
         .unwrap_or_default()
 }
 
-fn json_string(s: &str) -> String {
+pub fn json_string(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
     for c in s.chars() {

@@ -27,6 +27,9 @@ pub const PROMOTE_ANNOTATION: &str = "flotilla.dev/promote";
 /// Annotation on a Microservice asking to roll the release under way back now; its value
 /// is acted on once.
 pub const ABORT_ANNOTATION: &str = "flotilla.dev/abort";
+/// `flotilla rollout undo`: `<revision>@<timestamp>`, the revision to run in place of the
+/// spec's until the spec changes.
+pub const UNDO_ANNOTATION: &str = "flotilla.dev/undo";
 /// Pod-template annotation holding the hash of referenced ConfigMaps and Secrets.
 pub const CONFIG_HASH_ANNOTATION: &str = "flotilla.dev/config-hash";
 

@@ -306,6 +306,13 @@ pub struct RolloutStatus {
     /// The value of the `flotilla.dev/abort` annotation last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handled_abort: Option<String>,
+    /// The value of the `flotilla.dev/undo` annotation last acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handled_undo: Option<String>,
+    /// An undo in effect (`flotilla rollout undo`): the earlier release that runs in
+    /// place of the spec's pod template until the spec changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo: Option<UndoTarget>,
     /// One line on where the release stands.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -317,10 +324,31 @@ pub struct RolloutStatus {
     pub history: Vec<RevisionRecord>,
 }
 
+/// The release an undo went back to.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UndoTarget {
+    /// Its revision.
+    #[schemars(length(max = 253))]
+    pub revision: String,
+    /// The revision the spec asked for when the undo was asked: a spec that asks for
+    /// another one ends the undo.
+    #[schemars(length(max = 253))]
+    pub spec_revision: String,
+    /// Its pod template, as its ReplicaSet kept it.
+    #[schemars(schema_with = "preserved_object")]
+    pub template: serde_json::Value,
+}
+
 /// One release in `status.rollout.history`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RevisionRecord {
+    /// Its number: one more than the release before it. `flotilla rollout undo
+    /// --to-revision` takes it.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub number: i64,
     /// The pod template's revision (its hash).
     #[schemars(length(max = 253))]
     pub revision: String,
@@ -358,11 +386,26 @@ pub struct MetricsChecks {
     /// When the metrics were last read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<Time>,
+    /// When the baselines were read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline_at: Option<Time>,
     /// The last verdict, e.g. `gate metrics: canary 0.0% errors vs stable 0.0% (max +1%)
     /// over 120 requests`, or why the pods could not be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub last: Option<String>,
+    /// What the last verdict says: `Waiting` (too few canary requests yet), `Passing`
+    /// or `Failing`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<GateVerdict>,
+}
+
+/// What a gate says of a step so far.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum GateVerdict {
+    Waiting,
+    Passing,
+    Failing,
 }
 
 /// The HTTP gate's tally.

@@ -188,7 +188,14 @@ pub fn build(ms: &Microservice, ctx: &BuildContext) -> Result<Deployment, BuildE
                 Some(_) => None,
                 None => Some(spec.replicas.unwrap_or(1)),
             },
-            revision_history_limit: Some(REVISION_HISTORY_LIMIT),
+            // As many old ReplicaSets as releases in the history: an undo runs one of them.
+            revision_history_limit: Some(
+                spec.rollout
+                    .as_ref()
+                    .and_then(|r| r.revision_history_limit)
+                    .unwrap_or(REVISION_HISTORY_LIMIT)
+                    .clamp(1, 20),
+            ),
             selector: LabelSelector {
                 match_labels: Some(selector.clone()),
                 match_expressions: None,

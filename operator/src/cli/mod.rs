@@ -283,6 +283,20 @@ enum RolloutCommand {
     /// The last releases (`status.rollout.history`, `rollout.revisionHistoryLimit` of
     /// them): revision, image, outcome, when, and why a failed one failed.
     History(RolloutTarget),
+    /// Run an earlier release again, in place of the spec's, until the spec changes: a
+    /// release like any other (steps and gates) without its pauses. The spec is left as
+    /// it is; change it to make the undo lasting.
+    Undo(UndoArgs),
+}
+
+#[derive(Args)]
+struct UndoArgs {
+    #[command(flatten)]
+    target: RolloutTarget,
+    /// The release to go back to: its number in `flotilla rollout history`. Default: the
+    /// last release before the one running.
+    #[arg(long, value_name = "N")]
+    to_revision: Option<i64>,
 }
 
 #[derive(Args)]

@@ -1,7 +1,8 @@
-//! `flotilla rollout status|history|promote|abort NAME`.
+//! `flotilla rollout status|history|promote|abort|undo NAME`.
 //!
-//! Promote and abort are annotations on the Microservice (`flotilla.dev/promote`,
-//! `flotilla.dev/abort`) holding a fresh timestamp; the controller acts on each new value
+//! Promote, abort and undo are annotations on the Microservice (`flotilla.dev/promote`,
+//! `flotilla.dev/abort` holding a fresh timestamp, `flotilla.dev/undo` the revision and
+//! one); the controller acts on each new value
 //! once and records the value it handled in `status.rollout`. Not the status: it is the
 //! operator's alone (its forced server-side apply would race a client's write, and
 //! write access to `microservices/status` is rightly the operator's). Not the spec:
@@ -15,8 +16,8 @@ use std::process::ExitCode;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use super::{RolloutCommand, block_on, write_stdout};
-use crate::api::{Microservice, RolloutPhase};
+use super::{RolloutCommand, UndoArgs, block_on, write_stdout};
+use crate::api::{Microservice, RevisionRecord, RolloutPhase};
 use crate::builders::labels;
 
 pub(super) fn command(command: RolloutCommand) -> ExitCode {
@@ -34,7 +35,8 @@ async fn run(command: &RolloutCommand) -> Result<String, String> {
     let (RolloutCommand::Status(target)
     | RolloutCommand::History(target)
     | RolloutCommand::Promote(target)
-    | RolloutCommand::Abort(target)) = command;
+    | RolloutCommand::Abort(target)
+    | RolloutCommand::Undo(UndoArgs { target, .. })) = command;
     let name = &target.name;
     // The cluster and namespace as kubectl's flags pick them (kubectl flotilla rollout).
     let (client, context_namespace) = crate::client::client_for(&target.target.target()).await?;
@@ -44,26 +46,72 @@ async fn run(command: &RolloutCommand) -> Result<String, String> {
         .get(name)
         .await
         .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
-    let annotation = match command {
+    let now = jiff::Timestamp::now().to_string();
+    let (annotation, value) = match command {
         RolloutCommand::Status(_) => return Ok(describe(&ms)),
         RolloutCommand::History(_) => return Ok(history(&ms)),
-        RolloutCommand::Promote(_) => labels::PROMOTE_ANNOTATION,
-        RolloutCommand::Abort(_) => labels::ABORT_ANNOTATION,
+        RolloutCommand::Promote(_) => (labels::PROMOTE_ANNOTATION, now),
+        RolloutCommand::Abort(_) => (labels::ABORT_ANNOTATION, now),
+        RolloutCommand::Undo(args) => {
+            let record = undo_target(&ms, args.to_revision)?;
+            (
+                labels::UNDO_ANNOTATION,
+                format!("{}@{now}", record.revision),
+            )
+        }
     };
-    let value = jiff::Timestamp::now().to_string();
     let patch = json!({"metadata": {"annotations": {annotation: value}}});
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| format!("annotating Microservice {namespace}/{name}: {e}"))?;
     let verb = match command {
         RolloutCommand::Promote(_) => "promote (skip the remaining pauses)",
+        RolloutCommand::Undo(_) => "undo (release it again, without pauses)",
         _ => "abort (roll back now)",
     };
     let mut out = format!("{namespace}/{name}: {verb} requested ({annotation}={value})\n");
-    if !release_under_way(&ms) {
+    if matches!(command, RolloutCommand::Undo(_)) {
+        out.push_str("note: the spec is unchanged; the undo lasts until the spec asks for another revision (`flotilla rollout status` follows it)\n");
+    } else if !release_under_way(&ms) {
         out.push_str("note: no release is under way as of the last status; the request applies only to a release in progress when the operator sees it\n");
     }
     Ok(out)
+}
+
+/// The release an undo goes back to: number `to` of the history, else the last one
+/// released before the one running. Only a release that was released (fully ready) is
+/// one to go back to.
+fn undo_target(ms: &Microservice, to: Option<i64>) -> Result<RevisionRecord, String> {
+    let rollout = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let history = rollout.map(|r| r.history.as_slice()).unwrap_or_default();
+    let released = |r: &&RevisionRecord| r.outcome == "Released";
+    match to {
+        Some(number) => {
+            let record = history.iter().find(|r| r.number == number).ok_or_else(|| {
+                format!("no release number {number} in the history (`flotilla rollout history`)")
+            })?;
+            if !released(&record) {
+                return Err(format!(
+                    "release {number} ({}) was {}, never fully ready: pick a Released one",
+                    record.revision, record.outcome
+                ));
+            }
+            Ok(record.clone())
+        }
+        None => {
+            let running = rollout.and_then(|r| r.stable_revision.as_deref());
+            history
+                .iter()
+                .rev()
+                .filter(released)
+                .find(|r| Some(r.revision.as_str()) != running)
+                .cloned()
+                .ok_or_else(|| {
+                    "no earlier release to go back to in the history (`flotilla rollout history`)"
+                        .to_string()
+                })
+        }
+    }
 }
 
 fn release_under_way(ms: &Microservice) -> bool {
@@ -94,8 +142,14 @@ pub fn history(ms: &Microservice) -> String {
         .enumerate()
         .map(|(i, record)| {
             let running = stable == Some(record.revision.as_str()) && record.outcome == "Released";
+            // Entries from before releases were numbered count by position.
+            let number = if record.number > 0 {
+                record.number
+            } else {
+                i as i64 + 1
+            };
             [
-                (i + 1).to_string(),
+                number.to_string(),
                 format!("{}{}", record.revision, if running { " *" } else { "" }),
                 record.image.clone().unwrap_or_default(),
                 record.outcome.clone(),
@@ -193,6 +247,15 @@ pub fn describe(ms: &Microservice) -> String {
     }
     if let Some(message) = &rollout.message {
         line("message", message.clone());
+    }
+    if let Some(undo) = &rollout.undo {
+        line(
+            "undo",
+            format!(
+                "revision {} runs in place of the spec's ({}) until the spec changes",
+                undo.revision, undo.spec_revision
+            ),
+        );
     }
     if let Some(failed) = &rollout.failed {
         line(

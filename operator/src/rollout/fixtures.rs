@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::api::{RolloutSpec, RolloutStatus};
 
-use super::machine::{self, DeploymentView, HttpRound, PodView, Replicas, Template};
+use super::machine::{self, DeploymentView, HttpRound, MetricsRound, PodView, Replicas, Template};
 use super::settings::Settings;
 
 #[derive(Deserialize)]
@@ -55,6 +55,9 @@ struct Pass {
     /// A round of HTTP checks run before this pass.
     #[serde(default)]
     http: Option<HttpRound>,
+    /// A reading of the traffic gate taken before this pass.
+    #[serde(default)]
+    metrics: Option<MetricsRound>,
     /// The desired revision changes from this pass on.
     #[serde(default)]
     desired: Option<Revision>,
@@ -95,6 +98,11 @@ struct Expect {
     requeue: Option<u64>,
     /// Whether the controller is to run HTTP checks before the next pass.
     http_due: Option<bool>,
+    /// Whether the traffic gate is to read the pods before the next pass.
+    metrics_due: Option<bool>,
+    /// The traffic gate's verdict (`Waiting`, `Passing`, `Failing`), or null for none.
+    #[serde(default, deserialize_with = "present")]
+    metrics_verdict: Option<Option<String>>,
     /// `status.rollout.history` as `revision outcome` lines, oldest first.
     history: Option<Vec<String>>,
 }
@@ -150,6 +158,8 @@ fn run(file: &str, text: &str) {
             promote: pass.promote.as_deref(),
             abort: pass.abort.as_deref(),
             http: pass.http,
+            metrics: pass.metrics,
+            fast: false,
             now: start + Duration::from_secs(pass.at as u64),
         };
         let decision = machine::decide(&input);
@@ -263,6 +273,22 @@ fn run(file: &str, text: &str) {
                 want,
                 "http checks due 3s later, {context}"
             );
+        }
+        if let Some(want) = e.metrics_due {
+            let next = input.now + Duration::from_secs(3);
+            assert_eq!(
+                machine::metrics_due(&settings, Some(status), &desired.revision, next),
+                want,
+                "metrics due 3s later, {context}"
+            );
+        }
+        if let Some(want) = &e.metrics_verdict {
+            let seen = status
+                .metrics_checks
+                .as_ref()
+                .and_then(|c| c.verdict)
+                .map(|v| format!("{v:?}"));
+            assert_eq!(&seen, want, "metrics verdict, {context}");
         }
         if let Some(want) = &e.history {
             let seen: Vec<String> = status

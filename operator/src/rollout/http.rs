@@ -8,8 +8,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::client::Body;
 use kube::{Client, ResourceExt};
 
-use super::machine::HttpRound;
-use super::settings::HttpGate;
+use super::machine::{HttpRound, MetricsRound};
+use super::metrics_gate::{MAX_SCRAPE_BYTES, Tally};
+use super::settings::{HttpGate, MetricsGate};
 
 /// One check may take this long.
 const TIMEOUT: Duration = Duration::from_secs(3);
@@ -29,6 +30,72 @@ pub async fn check(client: &Client, gate: &HttpGate, pods: &[&Pod]) -> HttpRound
         }
     }
     round
+}
+
+/// The traffic gate's reading: each pod's metrics, summed per side. A pod that cannot be
+/// read spoils the reading (a sum without it would look like a reset).
+pub async fn scrape(
+    client: &Client,
+    gate: &MetricsGate,
+    canary: &[&Pod],
+    stable: &[&Pod],
+) -> MetricsRound {
+    let mut sums = [Tally::default(), Tally::default()];
+    for (pods, sum) in [canary, stable].into_iter().zip(&mut sums) {
+        for pod in pods {
+            match scrape_one(client, gate, pod).await {
+                Ok(tally) => sum.add(&tally),
+                Err(failure) => {
+                    return MetricsRound {
+                        failure: Some(failure),
+                        ..MetricsRound::default()
+                    };
+                }
+            }
+        }
+    }
+    let [canary, stable] = sums;
+    MetricsRound {
+        canary,
+        stable,
+        failure: None,
+    }
+}
+
+async fn scrape_one(client: &Client, gate: &MetricsGate, pod: &Pod) -> Result<Tally, String> {
+    use http_body_util::BodyExt;
+    let name = pod.name_any();
+    let uri = proxy_path(
+        &pod.namespace().unwrap_or_default(),
+        &name,
+        gate.port,
+        &gate.path,
+    );
+    let request = http::Request::get(uri)
+        .body(Body::from(Vec::new()))
+        .map_err(|e| format!("pod {name}: {e}"))?;
+    let read = async {
+        let response = client
+            .send(request)
+            .await
+            .map_err(|e| format!("pod {name}: {e}"))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(format!("pod {name} answered {status} to GET {}", gate.path));
+        }
+        // Bounded: a pod's answer is the pod's to choose.
+        let limited = http_body_util::Limited::new(response.into_body(), MAX_SCRAPE_BYTES);
+        let bytes = limited
+            .collect()
+            .await
+            .map_err(|e| format!("pod {name}: reading {}: {e}", gate.path))?
+            .to_bytes();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    };
+    let text = tokio::time::timeout(TIMEOUT, read)
+        .await
+        .map_err(|_| format!("pod {name}: no answer in {}s", TIMEOUT.as_secs()))??;
+    Tally::read(&text, &gate.selector()).map_err(|e| format!("pod {name}: {e}"))
 }
 
 /// The URL of `path` on `port` of a pod through the API server's proxy.

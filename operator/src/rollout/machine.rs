@@ -11,10 +11,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use crate::api::{
-    FailedRelease, HttpChecks, RevisionRecord, RolloutPhase, RolloutStatus, RolloutStrategy,
+    FailedRelease, GateVerdict, HttpChecks, MetricsChecks, RevisionRecord, RolloutPhase,
+    RolloutStatus, RolloutStrategy, Tally,
 };
 
-use super::settings::{HTTP_CHECK_INTERVAL, Settings};
+use super::metrics_gate;
+use super::settings::{HTTP_CHECK_INTERVAL, MetricsGate, Settings};
 use crate::api::Pause;
 use crate::status::{Release, Verdict, Verdicts};
 
@@ -99,7 +101,22 @@ pub struct Input<'a> {
     pub abort: Option<&'a str>,
     /// The HTTP gate's checks run this pass (see [`http_checks_due`]).
     pub http: Option<HttpRound>,
+    /// The traffic gate's reading this pass (see [`metrics_due`]).
+    pub metrics: Option<MetricsRound>,
+    /// The desired template is an undo's: its release skips every pause (its steps and
+    /// gates still run), as after `flotilla rollout promote`.
+    pub fast: bool,
     pub now: Timestamp,
+}
+
+/// One reading of the traffic gate: the sums of the ready canary pods' metrics and of
+/// the ready stable pods', or why a pod could not be read (the reading is then skipped).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MetricsRound {
+    pub canary: Tally,
+    pub stable: Tally,
+    pub failure: Option<String>,
 }
 
 /// One round of HTTP checks of the ready new pods.
@@ -142,6 +159,87 @@ pub fn http_checks_due(
     last.is_none_or(|Time(at)| {
         now.as_millisecond() - at.as_millisecond() >= HTTP_CHECK_INTERVAL.as_millis() as i64
     })
+}
+
+/// Whether the traffic gate should read the pods now: the gate is set, a canary step
+/// of `desired` is under way (not promoting), and the last reading is older than
+/// [`HTTP_CHECK_INTERVAL`].
+pub fn metrics_due(
+    settings: &Settings,
+    previous: Option<&RolloutStatus>,
+    desired: &str,
+    now: Timestamp,
+) -> bool {
+    let Some(previous) = previous else {
+        return false;
+    };
+    let stepping = previous
+        .step
+        .is_some_and(|step| step >= 1 && step as usize <= settings.steps.len());
+    if settings.metrics.is_none()
+        || settings.strategy != RolloutStrategy::Canary
+        || !stepping
+        || previous.revision.as_deref() != Some(desired)
+        || previous.stable_revision.as_deref() == Some(desired)
+        || previous
+            .failed
+            .as_ref()
+            .is_some_and(|f| f.revision == desired)
+    {
+        return false;
+    }
+    let last = previous
+        .metrics_checks
+        .as_ref()
+        .and_then(|c| c.last_at.as_ref());
+    last.is_none_or(|Time(at)| {
+        now.as_millisecond() - at.as_millisecond() >= HTTP_CHECK_INTERVAL.as_millis() as i64
+    })
+}
+
+/// Takes a reading into the step's tally: the first sets the baselines; later ones are
+/// judged on what each side served since (a side whose counters went back, a pod gone or
+/// restarted, starts again from this reading).
+fn read_metrics(checks: &mut MetricsChecks, round: &MetricsRound, gate: &MetricsGate, now: Time) {
+    checks.last_at = Some(now.clone());
+    if let Some(failure) = &round.failure {
+        checks.last = Some(format!("gate metrics: {}", shorten(failure, 900)));
+        return;
+    }
+    if !round.canary.is_valid() || !round.stable.is_valid() {
+        checks.last = Some("gate metrics: a sum over the pods is out of range".to_string());
+        return;
+    }
+    if checks.baseline_at.is_none() {
+        checks.canary_baseline = round.canary.clone();
+        checks.stable_baseline = round.stable.clone();
+        checks.baseline_at = Some(now);
+        checks.verdict = Some(GateVerdict::Waiting);
+        checks.last = Some("gate metrics: baseline read".to_string());
+        return;
+    }
+    let since = |current: &Tally, baseline: &mut Tally| {
+        current.since(baseline).unwrap_or_else(|| {
+            *baseline = current.clone();
+            Tally::default()
+        })
+    };
+    let canary = since(&round.canary, &mut checks.canary_baseline);
+    let stable = since(&round.stable, &mut checks.stable_baseline);
+    let verdict = metrics_gate::judge(&canary, &stable, &gate.limits);
+    checks.last = Some(shorten(verdict.message(), 1000));
+    checks.verdict = Some(match verdict {
+        metrics_gate::Verdict::Wait(_) => GateVerdict::Waiting,
+        metrics_gate::Verdict::Pass(_) => GateVerdict::Passing,
+        metrics_gate::Verdict::Fail(_) => GateVerdict::Failing,
+    });
+}
+
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_string(),
+    }
 }
 
 /// What the HTTP gate says of a step.
@@ -282,7 +380,7 @@ impl<'a, 'i> Machine<'a, 'i> {
         let fresh = |value: Option<&str>, handled: &Option<String>| {
             value.is_some_and(|v| handled.as_deref() != Some(v))
         };
-        let promote = fresh(input.promote, &status.handled_promote);
+        let promote = fresh(input.promote, &status.handled_promote) || input.fast;
         let abort = fresh(input.abort, &status.handled_abort);
         if let Some(value) = input.promote {
             status.handled_promote = Some(value.to_string());
@@ -300,6 +398,14 @@ impl<'a, 'i> Machine<'a, 'i> {
             if round.failure.is_some() {
                 checks.last_failure = round.failure.clone();
             }
+        }
+        if let (Some(round), Some(gate)) = (&input.metrics, &input.settings.metrics)
+            && status.revision.as_deref() == Some(input.desired.revision)
+        {
+            let checks = status
+                .metrics_checks
+                .get_or_insert_with(MetricsChecks::default);
+            read_metrics(checks, round, gate, Time(input.now));
         }
         let total = input
             .desired
@@ -382,6 +488,7 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.paused_since = None;
         status.promoted = false;
         status.http_checks = None;
+        status.metrics_checks = None;
     }
 
     /// Adds a release to the history, newest last, forgetting the oldest beyond the
@@ -405,7 +512,12 @@ impl<'a, 'i> Machine<'a, 'i> {
         if repeated {
             return;
         }
+        let number = history
+            .last()
+            .map_or(0, |r| r.number.max(0))
+            .saturating_add(1);
         history.push(RevisionRecord {
+            number,
             revision: desired.revision.to_string(),
             image: Some(desired.image.to_string()),
             outcome: outcome.to_string(),
@@ -541,6 +653,7 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.promoted = false;
         // A round run for another revision says nothing of this one.
         status.http_checks = None;
+        status.metrics_checks = None;
         match settings.strategy {
             RolloutStrategy::Rolling => {
                 status.step = None;
@@ -576,6 +689,11 @@ impl<'a, 'i> Machine<'a, 'i> {
             && checks.failed > 0
         {
             return Some(self.http_cause(checks));
+        }
+        if let Some(checks) = &self.status.metrics_checks
+            && checks.verdict == Some(GateVerdict::Failing)
+        {
+            return Some(checks.last.clone().unwrap_or_default());
         }
         let restarts: i32 = new.iter().map(|pod| pod.restarts).sum();
         if restarts > self.input.settings.max_restarts {
@@ -629,6 +747,28 @@ impl<'a, 'i> Machine<'a, 'i> {
             HttpVerdict::Pass
         } else {
             HttpVerdict::Fail(self.http_cause(&checks))
+        }
+    }
+
+    /// The traffic gate over the current step: passing once the canary served enough
+    /// requests within the limits; still waiting at the progress deadline fails it.
+    fn metrics_verdict(&self) -> HttpVerdict {
+        if self.input.settings.metrics.is_none() {
+            return HttpVerdict::Pass;
+        }
+        let checks = self.status.metrics_checks.clone().unwrap_or_default();
+        match checks.verdict {
+            Some(GateVerdict::Passing) => HttpVerdict::Pass,
+            Some(GateVerdict::Failing) => HttpVerdict::Fail(checks.last.unwrap_or_default()),
+            _ if self.deadline_passed().is_none() => HttpVerdict::Fail(format!(
+                "gate metrics: no verdict within the progress deadline {}: {}",
+                seconds(self.input.settings.progress_deadline),
+                checks
+                    .last
+                    .as_deref()
+                    .unwrap_or("the pods' metrics were never read")
+            )),
+            _ => HttpVerdict::Wait,
         }
     }
 
@@ -778,10 +918,12 @@ impl<'a, 'i> Machine<'a, 'i> {
             // The HTTP gate is judged over the whole step, when it would move on.
             let left = match left {
                 Some(left) => Some(left),
-                None => match self.http_verdict() {
-                    HttpVerdict::Fail(cause) => return self.fail(cause),
-                    HttpVerdict::Wait => Some(HTTP_CHECK_INTERVAL),
-                    HttpVerdict::Pass => None,
+                None => match (self.http_verdict(), self.metrics_verdict()) {
+                    (HttpVerdict::Fail(cause), _) | (_, HttpVerdict::Fail(cause)) => {
+                        return self.fail(cause);
+                    }
+                    (HttpVerdict::Wait, _) | (_, HttpVerdict::Wait) => Some(HTTP_CHECK_INTERVAL),
+                    (HttpVerdict::Pass, HttpVerdict::Pass) => None,
                 },
             };
             let Some(left) = left else {
@@ -790,6 +932,7 @@ impl<'a, 'i> Machine<'a, 'i> {
                 self.status.step_started_at = Some(self.now());
                 self.status.paused_since = None;
                 self.status.http_checks = None;
+                self.status.metrics_checks = None;
                 continue;
             };
             self.status.phase = Some(RolloutPhase::Paused);
@@ -799,7 +942,7 @@ impl<'a, 'i> Machine<'a, 'i> {
                 format!("{what}; paused, {}s left", left.as_secs_f64().ceil() as u64)
             };
             self.status.message = Some(message.clone());
-            let gated = self.input.settings.http.is_some();
+            let gated = self.input.settings.http.is_some() || self.input.settings.metrics.is_some();
             let mut decision =
                 self.decision(workloads, in_progress(REASON_CANARY_PAUSED, &message));
             decision.requeue = if gated {

@@ -31,9 +31,10 @@ pub mod metrics_gate;
 pub mod observe;
 pub mod settings;
 pub mod traffic;
+pub mod undo;
 pub mod workloads;
 
-pub use machine::{Decision, DeploymentView, HttpRound, PodView, decide};
+pub use machine::{Decision, DeploymentView, HttpRound, MetricsRound, PodView, decide};
 pub use settings::Settings;
 
 use jiff::Timestamp;
@@ -72,9 +73,75 @@ pub fn http_checks_due<'p>(
     (!ready.is_empty()).then_some((gate, ready))
 }
 
+/// The ready pods the traffic gate reads now, when it wants a reading: the canary's (of
+/// the planned revision) and the stable ones (of the stable revision), at most
+/// [`MAX_SCRAPED_PODS`] of each, by name, so that successive readings sum the same pods.
+pub fn metrics_due<'p>(
+    ms: &Microservice,
+    effective: &Microservice,
+    children: &Children,
+    pods: &[&'p Pod],
+    now: Timestamp,
+) -> Option<(settings::MetricsGate, Vec<&'p Pod>, Vec<&'p Pod>)> {
+    let planned = children.get(&deployment::KIND)?;
+    let revision = deployment::revision_of(&planned.object)?;
+    let settings = Settings::of(&effective.spec);
+    let previous = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    if !machine::metrics_due(&settings, previous, revision, now) {
+        return None;
+    }
+    let stable = previous?.stable_revision.as_deref()?;
+    let ready_of = |wanted: &str| {
+        let mut ready: Vec<&Pod> = pods
+            .iter()
+            .copied()
+            .filter(|pod| {
+                let view = observe::pod(pod);
+                view.ready && view.revision.as_deref() == Some(wanted)
+            })
+            .collect();
+        ready.sort_by_key(|pod| pod.name_any());
+        ready.truncate(MAX_SCRAPED_PODS);
+        ready
+    };
+    let canary = ready_of(revision);
+    if canary.is_empty() {
+        return None;
+    }
+    Some((settings.metrics?, canary, ready_of(stable)))
+}
+
+/// The traffic gate reads at most this many pods of each side.
+pub const MAX_SCRAPED_PODS: usize = 10;
+
+/// What the gates read this pass.
+#[derive(Clone, Debug, Default)]
+pub struct Readings {
+    pub http: Option<HttpRound>,
+    pub metrics: Option<MetricsRound>,
+}
+
+/// The undo in effect (see [`undo`]), its template put in place of the planned one: the
+/// gates' checks and the release then go by it. None when no Deployment is planned.
+pub fn undo_pass(
+    ms: &Microservice,
+    children: &mut Children,
+    request: Option<undo::Request>,
+) -> Option<undo::Resolved> {
+    let child = children.get_mut(&deployment::KIND)?;
+    let planned = deployment::revision_of(&child.object)?.to_string();
+    let previous = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let resolved = undo::resolve(previous, &planned, request);
+    if let Some(target) = &resolved.target {
+        child.object["spec"]["template"] = target.template.clone();
+    }
+    Some(resolved)
+}
+
 /// Decides the release of `ms` (`effective`: with its class defaults) and adjusts the
-/// planned `children` to it; `http` holds the checks just run, if any, and `config` the
-/// config snapshots the planned template reads. None when no Deployment is planned.
+/// planned `children` to it; `readings` holds the gates' checks just run, and `config` the
+/// config snapshots the planned template reads; `undo` is what [`undo_pass`] decided.
+/// None when no Deployment is planned.
 #[allow(clippy::too_many_arguments)]
 pub fn reconcile(
     ms: &Microservice,
@@ -83,13 +150,31 @@ pub fn reconcile(
     stable: Option<&Deployment>,
     canary: Option<&Deployment>,
     pods: &[&Pod],
-    http: Option<HttpRound>,
+    readings: Readings,
     config: &[String],
+    undo: undo::Resolved,
     now: Timestamp,
 ) -> Option<Decision> {
     let planned = children.get(&deployment::KIND)?.object.clone();
     let revision = deployment::revision_of(&planned)?.to_string();
     let settings = Settings::of(&effective.spec);
+    let previous = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    // An undo's release is of its template: its image, and the snapshots its release
+    // read, as the history recorded them.
+    let (image, config) = match &undo.target {
+        Some(target) => (
+            undo::image_of(&target.template).unwrap_or(&effective.spec.image),
+            previous
+                .and_then(|p| {
+                    p.history
+                        .iter()
+                        .rev()
+                        .find(|r| r.revision == target.revision)
+                })
+                .map_or(&[][..], |r| r.config.as_slice()),
+        ),
+        None => (effective.spec.image.as_str(), config),
+    };
     let pods: Vec<PodView> = pods.iter().map(|pod| observe::pod(pod)).collect();
     let annotations = ms.annotations();
     let stable_template = stable
@@ -99,7 +184,7 @@ pub fn reconcile(
         settings: &settings,
         desired: machine::Desired {
             revision: &revision,
-            image: &effective.spec.image,
+            image,
             template: &planned["spec"]["template"],
             generation: ms.metadata.generation,
             replicas: match effective.spec.autoscaling {
@@ -108,7 +193,7 @@ pub fn reconcile(
             },
             config,
         },
-        previous: ms.status.as_ref().and_then(|s| s.rollout.as_ref()),
+        previous,
         stable: observe::deployment(stable),
         stable_template: stable_template.as_ref(),
         canary: observe::deployment(canary),
@@ -119,10 +204,17 @@ pub fn reconcile(
         abort: annotations
             .get(labels::ABORT_ANNOTATION)
             .map(String::as_str),
-        http,
+        http: readings.http,
+        metrics: readings.metrics,
+        fast: undo.target.is_some(),
         now,
     };
-    let decision = decide(&input);
+    let mut decision = decide(&input);
+    decision.status.undo = undo.target;
+    decision.status.handled_undo = undo.handled;
+    if decision.notice.is_none() {
+        decision.notice = undo.notice;
+    }
     workloads::apply(children, &decision.workloads);
     let canary_ready = decision.workloads.canary_replicas.is_some_and(|n| n > 0)
         && canary

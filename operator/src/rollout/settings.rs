@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::api::{MicroserviceSpec, Pause, RolloutStrategy, parse_pause};
+use crate::api::{self, MicroserviceSpec, Pause, RolloutStrategy, parse_pause};
+
+use super::metrics_gate::{LabelMatch, LatencyLimit, Limits, Selector};
 
 /// A release or canary step without a deadline of its own gets this long.
 pub const DEFAULT_PROGRESS_DEADLINE_SECONDS: i32 = 600;
@@ -24,17 +26,47 @@ pub struct HttpGate {
     pub success_percent: i32,
 }
 
+/// The traffic gate in effect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsGate {
+    pub requests: String,
+    pub errors: LabelMatch,
+    pub histogram: Option<String>,
+    pub limits: Limits,
+    /// The container port serving the metrics.
+    pub port: i32,
+    pub path: String,
+}
+
+impl MetricsGate {
+    /// What a scrape reads.
+    pub fn selector(&self) -> Selector<'_> {
+        Selector {
+            requests: &self.requests,
+            errors: &self.errors,
+            histogram: self.histogram.as_deref(),
+        }
+    }
+}
+
+/// Requests the canary serves in a step before the traffic gate judges it, by default.
+pub const DEFAULT_MIN_REQUESTS: i32 = 100;
+/// Percentage points the canary's error ratio may exceed the stable pods', by default.
+pub const DEFAULT_MAX_ERROR_INCREASE_PERCENT: f64 = 1.0;
+
 /// Checks run at most this often on one Microservice.
 pub const HTTP_CHECK_INTERVAL: Duration = Duration::from_secs(3);
 
 /// The rollout settings in effect.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub strategy: RolloutStrategy,
     pub steps: Vec<Step>,
     pub max_restarts: i32,
     /// None without `gates.http` or without a port to call.
     pub http: Option<HttpGate>,
+    /// None without `gates.metrics`, or without a port to read.
+    pub metrics: Option<MetricsGate>,
     pub progress_deadline: Duration,
     pub auto_rollback: bool,
     /// How many releases `status.rollout.history` keeps.
@@ -100,8 +132,50 @@ impl Settings {
                         success_percent: gate.success_percent.unwrap_or(100).clamp(1, 100),
                     })
                 }),
+            metrics: rollout
+                .gates
+                .as_ref()
+                .and_then(|g| g.metrics.as_ref())
+                .and_then(|gate| metrics_gate(spec, gate)),
         }
     }
+}
+
+/// The traffic gate of `spec`: the port from the gate, else `spec.metrics`, else the
+/// primary port. None when its matcher does not parse (validation refuses that spec).
+fn metrics_gate(spec: &MicroserviceSpec, gate: &api::MetricsGate) -> Option<MetricsGate> {
+    let scraped = spec.metrics.as_ref();
+    let port_name = gate
+        .port
+        .as_ref()
+        .or_else(|| scraped.and_then(|m| m.port.as_ref()));
+    let port = match port_name {
+        Some(name) => spec.ports.iter().find(|p| &p.name == name),
+        None => spec.ports.first(),
+    }?;
+    let path = gate
+        .path
+        .clone()
+        .or_else(|| scraped.and_then(|m| m.path.clone()))
+        .unwrap_or_else(|| api::Metrics::DEFAULT_PATH.to_string());
+    Some(MetricsGate {
+        requests: gate.requests.clone(),
+        errors: LabelMatch::parse(&gate.errors).ok()?,
+        histogram: gate.latency.as_ref().map(|l| l.histogram.clone()),
+        limits: Limits {
+            max_error_increase_percent: gate
+                .max_error_increase_percent
+                .unwrap_or(DEFAULT_MAX_ERROR_INCREASE_PERCENT)
+                .clamp(0.0, 100.0),
+            min_requests: gate.min_requests.unwrap_or(DEFAULT_MIN_REQUESTS).max(1) as u64,
+            latency: gate.latency.as_ref().map(|l| LatencyLimit {
+                quantile: l.quantile.unwrap_or(0.99).clamp(0.5, 0.999),
+                max_increase_ms: f64::from(l.max_increase_millis.max(0)),
+            }),
+        },
+        port: port.target_port.unwrap_or(port.port),
+        path,
+    })
 }
 
 #[cfg(test)]

@@ -301,6 +301,46 @@ fn check_rollout(spec: &MicroserviceSpec, errors: &mut Errors) {
             );
         }
     }
+    if let Some(gate) = rollout.gates.as_ref().and_then(|g| g.metrics.as_ref()) {
+        check_metrics_gate(spec, gate, errors);
+    }
+}
+
+fn check_metrics_gate(
+    spec: &MicroserviceSpec,
+    gate: &crate::api::MetricsGate,
+    errors: &mut Errors,
+) {
+    if let Err(reason) = crate::rollout::metrics_gate::LabelMatch::parse(&gate.errors) {
+        errors.add("spec.rollout.gates.metrics.errors", reason);
+    }
+    match &gate.port {
+        Some(name) if !spec.ports.iter().any(|p| &p.name == name) => errors.add(
+            "spec.rollout.gates.metrics.port",
+            format!("`{name}` is not one of spec.ports"),
+        ),
+        None if spec.ports.is_empty() => errors.add(
+            "spec.rollout.gates.metrics",
+            "needs a port to read the metrics from: spec.ports is empty",
+        ),
+        _ => {}
+    }
+    if let Some(percent) = gate.max_error_increase_percent
+        && !(0.0..=100.0).contains(&percent)
+    {
+        errors.add(
+            "spec.rollout.gates.metrics.maxErrorIncreasePercent",
+            format!("{percent}: between 0 and 100"),
+        );
+    }
+    if let Some(quantile) = gate.latency.as_ref().and_then(|l| l.quantile)
+        && !(0.5..=0.999).contains(&quantile)
+    {
+        errors.add(
+            "spec.rollout.gates.metrics.latency.quantile",
+            format!("{quantile}: between 0.5 and 0.999"),
+        );
+    }
 }
 
 fn check_class(spec: &MicroserviceSpec, errors: &mut Errors) {

@@ -14,6 +14,7 @@ mod read;
 mod snapshot;
 #[cfg(test)]
 mod tests;
+mod undo;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -315,6 +316,8 @@ async fn decide_rollout(
     // The state machine must not step back to an older step: it reads the status as
     // last written.
     let current = &observed.current;
+    let request = undo::request(ctx, current, &build.children).await;
+    let undo = crate::rollout::undo_pass(current, &mut build.children, request)?;
     let pods = observed.pods();
     let now = jiff::Timestamp::now();
     let due = crate::rollout::http_checks_due(
@@ -329,6 +332,18 @@ async fn decide_rollout(
         Some((gate, ready)) => Some(crate::rollout::http::check(&ctx.client, &gate, &ready).await),
         None => None,
     };
+    let metrics = match crate::rollout::metrics_due(
+        current.as_ref(),
+        &build.effective,
+        &build.children,
+        &pods,
+        now,
+    ) {
+        Some((gate, canary, stable)) => {
+            Some(crate::rollout::http::scrape(&ctx.client, &gate, &canary, &stable).await)
+        }
+        None => None,
+    };
     crate::rollout::reconcile(
         current.as_ref(),
         &build.effective,
@@ -336,8 +351,9 @@ async fn decide_rollout(
         observed.stable.as_ref(),
         observed.canary.as_ref(),
         &pods,
-        http,
+        crate::rollout::Readings { http, metrics },
         &config,
+        undo,
         now,
     )
 }

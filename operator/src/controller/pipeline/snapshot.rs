@@ -110,8 +110,8 @@ fn exists(ctx: &Context, namespace: &str, name: &str) -> bool {
 }
 
 /// The copies a Microservice's releases read: the planned template's, those of the
-/// releases its history keeps and of its stable template, and those its Deployments'
-/// live templates name (a pod of theirs may restart at any time).
+/// releases its history keeps, of its stable template and of an undo in effect, and
+/// those its Deployments' live templates name (a pod of theirs may restart at any time).
 pub fn kept(
     planned: &[Snapshot],
     rollout: &RolloutStatus,
@@ -121,7 +121,11 @@ pub fn kept(
     for record in &rollout.history {
         keep.extend(record.config.iter().cloned());
     }
-    let templates = rollout.stable_template.iter().chain(live.iter().copied());
+    let templates = rollout
+        .stable_template
+        .iter()
+        .chain(rollout.undo.iter().map(|undo| &undo.template))
+        .chain(live.iter().copied());
     for template in templates {
         keep.extend(config_snapshot::referenced_config_maps(template));
     }
