@@ -295,10 +295,29 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
     ])?;
     let role = find(&secretless, "Role", "flotilla").unwrap();
     assert!(verbs(role, "", "secrets").is_empty(), "{role}");
-    assert_eq!(verbs(role, "", "configmaps"), ["list", "watch"]);
+    // Config snapshots (on by default): create and delete the copies.
+    assert_eq!(
+        verbs(role, "", "configmaps"),
+        ["list", "watch", "create", "delete"]
+    );
     assert!(
         args(find(&secretless, "Deployment", "flotilla").unwrap())
             .contains(&"--watch-secrets=false".to_string())
+    );
+    // configSnapshots=false: ConfigMaps are only watched, and the operator told so.
+    let copyless = render(&[
+        "-n",
+        "ops",
+        "--set",
+        "rbac.scope=namespace",
+        "--set",
+        "configSnapshots=false",
+    ])?;
+    let role = find(&copyless, "Role", "flotilla").unwrap();
+    assert_eq!(verbs(role, "", "configmaps"), ["list", "watch"]);
+    assert!(
+        args(find(&copyless, "Deployment", "flotilla").unwrap())
+            .contains(&"--config-snapshots=false".to_string())
     );
 
     // HA: leader election, a PDB (policy/v1beta1 on 1.20), the lease Role scoped by name.

@@ -616,7 +616,8 @@ async fn a_bad_config_edit_is_rolled_back_with_its_content() -> anyhow::Result<(
     config_maps
         .create(&PostParams::default(), &config("ok"))
         .await?;
-    let extra = "  envFrom:\n  - configMapRef: {name: cart-config}\n  rollout:\n    steps:\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n";
+    // One release kept: the snapshots of the others are deleted once nothing reads them.
+    let extra = "  envFrom:\n  - configMapRef: {name: cart-config}\n  rollout:\n    steps:\n    - {weight: 50, pause: 10s}\n    progressDeadlineSeconds: 120\n    revisionHistoryLimit: 1\n";
     apply_yaml(ns, &service("cart", V1, 2, extra))?;
     let released = wait_released(client, ns, "cart", V1).await?;
     let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
@@ -745,6 +746,46 @@ async fn a_bad_config_edit_is_rolled_back_with_its_content() -> anyhow::Result<(
         rollout_of(&released).stable_revision
     );
     println!("a stable pod restarted after the rollback reads {good} (the bad edit is in {bad})");
+    // The config fixed: released, and the snapshots no kept release reads are deleted.
+    let fixed_rv = config_maps
+        .get("cart-config")
+        .await?
+        .metadata
+        .resource_version;
+    config_maps
+        .replace("cart-config", &PostParams::default(), &{
+            let mut fixed = config("ok-again");
+            fixed.metadata.resource_version = fixed_rv;
+            fixed
+        })
+        .await?;
+    let fixed_release = wait_microservice(client, ns, "cart", "the fixed config released", |ms| {
+        ms.is_ready()
+            && phase(ms) == Some(RolloutPhase::Healthy)
+            && rollout_of(ms).stable_revision != rollout_of(&released).stable_revision
+    })
+    .await?;
+    let kept = rollout_of(&fixed_release).history[0].config.clone();
+    let snapshots = wait_for(
+        "only the released snapshot left",
+        Duration::from_secs(60),
+        || async {
+            let names: Vec<String> = config_maps
+                .list(&ListParams::default().labels("flotilla.dev/config-snapshot"))
+                .await?
+                .items
+                .into_iter()
+                .filter_map(|cm| cm.metadata.name)
+                .collect();
+            Ok(if names == kept {
+                Poll::Ready(names)
+            } else {
+                Poll::Pending(format!("snapshots {names:?}, kept {kept:?}"))
+            })
+        },
+    )
+    .await?;
+    println!("after the fix, snapshots left: {snapshots:?} ({good} and {bad} deleted)");
     let end = probe.counts().await?;
     println!(
         "bad config edit: probe {} ok, {} failed, answers {:?}",
@@ -837,6 +878,250 @@ async fn the_traffic_gate_judges_the_canary_against_the_stable_pods() -> anyhow:
     assert_eq!(
         end.failed, after_rollback.failed,
         "no request failed during the second release: {end:?}"
+    );
+    Ok(())
+}
+
+// 10. `flotilla rollout undo` (issue 27): back to release 1 while the spec still asks for
+//     v2, the operator SIGKILLed mid-undo and started again (it resumes from the status:
+//     nothing left behind), then forward to release 2 again; each undo skips the canary's
+//     pause, and no request fails throughout.
+#[tokio::test]
+async fn undo_goes_back_and_forth_and_survives_a_kill() -> anyhow::Result<()> {
+    let s = Scenario::without_operator("undo").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let mut operator = s.start_operator(&[])?;
+    let rollout = "  rollout:\n    steps:\n    - {weight: 50, pause: 30s}\n    progressDeadlineSeconds: 120\n";
+    apply_yaml(ns, &service("ledger", V1, 2, rollout))?;
+    wait_released(client, ns, "ledger", V1).await?;
+    let probe = Probe::start(client, ns, "ledger").await?;
+    probe.wait_only("v1").await?;
+    apply_yaml(ns, &service("ledger", V2, 2, rollout))?;
+    let released = wait_released(client, ns, "ledger", V2).await?;
+    let numbers: Vec<(i64, Option<String>)> = rollout_of(&released)
+        .history
+        .iter()
+        .map(|r| (r.number, r.image.clone()))
+        .collect();
+    assert_eq!(
+        numbers,
+        [(1, Some(V1.to_string())), (2, Some(V2.to_string()))],
+        "numbered history"
+    );
+    wait_pods_only(client, ns, "ledger", V2, 2).await?;
+
+    // Back to release 1; killed while the undo's canary is under way.
+    let started = Instant::now();
+    let said = flotilla(&["rollout", "undo", "ledger", "-n", ns, "--to-revision", "1"])?;
+    println!("{}", said.trim_end());
+    let under_way = wait_microservice(client, ns, "ledger", "the undo under way", |ms| {
+        let r = rollout_of(ms);
+        r.undo.is_some() && r.phase != Some(RolloutPhase::Healthy)
+    })
+    .await?;
+    operator.kill9()?;
+    println!("killed mid-undo: {}", describe_rollout(&under_way));
+    operator.restart()?;
+    let undone = wait_released(client, ns, "ledger", V1).await?;
+    let took = started.elapsed();
+    let undo = rollout_of(&undone).undo.expect("the undo in effect");
+    println!(
+        "undo to release 1 done in {:.1}s (its canary's 30 s pause skipped), across a SIGKILL: revision {} in place of {}",
+        took.as_secs_f64(),
+        undo.revision,
+        undo.spec_revision
+    );
+    assert!(
+        took < Duration::from_secs(30),
+        "the pause was skipped: {took:?}"
+    );
+    assert_eq!(
+        undone.spec.image, V2,
+        "the spec is left as it is: {:?}",
+        undone.spec.image
+    );
+    let status = flotilla(&["rollout", "status", "ledger", "-n", ns])?;
+    assert!(status.contains("runs in place of the spec's"), "{status}");
+    wait_pods_only(client, ns, "ledger", V1, 2).await?;
+    probe.wait_only("v1").await?;
+
+    // Forward to release 2: the spec's own revision, which ends the undo.
+    let started = Instant::now();
+    flotilla(&["rollout", "undo", "ledger", "-n", ns, "--to-revision", "2"])?;
+    let forward = wait_microservice(client, ns, "ledger", "v2 again, no undo", |ms| {
+        let r = rollout_of(ms);
+        ms.is_ready()
+            && r.phase == Some(RolloutPhase::Healthy)
+            && r.stable_image.as_deref() == Some(V2)
+            && r.undo.is_none()
+    })
+    .await?;
+    println!(
+        "undo to release 2 (the spec's) done in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    wait_pods_only(client, ns, "ledger", V2, 2).await?;
+    probe.wait_only("v2").await?;
+    let printed = flotilla(&["rollout", "history", "ledger", "-n", ns])?;
+    println!("rollout history:\n{printed}");
+    let images: Vec<Option<String>> = rollout_of(&forward)
+        .history
+        .iter()
+        .map(|r| r.image.clone())
+        .collect();
+    assert_eq!(
+        images,
+        [V1, V2, V1, V2].map(|i| Some(i.to_string())),
+        "each undo is a release in the history"
+    );
+    let end = probe.counts().await?;
+    println!(
+        "undo back and forth: probe {} ok, {} failed, answers {:?}",
+        end.ok, end.failed, end.versions
+    );
+    assert_eq!(end.failed, 0, "failed requests: {end:?}");
+    Ok(())
+}
+
+// 11. `dependsOn[].waitForRelease` (issue 27): a caller and its callee edited in one
+//     apply; the caller's release waits (Progressing WaitingForDependency, naming the
+//     callee) while the callee's canary runs, and starts once the callee is released.
+#[tokio::test]
+async fn a_caller_waits_for_its_dependency_release() -> anyhow::Result<()> {
+    let s = Scenario::new("wait-release").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let callee = |image: &str| {
+        service(
+            "users",
+            image,
+            2,
+            "  rollout:\n    steps:\n    - {weight: 50, pause: 15s}\n    progressDeadlineSeconds: 120\n",
+        )
+    };
+    let caller = |image: &str| {
+        service(
+            "frontend",
+            image,
+            1,
+            "  dependsOn:\n  - {name: users, waitForRelease: true}\n",
+        )
+    };
+    apply_yaml(ns, &format!("{}\n---\n{}", callee(V1), caller(V1)))?;
+    wait_released(client, ns, "users", V1).await?;
+    wait_released(client, ns, "frontend", V1).await?;
+
+    let edited = Instant::now();
+    apply_yaml(ns, &format!("{}\n---\n{}", caller(V2), callee(V2)))?;
+    let api: Api<Microservice> = Api::namespaced(client.clone(), ns);
+    let waited = std::sync::Mutex::new(None::<String>);
+    let started_while = std::sync::Mutex::new(None::<(Option<String>, Option<RolloutPhase>)>);
+    wait_for(
+        "frontend released after users",
+        Duration::from_secs(150),
+        || async {
+            let frontend = api.get("frontend").await?;
+            let users = api.get("users").await?;
+            if let Some(progressing) =
+                condition(&frontend, "Progressing").filter(|c| c.reason == "WaitingForDependency")
+            {
+                waited
+                    .lock()
+                    .unwrap()
+                    .get_or_insert_with(|| progressing.message.clone());
+            }
+            let f = rollout_of(&frontend);
+            let starting = f.revision.is_some()
+                && f.revision != f.stable_revision
+                && f.release_started_at.is_some();
+            if starting || f.stable_image.as_deref() == Some(V2) {
+                let u = rollout_of(&users);
+                started_while
+                    .lock()
+                    .unwrap()
+                    .get_or_insert((u.stable_image.clone(), u.phase));
+            }
+            Ok(
+                if frontend.is_ready() && f.stable_image.as_deref() == Some(V2) {
+                    Poll::Ready(())
+                } else {
+                    Poll::Pending(format!(
+                        "frontend: {}; users: {}",
+                        describe_rollout(&frontend),
+                        describe_rollout(&users)
+                    ))
+                },
+            )
+        },
+    )
+    .await?;
+    let waited = waited.into_inner().unwrap();
+    let started_while = started_while.into_inner().unwrap();
+    println!(
+        "waitForRelease: frontend released {:.1}s after the apply; it waited: {waited:?}; users when frontend's release started: {started_while:?}",
+        edited.elapsed().as_secs_f64()
+    );
+    let waited = waited.expect("Progressing=WaitingForDependency seen on frontend");
+    assert!(waited.contains(&format!("{ns}/users")), "{waited}");
+    assert_eq!(
+        started_while,
+        Some((Some(V2.to_string()), Some(RolloutPhase::Healthy))),
+        "frontend's release started only once users' was done"
+    );
+    wait_released(client, ns, "users", V2).await?;
+    Ok(())
+}
+
+// 12. The caller gate (issue 27): a callee whose canary breaks its caller (the caller's
+//     readiness calls it) is rolled back by `gates.dependents`, naming the caller, though
+//     its own pods stay ready; the caller is ready again after. The only failed requests
+//     are the canary's injected ones.
+#[tokio::test]
+async fn a_canary_that_breaks_its_caller_is_rolled_back() -> anyhow::Result<()> {
+    let s = Scenario::new("caller-gate").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let callee = |image: &str, fail_percent: u32| {
+        testapp(
+            "users",
+            &format!(
+                "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 30s}}\n    progressDeadlineSeconds: 120\n    gates:\n      dependents: true\n"
+            ),
+        )
+        .replace(V1, image)
+    };
+    // Ready only while its calls to users succeed.
+    let caller = testapp(
+        "frontend",
+        "  replicas: 2\n  dependsOn:\n  - name: users\n  probes:\n    readiness:\n      http: {path: /call/USERS_URL}\n      periodSeconds: 1\n      failureThreshold: 2\n",
+    );
+    apply_yaml(ns, &format!("{}\n---\n{caller}", callee(V1, 0)))?;
+    wait_released(client, ns, "users", V1).await?;
+    wait_released(client, ns, "frontend", V1).await?;
+    let probe = Probe::start(client, ns, "users").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns, &callee(V2, 100))?;
+    let ms = wait_rolled_back(client, ns, "users").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "caller gate: rolled back after {:.1}s: {degraded}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains(&format!("gate dependents: caller {ns}/frontend")),
+        "{degraded}"
+    );
+    wait_pods_only(client, ns, "users", V1, 2).await?;
+    wait_released(client, ns, "frontend", V1).await?;
+    let end = probe.counts().await?;
+    println!(
+        "caller gate: probe {} ok, {} failed, answers {:?}, failures by version {:?}",
+        end.ok, end.failed, end.versions, end.failed_versions
+    );
+    assert_eq!(
+        end.failed,
+        end.failed_versions.get("v2").copied().unwrap_or(0),
+        "only the canary's injected failures: {end:?}"
     );
     Ok(())
 }

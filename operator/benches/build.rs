@@ -55,6 +55,7 @@ fn dep(name: &str, port: Option<&str>) -> Dependency {
         name: name.to_string(),
         namespace: None,
         port: port.map(str::to_string),
+        wait_for_release: None,
     }
 }
 

@@ -111,6 +111,8 @@ pub struct Build {
     pub external_url: Option<String>,
     /// The config snapshots its pod template reads, to be created before it is applied.
     pub snapshots: Vec<Snapshot>,
+    /// The Microservices that call it, as `(namespace, name)`.
+    pub dependents: Vec<(String, String)>,
 }
 
 /// A ConfigMap the pods reference, and the copy they read (`rollout.snapshotConfig`).
@@ -224,11 +226,17 @@ pub fn plan(ms: &Microservice, inputs: &Inputs<'_>) -> Plan {
                 children.hold(&deployment::KIND);
             }
             let external_url = builders::expose::external_url(&effective, &ctx);
+            let dependents = ctx
+                .dependents
+                .iter()
+                .map(|d| (d.namespace.clone(), d.name.clone()))
+                .collect();
             Ok(Build {
                 effective,
                 children,
                 external_url,
                 snapshots,
+                dependents,
             })
         },
     );

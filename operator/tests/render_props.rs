@@ -362,6 +362,7 @@ fn spec() -> impl Strategy<Value = MicroserviceSpec> {
                         name: name.to_string(),
                         namespace: namespace.map(str::to_string),
                         port: port.map(str::to_string),
+                        wait_for_release: None,
                     })
                     .collect(),
                 network,

@@ -132,9 +132,11 @@ pub const RULES: &[(&str, i64)] = &[
     ("failed.image", 1024),
     ("failed.revision", 253),
     ("httpChecks.lastFailure", 32768),
-    // The promote and abort annotations' values, as handled: an annotation's own bound.
+    // The promote, abort and undo annotations' values, as handled: an annotation's own
+    // bound.
     ("rollout.handledPromote", 262144),
     ("rollout.handledAbort", 262144),
+    ("rollout.handledUndo", 262144),
 ];
 
 /// The most bytes of JSON a `spec` may take. The schema bounds each field, but together

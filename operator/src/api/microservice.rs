@@ -584,6 +584,13 @@ pub struct Dependency {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 15))]
     pub port: Option<String>,
+    /// Release after it: a release of this Microservice does not start while one of
+    /// that Microservice is under way (or its spec changed and it has not started yet),
+    /// so a caller edited together with its callee goes out against the callee's new
+    /// version, not a canary that may still roll back. `Progressing` says
+    /// `WaitingForDependency`, naming it. Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_release: Option<bool>,
 }
 
 /// Extra network access.

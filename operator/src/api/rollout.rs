@@ -157,6 +157,14 @@ pub struct Gates {
     /// releases only: a rolling update has no stable pods to compare with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<MetricsGate>,
+
+    /// Judge a release by its callers too: while it is under way, the pods of every
+    /// Microservice that depends on this one (`dependsOn`, as the graph resolves it) must
+    /// stay as ready as they were when it began and must not restart. A caller's pod
+    /// turning unready or restarting fails the release, naming the caller and the pod.
+    /// Default false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dependents: Option<bool>,
 }
 
 /// The traffic gate: the canary's pods against the stable pods, from their metrics.
@@ -296,6 +304,14 @@ pub struct RolloutStatus {
     /// The traffic gate's reading of the current step.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_checks: Option<MetricsChecks>,
+    /// A release that has not started yet, held for its dependencies
+    /// (`dependsOn[].waitForRelease`): the revision and since when it waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<WaitingRelease>,
+    /// The callers as they were when the release began (`gates.dependents`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub callers: Vec<CallerBaseline>,
     /// `flotilla rollout promote` was asked during this release: its remaining pauses
     /// are skipped (its steps and gates still run).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -398,6 +414,33 @@ pub struct MetricsChecks {
     /// or `Failing`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub verdict: Option<GateVerdict>,
+}
+
+/// A release held for its dependencies.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WaitingRelease {
+    /// The revision waiting.
+    #[schemars(length(max = 253))]
+    pub revision: String,
+    /// When it began to wait.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<Time>,
+}
+
+/// A caller of a Microservice when its release began.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CallerBaseline {
+    /// `namespace/name`.
+    #[schemars(length(max = 127))]
+    pub name: String,
+    /// Its ready pods.
+    #[serde(default)]
+    pub ready: i32,
+    /// Its pods' container restarts in all.
+    #[serde(default)]
+    pub restarts: i32,
 }
 
 /// What a gate says of a step so far.

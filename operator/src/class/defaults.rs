@@ -42,6 +42,8 @@ pub fn apply_defaults(spec: &MicroserviceSpec, defaults: &ClassDefaults) -> Micr
             .progress_deadline_seconds
             .or(class.progress_deadline_seconds);
         own.auto_rollback = own.auto_rollback.or(class.auto_rollback);
+        own.revision_history_limit = own.revision_history_limit.or(class.revision_history_limit);
+        own.snapshot_config = own.snapshot_config.or(class.snapshot_config);
     }
     if let Some(profile) = defaults.security_profile {
         let security = merged.security.get_or_insert_with(Default::default);

@@ -137,11 +137,15 @@ pub fn history(ms: &Microservice) -> String {
         );
     }
     let stable = rollout.and_then(|r| r.stable_revision.as_deref());
+    // The newest release of the stable revision: an undo may have released it before.
+    let running_at = records
+        .iter()
+        .rposition(|r| stable == Some(r.revision.as_str()) && r.outcome == "Released");
     let rows: Vec<[String; 5]> = records
         .iter()
         .enumerate()
         .map(|(i, record)| {
-            let running = stable == Some(record.revision.as_str()) && record.outcome == "Released";
+            let running = running_at == Some(i);
             // Entries from before releases were numbered count by position.
             let number = if record.number > 0 {
                 record.number

@@ -293,6 +293,7 @@ mod tests {
             name: name.to_string(),
             namespace: namespace.map(str::to_string),
             port: port.map(str::to_string),
+            wait_for_release: None,
         }
     }
 

@@ -58,6 +58,12 @@ struct Pass {
     /// A reading of the traffic gate taken before this pass.
     #[serde(default)]
     metrics: Option<MetricsRound>,
+    /// A dependency's release under way (`waitForRelease`).
+    #[serde(default)]
+    waiting_for: Option<String>,
+    /// The callers and their pods (`gates.dependents`).
+    #[serde(default)]
+    callers: Vec<machine::CallerView>,
     /// The desired revision changes from this pass on.
     #[serde(default)]
     desired: Option<Revision>,
@@ -160,6 +166,9 @@ fn run(file: &str, text: &str) {
             http: pass.http,
             metrics: pass.metrics,
             fast: false,
+            waiting_for: pass.waiting_for,
+            callers: &pass.callers,
+            waits_for_dependencies: false,
             now: start + Duration::from_secs(pass.at as u64),
         };
         let decision = machine::decide(&input);

@@ -11,8 +11,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
 use crate::api::{
-    FailedRelease, GateVerdict, HttpChecks, MetricsChecks, RevisionRecord, RolloutPhase,
-    RolloutStatus, RolloutStrategy, Tally,
+    CallerBaseline, FailedRelease, GateVerdict, HttpChecks, MetricsChecks, RevisionRecord,
+    RolloutPhase, RolloutStatus, RolloutStrategy, Tally, WaitingRelease,
 };
 
 use super::metrics_gate;
@@ -70,6 +70,28 @@ pub struct PodView {
     pub last_exit: Option<String>,
 }
 
+/// A caller and its pods, as the caller gate reads them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct CallerView {
+    /// `namespace/name`.
+    pub name: String,
+    pub pods: Vec<PodView>,
+}
+
+impl CallerView {
+    fn ready(&self) -> i32 {
+        self.pods.iter().filter(|p| p.ready).count() as i32
+    }
+
+    fn restarts(&self) -> i32 {
+        self.pods
+            .iter()
+            .map(|p| p.restarts.max(0))
+            .fold(0, i32::saturating_add)
+    }
+}
+
 /// The pod template the spec asks for.
 #[derive(Clone, Debug)]
 pub struct Desired<'a> {
@@ -106,6 +128,14 @@ pub struct Input<'a> {
     /// The desired template is an undo's: its release skips every pause (its steps and
     /// gates still run), as after `flotilla rollout promote`.
     pub fast: bool,
+    /// A dependency (`waitForRelease`) whose release is under way, as `namespace/name`:
+    /// a new release does not start until it is done.
+    pub waiting_for: Option<String>,
+    /// The Microservices that call this one, with their pods (`gates.dependents`).
+    pub callers: &'a [CallerView],
+    /// Some `dependsOn` entry has `waitForRelease`: a new release first waits
+    /// [`DEPENDENCY_SETTLE`], so that a dependency edited in the same change is seen.
+    pub waits_for_dependencies: bool,
     pub now: Timestamp,
 }
 
@@ -310,6 +340,13 @@ pub const REASON_RELEASE_FAILED: &str = "ReleaseFailed";
 pub const REASON_CANARY: &str = "Canary";
 pub const REASON_CANARY_PAUSED: &str = "CanaryPaused";
 pub const REASON_PROMOTING: &str = "Promoting";
+pub const REASON_WAITING_FOR_DEPENDENCY: &str = "WaitingForDependency";
+/// How soon a release waiting for a dependency's looks again: the dependency's progress
+/// is not a watch event of this Microservice.
+pub const DEPENDENCY_RECHECK: Duration = Duration::from_secs(5);
+/// How long a new release with `waitForRelease` dependencies waits before it starts: a
+/// dependency edited in the same apply may reach the operator after this Microservice.
+pub const DEPENDENCY_SETTLE: Duration = Duration::from_secs(3);
 
 /// Decides one pass. See the module documentation.
 pub fn decide(input: &Input<'_>) -> Decision {
@@ -345,6 +382,12 @@ fn decide_release(input: &Input<'_>) -> Decision {
                 machine.held()
             } else {
                 if machine.status.revision.as_deref() != Some(desired) {
+                    if let Some(dependency) = &input.waiting_for {
+                        return machine.wait_for(Some(dependency));
+                    }
+                    if input.waits_for_dependencies && !machine.settled() {
+                        return machine.wait_for(None);
+                    }
                     machine.start();
                 }
                 if machine.abort {
@@ -489,6 +532,8 @@ impl<'a, 'i> Machine<'a, 'i> {
         status.promoted = false;
         status.http_checks = None;
         status.metrics_checks = None;
+        status.callers = Vec::new();
+        status.waiting = None;
     }
 
     /// Adds a release to the history, newest last, forgetting the oldest beyond the
@@ -603,7 +648,7 @@ impl<'a, 'i> Machine<'a, 'i> {
             (new.to_string(), stable.to_string())
         };
         format!(
-            "rolled back from {new} to {stable}: {}; change the spec to release again",
+            "rolled back from {new} to {stable}: {}; change the spec or its config to release again",
             failed.cause
         )
     }
@@ -640,10 +685,60 @@ impl<'a, 'i> Machine<'a, 'i> {
         }
     }
 
+    /// Whether the release of the desired revision has waited [`DEPENDENCY_SETTLE`].
+    fn settled(&self) -> bool {
+        self.status
+            .waiting
+            .as_ref()
+            .filter(|w| w.revision == self.input.desired.revision)
+            .is_some_and(|w| self.since(&w.since) >= DEPENDENCY_SETTLE)
+    }
+
+    /// A release that may not start yet: the stable template keeps running, and the
+    /// release starts once `dependency`'s is done (None: once its dependencies had time
+    /// to be seen).
+    fn wait_for(mut self, dependency: Option<&str>) -> Decision {
+        let desired = self.input.desired.revision;
+        if self.status.waiting.as_ref().map(|w| w.revision.as_str()) != Some(desired) {
+            self.status.waiting = Some(WaitingRelease {
+                revision: desired.to_string(),
+                since: Some(self.now()),
+            });
+        }
+        let (message, requeue) = match dependency {
+            Some(dependency) => (
+                format!(
+                    "{} waits for the release of {dependency} (waitForRelease) before its own starts",
+                    self.input.desired.image
+                ),
+                DEPENDENCY_RECHECK,
+            ),
+            None => (
+                format!(
+                    "{} waits {}s for its dependencies' releases (waitForRelease) before its own starts",
+                    self.input.desired.image,
+                    DEPENDENCY_SETTLE.as_secs()
+                ),
+                DEPENDENCY_SETTLE.saturating_sub(
+                    self.since(&self.status.waiting.as_ref().and_then(|w| w.since.clone())),
+                ),
+            ),
+        };
+        let workloads = self.back_to_stable();
+        self.status.message = Some(message.clone());
+        let mut decision = self.decision(
+            workloads,
+            in_progress(REASON_WAITING_FOR_DEPENDENCY, &message),
+        );
+        decision.requeue = Some(requeue.max(Duration::from_secs(1)));
+        decision
+    }
+
     fn start(&mut self) {
         let settings = self.input.settings;
         let now = self.now();
         let status = &mut self.status;
+        status.waiting = None;
         status.revision = Some(self.input.desired.revision.to_string());
         status.phase = Some(RolloutPhase::Progressing);
         status.canary_image = Some(self.input.desired.image.to_string());
@@ -654,6 +749,20 @@ impl<'a, 'i> Machine<'a, 'i> {
         // A round run for another revision says nothing of this one.
         status.http_checks = None;
         status.metrics_checks = None;
+        status.callers = if settings.dependents {
+            self.input
+                .callers
+                .iter()
+                .take(100)
+                .map(|caller| CallerBaseline {
+                    name: caller.name.clone(),
+                    ready: caller.ready(),
+                    restarts: caller.restarts(),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         match settings.strategy {
             RolloutStrategy::Rolling => {
                 status.step = None;
@@ -695,6 +804,9 @@ impl<'a, 'i> Machine<'a, 'i> {
         {
             return Some(checks.last.clone().unwrap_or_default());
         }
+        if let Some(cause) = self.caller_failure() {
+            return Some(cause);
+        }
         let restarts: i32 = new.iter().map(|pod| pod.restarts).sum();
         if restarts > self.input.settings.max_restarts {
             let pod = new
@@ -711,6 +823,50 @@ impl<'a, 'i> Machine<'a, 'i> {
                     .map(|e| format!(", last {e}"))
                     .unwrap_or_default()
             ));
+        }
+        None
+    }
+
+    /// A caller whose pods are less ready than when the release began, or restarted.
+    fn caller_failure(&self) -> Option<String> {
+        if !self.input.settings.dependents {
+            return None;
+        }
+        for baseline in &self.status.callers {
+            let Some(caller) = self.input.callers.iter().find(|c| c.name == baseline.name) else {
+                continue;
+            };
+            let ready = caller.ready();
+            if ready < baseline.ready {
+                let pod = caller
+                    .pods
+                    .iter()
+                    .find(|p| !p.ready)
+                    .map(|p| match &p.failure {
+                        Some((reason, _)) => format!("; pod {} not ready ({reason})", p.name),
+                        None => format!("; pod {} not ready", p.name),
+                    })
+                    .unwrap_or_default();
+                return Some(format!(
+                    "gate dependents: caller {} has {ready}/{} pods ready since the release began{pod}",
+                    caller.name, baseline.ready
+                ));
+            }
+            let restarts = caller.restarts();
+            if restarts > baseline.restarts {
+                let pod = caller
+                    .pods
+                    .iter()
+                    .filter(|p| p.restarts > 0)
+                    .max_by_key(|p| p.restarts)
+                    .map(|p| format!("; pod {} restarted {} time(s)", p.name, p.restarts))
+                    .unwrap_or_default();
+                return Some(format!(
+                    "gate dependents: caller {}: {} restart(s) since the release began{pod}",
+                    caller.name,
+                    restarts - baseline.restarts
+                ));
+            }
         }
         None
     }

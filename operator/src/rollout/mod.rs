@@ -42,7 +42,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
-use crate::api::Microservice;
+use crate::api::{Microservice, RolloutPhase};
 use crate::builders::{Children, deployment, labels};
 
 /// The planned revision of the pods and, when the HTTP gate wants a round of checks now,
@@ -114,11 +114,37 @@ pub fn metrics_due<'p>(
 /// The traffic gate reads at most this many pods of each side.
 pub const MAX_SCRAPED_PODS: usize = 10;
 
-/// What the gates read this pass.
+/// What the controller read for the release this pass: the gates' checks, and a
+/// dependency whose release it waits for.
 #[derive(Clone, Debug, Default)]
 pub struct Readings {
     pub http: Option<HttpRound>,
     pub metrics: Option<MetricsRound>,
+    /// See [`machine::Input::waiting_for`].
+    pub waiting_for: Option<String>,
+    /// See [`machine::Input::callers`].
+    pub callers: Vec<machine::CallerView>,
+}
+
+/// Whether a release of `ms` is under way, or its spec changed and its operator has
+/// not looked at it yet (edited together with a caller that waits for it).
+pub fn release_under_way(ms: &Microservice) -> bool {
+    let Some(status) = &ms.status else {
+        return false;
+    };
+    let behind =
+        status.observed_generation.is_some() && status.observed_generation < ms.metadata.generation;
+    let releasing = status
+        .rollout
+        .as_ref()
+        .and_then(|r| r.phase)
+        .is_some_and(|phase| {
+            matches!(
+                phase,
+                RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting
+            )
+        });
+    behind || releasing
 }
 
 /// The undo in effect (see [`undo`]), its template put in place of the planned one: the
@@ -206,7 +232,14 @@ pub fn reconcile(
             .map(String::as_str),
         http: readings.http,
         metrics: readings.metrics,
-        fast: undo.target.is_some(),
+        fast: undo.fast,
+        waiting_for: readings.waiting_for,
+        callers: &readings.callers,
+        waits_for_dependencies: effective
+            .spec
+            .depends_on
+            .iter()
+            .any(|d| d.wait_for_release == Some(true)),
         now,
     };
     let mut decision = decide(&input);

@@ -67,6 +67,8 @@ pub struct Settings {
     pub http: Option<HttpGate>,
     /// None without `gates.metrics`, or without a port to read.
     pub metrics: Option<MetricsGate>,
+    /// `gates.dependents`: the callers' pods judge the release too.
+    pub dependents: bool,
     pub progress_deadline: Duration,
     pub auto_rollback: bool,
     /// How many releases `status.rollout.history` keeps.
@@ -137,6 +139,11 @@ impl Settings {
                 .as_ref()
                 .and_then(|g| g.metrics.as_ref())
                 .and_then(|gate| metrics_gate(spec, gate)),
+            dependents: rollout
+                .gates
+                .as_ref()
+                .and_then(|g| g.dependents)
+                .unwrap_or(false),
         }
     }
 }

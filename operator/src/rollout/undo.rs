@@ -55,6 +55,9 @@ pub struct Resolved {
     pub target: Option<UndoTarget>,
     pub handled: Option<String>,
     pub notice: Option<Notice>,
+    /// The release this pass decides is an undo's (to an earlier revision, or back to the
+    /// spec's own): it skips its pauses.
+    pub fast: bool,
 }
 
 /// The undo in effect when the spec asks for `planned`: the one in the status while the
@@ -71,7 +74,9 @@ pub fn resolve(
             .filter(|undo| undo.spec_revision == planned && undo.revision != planned),
         handled: previous.and_then(|p| p.handled_undo.clone()),
         notice: None,
+        fast: false,
     };
+    resolved.fast = resolved.target.is_some();
     let Some(Request { asked, found }) = request else {
         return resolved;
     };
@@ -79,6 +84,7 @@ pub fn resolve(
     let revision = asked.revision;
     if revision == planned {
         resolved.target = None;
+        resolved.fast = true;
         resolved.notice = Some(Notice {
             warning: false,
             reason: "Undo",
@@ -113,6 +119,7 @@ pub fn resolve(
                 spec_revision: planned.to_string(),
                 template,
             });
+            resolved.fast = true;
         }
         Err(why) => resolved.notice = Some(refused(&revision, &why)),
     }

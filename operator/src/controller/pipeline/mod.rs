@@ -328,6 +328,8 @@ async fn decide_rollout(
         now,
     );
     let config: Vec<String> = build.snapshots.iter().map(|s| s.copy.clone()).collect();
+    let waiting_for = waiting_for(ctx, &build.effective);
+    let callers = callers(ctx, build);
     let http = match due {
         Some((gate, ready)) => Some(crate::rollout::http::check(&ctx.client, &gate, &ready).await),
         None => None,
@@ -351,11 +353,63 @@ async fn decide_rollout(
         observed.stable.as_ref(),
         observed.canary.as_ref(),
         &pods,
-        crate::rollout::Readings { http, metrics },
+        crate::rollout::Readings {
+            http,
+            metrics,
+            waiting_for,
+            callers,
+        },
         &config,
         undo,
         now,
     )
+}
+
+/// The Microservices that call this one and their pods, from the caches, when its caller
+/// gate (`gates.dependents`) is on.
+fn callers(ctx: &Context, build: &crate::plan::Build) -> Vec<crate::rollout::machine::CallerView> {
+    let gated = build
+        .effective
+        .spec
+        .rollout
+        .as_ref()
+        .and_then(|r| r.gates.as_ref())
+        .and_then(|g| g.dependents)
+        .unwrap_or(false);
+    if !gated {
+        return Vec::new();
+    }
+    build
+        .dependents
+        .iter()
+        .map(|(namespace, name)| crate::rollout::machine::CallerView {
+            name: format!("{namespace}/{name}"),
+            pods: read::pods(&ctx.caches, name, namespace)
+                .iter()
+                .filter(|pod| pod.metadata.deletion_timestamp.is_none())
+                .map(|pod| crate::rollout::observe::pod(pod))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The first dependency `ms` waits for (`waitForRelease`) whose release is under way, as
+/// `namespace/name`, from the cache.
+fn waiting_for(ctx: &Context, ms: &Microservice) -> Option<String> {
+    let own = ms.namespace().unwrap_or_default();
+    ms.spec
+        .depends_on
+        .iter()
+        .filter(|d| d.wait_for_release == Some(true))
+        .find_map(|d| {
+            let namespace = d.namespace.clone().unwrap_or_else(|| own.clone());
+            let dependency = ctx
+                .caches
+                .microservices
+                .get(&ObjectRef::new(&d.name).within(&namespace))?;
+            crate::rollout::release_under_way(&dependency)
+                .then(|| format!("{namespace}/{}", d.name))
+        })
 }
 
 /// Computes the status from the plan, what applying did and the caches, and writes it
