@@ -39,6 +39,9 @@ struct Revision {
 struct Pass {
     /// Seconds since the scenario's start.
     at: i64,
+    /// The desired template is an undo's (its pauses are skipped).
+    #[serde(default)]
+    fast: bool,
     #[serde(default)]
     stable: DeploymentView,
     /// The stable Deployment's template, as `template(revision)` builds it.
@@ -165,7 +168,7 @@ fn run(file: &str, text: &str) {
             abort: pass.abort.as_deref(),
             http: pass.http,
             metrics: pass.metrics,
-            fast: false,
+            fast: pass.fast,
             waiting_for: pass.waiting_for,
             callers: &pass.callers,
             waits_for_dependencies: false,

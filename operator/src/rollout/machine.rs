@@ -1261,7 +1261,92 @@ pub fn stable_count(total: i32, canary: i32, canary_ready: i32) -> i32 {
 
 #[cfg(test)]
 mod tests {
-    use super::canary_count;
+    use super::*;
+    use crate::api::{MicroserviceSpec, RolloutSpec};
+    use serde_json::json;
+
+    /// A thousand releases, every third rolled back: the history stays within its limit,
+    /// newest last, numbered on.
+    #[test]
+    fn the_history_stays_bounded_over_a_thousand_releases() {
+        let spec = MicroserviceSpec {
+            rollout: Some(RolloutSpec {
+                revision_history_limit: Some(7),
+                ..RolloutSpec::default()
+            }),
+            ..MicroserviceSpec::default()
+        };
+        let settings = Settings::of(&spec);
+        let start: Timestamp = "2026-12-07T00:00:00Z".parse().unwrap();
+        let mut previous: Option<RolloutStatus> = None;
+        for release in 0..1000u64 {
+            let revision = format!("r{release}");
+            let template = json!({"metadata": {"labels": {"flotilla.dev/revision": revision}}});
+            let crash = release % 3 == 2;
+            let stable = DeploymentView {
+                exists: true,
+                current: true,
+                spec_replicas: Some(1),
+                replicas: 1,
+                updated: 1,
+                ready: 1,
+                available: 1,
+                revision: Some(if crash {
+                    previous
+                        .as_ref()
+                        .and_then(|p| p.stable_revision.clone())
+                        .unwrap_or_default()
+                } else {
+                    revision.clone()
+                }),
+            };
+            let pods = if crash {
+                vec![PodView {
+                    name: format!("app-{release}"),
+                    revision: Some(revision.clone()),
+                    failure: Some(("CrashLoopBackOff".into(), "app: back-off".into())),
+                    ..PodView::default()
+                }]
+            } else {
+                Vec::new()
+            };
+            let input = Input {
+                settings: &settings,
+                desired: Desired {
+                    revision: &revision,
+                    image: "app",
+                    template: &template,
+                    generation: Some(release as i64),
+                    replicas: Some(1),
+                    config: &[],
+                },
+                previous: previous.as_ref(),
+                stable,
+                stable_template: None,
+                canary: DeploymentView::default(),
+                pods: &pods,
+                promote: None,
+                abort: None,
+                http: None,
+                metrics: None,
+                fast: false,
+                waiting_for: None,
+                callers: &[],
+                waits_for_dependencies: false,
+                now: start + Duration::from_secs(release * 60),
+            };
+            let status = decide(&input).status;
+            assert!(status.history.len() <= 7, "{}", status.history.len());
+            previous = Some(status);
+        }
+        let history = previous.unwrap().history;
+        assert_eq!(history.len(), 7);
+        assert_eq!(history.last().unwrap().revision, "r999");
+        let numbers: Vec<i64> = history.iter().map(|r| r.number).collect();
+        assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{numbers:?}");
+        assert_eq!(*numbers.last().unwrap(), 1000);
+        assert!(history.iter().any(|r| r.outcome == REASON_ROLLED_BACK));
+    }
 
     #[test]
     fn canary_count_takes_any_total_and_weight() {
