@@ -8,7 +8,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables dnsmasq-base
 	golang-go rsync jq umoci golang-github-modern-go-reflect2-dev openssl conntrack
 	musl-tools gcc libc6-dev make dpkg-dev curl ca-certificates kmod procps iproute2
-	util-linux busybox-static)
+	util-linux busybox-static
+	# The traffic gate's Prometheus source is tested against a real Prometheus.
+	prometheus)
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 BUILD_LOG=$K8S_CACHE/build.log
 

@@ -1125,3 +1125,128 @@ async fn a_canary_that_breaks_its_caller_is_rolled_back() -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// A Prometheus (Debian's package, installed by `e2e/cluster/install.sh`) scraping the
+/// pods of one namespace every second, found through the cluster's API; stopped on drop.
+struct Prometheus {
+    child: std::process::Child,
+    address: String,
+    dir: std::path::PathBuf,
+}
+
+impl Prometheus {
+    async fn start(ns: &str) -> anyhow::Result<Prometheus> {
+        // Named after the test's namespace: unique, and removed on drop.
+        let dir = std::env::temp_dir().join(format!("flotilla-e2e-prometheus-{ns}"));
+        std::fs::create_dir_all(&dir)?;
+        let kubeconfig = std::env::var("KUBECONFIG")?;
+        let config = format!(
+            "global: {{scrape_interval: 1s, evaluation_interval: 5s}}
+scrape_configs:
+- job_name: flotilla-e2e
+  kubernetes_sd_configs:
+  - role: pod
+    kubeconfig_file: {kubeconfig}
+    namespaces: {{names: [{ns}]}}
+  relabel_configs:
+  - {{source_labels: [__meta_kubernetes_pod_container_port_number], regex: '8080', action: keep}}
+  - {{source_labels: [__meta_kubernetes_namespace], target_label: namespace}}
+  - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
+"
+        );
+        let config_path = dir.join("prometheus.yml");
+        std::fs::write(&config_path, config)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let address = format!("http://127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.join("prometheus.log"))?;
+        let child = std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config_path.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .map_err(|e| {
+                anyhow::anyhow!("starting prometheus (Debian's package; e2e/cluster/install.sh installs it): {e}")
+            })?;
+        let prometheus = Prometheus {
+            child,
+            address,
+            dir,
+        };
+        let ready = format!("{}/-/ready", prometheus.address);
+        wait_for("Prometheus ready", Duration::from_secs(60), || async {
+            let out = std::process::Command::new("curl")
+                .args(["-sf", "-o", "/dev/null", &ready])
+                .status()?;
+            Ok(if out.success() {
+                Poll::Ready(())
+            } else {
+                Poll::Pending(format!("{ready} not ready"))
+            })
+        })
+        .await?;
+        Ok(prometheus)
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+// 13. The traffic gate's Prometheus source (issue 27), against a real Prometheus that
+//     scrapes the pods: a canary failing 20% of its requests is rolled back, the cause
+//     naming both ratios as Prometheus counted them. The operator calls no pod (no
+//     --http-gates).
+#[tokio::test]
+async fn the_traffic_gate_reads_a_real_prometheus() -> anyhow::Result<()> {
+    let s = Scenario::new("prom-gate").await?;
+    let (client, ns) = (s.client(), s.ns());
+    let prometheus = Prometheus::start(ns).await?;
+    let manifest = |image: &str, fail_percent: u32| {
+        testapp(
+            "basket",
+            &format!(
+                "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 5s}}\n    progressDeadlineSeconds: 120\n    gates:\n      metrics:\n        requests: testapp_http_requests_total\n        errors: 'code=~\"5..\"'\n        minRequests: 50\n        maxErrorIncreasePercent: 1\n        latency: {{histogram: testapp_http_request_duration_seconds, maxIncreaseMillis: 250}}\n        source: {{prometheus: {{address: \"{}\"}}}}\n",
+                prometheus.address
+            ),
+        )
+        .replace(V1, image)
+    };
+    apply_yaml(ns, &manifest(V1, 0))?;
+    wait_released(client, ns, "basket", V1).await?;
+    let probe = Probe::start(client, ns, "basket").await?;
+    probe.wait_only("v1").await?;
+
+    let started = Instant::now();
+    apply_yaml(ns, &manifest(V2, 20))?;
+    let ms = wait_rolled_back(client, ns, "basket").await?;
+    let degraded = condition(&ms, "Degraded").unwrap().message.clone();
+    println!(
+        "Prometheus source: a 20% canary rolled back after {:.1}s: {degraded}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        degraded.contains("gate metrics: canary ")
+            && degraded.contains("% errors vs stable 0.0% (max +1%) over "),
+        "{degraded}"
+    );
+    wait_pods_only(client, ns, "basket", V1, 2).await?;
+    let end = probe.counts().await?;
+    println!(
+        "Prometheus source: probe {} ok, {} failed, failures by version {:?}",
+        end.ok, end.failed, end.failed_versions
+    );
+    assert_eq!(
+        end.failed,
+        end.failed_versions.get("v2").copied().unwrap_or(0),
+        "only the canary's injected failures: {end:?}"
+    );
+    Ok(())
+}

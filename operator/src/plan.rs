@@ -316,9 +316,18 @@ fn split_missing(
 fn refuse_unavailable_gates(install: Install, build: Build) -> Result<Build, Refusal> {
     let rollout = build.effective.spec.rollout.as_ref();
     let gates = rollout.and_then(|r| r.gates.as_ref());
+    // A traffic gate reading a Prometheus calls no pod.
+    let reads_pods = |g: &crate::api::Gates| {
+        g.metrics.as_ref().is_some_and(|m| {
+            m.source
+                .as_ref()
+                .and_then(|s| s.prometheus.as_ref())
+                .is_none()
+        })
+    };
     for (gated, field) in [
         (gates.is_some_and(|g| g.http.is_some()), "http"),
-        (gates.is_some_and(|g| g.metrics.is_some()), "metrics"),
+        (gates.is_some_and(reads_pods), "metrics"),
     ] {
         if gated && !install.http_gates {
             return Err(Refusal::GateUnavailable(format!(

@@ -205,6 +205,45 @@ pub struct MetricsGate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024), regex(pattern = r"^/[^\s]*$"))]
     pub path: Option<String>,
+    /// Where the metrics are read: from the pods themselves (the default), or from a
+    /// Prometheus that scrapes them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<MetricsSource>,
+}
+
+/// Where the traffic gate reads the metrics.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSource {
+    /// Query a Prometheus that scrapes the pods: each reading asks it what each side's
+    /// pods served since the step's pods were ready (`increase` over that window), so
+    /// nothing is kept between readings and the pods are not called by Flotilla.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prometheus: Option<PrometheusSource>,
+}
+
+/// A Prometheus the traffic gate queries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PrometheusSource {
+    /// Its HTTP API, e.g. `http://prometheus.monitoring:9090` (plain HTTP, reached from
+    /// the operator's pod).
+    #[schemars(length(min = 1, max = 512), regex(pattern = r"^https?://[^\s]+$"))]
+    pub address: String,
+    /// The label of the scraped series that names the pod. Default `pod`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    )]
+    pub pod_label: Option<String>,
+    /// The label that names the namespace. Default `namespace`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 128),
+        regex(pattern = r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+    )]
+    pub namespace_label: Option<String>,
 }
 
 /// A latency limit of the traffic gate.

@@ -59,6 +59,7 @@ pub async fn scrape(
         canary,
         stable,
         failure: None,
+        deltas: false,
     }
 }
 

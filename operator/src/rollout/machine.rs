@@ -147,6 +147,9 @@ pub struct MetricsRound {
     pub canary: Tally,
     pub stable: Tally,
     pub failure: Option<String>,
+    /// The tallies are what each side served over the step already (a Prometheus
+    /// source), not counters since the pods started: judged as they are.
+    pub deltas: bool,
 }
 
 /// One round of HTTP checks of the ready new pods.
@@ -240,6 +243,11 @@ fn read_metrics(checks: &mut MetricsChecks, round: &MetricsRound, gate: &Metrics
         checks.last = Some("gate metrics: a sum over the pods is out of range".to_string());
         return;
     }
+    if round.deltas {
+        checks.baseline_at.get_or_insert(now);
+        judge_into(checks, &round.canary, &round.stable, gate);
+        return;
+    }
     if checks.baseline_at.is_none() {
         checks.canary_baseline = round.canary.clone();
         checks.stable_baseline = round.stable.clone();
@@ -256,7 +264,12 @@ fn read_metrics(checks: &mut MetricsChecks, round: &MetricsRound, gate: &Metrics
     };
     let canary = since(&round.canary, &mut checks.canary_baseline);
     let stable = since(&round.stable, &mut checks.stable_baseline);
-    let verdict = metrics_gate::judge(&canary, &stable, &gate.limits);
+    judge_into(checks, &canary, &stable, gate);
+}
+
+/// Judges what each side served and records the verdict.
+fn judge_into(checks: &mut MetricsChecks, canary: &Tally, stable: &Tally, gate: &MetricsGate) {
+    let verdict = metrics_gate::judge(canary, stable, &gate.limits);
     checks.last = Some(shorten(verdict.message(), 1000));
     checks.verdict = Some(match verdict {
         metrics_gate::Verdict::Wait(_) => GateVerdict::Waiting,

@@ -29,6 +29,7 @@ pub mod http;
 pub mod machine;
 pub mod metrics_gate;
 pub mod observe;
+pub mod prometheus;
 pub mod settings;
 pub mod traffic;
 pub mod undo;
@@ -109,6 +110,15 @@ pub fn metrics_due<'p>(
         return None;
     }
     Some((settings.metrics?, canary, ready_of(stable)))
+}
+
+/// The window, in seconds, a Prometheus source is asked about: since the step's pods were
+/// all ready (else since the step began), at least 10 s (a scrape or two).
+pub fn metrics_window(ms: &Microservice, now: Timestamp) -> u64 {
+    let rollout = ms.status.as_ref().and_then(|s| s.rollout.as_ref());
+    let since = rollout.and_then(|r| r.paused_since.as_ref().or(r.step_started_at.as_ref()));
+    let seconds = since.map_or(0, |t| (now.as_second() - t.0.as_second()).max(0) as u64);
+    seconds.max(10)
 }
 
 /// The traffic gate reads at most this many pods of each side.

@@ -36,6 +36,16 @@ pub struct MetricsGate {
     /// The container port serving the metrics.
     pub port: i32,
     pub path: String,
+    /// Read from this Prometheus rather than from the pods.
+    pub prometheus: Option<PrometheusSettings>,
+}
+
+/// The Prometheus the traffic gate queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrometheusSettings {
+    pub address: String,
+    pub pod_label: String,
+    pub namespace_label: String,
 }
 
 impl MetricsGate {
@@ -182,6 +192,18 @@ fn metrics_gate(spec: &MicroserviceSpec, gate: &api::MetricsGate) -> Option<Metr
         },
         port: port.target_port.unwrap_or(port.port),
         path,
+        prometheus: gate
+            .source
+            .as_ref()
+            .and_then(|s| s.prometheus.as_ref())
+            .map(|p| PrometheusSettings {
+                address: p.address.trim_end_matches('/').to_string(),
+                pod_label: p.pod_label.clone().unwrap_or_else(|| "pod".to_string()),
+                namespace_label: p
+                    .namespace_label
+                    .clone()
+                    .unwrap_or_else(|| "namespace".to_string()),
+            }),
     })
 }
 

@@ -341,9 +341,23 @@ async fn decide_rollout(
         &pods,
         now,
     ) {
-        Some((gate, canary, stable)) => {
-            Some(crate::rollout::http::scrape(&ctx.client, &gate, &canary, &stable).await)
-        }
+        Some((gate, canary, stable)) => Some(match &gate.prometheus {
+            Some(source) => {
+                let names = |pods: &[&Pod]| -> Vec<String> {
+                    pods.iter().map(|pod| pod.name_any()).collect()
+                };
+                let window = crate::rollout::metrics_window(current.as_ref(), now);
+                crate::rollout::prometheus::read(
+                    &gate,
+                    source,
+                    &current.namespace().unwrap_or_default(),
+                    [&names(&canary), &names(&stable)],
+                    window,
+                )
+                .await
+            }
+            None => crate::rollout::http::scrape(&ctx.client, &gate, &canary, &stable).await,
+        }),
         None => None,
     };
     crate::rollout::reconcile(
