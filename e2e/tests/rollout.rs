@@ -1013,7 +1013,9 @@ async fn a_caller_waits_for_its_dependency_release() -> anyhow::Result<()> {
     let edited = Instant::now();
     apply_yaml(ns, &format!("{}\n---\n{}", caller(V2), callee(V2)))?;
     let api: Api<Microservice> = Api::namespaced(client.clone(), ns);
-    let waited = std::sync::Mutex::new(None::<String>);
+    // Every WaitingForDependency message seen: first the settling wait, then the one
+    // naming users while its canary runs.
+    let waited = std::sync::Mutex::new(Vec::<String>::new());
     let started_while = std::sync::Mutex::new(None::<(Option<String>, Option<RolloutPhase>)>);
     wait_for(
         "frontend released after users",
@@ -1024,10 +1026,10 @@ async fn a_caller_waits_for_its_dependency_release() -> anyhow::Result<()> {
             if let Some(progressing) =
                 condition(&frontend, "Progressing").filter(|c| c.reason == "WaitingForDependency")
             {
-                waited
-                    .lock()
-                    .unwrap()
-                    .get_or_insert_with(|| progressing.message.clone());
+                let mut waited = waited.lock().unwrap();
+                if !waited.contains(&progressing.message) {
+                    waited.push(progressing.message.clone());
+                }
             }
             let f = rollout_of(&frontend);
             let starting = f.revision.is_some()
@@ -1060,8 +1062,12 @@ async fn a_caller_waits_for_its_dependency_release() -> anyhow::Result<()> {
         "waitForRelease: frontend released {:.1}s after the apply; it waited: {waited:?}; users when frontend's release started: {started_while:?}",
         edited.elapsed().as_secs_f64()
     );
-    let waited = waited.expect("Progressing=WaitingForDependency seen on frontend");
-    assert!(waited.contains(&format!("{ns}/users")), "{waited}");
+    assert!(
+        waited
+            .iter()
+            .any(|message| message.contains(&format!("{ns}/users"))),
+        "Progressing=WaitingForDependency naming users seen on frontend: {waited:?}"
+    );
     assert_eq!(
         started_while,
         Some((Some(V2.to_string()), Some(RolloutPhase::Healthy))),
@@ -1127,32 +1133,56 @@ async fn a_canary_that_breaks_its_caller_is_rolled_back() -> anyhow::Result<()> 
 }
 
 /// A Prometheus (Debian's package, installed by `e2e/cluster/install.sh`) scraping the
-/// pods of one namespace every second, found through the cluster's API; stopped on drop.
+/// pods of one namespace every second; stopped on drop. Debian builds it without
+/// Kubernetes discovery, so the pods are its file-based targets, which a task rewrites
+/// every second from the API (as a ServiceMonitor's discovery would find them).
 struct Prometheus {
     child: std::process::Child,
     address: String,
     dir: std::path::PathBuf,
+    targets: tokio::task::JoinHandle<()>,
+}
+
+/// The running pods of `ns` serving port 8080, as Prometheus file targets.
+async fn write_targets(
+    client: &kube::Client,
+    ns: &str,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let pods = pods_with(client, ns, "app.kubernetes.io/managed-by=flotilla").await?;
+    let targets: Vec<serde_json::Value> = pods
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let ip = p.status.as_ref()?.pod_ip.clone()?;
+            Some(serde_json::json!({
+                "targets": [format!("{ip}:8080")],
+                "labels": {"pod": p.metadata.name.clone()?, "namespace": ns},
+            }))
+        })
+        .collect();
+    let staged = path.with_extension("tmp");
+    std::fs::write(&staged, serde_json::to_vec(&targets)?)?;
+    std::fs::rename(&staged, path)?;
+    Ok(())
 }
 
 impl Prometheus {
-    async fn start(ns: &str) -> anyhow::Result<Prometheus> {
+    async fn start(client: &kube::Client, ns: &str) -> anyhow::Result<Prometheus> {
         // Named after the test's namespace: unique, and removed on drop.
         let dir = std::env::temp_dir().join(format!("flotilla-e2e-prometheus-{ns}"));
         std::fs::create_dir_all(&dir)?;
-        let kubeconfig = std::env::var("KUBECONFIG")?;
+        let targets_path = dir.join("targets.json");
+        write_targets(client, ns, &targets_path).await?;
         let config = format!(
             "global: {{scrape_interval: 1s, evaluation_interval: 5s}}
 scrape_configs:
 - job_name: flotilla-e2e
-  kubernetes_sd_configs:
-  - role: pod
-    kubeconfig_file: {kubeconfig}
-    namespaces: {{names: [{ns}]}}
-  relabel_configs:
-  - {{source_labels: [__meta_kubernetes_pod_container_port_number], regex: '8080', action: keep}}
-  - {{source_labels: [__meta_kubernetes_namespace], target_label: namespace}}
-  - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
-"
+  file_sd_configs:
+  - files: ['{}']
+    refresh_interval: 1s
+",
+            targets_path.display()
         );
         let config_path = dir.join("prometheus.yml");
         std::fs::write(&config_path, config)?;
@@ -1171,10 +1201,24 @@ scrape_configs:
             .map_err(|e| {
                 anyhow::anyhow!("starting prometheus (Debian's package; e2e/cluster/install.sh installs it): {e}")
             })?;
+        let targets = {
+            let (client, ns) = (client.clone(), ns.to_string());
+            // Discovery's cadence, not a wait: the targets follow the pods each second.
+            let mut every_second = tokio::time::interval(Duration::from_secs(1));
+            tokio::spawn(async move {
+                loop {
+                    every_second.tick().await;
+                    if let Err(error) = write_targets(&client, &ns, &targets_path).await {
+                        eprintln!("Prometheus targets: {error}");
+                    }
+                }
+            })
+        };
         let prometheus = Prometheus {
             child,
             address,
             dir,
+            targets,
         };
         let ready = format!("{}/-/ready", prometheus.address);
         wait_for("Prometheus ready", Duration::from_secs(60), || async {
@@ -1194,6 +1238,7 @@ scrape_configs:
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
+        self.targets.abort();
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
@@ -1208,7 +1253,7 @@ impl Drop for Prometheus {
 async fn the_traffic_gate_reads_a_real_prometheus() -> anyhow::Result<()> {
     let s = Scenario::new("prom-gate").await?;
     let (client, ns) = (s.client(), s.ns());
-    let prometheus = Prometheus::start(ns).await?;
+    let prometheus = Prometheus::start(client, ns).await?;
     let manifest = |image: &str, fail_percent: u32| {
         testapp(
             "basket",
