@@ -17,6 +17,7 @@ pub mod client;
 pub mod controller;
 pub mod graph;
 pub mod health;
+pub mod label_match;
 pub mod leader;
 pub mod memory;
 pub mod metrics;

@@ -1,6 +1,6 @@
 //! The traffic gate's tallies as `status.rollout.metricsChecks` keeps them: what the
 //! canary's and the stable pods' metrics summed to. Reading and judging them is
-//! `crate::rollout::metrics_gate`.
+//! the rollout's metrics gate.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

@@ -311,7 +311,7 @@ fn check_metrics_gate(
     gate: &crate::api::MetricsGate,
     errors: &mut Errors,
 ) {
-    if let Err(reason) = crate::rollout::metrics_gate::LabelMatch::parse(&gate.errors) {
+    if let Err(reason) = crate::label_match::LabelMatch::parse(&gate.errors) {
         errors.add("spec.rollout.gates.metrics.errors", reason);
     }
     match &gate.port {
