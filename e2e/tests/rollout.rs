@@ -795,6 +795,21 @@ async fn a_bad_config_edit_is_rolled_back_with_its_content() -> anyhow::Result<(
     Ok(())
 }
 
+/// `basket`, 2 replicas of `image` failing `fail_percent`% of its requests, released by a
+/// canary under the traffic gate, reading the pods or, with `prometheus`, that address.
+fn basket(image: &str, fail_percent: u32, prometheus: Option<&str>) -> String {
+    let source = prometheus
+        .map(|address| format!("        source: {{prometheus: {{address: \"{address}\"}}}}\n"))
+        .unwrap_or_default();
+    testapp(
+        "basket",
+        &format!(
+            "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 5s}}\n    progressDeadlineSeconds: 120\n    gates:\n      metrics:\n        requests: testapp_http_requests_total\n        errors: 'code=~\"5..\"'\n        minRequests: 50\n        maxErrorIncreasePercent: 1\n        latency: {{histogram: testapp_http_request_duration_seconds, quantile: 0.99, maxIncreaseMillis: 250}}\n{source}"
+        ),
+    )
+    .replace(V1, image)
+}
+
 // 9. The traffic gate (issue 27): a canary failing 20% of its requests is rolled back by
 //    the comparison with the stable pods' metrics, read through the pod proxy, the cause
 //    naming both ratios; then a canary failing none passes the same gate. The only
@@ -804,15 +819,7 @@ async fn the_traffic_gate_judges_the_canary_against_the_stable_pods() -> anyhow:
     // Metrics are read through the pod proxy: the chart's httpGates=true.
     let s = Scenario::with_operator_args("traffic-gate", &["--http-gates=true"]).await?;
     let (client, ns) = (s.client(), s.ns());
-    let manifest = |image: &str, fail_percent: u32| {
-        testapp(
-            "basket",
-            &format!(
-                "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 5s}}\n    progressDeadlineSeconds: 120\n    gates:\n      metrics:\n        requests: testapp_http_requests_total\n        errors: 'code=~\"5..\"'\n        minRequests: 50\n        maxErrorIncreasePercent: 1\n        latency: {{histogram: testapp_http_request_duration_seconds, quantile: 0.99, maxIncreaseMillis: 250}}\n"
-            ),
-        )
-        .replace(V1, image)
-    };
+    let manifest = |image: &str, fail_percent: u32| basket(image, fail_percent, None);
     apply_yaml(ns, &manifest(V1, 0))?;
     wait_released(client, ns, "basket", V1).await?;
     let probe = Probe::start(client, ns, "basket").await?;
@@ -1254,16 +1261,8 @@ async fn the_traffic_gate_reads_a_real_prometheus() -> anyhow::Result<()> {
     let s = Scenario::new("prom-gate").await?;
     let (client, ns) = (s.client(), s.ns());
     let prometheus = Prometheus::start(client, ns).await?;
-    let manifest = |image: &str, fail_percent: u32| {
-        testapp(
-            "basket",
-            &format!(
-                "  - name: FAIL_PERCENT\n    value: \"{fail_percent}\"\n  replicas: 2\n  network:\n    allowFrom:\n    - podSelector:\n        matchLabels:\n          app: {PROBE_LABEL}\n  rollout:\n    steps:\n    - {{weight: 50, pause: 5s}}\n    progressDeadlineSeconds: 120\n    gates:\n      metrics:\n        requests: testapp_http_requests_total\n        errors: 'code=~\"5..\"'\n        minRequests: 50\n        maxErrorIncreasePercent: 1\n        latency: {{histogram: testapp_http_request_duration_seconds, maxIncreaseMillis: 250}}\n        source: {{prometheus: {{address: \"{}\"}}}}\n",
-                prometheus.address
-            ),
-        )
-        .replace(V1, image)
-    };
+    let manifest =
+        |image: &str, fail_percent: u32| basket(image, fail_percent, Some(&prometheus.address));
     apply_yaml(ns, &manifest(V1, 0))?;
     wait_released(client, ns, "basket", V1).await?;
     let probe = Probe::start(client, ns, "basket").await?;

@@ -66,15 +66,7 @@ pub async fn scrape(
 async fn scrape_one(client: &Client, gate: &MetricsGate, pod: &Pod) -> Result<Tally, String> {
     use http_body_util::BodyExt;
     let name = pod.name_any();
-    let uri = proxy_path(
-        &pod.namespace().unwrap_or_default(),
-        &name,
-        gate.port,
-        &gate.path,
-    );
-    let request = http::Request::get(uri)
-        .body(Body::from(Vec::new()))
-        .map_err(|e| format!("pod {name}: {e}"))?;
+    let request = proxied_get(pod, gate.port, &gate.path)?;
     let read = async {
         let response = client
             .send(request)
@@ -99,6 +91,15 @@ async fn scrape_one(client: &Client, gate: &MetricsGate, pod: &Pod) -> Result<Ta
     Tally::read(&text, &gate.selector()).map_err(|e| format!("pod {name}: {e}"))
 }
 
+/// A GET of `path` on `port` of `pod` through the API server's proxy.
+fn proxied_get(pod: &Pod, port: i32, path: &str) -> Result<http::Request<Body>, String> {
+    let name = pod.name_any();
+    let uri = proxy_path(&pod.namespace().unwrap_or_default(), &name, port, path);
+    http::Request::get(uri)
+        .body(Body::from(Vec::new()))
+        .map_err(|e| format!("pod {name}: {e}"))
+}
+
 /// The URL of `path` on `port` of a pod through the API server's proxy.
 pub fn proxy_path(namespace: &str, pod: &str, port: i32, path: &str) -> String {
     format!("/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy{path}")
@@ -106,15 +107,7 @@ pub fn proxy_path(namespace: &str, pod: &str, port: i32, path: &str) -> String {
 
 async fn check_one(client: &Client, gate: &HttpGate, pod: &Pod) -> Result<(), String> {
     let name = pod.name_any();
-    let uri = proxy_path(
-        &pod.namespace().unwrap_or_default(),
-        &name,
-        gate.port,
-        &gate.path,
-    );
-    let request = http::Request::get(uri)
-        .body(Body::from(Vec::new()))
-        .map_err(|e| format!("pod {name}: {e}"))?;
+    let request = proxied_get(pod, gate.port, &gate.path)?;
     let response = tokio::time::timeout(TIMEOUT, client.send(request))
         .await
         .map_err(|_| format!("pod {name}: no answer in {}s", TIMEOUT.as_secs()))?

@@ -174,24 +174,15 @@ pub fn http_checks_due(
     let Some(previous) = previous else {
         return false;
     };
-    if settings.http.is_none()
-        || previous.stable_revision.is_none()
-        || previous.stable_revision.as_deref() == Some(desired)
-        || previous
-            .failed
-            .as_ref()
-            .is_some_and(|f| f.revision == desired)
-    {
-        return false;
-    }
     let last = previous
         .http_checks
         .as_ref()
         .filter(|_| previous.revision.as_deref() == Some(desired))
         .and_then(|c| c.last_at.as_ref());
-    last.is_none_or(|Time(at)| {
-        now.as_millisecond() - at.as_millisecond() >= HTTP_CHECK_INTERVAL.as_millis() as i64
-    })
+    settings.http.is_some()
+        && previous.stable_revision.is_some()
+        && releasing(previous, desired)
+        && round_due(last, now)
 }
 
 /// Whether the traffic gate should read the pods now: the gate is set, a canary step
@@ -209,22 +200,30 @@ pub fn metrics_due(
     let stepping = previous
         .step
         .is_some_and(|step| step >= 1 && step as usize <= settings.steps.len());
-    if settings.metrics.is_none()
-        || settings.strategy != RolloutStrategy::Canary
-        || !stepping
-        || previous.revision.as_deref() != Some(desired)
-        || previous.stable_revision.as_deref() == Some(desired)
-        || previous
-            .failed
-            .as_ref()
-            .is_some_and(|f| f.revision == desired)
-    {
-        return false;
-    }
     let last = previous
         .metrics_checks
         .as_ref()
         .and_then(|c| c.last_at.as_ref());
+    settings.metrics.is_some()
+        && settings.strategy == RolloutStrategy::Canary
+        && stepping
+        && previous.revision.as_deref() == Some(desired)
+        && releasing(previous, desired)
+        && round_due(last, now)
+}
+
+/// Whether the status shows a release of `desired` that a gate judges: not the stable
+/// revision, and not one that failed.
+fn releasing(previous: &RolloutStatus, desired: &str) -> bool {
+    previous.stable_revision.as_deref() != Some(desired)
+        && previous
+            .failed
+            .as_ref()
+            .is_none_or(|f| f.revision != desired)
+}
+
+/// Whether a gate's last round, if any, is older than [`HTTP_CHECK_INTERVAL`].
+fn round_due(last: Option<&Time>, now: Timestamp) -> bool {
     last.is_none_or(|Time(at)| {
         now.as_millisecond() - at.as_millisecond() >= HTTP_CHECK_INTERVAL.as_millis() as i64
     })

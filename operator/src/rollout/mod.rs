@@ -62,14 +62,7 @@ pub fn http_checks_due<'p>(
     if !machine::http_checks_due(&settings, previous, revision, now) {
         return None;
     }
-    let ready: Vec<&Pod> = pods
-        .iter()
-        .copied()
-        .filter(|pod| {
-            let view = observe::pod(pod);
-            view.ready && view.revision.as_deref() == Some(revision)
-        })
-        .collect();
+    let ready = ready_of(pods, revision);
     let gate = settings.http?;
     (!ready.is_empty()).then_some((gate, ready))
 }
@@ -92,24 +85,28 @@ pub fn metrics_due<'p>(
         return None;
     }
     let stable = previous?.stable_revision.as_deref()?;
-    let ready_of = |wanted: &str| {
-        let mut ready: Vec<&Pod> = pods
-            .iter()
-            .copied()
-            .filter(|pod| {
-                let view = observe::pod(pod);
-                view.ready && view.revision.as_deref() == Some(wanted)
-            })
-            .collect();
+    let side = |wanted: &str| {
+        let mut ready = ready_of(pods, wanted);
         ready.sort_by_key(|pod| pod.name_any());
         ready.truncate(MAX_SCRAPED_PODS);
         ready
     };
-    let canary = ready_of(revision);
+    let canary = side(revision);
     if canary.is_empty() {
         return None;
     }
-    Some((settings.metrics?, canary, ready_of(stable)))
+    Some((settings.metrics?, canary, side(stable)))
+}
+
+/// The ready pods of `revision`.
+fn ready_of<'p>(pods: &[&'p Pod], revision: &str) -> Vec<&'p Pod> {
+    pods.iter()
+        .copied()
+        .filter(|pod| {
+            let view = observe::pod(pod);
+            view.ready && view.revision.as_deref() == Some(revision)
+        })
+        .collect()
 }
 
 /// The window, in seconds, a Prometheus source is asked about: since the step's pods were
