@@ -27,4 +27,5 @@ pub mod rollout;
 pub mod server;
 pub mod status;
 pub mod validate;
+pub mod view;
 pub mod yaml;

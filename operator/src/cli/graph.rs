@@ -12,8 +12,9 @@ use super::render::read_documents;
 use super::{GraphArgs, GraphFormat, block_on, write_stdout};
 use crate::api::{Microservice, MicroserviceClass};
 use crate::client::Target;
-use crate::graph::{Admission, ObjectKey, backing_targets, dependency_keys};
+use crate::graph::{Admission, ObjectKey};
 use crate::render::Input;
+use crate::view::{GraphView, ServiceView};
 
 pub(super) fn command(args: GraphArgs) -> ExitCode {
     let input = if args.files.is_empty() {
@@ -34,12 +35,8 @@ pub(super) fn command(args: GraphArgs) -> ExitCode {
         classes: &classes,
         namespace_labels: None,
     };
-    let nodes: Vec<Node> = input
-        .microservices
-        .iter()
-        .map(|ms| Node::of(ms, &admission))
-        .collect();
-    write_stdout(&draw(&nodes, args.format))
+    let graph = GraphView::of(&input.microservices, &admission);
+    write_stdout(&draw(&graph.services, args.format))
 }
 
 /// The Microservices and the classes (which say who runs a backing service); without
@@ -72,103 +69,6 @@ async fn live_input(namespace: Option<String>, target: &Target) -> Result<Input,
     })
 }
 
-/// One Microservice in the picture.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Node {
-    pub key: ObjectKey,
-    /// `Some(ready)` from a live cluster; None when drawn from files.
-    pub ready: Option<bool>,
-    /// The release under way, e.g. `canary 25%`, as its status tells.
-    pub release: Option<String>,
-    pub dependencies: BTreeSet<ObjectKey>,
-    /// Its backing services, by name.
-    pub backing: Vec<BackingNode>,
-    /// Subjects it publishes to, as `(backing service, subject)`.
-    pub publishes: Vec<(String, String)>,
-    /// Subjects (or patterns) it consumes, as `(backing service, subject)`.
-    pub consumes: Vec<(String, String)>,
-}
-
-/// A backing service of a node.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BackingNode {
-    pub name: String,
-    pub type_: String,
-    /// The Microservice running it, when its class says one does.
-    pub run_by: Option<ObjectKey>,
-}
-
-impl Node {
-    pub fn of(ms: &Microservice, admission: &Admission<'_>) -> Self {
-        let ready = ms.status.as_ref().map(|s| s.is_ready());
-        let run_by = backing_targets(ms, admission);
-        let subjects = |list: &[crate::api::MessageSubject]| {
-            list.iter()
-                .map(|s| (s.backing_service.clone(), s.subject.clone()))
-                .collect()
-        };
-        Node {
-            key: ObjectKey::of(ms),
-            ready,
-            release: release_under_way(ms),
-            dependencies: dependency_keys(ms),
-            backing: ms
-                .spec
-                .backing_services
-                .iter()
-                .map(|(name, service)| BackingNode {
-                    name: name.clone(),
-                    type_: service.type_.clone(),
-                    run_by: run_by
-                        .iter()
-                        .find(|t| &t.name == name)
-                        .map(|t| t.key.clone()),
-                })
-                .collect(),
-            publishes: subjects(&ms.spec.publishes),
-            consumes: subjects(&ms.spec.consumes),
-        }
-    }
-
-    /// Where a backing service of this node lives, to match publishers with consumers:
-    /// the Microservice running it, else its type in this namespace.
-    fn broker(&self, name: &str) -> Option<String> {
-        let backing = self.backing.iter().find(|b| b.name == name)?;
-        Some(match &backing.run_by {
-            Some(key) => key.to_string(),
-            None => format!("{}/{}", self.key.namespace, backing.type_),
-        })
-    }
-}
-
-/// The release under way, as short text: `canary step 1/2 25%`, `rolling`, `promoting`.
-fn release_under_way(ms: &Microservice) -> Option<String> {
-    use crate::api::{RolloutPhase, RolloutStrategy};
-    let rollout = ms.status.as_ref()?.rollout.as_ref()?;
-    let phase = rollout.phase?;
-    if !matches!(
-        phase,
-        RolloutPhase::Progressing | RolloutPhase::Paused | RolloutPhase::Promoting
-    ) {
-        return None;
-    }
-    Some(match (rollout.strategy, phase) {
-        (_, RolloutPhase::Promoting) => "promoting".to_string(),
-        (Some(RolloutStrategy::Canary), _) => format!(
-            "canary step {}/{} {}%{}",
-            rollout.step.unwrap_or(0),
-            rollout.steps.unwrap_or(0),
-            rollout.weight.unwrap_or(0),
-            if phase == RolloutPhase::Paused {
-                ", paused"
-            } else {
-                ""
-            }
-        ),
-        _ => "rolling".to_string(),
-    })
-}
-
 /// One subject on one broker, with who publishes it and who consumes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Message<'a> {
@@ -194,7 +94,7 @@ fn subject_matches(pattern: &str, subject: &str) -> bool {
     }
 }
 
-fn draw(nodes: &[Node], format: GraphFormat) -> String {
+fn draw(nodes: &[ServiceView], format: GraphFormat) -> String {
     let graph = Graph::new(nodes);
     match format {
         GraphFormat::Text => graph.text(),
@@ -204,13 +104,13 @@ fn draw(nodes: &[Node], format: GraphFormat) -> String {
 }
 
 struct Graph<'a> {
-    nodes: BTreeMap<&'a ObjectKey, &'a Node>,
+    nodes: BTreeMap<&'a ObjectKey, &'a ServiceView>,
     /// Only one namespace: names are shown without it.
     single_namespace: bool,
 }
 
 impl<'a> Graph<'a> {
-    fn new(nodes: &'a [Node]) -> Self {
+    fn new(nodes: &'a [ServiceView]) -> Self {
         let namespaces: BTreeSet<&str> = nodes.iter().map(|n| n.key.namespace.as_str()).collect();
         Graph {
             nodes: nodes.iter().map(|n| (&n.key, n)).collect(),
@@ -286,7 +186,7 @@ impl<'a> Graph<'a> {
             state => format!("{} [{state}]", self.label(key)),
         };
         match self.nodes.get(key).and_then(|n| n.release.as_ref()) {
-            Some(release) => format!("{line} (releasing: {release})"),
+            Some(release) => format!("{line} (releasing: {})", release.text),
             None => line,
         }
     }
@@ -531,10 +431,19 @@ impl<'a> Graph<'a> {
 mod tests {
     use super::*;
 
-    fn node(name: &str, ready: Option<bool>, deps: &[&str]) -> Node {
-        Node {
+    use crate::view::{BackingView, Health};
+
+    fn node(name: &str, ready: Option<bool>, deps: &[&str]) -> ServiceView {
+        ServiceView {
             key: ObjectKey::new("shop", name),
+            health: Health::Unknown,
             ready,
+            reason: String::new(),
+            message: String::new(),
+            class: None,
+            image: "a".into(),
+            ready_replicas: 0,
+            desired_replicas: 0,
             release: None,
             dependencies: deps.iter().map(|d| ObjectKey::new("shop", *d)).collect(),
             backing: Vec::new(),
@@ -543,7 +452,7 @@ mod tests {
         }
     }
 
-    fn shop() -> Vec<Node> {
+    fn shop() -> Vec<ServiceView> {
         vec![
             node("storefront", Some(true), &["inventory", "orders", "users"]),
             node("orders", Some(true), &["inventory", "payments", "users"]),
@@ -571,7 +480,7 @@ storefront [Ready]
     #[test]
     fn backing_services_hang_under_their_user() {
         let mut nodes = vec![node("orders", None, &["users"]), node("users", None, &[])];
-        nodes[0].backing = vec![BackingNode {
+        nodes[0].backing = vec![BackingView {
             name: "db".into(),
             type_: "postgres".into(),
             run_by: None,
@@ -632,11 +541,7 @@ storefront [Ready]
             classes: &classes,
             namespace_labels: None,
         };
-        let nodes: Vec<Node> = input
-            .microservices
-            .iter()
-            .map(|ms| Node::of(ms, &admission))
-            .collect();
+        let nodes = GraphView::of(&input.microservices, &admission).services;
         let text = draw(&nodes, GraphFormat::Text);
         assert!(text.contains("└── (events: nats) → nats\n"), "{text}");
         assert!(
@@ -680,19 +585,15 @@ storefront [Ready]
     #[test]
     fn a_release_under_way_shows_on_its_node() {
         let mut nodes = shop();
-        nodes[0].release = Some("canary step 1/2 25%".into());
-        let text = draw(&nodes, GraphFormat::Text);
-        assert!(
-            text.starts_with("storefront [Ready] (releasing: canary step 1/2 25%)\n"),
-            "{text}"
-        );
         let ms: Microservice = serde_saphyr::from_str(
             "{apiVersion: flotilla.dev/v1alpha1, kind: Microservice, metadata: {name: web, namespace: shop}, spec: {image: a}, status: {rollout: {strategy: canary, phase: Paused, step: 1, steps: 2, weight: 25}}}",
         )
         .unwrap();
-        assert_eq!(
-            release_under_way(&ms).as_deref(),
-            Some("canary step 1/2 25%, paused")
+        nodes[0].release = crate::view::release_under_way(&ms);
+        let text = draw(&nodes, GraphFormat::Text);
+        assert!(
+            text.starts_with("storefront [Ready] (releasing: canary step 1/2 25%, paused)\n"),
+            "{text}"
         );
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod completion;
 pub mod crd;
+pub mod dashboard;
 pub mod diff;
 pub mod graph;
 pub mod render;
@@ -58,6 +59,10 @@ enum Command {
     /// Draw the dependency graph of Microservices, from the cluster (with each one's
     /// Ready state) or from files.
     Graph(GraphArgs),
+    /// Serve the live service graph as a web page on this machine: each Microservice's
+    /// health, release and dependencies, updated as they change, with its status tree,
+    /// events and the release commands a click away. Uses your kubeconfig.
+    Dashboard(DashboardArgs),
     /// Show what applying the files would change in the cluster: per Microservice and
     /// MicroserviceClass in them, the object itself and every child Flotilla would
     /// create, change or prune, as unified diffs.
@@ -220,6 +225,21 @@ struct GraphArgs {
     target: TargetArgs,
 }
 
+#[derive(Args)]
+struct DashboardArgs {
+    /// Namespace to show; the context's namespace when unset.
+    #[arg(short = 'n', long, conflicts_with = "all_namespaces")]
+    namespace: Option<String>,
+    /// Show every namespace.
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+    /// Where to listen. Keep it on loopback: the page acts with your credentials.
+    #[arg(long, default_value = "127.0.0.1:8900")]
+    addr: SocketAddr,
+    #[command(flatten)]
+    target: TargetArgs,
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Text,
@@ -373,6 +393,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::command(args),
         Command::Completion(args) => completion::command(args),
         Command::Rollout { action } => rollout::command(action),
+        Command::Dashboard(args) => dashboard::command(args),
         Command::Version => version::command(),
     }
 }

@@ -42,21 +42,61 @@ async fn run(command: &RolloutCommand) -> Result<String, String> {
     let (client, context_namespace) = crate::client::client_for(&target.target.target()).await?;
     let namespace = target.namespace.clone().unwrap_or(context_namespace);
     let api: Api<Microservice> = Api::namespaced(client, &namespace);
+    let steer = match command {
+        RolloutCommand::Status(_) | RolloutCommand::History(_) => {
+            let ms = api
+                .get(name)
+                .await
+                .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
+            return Ok(match command {
+                RolloutCommand::Status(_) => describe(&ms),
+                _ => history(&ms),
+            });
+        }
+        RolloutCommand::Promote(_) => Steer::Promote,
+        RolloutCommand::Abort(_) => Steer::Abort,
+        RolloutCommand::Undo(args) => Steer::Undo {
+            to_revision: args.to_revision,
+        },
+    };
+    steer_release(&api, name, steer).await
+}
+
+/// A request to the controller about a release: what `flotilla rollout promote|abort|undo`
+/// and the dashboard's buttons send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steer {
+    Promote,
+    Abort,
+    Undo { to_revision: Option<i64> },
+}
+
+/// Sets the annotation that asks the controller for `steer` on Microservice `name`;
+/// returns what happened, as one or two lines for a person.
+pub async fn steer_release(
+    api: &Api<Microservice>,
+    name: &str,
+    steer: Steer,
+) -> Result<String, String> {
+    let namespace = api.namespace().unwrap_or_default().to_string();
     let ms = api
         .get(name)
         .await
         .map_err(|e| format!("reading Microservice {namespace}/{name}: {e}"))?;
     let now = jiff::Timestamp::now().to_string();
-    let (annotation, value) = match command {
-        RolloutCommand::Status(_) => return Ok(describe(&ms)),
-        RolloutCommand::History(_) => return Ok(history(&ms)),
-        RolloutCommand::Promote(_) => (labels::PROMOTE_ANNOTATION, now),
-        RolloutCommand::Abort(_) => (labels::ABORT_ANNOTATION, now),
-        RolloutCommand::Undo(args) => {
-            let record = undo_target(&ms, args.to_revision)?;
+    let (annotation, value, verb) = match steer {
+        Steer::Promote => (
+            labels::PROMOTE_ANNOTATION,
+            now,
+            "promote (skip the remaining pauses)",
+        ),
+        Steer::Abort => (labels::ABORT_ANNOTATION, now, "abort (roll back now)"),
+        Steer::Undo { to_revision } => {
+            let record = undo_target(&ms, to_revision)?;
             (
                 labels::UNDO_ANNOTATION,
                 format!("{}@{now}", record.revision),
+                "undo (release it again, without pauses)",
             )
         }
     };
@@ -64,18 +104,20 @@ async fn run(command: &RolloutCommand) -> Result<String, String> {
     api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .map_err(|e| format!("annotating Microservice {namespace}/{name}: {e}"))?;
-    let verb = match command {
-        RolloutCommand::Promote(_) => "promote (skip the remaining pauses)",
-        RolloutCommand::Undo(_) => "undo (release it again, without pauses)",
-        _ => "abort (roll back now)",
-    };
     let mut out = format!("{namespace}/{name}: {verb} requested ({annotation}={value})\n");
-    if matches!(command, RolloutCommand::Undo(_)) {
+    if matches!(steer, Steer::Undo { .. }) {
         out.push_str("note: the spec is unchanged; the undo lasts until the spec asks for another revision (`flotilla rollout status` follows it)\n");
     } else if !release_under_way(&ms) {
         out.push_str("note: no release is under way as of the last status; the request applies only to a release in progress when the operator sees it\n");
     }
     Ok(out)
+}
+
+/// Which of promote, abort and undo make sense for `ms` now: promote and abort while a
+/// release is under way, undo when there is an earlier release to go back to.
+pub fn offered(ms: &Microservice) -> (bool, bool, bool) {
+    let under_way = release_under_way(ms);
+    (under_way, under_way, undo_target(ms, None).is_ok())
 }
 
 /// The release an undo goes back to: number `to` of the history, else the last one
