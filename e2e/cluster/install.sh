@@ -10,7 +10,9 @@ PACKAGES=(etcd-server containerd runc containernetworking-plugins iptables dnsma
 	musl-tools gcc libc6-dev make dpkg-dev curl ca-certificates kmod procps iproute2
 	util-linux busybox-static
 	# The traffic gate's Prometheus source is tested against a real Prometheus.
-	prometheus)
+	prometheus
+	# The dashboard's e2e drives a real headless browser through WebDriver.
+	chromium chromium-driver)
 COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy)
 BUILD_LOG=$K8S_CACHE/build.log
 

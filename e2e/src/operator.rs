@@ -235,7 +235,8 @@ impl Drop for Operator {
     }
 }
 
-fn workspace_target() -> PathBuf {
+/// The workspace's target directory: `$CARGO_TARGET_DIR`, else `<workspace>/target`.
+pub(crate) fn workspace_target() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))

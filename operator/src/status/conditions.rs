@@ -163,9 +163,12 @@ pub fn compute(ms: &Microservice, observed: &Observed<'_>, now: Time) -> Microse
             .map(rollout_waits_for_backing_services)
     });
     let stalled = observed.deployment.and_then(progress_deadline_exceeded);
+    // A pod being deleted (the failed pod of a release just fixed) says nothing of the
+    // service any more, though it may linger for its grace period.
     let causes: Vec<Cause> = observed
         .pods
         .iter()
+        .filter(|pod| pod.metadata.deletion_timestamp.is_none())
         .filter_map(|pod| pod_failure(pod))
         .collect();
     let failure = causes.first().cloned().or_else(|| stalled.clone());
@@ -779,6 +782,28 @@ mod tests {
         assert!(ready.message.contains("users-abc"), "{}", ready.message);
         assert_eq!(get(&status, DEGRADED).status, "True");
         assert_eq!(get(&status, PROGRESSING).status, "True");
+    }
+
+    #[test]
+    fn a_failed_pod_being_deleted_no_longer_degrades_the_service() {
+        // The release was fixed: the Deployment is rolled out, the pod that could not pull
+        // its image is on its way out (it may linger for its grace period).
+        let deployment = deployment(6, 6, 2, 2, 2);
+        let mut leaving = pod("ErrImagePull");
+        leaving.metadata.deletion_timestamp = Some(now());
+        let status = compute(&ms(), &observed(Some(&deployment), vec![&leaving]), now());
+        assert_eq!(get(&status, READY).status, "True");
+        assert_eq!(
+            (
+                get(&status, DEGRADED).status.as_str(),
+                get(&status, DEGRADED).reason.as_str()
+            ),
+            ("False", "AsExpected")
+        );
+        // And the cache keeps what says so.
+        let mut cached = leaving.clone();
+        crate::status::keep_what_status_reads(&mut cached);
+        assert!(cached.metadata.deletion_timestamp.is_some());
     }
 
     #[test]

@@ -46,6 +46,8 @@ pub fn keep_what_status_reads(pod: &mut Pod) {
         namespace: meta.namespace.take(),
         uid: meta.uid.take(),
         resource_version: meta.resource_version.take(),
+        // A pod on its way out is no failure of the service (`compute` skips it).
+        deletion_timestamp: meta.deletion_timestamp.take(),
         labels: (!kept.is_empty()).then_some(kept),
         ..ObjectMeta::default()
     };

@@ -74,9 +74,17 @@ pub fn router(app: Arc<App>) -> Router {
 /// The `Host` values a browser sends to a server on `addr`.
 pub fn hosts_for(addr: SocketAddr) -> Vec<String> {
     let port = addr.port();
-    let mut hosts = vec![addr.to_string(), format!("localhost:{port}")];
+    let mut hosts = vec![addr.to_string()];
     if addr.ip().is_unspecified() || addr.ip().is_loopback() {
-        hosts.extend([format!("127.0.0.1:{port}"), format!("[::1]:{port}")]);
+        for host in [
+            format!("localhost:{port}"),
+            format!("127.0.0.1:{port}"),
+            format!("[::1]:{port}"),
+        ] {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
     }
     hosts
 }

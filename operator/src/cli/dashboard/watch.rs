@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{Api, ListParams};
 use kube::core::PartialObjectMeta;
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tokio::sync::{Notify, watch};
 
@@ -79,26 +79,16 @@ impl Model {
             Some(namespace) => Api::namespaced(client.clone(), namespace),
             None => Api::all(client.clone()),
         };
-        let stream = watcher(ms_api, watch_config()).backoff(WatchBackoff::default());
-        tokio::spawn(follow(
-            model.clone(),
-            "Microservices",
-            reflector::reflector(ms_writer, stream),
-        ));
+        tokio::spawn(follow(model.clone(), "Microservices", ms_api, ms_writer));
         let class_api: Api<MicroserviceClass> = Api::all(client.clone());
-        let stream = watcher(class_api, watch_config()).backoff(WatchBackoff::default());
         tokio::spawn(follow(
             model.clone(),
             "MicroserviceClasses",
-            reflector::reflector(class_writer, stream),
+            class_api,
+            class_writer,
         ));
         if let Some(writer) = namespace_writer {
-            let stream = watcher(namespace_api, watch_config()).backoff(WatchBackoff::default());
-            tokio::spawn(follow(
-                model.clone(),
-                "Namespaces",
-                reflector::reflector(writer, stream),
-            ));
+            tokio::spawn(follow(model.clone(), "Namespaces", namespace_api, writer));
         }
         tokio::spawn(publish(model.clone()));
         model
@@ -146,25 +136,43 @@ impl Model {
     }
 }
 
-/// Runs one watch: each event marks it up (and the snapshot stale), each error down with
-/// the error, until the process ends; the watch retries by itself.
-async fn follow<K, S>(model: Arc<Model>, what: &'static str, events: S)
+/// Runs one watch into its store for as long as the process lives. After an error it
+/// starts over with a fresh list once the backoff has passed: kube's watcher resumes
+/// silently, so only a list that succeeds tells the page the watch is back (and a fresh
+/// list of a few thousand objects is cheap for one person's page).
+async fn follow<K>(model: Arc<Model>, what: &'static str, api: Api<K>, mut writer: Writer<K>)
 where
-    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+    K: kube::Resource
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + Sync
+        + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
-    let mut events = std::pin::pin!(events);
-    while let Some(event) = events.next().await {
-        let mut errors = model.errors.lock().expect("not poisoned");
-        match event {
-            Ok(_) => {
-                errors.remove(what);
+    let mut backoff = WatchBackoff::default();
+    loop {
+        let mut events = std::pin::pin!(watcher(api.clone(), watch_config()));
+        while let Some(event) = events.next().await {
+            let mut errors = model.errors.lock().expect("not poisoned");
+            match event {
+                Ok(event) => {
+                    writer.apply_watcher_event(&event);
+                    errors.remove(what);
+                }
+                Err(error) => {
+                    errors.insert(what, error.to_string());
+                    drop(errors);
+                    model.changed.notify_one();
+                    break;
+                }
             }
-            Err(error) => {
-                errors.insert(what, error.to_string());
-            }
+            drop(errors);
+            model.changed.notify_one();
         }
-        drop(errors);
-        model.changed.notify_one();
+        let delay = backoff.next().unwrap_or(Duration::from_secs(5));
+        tokio::time::sleep(delay).await;
     }
 }
 
