@@ -335,6 +335,8 @@ report() {
 	echo "kubectl port-forward -n $NS svc/storefront 8080:80   # then http://localhost:8080/"
 	echo "kubectl edit configmap storefront-config -n $NS      # change the banner: storefront rolls"
 	echo "kubectl edit msc shop                               # change a class default: all six roll"
+	section "watch it live"
+	echo "$FLOTILLA dashboard -n $NS   # then open http://127.0.0.1:8900/"
 }
 
 cluster

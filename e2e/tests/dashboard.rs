@@ -323,6 +323,28 @@ async fn the_shop_live_on_the_page() -> anyhow::Result<()> {
     let opened = Instant::now();
     browser.goto(&dashboard.url).await?;
 
+    // 0. Only this server's own Host, and a button's POST only with the page's header.
+    let addr = dashboard.addr();
+    for (request, expected) in [
+        (
+            "GET / HTTP/1.1\r\nHost: attacker.example:80\r\nConnection: close\r\n\r\n".to_string(),
+            "403",
+        ),
+        (
+            format!(
+                "POST /api/services/{ns}/storefront/promote HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            ),
+            "403",
+        ),
+        (
+            format!("GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"),
+            "200",
+        ),
+    ] {
+        let status = raw_status(&addr, &request).await?;
+        assert_eq!(status, expected, "{request:?}");
+    }
+
     // 1. The five services and their edges, all Ready.
     let expected_edges: BTreeSet<String> = SHOP
         .iter()
@@ -574,6 +596,20 @@ async fn the_shop_live_on_the_page() -> anyhow::Result<()> {
     // The kubeconfig holds the admin's credentials: not an artifact to keep.
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+/// The status code the dashboard answers `request` with, sent as is.
+async fn raw_status(addr: &str, request: &str) -> anyhow::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).await?;
+    Ok(reply
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or_default()
+        .to_string())
 }
 
 /// A directory for the test's files, under the artifacts.

@@ -236,18 +236,29 @@ pub enum EdgeAdmission {
     Missing,
 }
 
-/// One `dependsOn` edge, caller to callee.
+/// What an edge stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EdgeKind {
+    /// A `dependsOn` entry: the caller calls the callee over HTTP.
+    DependsOn,
+    /// A backing service (e.g. a message broker) the class binds to the Microservice
+    /// running it: `name (type)` as the user declares it.
+    Backing(String),
+}
+
+/// One edge, caller to callee.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EdgeView {
     pub from: ObjectKey,
     pub to: ObjectKey,
+    pub kind: EdgeKind,
     pub admission: EdgeAdmission,
     /// Why refused or missing.
     pub message: String,
 }
 
-/// The whole graph: every service, every `dependsOn` edge with the callee's consent, and
-/// the callees named but missing.
+/// The whole graph: every service, every `dependsOn` edge with the callee's consent, each
+/// backing service run by a Microservice, and the callees named but missing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct GraphView {
     pub services: Vec<ServiceView>,
@@ -293,8 +304,24 @@ impl GraphView {
                 edges.push(EdgeView {
                     from: service.key.clone(),
                     to: to.clone(),
+                    kind: EdgeKind::DependsOn,
                     admission,
                     message,
+                });
+            }
+            // The class bound these, consent included (`backing_targets`).
+            for backing in &service.backing {
+                let Some(to) = &backing.run_by else { continue };
+                edges.push(EdgeView {
+                    from: service.key.clone(),
+                    to: to.clone(),
+                    kind: EdgeKind::Backing(format!("{} ({})", backing.name, backing.type_)),
+                    admission: if to.namespace == service.key.namespace {
+                        EdgeAdmission::Local
+                    } else {
+                        EdgeAdmission::Admitted
+                    },
+                    message: String::new(),
                 });
             }
         }
@@ -405,6 +432,34 @@ mod tests {
                 .contains("does not admit callers from namespace shop"),
             "{}",
             refused.message
+        );
+    }
+
+    #[test]
+    fn a_broker_run_as_a_microservice_is_an_edge_of_its_users() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/broker.yaml"
+        ))
+        .unwrap();
+        let input = crate::render::parse_input(&[text]).unwrap();
+        let classes: Vec<&crate::api::MicroserviceClass> = input.classes.iter().collect();
+        let admission = Admission {
+            classes: &classes,
+            namespace_labels: None,
+        };
+        let graph = GraphView::of(&input.microservices, &admission);
+        let backing: Vec<String> = graph
+            .edges
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EdgeKind::Backing(label) => Some(format!("{} -> {}: {label}", e.from, e.to)),
+                EdgeKind::DependsOn => None,
+            })
+            .collect();
+        assert!(
+            backing.contains(&"shop/orders -> shop/nats: events (nats)".to_string()),
+            "{backing:?}"
         );
     }
 }

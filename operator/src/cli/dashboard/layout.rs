@@ -12,7 +12,8 @@ pub const NODE_HEIGHT: i64 = 88;
 const COLUMN_GAP: i64 = 90;
 const ROW_GAP: i64 = 24;
 const BAND_GAP: i64 = 56;
-const MARGIN: i64 = 24;
+// Wide enough for an edge's bend outside the first and last column.
+const MARGIN: i64 = COLUMN_GAP / 2 + 8;
 /// Services with no edge, per row of the grid below the bands.
 const GRID_COLUMNS: usize = 6;
 
@@ -33,14 +34,29 @@ pub struct Layout {
 
 impl Layout {
     /// The points of an edge: out of the caller's right side, into the callee's left side.
-    pub fn route(&self, from: &ObjectKey, to: &ObjectKey) -> Option<[[i64; 2]; 4]> {
+    /// An edge to the next column goes straight; a longer one, or one back to the left (a
+    /// cycle), runs along the gap above the callee's row, which no box crosses: rows are
+    /// one grid across the columns of a band.
+    pub fn route(&self, from: &ObjectKey, to: &ObjectKey) -> Option<Vec<[i64; 2]>> {
         let (a, b) = (self.places.get(from)?, self.places.get(to)?);
         let start = [a.x + NODE_WIDTH, a.y + NODE_HEIGHT / 2];
         let end = [b.x, b.y + NODE_HEIGHT / 2];
         let bend = COLUMN_GAP / 2;
-        Some([
+        let next_column = b.x > a.x && b.x - a.x <= NODE_WIDTH + COLUMN_GAP;
+        if next_column {
+            return Some(vec![
+                start,
+                [start[0] + bend, start[1]],
+                [end[0] - bend, end[1]],
+                end,
+            ]);
+        }
+        let lane = b.y - ROW_GAP / 2;
+        Some(vec![
             start,
             [start[0] + bend, start[1]],
+            [start[0] + bend, lane],
+            [end[0] - bend, lane],
             [end[0] - bend, end[1]],
             end,
         ])
@@ -324,7 +340,8 @@ mod tests {
     fn an_edge_runs_from_the_callers_right_to_the_callees_left() {
         let (nodes, edges) = shop();
         let layout = layout(&nodes, &edges);
-        let [start, .., end] = layout.route(&key("storefront"), &key("orders")).unwrap();
+        let route = layout.route(&key("storefront"), &key("orders")).unwrap();
+        let (start, end) = (route[0], route[route.len() - 1]);
         let (from, to) = (
             layout.places[&key("storefront")],
             layout.places[&key("orders")],
@@ -332,6 +349,29 @@ mod tests {
         assert_eq!(start, [from.x + NODE_WIDTH, from.y + NODE_HEIGHT / 2]);
         assert_eq!(end, [to.x, to.y + NODE_HEIGHT / 2]);
         assert!(layout.route(&key("storefront"), &key("nowhere")).is_none());
+    }
+
+    #[test]
+    fn a_long_edge_crosses_no_box() {
+        // storefront → users spans two columns; orders stands between them.
+        let (nodes, mut edges) = shop();
+        edges.push((key("users"), key("storefront")));
+        let layout = layout(&nodes, &edges);
+        for (from, to) in [("storefront", "users"), ("users", "storefront")] {
+            let route = layout.route(&key(from), &key(to)).unwrap();
+            for pair in route.windows(2) {
+                let ([x0, y0], [x1, y1]) = (pair[0], pair[1]);
+                for (name, place) in &layout.places {
+                    let inside_x = x0.max(x1) > place.x && x0.min(x1) < place.x + NODE_WIDTH;
+                    let inside_y = y0.max(y1) > place.y && y0.min(y1) < place.y + NODE_HEIGHT;
+                    assert!(
+                        !(inside_x && inside_y),
+                        "{from} → {to}: segment {:?} crosses {name}",
+                        pair
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -220,6 +220,7 @@ function updateEdge(path, e) {
   path.setAttribute('data-from', e.from);
   path.setAttribute('data-to', e.to);
   path.setAttribute('data-admission', e.admission);
+  path.setAttribute('data-kind', e.kind === 'backing' ? 'backing' : 'dependsOn');
   path.setAttribute('d', edgePath(e.points));
   // An attribute, not CSS: url(#…) in an external stylesheet may resolve against the sheet.
   path.setAttribute('marker-end', `url(#arrow-${admission})`);
@@ -229,7 +230,8 @@ function updateEdge(path, e) {
     refused: 'dependency refused',
     missing: 'depends on a missing service',
   }[admission];
-  path._title.textContent = `${e.from} → ${e.to}: ${what}${e.message ? ` — ${e.message}` : ''}`;
+  const said = e.kind === 'backing' ? `uses its backing service ${e.label}` : what;
+  path._title.textContent = `${e.from} → ${e.to}: ${said}${e.message ? ` — ${e.message}` : ''}`;
 }
 
 // ---------- rendering ----------
