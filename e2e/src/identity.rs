@@ -88,7 +88,14 @@ fn install_for(args: &[String], release_namespace: Option<&str>) -> anyhow::Resu
     if let Some(gates) = flag("--http-gates") {
         values.push(format!("httpGates={gates}"));
     }
-    if args.iter().any(|a| a == "--leader-elect") {
+    let shards = flag("--shards").filter(|n| n != "1");
+    if let Some(shards) = &shards {
+        values.push(format!("shards={shards}"));
+        if let Some(lease) = flag("--lease-name") {
+            values.push(format!("leaderElection.leaseName={lease}"));
+        }
+    }
+    if shards.is_none() && args.iter().any(|a| a == "--leader-elect") {
         values.push("leaderElection.enabled=true".into());
         if let Some(lease) = flag("--lease-name") {
             values.push(format!("leaderElection.leaseName={lease}"));

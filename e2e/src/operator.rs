@@ -76,6 +76,23 @@ impl Operator {
         )
     }
 
+    /// [`Operator::start_cluster_wide`] with `env` on top (a replica's `POD_NAME`).
+    pub fn start_cluster_wide_with_env(
+        name: &str,
+        release_namespace: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> anyhow::Result<Self> {
+        Self::launch(
+            name,
+            args,
+            env,
+            Some(release_namespace),
+            crate::identity::RELEASE,
+            &[],
+        )
+    }
+
     fn launch(
         name: &str,
         args: &[&str],

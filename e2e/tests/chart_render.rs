@@ -340,6 +340,36 @@ fn chart_renders_each_mode() -> anyhow::Result<()> {
         "{rules:?}"
     );
 
+    // Shards: a replica per shard, --shards and its leases, the lease Role scoped to the
+    // shards' names, no single leader.
+    let sharded = render(&["-n", "ops", "--set", "shards=3"])?;
+    let d = find(&sharded, "Deployment", "flotilla").unwrap();
+    assert_eq!(d["spec"]["replicas"], 3);
+    let sharded_args = args(d);
+    assert!(
+        sharded_args.contains(&"--shards=3".to_string()),
+        "{sharded_args:?}"
+    );
+    assert!(
+        !sharded_args.contains(&"--leader-elect".to_string()),
+        "{sharded_args:?}"
+    );
+    assert!(find(&sharded, "PodDisruptionBudget", "flotilla").is_some());
+    let lease_role = find(&sharded, "Role", "leader-election").expect("the lease Role");
+    assert!(
+        lease_role["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["resourceNames"]
+                == serde_json::json!([
+                    format!("{LEASE}-shard-0"),
+                    format!("{LEASE}-shard-1"),
+                    format!("{LEASE}-shard-2")
+                ])),
+        "{lease_role}"
+    );
+
     // CRDs: both (Microservice and the cluster-scoped MicroserviceClass), CEL rules only
     // for 1.25+, kept on uninstall.
     for docs in [&defaults, &monitored] {

@@ -10,7 +10,7 @@ use kube::runtime::utils::Backoff;
 use kube::runtime::watcher;
 use kube::{Client, Config};
 
-use crate::leader::{Fence, FenceLayer};
+use crate::leader::{Fence, FenceLayer, ShardFenceLayer};
 
 /// A server that does not accept the connection in this time is not there.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -73,6 +73,14 @@ pub async fn fenced_client(fence: Fence) -> Result<Client, String> {
     let builder = ClientBuilder::try_from(config().await?)
         .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
     Ok(builder.with_layer(&FenceLayer(fence)).build())
+}
+
+/// The same client behind one fence per shard ([`ShardFenceLayer`]): a write to a
+/// namespace passes only while its shard is held.
+pub async fn fenced_shard_client(fences: std::sync::Arc<[Fence]>) -> Result<Client, String> {
+    let builder = ClientBuilder::try_from(config().await?)
+        .map_err(|e| format!("connecting to Kubernetes: {e}"))?;
+    Ok(builder.with_layer(&ShardFenceLayer(fences)).build())
 }
 
 async fn config() -> Result<Config, String> {

@@ -49,8 +49,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* Leader election is on whenever more than one replica runs: without it every replica
 would write. A single replica may force it on (e.g. to keep the Lease across restarts). */}}
+{{/* Whether the Microservices are split into shards, one Lease each (shards > 1). */}}
+{{- define "flotilla.sharded" -}}
+{{- if gt (int .Values.shards) 1 -}}true{{- end -}}
+{{- end -}}
+
+{{/* Replicas: with shards, at least one per shard. */}}
+{{- define "flotilla.replicas" -}}
+{{- if include "flotilla.sharded" . -}}{{ max (int .Values.replicas) (int .Values.shards) }}{{- else -}}{{ .Values.replicas }}{{- end -}}
+{{- end -}}
+
+{{/* One leader for everything; with shards each shard has its own Lease instead. */}}
 {{- define "flotilla.leaderElect" -}}
-{{- if or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled -}}true{{- end -}}
+{{- if and (not (include "flotilla.sharded" .)) (or (gt (int .Values.replicas) 1) .Values.leaderElection.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The Leases the operator holds, in the release namespace: the leader's, or one per
+shard. */}}
+{{- define "flotilla.leaseNames" -}}
+{{- if include "flotilla.sharded" . -}}
+{{- range $i := until (int .Values.shards) }}{{ if $i }},{{ end }}{{ printf "%s-shard-%d" $.Values.leaderElection.leaseName $i | quote }}{{ end -}}
+{{- else if include "flotilla.leaderElect" . -}}
+{{ .Values.leaderElection.leaseName | quote }}
+{{- end -}}
 {{- end -}}
 
 {{/* Whether the operator writes MicroserviceClass status (the counts of each class's users

@@ -11,3 +11,4 @@ mod flood;
 mod handover;
 mod kill_storm;
 mod outage;
+mod shards;

@@ -127,6 +127,13 @@ struct RunArgs {
     /// room for a slow renewal.
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(10..=300))]
     lease_duration_seconds: u64,
+    /// Split the Microservices into this many shards by a stable hash of their namespace,
+    /// each shard a Lease (`<lease-name>-shard-<i>`) held by one replica at a time and the
+    /// shards spread evenly over the replicas alive; a replica reconciles only its
+    /// shards' Microservices, and writes to a namespace only while it holds its shard.
+    /// 1 (the default): no shards; `--leader-elect` decides who writes. 1 to 64.
+    #[arg(long, env = "FLOTILLA_SHARDS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    shards: u32,
     /// Address of the Prometheus `/metrics` endpoint.
     #[arg(long, default_value = "0.0.0.0:8080")]
     metrics_addr: SocketAddr,

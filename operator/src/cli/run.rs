@@ -11,6 +11,8 @@ use tracing_subscriber::EnvFilter;
 use super::{LogFormat, RunArgs, block_on};
 use crate::controller::{self, Scope, Settings};
 use crate::health::Health;
+use crate::leader::sharded::Sharder;
+use crate::leader::shards::ShardScope;
 use crate::leader::{Elector, LeaseSettings};
 use crate::metrics::Metrics;
 
@@ -61,7 +63,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let identity = std::env::var("POD_NAME")
         .or_else(|_| std::env::var("HOSTNAME"))
         .unwrap_or_else(|_| format!("flotilla-{}", std::process::id()));
-    let sees_every_microservice = args.namespace.is_none() && args.selector.is_none();
+    // A class's users span shards: no replica sees them all to count them.
+    let sees_every_microservice =
+        args.namespace.is_none() && args.selector.is_none() && args.shards == 1;
     let settings = Settings {
         scope: Scope {
             namespace: args.namespace,
@@ -75,19 +79,23 @@ async fn run(args: RunArgs) -> Result<(), String> {
         http_gates: args.http_gates,
         require_class: args.require_class,
         config_snapshots: args.config_snapshots,
+        shard: None,
     };
 
-    if !args.leader_elect {
-        return controller::run(client, settings, metrics, health, shutdown_signal())
-            .await
-            .map_err(|e| format!("controller: {e}"));
-    }
     let lease = LeaseSettings {
         name: args.lease_name,
         namespace: args.lease_namespace,
         identity,
         duration: Duration::from_secs(args.lease_duration_seconds),
     };
+    if args.shards > 1 {
+        return run_shards(client, lease, args.shards, settings, metrics, health).await;
+    }
+    if !args.leader_elect {
+        return controller::run(client, settings, metrics, health, shutdown_signal())
+            .await
+            .map_err(|e| format!("controller: {e}"));
+    }
     lead_when_elected(client, lease, settings, metrics, health).await
 }
 
@@ -139,6 +147,69 @@ async fn lead_when_elected(
             }
         }
     }
+}
+
+/// Holds shards as the sharder decides, and runs the controller over the shards held:
+/// each change of the set starts a new controller on fresh caches (as a new leader term
+/// does), and none runs while no shard is held. On shutdown the controller stops first,
+/// then every shard is released.
+async fn run_shards(
+    client: kube::Client,
+    lease: LeaseSettings,
+    shards: u32,
+    settings: Settings,
+    metrics: Arc<Metrics>,
+    health: Arc<Health>,
+) -> Result<(), String> {
+    let sharder = Sharder::new(client, lease, shards, metrics.clone());
+    // Every write the controller makes passes its namespace's shard fence.
+    let fenced = crate::client::fenced_shard_client(sharder.fences()).await?;
+    let mut owned = sharder.owned();
+    let (release, released_on) = tokio::sync::watch::channel(false);
+    let sharder = tokio::spawn(sharder.run(released_on));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let shutdown = move || {
+        let mut stopping = stopping.clone();
+        async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        }
+    };
+    let result = loop {
+        health.standing_by();
+        let held = tokio::select! {
+            held = owned.wait_for(|held| !held.is_empty()) => match held {
+                Ok(held) => held.clone(),
+                Err(_) => break Err("the sharder stopped".to_string()),
+            },
+            () = shutdown() => break Ok(()),
+        };
+        info!(shards = ?held, "reconciling the Microservices of these shards");
+        let mut settings = settings.clone();
+        settings.shard = Some(ShardScope {
+            shards,
+            owned: held,
+        });
+        let controller = controller::run(
+            fenced.clone(),
+            settings,
+            metrics.clone(),
+            health.clone(),
+            shutdown(),
+        );
+        tokio::select! {
+            result = controller => break result.map_err(|e| format!("controller: {e}")),
+            _ = owned.changed() => {
+                warn!("the shards held changed: restarting the controller on them");
+            }
+        }
+    };
+    let _ = release.send(true);
+    let _ = sharder.await;
+    result
 }
 
 /// SIGTERM (the kubelet) or Ctrl-C.

@@ -49,6 +49,8 @@ pub struct Context {
     pub require_class: bool,
     /// Whether config snapshots may be taken (`Settings::config_snapshots`).
     pub config_snapshots: bool,
+    /// The shards this replica holds; None without `--shards`.
+    pub shard: Option<crate::leader::shards::ShardScope>,
     failures: Mutex<HashMap<ObjectRef<Microservice>, u32>>,
 }
 
@@ -79,6 +81,7 @@ impl Context {
             http_gates: false,
             require_class: false,
             config_snapshots: false,
+            shard: None,
             failures: Mutex::default(),
         }
     }

@@ -69,6 +69,9 @@ pub struct Settings {
     /// Config snapshots may be taken (`create`/`delete` on ConfigMaps); without, the
     /// pods read the ConfigMaps they reference directly.
     pub config_snapshots: bool,
+    /// With `--shards`: the shards this replica holds; it reconciles only their
+    /// Microservices (it watches them all: dependencies cross shards).
+    pub shard: Option<crate::leader::shards::ShardScope>,
 }
 
 /// Runs the controller until `shutdown` resolves. `health` turns ready once every cache
@@ -198,6 +201,7 @@ async fn run_on(
     context.http_gates = settings.http_gates;
     context.require_class = settings.require_class;
     context.config_snapshots = settings.config_snapshots;
+    context.shard = settings.shard.clone();
     let context = Arc::new(context);
     tasks.spawn(edit_lane::run(edit_stream, context.clone()));
     info!(

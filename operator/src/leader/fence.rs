@@ -65,15 +65,60 @@ impl<S> Layer<S> for FenceLayer {
     fn layer(&self, inner: S) -> FencedService<S> {
         FencedService {
             inner,
-            fence: self.0.clone(),
+            gate: Gate::One(self.0.clone()),
+        }
+    }
+}
+
+/// Puts one fence per shard in front of a client's service: a write to a namespace asks
+/// the fence of that namespace's shard ([`super::shards::shard_of`]); a write to no
+/// namespace passes while any shard is held.
+#[derive(Clone, Debug)]
+pub struct ShardFenceLayer(pub Arc<[Fence]>);
+
+impl<S> Layer<S> for ShardFenceLayer {
+    type Service = FencedService<S>;
+
+    fn layer(&self, inner: S) -> FencedService<S> {
+        FencedService {
+            inner,
+            gate: Gate::Shards(self.0.clone()),
         }
     }
 }
 
 #[derive(Clone, Debug)]
+enum Gate {
+    One(Fence),
+    Shards(Arc<[Fence]>),
+}
+
+impl Gate {
+    fn deadline_for(&self, path: &str) -> Option<Instant> {
+        match self {
+            Gate::One(fence) => fence.deadline(),
+            Gate::Shards(fences) => match namespace_of(path) {
+                Some(namespace) => fences
+                    .get(super::shards::shard_of(namespace, fences.len() as u32) as usize)?
+                    .deadline(),
+                None => fences.iter().find_map(Fence::deadline),
+            },
+        }
+    }
+}
+
+/// The namespace a request's path writes into (`/api/v1/namespaces/shop/services`,
+/// `/apis/apps/v1/namespaces/shop/deployments/x`), if any.
+fn namespace_of(path: &str) -> Option<&str> {
+    let mut segments = path.split('/');
+    segments.find(|s| *s == "namespaces")?;
+    segments.next().filter(|s| !s.is_empty())
+}
+
+#[derive(Clone, Debug)]
 pub struct FencedService<S> {
     inner: S,
-    fence: Fence,
+    gate: Gate,
 }
 
 /// Reads (and watches) never change the cluster: they pass at any time, so a standby
@@ -105,7 +150,7 @@ where
                 .map(|r| r.map_err(Into::into))
                 .boxed();
         }
-        let Some(deadline) = self.fence.deadline() else {
+        let Some(deadline) = self.gate.deadline_for(request.uri().path()) else {
             return futures::future::ready(Err(Fenced::NotLeader.into())).boxed();
         };
         let response = self.inner.call(request);
@@ -211,5 +256,58 @@ mod tests {
         fence.open_until(now + Duration::from_secs(1));
         assert!(fence.deadline_at(now).is_some());
         assert!(fence.deadline_at(now + Duration::from_secs(1)).is_none());
+    }
+
+    #[tokio::test]
+    async fn with_shards_a_write_asks_the_fence_of_its_namespaces_shard() {
+        let fences: Arc<[Fence]> = (0..3).map(|_| Fence::default()).collect();
+        let shop = crate::leader::shards::shard_of("shop", 3) as usize;
+        fences[shop].open_until(Instant::now() + Duration::from_secs(60));
+        let other = (0..)
+            .map(|i| format!("team-{i}"))
+            .find(|ns| crate::leader::shards::shard_of(ns, 3) as usize != shop)
+            .unwrap();
+        let reached = Arc::new(AtomicUsize::new(0));
+        let mut service = ShardFenceLayer(fences.clone()).layer(Server {
+            reached: reached.clone(),
+            delay: Duration::ZERO,
+        });
+        let write = |path: String| {
+            Request::builder()
+                .method(Method::PATCH)
+                .uri(path)
+                .body(())
+                .unwrap()
+        };
+        service
+            .call(write(
+                "/apis/apps/v1/namespaces/shop/deployments/users".into(),
+            ))
+            .await
+            .unwrap();
+        let refused = service
+            .call(write(format!("/api/v1/namespaces/{other}/services/users")))
+            .await
+            .unwrap_err();
+        assert!(refused.downcast_ref::<Fenced>().is_some(), "{refused}");
+        // No namespace: passes while any shard is held.
+        service
+            .call(write(
+                "/apis/flotilla.dev/v1alpha1/microserviceclasses/c/status".into(),
+            ))
+            .await
+            .unwrap();
+        fences[shop].close();
+        assert!(
+            service
+                .call(write(
+                    "/apis/flotilla.dev/v1alpha1/microserviceclasses/c/status".into()
+                ))
+                .await
+                .is_err()
+        );
+        assert_eq!(reached.load(Ordering::SeqCst), 2);
+        assert_eq!(namespace_of("/api/v1/namespaces/shop/pods/a"), Some("shop"));
+        assert_eq!(namespace_of("/apis/x/v1/widgets"), None);
     }
 }

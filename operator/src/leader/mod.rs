@@ -14,8 +14,10 @@
 
 mod fence;
 mod record;
+pub mod sharded;
+pub mod shards;
 
-pub use fence::{Fence, FenceLayer, Fenced};
+pub use fence::{Fence, FenceLayer, Fenced, ShardFenceLayer};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,12 +43,12 @@ pub struct LeaseSettings {
 }
 
 impl LeaseSettings {
-    fn renew_every(&self) -> Duration {
+    pub(crate) fn renew_every(&self) -> Duration {
         self.duration / 5
     }
 
     /// How long after a renewal's start writes may go on without another renewal.
-    fn renew_deadline(&self) -> Duration {
+    pub(crate) fn renew_deadline(&self) -> Duration {
         self.duration * 2 / 3
     }
 }

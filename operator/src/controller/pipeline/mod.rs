@@ -63,6 +63,12 @@ pub async fn reconcile(ms: Arc<Microservice>, ctx: Arc<Context>) -> Result<Actio
     if ms.metadata.deletion_timestamp.is_some() {
         return Ok(Action::await_change());
     }
+    // Another replica's shard: watched for the graph, reconciled there.
+    if let Some(scope) = &ctx.shard
+        && !scope.owns(ms.metadata.namespace.as_deref().unwrap_or_default())
+    {
+        return Ok(Action::await_change());
+    }
     // The queue and the edit lane may both hold this object: one pass at a time, and
     // each on the newest version (the one waited for may have been edited meanwhile).
     let key = ObjectRef::from_obj(ms.as_ref());
