@@ -514,7 +514,20 @@ async fn the_shop_live_on_the_page() -> anyhow::Result<()> {
             &format!("{}.dataset.health === 'Degraded'", node(&users_id)),
         )
         .await?;
-    click(&browser, &format!("#graph g.node[data-id=\"{users_id}\"]")).await?;
+    // This time from the keyboard: the node focused (as Tab reaches it), then Enter.
+    browser
+        .eval::<Value>(&format!("{}.focus()", node(&users_id)))
+        .await?;
+    let focused: String = browser
+        .eval("document.activeElement.dataset.id || ''")
+        .await?;
+    assert_eq!(focused, users_id, "a node takes the keyboard focus");
+    browser
+        .client()
+        .active_element()
+        .await?
+        .send_keys(&fantoccini::key::Key::Enter.to_string())
+        .await?;
     let cause = match browser
         .wait_for(
             "the pull failure in users' panel",
