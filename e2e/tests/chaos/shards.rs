@@ -23,6 +23,7 @@ const LEASE: &str = "shards";
 const LEASE_SECONDS: u64 = 10;
 /// Microservices per namespace.
 const PER_NAMESPACE: usize = 2;
+const REPLICAS: [&str; 3] = ["op-a", "op-b", "op-c"];
 
 /// A replica: cluster-wide, its Microservices those labelled for `release_ns`, its
 /// leases in `release_ns`, its identity `identity`.
@@ -133,17 +134,11 @@ async fn three_replicas_share_the_shards_and_take_over_a_killed_ones() -> anyhow
     }
 
     let mut replicas: BTreeMap<String, Operator> = BTreeMap::new();
-    for identity in ["op-a", "op-b", "op-c"] {
+    for identity in REPLICAS {
         replicas.insert(identity.to_string(), replica(ns, identity)?);
     }
     let started = Instant::now();
-    let held = wait_one_each(
-        client,
-        ns,
-        &["op-a", "op-b", "op-c"],
-        Duration::from_secs(60),
-    )
-    .await?;
+    let held = wait_one_each(client, ns, &REPLICAS, Duration::from_secs(60)).await?;
     println!(
         "chaos: shards: {} held one each after {:.1} s: {held:?}",
         held.len(),
@@ -155,7 +150,7 @@ async fn three_replicas_share_the_shards_and_take_over_a_killed_ones() -> anyhow
             wait_version(&deployments, &format!("svc-{i}"), "1", CONVERGE).await?;
         }
     }
-    // Each replica reconciled its own shard's namespaces only.
+    // Which namespaces each replica's shard holds.
     for (shard, holder) in &held {
         let own: Vec<&str> = namespaces
             .iter()
@@ -205,13 +200,7 @@ async fn three_replicas_share_the_shards_and_take_over_a_killed_ones() -> anyhow
     // It comes back: the shards spread out again.
     let back = Instant::now();
     replicas.insert(victim.clone(), replica(ns, &victim)?);
-    let rebalanced = wait_one_each(
-        client,
-        ns,
-        &["op-a", "op-b", "op-c"],
-        Duration::from_secs(60),
-    )
-    .await?;
+    let rebalanced = wait_one_each(client, ns, &REPLICAS, Duration::from_secs(60)).await?;
     println!(
         "chaos: shards: {victim} back; one shard each again {:.1} s later: {rebalanced:?}",
         back.elapsed().as_secs_f64()

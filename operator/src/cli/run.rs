@@ -112,17 +112,7 @@ async fn lead_when_elected(
     let mut elector = Elector::new(client, lease, metrics.clone());
     // Every write the controller makes passes the elector's fence.
     let fenced = crate::client::fenced_client(elector.fence()).await?;
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-    let shutdown = move || {
-        let mut stopping = stopping.clone();
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        }
-    };
+    let shutdown = shutdown_any_number_of_times();
     loop {
         // A standby has no caches to wait for: it reports ready while it waits.
         health.standing_by();
@@ -167,17 +157,7 @@ async fn run_shards(
     let mut owned = sharder.owned();
     let (release, released_on) = tokio::sync::watch::channel(false);
     let sharder = tokio::spawn(sharder.run(released_on));
-    let (stop, stopping) = tokio::sync::watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop.send(true);
-    });
-    let shutdown = move || {
-        let mut stopping = stopping.clone();
-        async move {
-            let _ = stopping.wait_for(|stop| *stop).await;
-        }
-    };
+    let shutdown = shutdown_any_number_of_times();
     let result = loop {
         health.standing_by();
         let held = tokio::select! {
@@ -210,6 +190,23 @@ async fn run_shards(
     let _ = release.send(true);
     let _ = sharder.await;
     result
+}
+
+/// A future for [`shutdown_signal`] that can be made again and again (each term of a
+/// controller waits on its own), all resolving on the one signal.
+fn shutdown_any_number_of_times()
+-> impl Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    move || {
+        let mut stopping = stopping.clone();
+        Box::pin(async move {
+            let _ = stopping.wait_for(|stop| *stop).await;
+        })
+    }
 }
 
 /// SIGTERM (the kubelet) or Ctrl-C.
